@@ -1,0 +1,101 @@
+//! Facts about the client taken from the connection and headers.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+
+use crate::traffic::{IpNet, normalise_ip};
+
+/// The visitor's IP: the peer's, unless the peer is a trusted proxy, in which case the
+/// right-most X-Forwarded-For address that is not itself a trusted proxy (or X-Real-IP).
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer_ip = normalise_ip(peer.ip());
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer_ip) {
+        return peer_ip;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .map(normalise_ip)
+        .collect::<Vec<_>>();
+    if let Some(ip) = forwarded.iter().rev().find(|ip| !is_trusted(**ip)) {
+        return *ip;
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .map(normalise_ip)
+        .unwrap_or(peer_ip)
+}
+
+/// The primary language subtag of the first Accept-Language entry (`en-US,en;q=0.9` -> `en`).
+pub fn language(headers: &HeaderMap) -> String {
+    headers
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|tag| tag.split(';').next().unwrap_or("").trim())
+        .and_then(|tag| tag.split(['-', '_']).next())
+        .filter(|tag| {
+            tag.len() <= 8 && tag.chars().all(|c| c.is_ascii_alphabetic()) && !tag.is_empty()
+        })
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default()
+}
+
+/// A header as text, or "" when absent or not valid text.
+pub fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_proxies() {
+        let proxy: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let stranger: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.7, 10.0.0.3")]);
+        assert_eq!(client_ip(proxy, &h, &trusted).to_string(), "203.0.113.7");
+        assert_eq!(client_ip(stranger, &h, &trusted).to_string(), "203.0.113.9");
+        assert_eq!(client_ip(proxy, &h, &[]).to_string(), "10.0.0.5");
+        let real = headers(&[("x-real-ip", "198.51.100.2")]);
+        assert_eq!(
+            client_ip(proxy, &real, &trusted).to_string(),
+            "198.51.100.2"
+        );
+        let junk = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(client_ip(proxy, &junk, &trusted).to_string(), "10.0.0.5");
+    }
+
+    #[test]
+    fn language_is_the_primary_subtag() {
+        assert_eq!(
+            language(&headers(&[("accept-language", "en-US,en;q=0.9")])),
+            "en"
+        );
+        assert_eq!(language(&headers(&[("accept-language", "DE")])), "de");
+        assert_eq!(language(&headers(&[("accept-language", "*")])), "");
+        assert_eq!(language(&headers(&[])), "");
+    }
+}

@@ -1,0 +1,48 @@
+//! HTTP: one router per API module, merged here with the shared middleware.
+
+mod client;
+mod error;
+mod health;
+mod traffic;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::recorder::ClickRecorder;
+use crate::reload::SnapshotCell;
+use crate::secrets::Secrets;
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub snapshot: Arc<SnapshotCell>,
+    pub recorder: ClickRecorder,
+    pub secrets: Arc<Secrets>,
+    pub started: Instant,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    Router::new()
+        .merge(health::router())
+        .merge(traffic::router())
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            config.server.request_timeout.max(Duration::from_millis(1)),
+        ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+}

@@ -1,0 +1,128 @@
+//! The configuration as written: serde types that mirror `config.toml` one to one.
+//!
+//! Every section denies unknown keys and has a default for every key, so a section can be
+//! checked one key at a time (see `super::load`) and every problem reported at once.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    /// Address and port the HTTP listener binds (`IP:PORT`; port 0 picks a free port).
+    pub listen: String,
+    /// Directory for generated secrets and other local state; relative to the config file.
+    pub data_dir: String,
+    /// Peers (IPs or CIDR blocks) whose X-Forwarded-For / X-Real-IP headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Upper bound for answering one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "data".into(),
+            trusted_proxies: Vec::new(),
+            request_timeout_ms: 10_000,
+            max_body_bytes: 1 << 20,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            url: "sqlite://data/switchyard.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Bootstrap Admin API key. Unset: one is generated on first start and shown once.
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPostback {
+    /// Secret path segment of `/{key}/postback`. Unset: generated on first start.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSecurity {
+    /// Key that signs uniqueness cookies and landing tokens. Unset: generated on first start.
+    pub signing_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRecorder {
+    /// Clicks waiting for the batch writer before new ones are dropped (and counted).
+    pub queue_capacity: u64,
+    /// Most clicks written in one INSERT.
+    pub batch_size: u64,
+}
+
+impl Default for RawRecorder {
+    fn default() -> Self {
+        RawRecorder {
+            queue_capacity: 65_536,
+            batch_size: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDemo {
+    /// Create the `demo` campaign on a brand-new database.
+    pub seed: bool,
+    /// Where the demo campaign redirects (macros allowed).
+    pub url: String,
+}
+
+impl Default for RawDemo {
+    fn default() -> Self {
+        RawDemo {
+            seed: true,
+            url: "https://example.com/?subid={subid}".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    /// A tracing filter: `info`, `debug`, `switchyard=debug,info`, …
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Switchyard: a self-hosted traffic distribution system and click tracker.
+//!
+//! The crate is laid out along a click's path: `api` receives it, `traffic` routes it against
+//! the `reload`-managed routing snapshot, `recorder` writes it through the `store`. See
+//! ARCHITECTURE.md at the repository root for the map and the invariants.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod recorder;
+pub mod reload;
+pub mod secrets;
+pub mod seed;
+pub mod server;
+pub mod store;
+pub mod traffic;

@@ -1,0 +1,88 @@
+use serde::{Deserialize, Serialize};
+
+use super::{Money, ObjectState};
+
+/// How a campaign rotates its regular streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignType {
+    /// The first regular stream (by position) whose filters pass.
+    Position,
+    /// A weighted random pick among the regular streams, re-picked when the pick fails its filters.
+    Weight,
+}
+
+impl CampaignType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignType::Position => "position",
+            CampaignType::Weight => "weight",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "position" => Some(CampaignType::Position),
+            "weight" => Some(CampaignType::Weight),
+            _ => None,
+        }
+    }
+}
+
+/// A campaign as stored: the unit a tracking link (`/ALIAS`) or a Click API token resolves to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub alias: String,
+    pub name: String,
+    pub campaign_type: CampaignType,
+    pub state: ObjectState,
+    /// Hours a visitor stays "not unique" for this campaign.
+    pub cookies_ttl: i64,
+    pub position: i64,
+    pub cost_type: String,
+    pub cost_value: Money,
+    pub cost_currency: String,
+    pub cost_auto: bool,
+    pub group_id: Option<i64>,
+    /// Visitor binding: `None`, `s`, `sl` or `slo`.
+    pub bind_visitors: Option<String>,
+    pub traffic_source_id: Option<i64>,
+    /// The Click API token.
+    pub token: String,
+    pub domain_id: Option<i64>,
+    /// Which incoming query parameter feeds which click field (JSON object).
+    pub parameters: serde_json::Value,
+    pub uniqueness_method: String,
+    pub uniqueness_use_cookies: bool,
+    /// Percentage of clicks hidden from the traffic source's cost (0–100).
+    pub traffic_loss: f64,
+    pub notes: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields a caller chooses when creating a campaign; the store fills in the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCampaign {
+    pub alias: String,
+    pub name: String,
+    pub campaign_type: CampaignType,
+    pub state: ObjectState,
+    pub cookies_ttl: i64,
+    pub token: String,
+}
+
+impl NewCampaign {
+    /// An active position campaign with Keitaro's defaults (24 h cookies) and the given token.
+    pub fn new(alias: &str, name: &str, token: &str) -> Self {
+        NewCampaign {
+            alias: alias.to_string(),
+            name: name.to_string(),
+            campaign_type: CampaignType::Position,
+            state: ObjectState::Active,
+            cookies_ttl: 24,
+            token: token.to_string(),
+        }
+    }
+}

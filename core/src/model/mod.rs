@@ -1,0 +1,47 @@
+//! Domain types shared by the store, the routing snapshot and the APIs.
+//!
+//! These are plain data: validated where they are built (config, Admin API), stored by
+//! `store`, compiled into routing structures by `traffic::snapshot`.
+
+mod campaign;
+mod click;
+mod money;
+mod stream;
+
+pub use campaign::{Campaign, CampaignType, NewCampaign};
+pub use click::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
+pub use money::{Money, MoneyError};
+pub use stream::{NewStream, Stream, StreamFilter, StreamSchema, StreamType};
+
+/// Life-cycle state of a stored object (campaigns, streams, offers, landings, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectState {
+    Active,
+    Disabled,
+    Deleted,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::Active => "active",
+            ObjectState::Disabled => "disabled",
+            ObjectState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(ObjectState::Active),
+            "disabled" => Some(ObjectState::Disabled),
+            "deleted" => Some(ObjectState::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, the unit every stored timestamp uses.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

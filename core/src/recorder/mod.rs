@@ -1,0 +1,182 @@
+//! The click write path: handlers hand finished clicks to a bounded queue without waiting; one
+//! writer task drains it in batches into the store. A full queue drops the click and counts it
+//! (never blocks a visitor); a failed batch is retried with backoff (inserts are idempotent, so
+//! a retry never duplicates). Shutdown drains everything queued before returning.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::RecorderConfig;
+use crate::model::Click;
+use crate::store::Store;
+
+/// Counters of the write path, exposed at /health.
+#[derive(Debug, Default)]
+struct Counters {
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Clicks accepted into the queue since start.
+    pub queued: u64,
+    /// Clicks the store confirmed (new rows or already stored).
+    pub written: u64,
+    /// Clicks dropped because the queue was full.
+    pub dropped: u64,
+    /// Batch writes that failed and were retried.
+    pub failed_batches: u64,
+    /// Clicks waiting in the queue now.
+    pub backlog: u64,
+}
+
+/// The handle handlers use to record clicks. Cheap to clone.
+#[derive(Clone)]
+pub struct ClickRecorder {
+    sender: mpsc::Sender<Click>,
+    counters: Arc<Counters>,
+}
+
+/// Owns the writer task; `shutdown` drains the queue and waits for the last batch.
+pub struct RecorderTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ClickRecorder {
+    /// Starts the writer task over `store`.
+    pub fn start(store: Arc<dyn Store>, config: &RecorderConfig) -> (ClickRecorder, RecorderTask) {
+        let (sender, receiver) = mpsc::channel(config.queue_capacity);
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let writer = BatchWriter {
+            store,
+            receiver,
+            stop: stop_rx,
+            batch_size: config.batch_size,
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(writer.run());
+        (
+            ClickRecorder { sender, counters },
+            RecorderTask { stop, task },
+        )
+    }
+
+    /// Queues a click for writing. Never waits: when the queue is full the click is dropped
+    /// and counted, so a slow database cannot stall the click path.
+    pub fn record(&self, click: Click) {
+        match self.sender.try_send(click) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped,
+                        "The click queue is full; clicks are being dropped."
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RecorderStats {
+            queued: load(&self.counters.queued),
+            written: load(&self.counters.written),
+            dropped: load(&self.counters.dropped),
+            failed_batches: load(&self.counters.failed_batches),
+            backlog: (self.sender.max_capacity() - self.sender.capacity()) as u64,
+        }
+    }
+}
+
+impl RecorderTask {
+    /// Writes everything still queued, then stops the writer.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "The click writer ended abnormally.");
+        }
+    }
+}
+
+struct BatchWriter {
+    store: Arc<dyn Store>,
+    receiver: mpsc::Receiver<Click>,
+    stop: watch::Receiver<bool>,
+    batch_size: usize,
+    counters: Arc<Counters>,
+}
+
+/// While running, a failing batch is retried forever (the queue absorbs the backlog); once
+/// shutdown is asked, a batch gets this many more tries before its loss is logged.
+const SHUTDOWN_ATTEMPTS: u32 = 5;
+
+impl BatchWriter {
+    async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            tokio::select! {
+                received = self.receiver.recv_many(&mut batch, self.batch_size) => {
+                    if received == 0 {
+                        break;
+                    }
+                    self.write(&mut batch).await;
+                }
+                _ = self.stop.changed() => break,
+            }
+        }
+        // Drain: the server has stopped answering, so nothing new arrives.
+        self.receiver.close();
+        while self.receiver.recv_many(&mut batch, self.batch_size).await > 0 {
+            self.write(&mut batch).await;
+        }
+        tracing::info!(
+            written = self.counters.written.load(Ordering::Relaxed),
+            "Click writer drained."
+        );
+    }
+
+    async fn write(&mut self, batch: &mut Vec<Click>) {
+        let mut delay = Duration::from_millis(50);
+        let mut attempts_after_stop = 0;
+        loop {
+            match self.store.insert_clicks(batch).await {
+                Ok(_) => {
+                    self.counters
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(error) => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    if *self.stop.borrow() {
+                        attempts_after_stop += 1;
+                        if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
+                            tracing::error!(%error, lost = batch.len(), "Giving up on a click batch at shutdown.");
+                            batch.clear();
+                            return;
+                        }
+                    }
+                    tracing::warn!(%error, size = batch.len(), retry_in_ms = delay.as_millis() as u64, "Writing a click batch failed; retrying.");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

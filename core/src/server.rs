@@ -1,0 +1,132 @@
+//! Starting and stopping the tracker: secrets, store, migrations, bootstrap, snapshot,
+//! recorder, listener — and the reverse on shutdown, so that every answered click is written.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::recorder::{ClickRecorder, RecorderTask};
+use crate::reload::SnapshotCell;
+use crate::secrets::{self, Generated, SecretsError};
+use crate::store::{self, Store, StoreError};
+
+/// Why the tracker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: SocketAddr, message: String },
+}
+
+/// A running tracker. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    /// Secrets generated on this start (shown once by the CLI).
+    pub generated_secrets: Vec<Generated>,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    recorder: RecorderTask,
+}
+
+/// Opens the store, prepares everything and starts answering on the configured address.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let (secrets, generated) = secrets::resolve(&config.secrets, &config.server.data_dir)?;
+    let store = store::open(&config.database).await?;
+    let report = store.migrate().await?;
+    if !report.applied.is_empty() {
+        tracing::info!(applied = ?report.applied, version = report.current, "Database migrated.");
+    }
+    crate::seed::bootstrap(store.as_ref(), &config.demo).await?;
+
+    let snapshot = Arc::new(SnapshotCell::default());
+    snapshot.rebuild(store.as_ref()).await?;
+    let (recorder, recorder_task) = ClickRecorder::start(store.clone(), &config.recorder);
+
+    let listener =
+        TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| StartError::Listen {
+                addr: config.server.listen,
+                message: e.to_string(),
+            })?;
+    let local_addr = listener.local_addr().map_err(|e| StartError::Listen {
+        addr: config.server.listen,
+        message: e.to_string(),
+    })?;
+
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        snapshot,
+        recorder,
+        secrets: Arc::new(secrets),
+        started: Instant::now(),
+    };
+    let app = api::router(state.clone());
+    let (stop, mut stop_rx) = watch::channel(false);
+    let serve = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .await
+    });
+    tracing::info!(%local_addr, "Switchyard is listening.");
+    Ok(RunningServer {
+        local_addr,
+        generated_secrets: generated,
+        state,
+        stop,
+        serve,
+        recorder: recorder_task,
+    })
+}
+
+impl RunningServer {
+    /// The store the server writes to (for tests and tooling).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the configured grace), writes
+    /// every queued click, closes the store.
+    pub async fn shutdown(self) {
+        tracing::info!("Shutting down: finishing in-flight requests.");
+        let _ = self.stop.send(true);
+        let grace = self.state.config.server.shutdown_grace;
+        let mut serve = self.serve;
+        match tokio::time::timeout(grace, &mut serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "The HTTP server failed."),
+            Ok(Err(error)) => tracing::error!(%error, "The HTTP server task failed."),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "In-flight requests outlived the grace period; closing them."
+                );
+                serve.abort();
+            }
+        }
+        self.recorder.shutdown().await;
+        let stats = self.state.recorder.stats();
+        tracing::info!(
+            written = stats.written,
+            dropped = stats.dropped,
+            "Clicks flushed."
+        );
+        self.state.store.close().await;
+    }
+}

@@ -1,0 +1,39 @@
+//! Schema migrations, embedded in the binary: one list per backend, applied in order inside
+//! a transaction each, recorded in `schema_migrations`.
+
+/// A migration: its number, a name, and the SQL for each backend.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("schema/sqlite/0001_init.sql"),
+    postgres: include_str!("schema/postgres/0001_init.sql"),
+}];
+
+pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this call, in order.
+    pub applied: Vec<i64>,
+    /// The schema version after the call.
+    pub current: i64,
+}
+
+impl MigrationReport {
+    /// True when this call created the schema from nothing.
+    pub fn created_schema(&self) -> bool {
+        self.applied.first() == Some(&1)
+    }
+}

@@ -1,0 +1,77 @@
+//! Persistence. [`Store`] is the only way the rest of the program reaches SQL; it has a
+//! SQLite implementation (the embedded default) and a PostgreSQL one, sharing their SQL text
+//! (see `sql.rs`) and differing in connection setup and schema files.
+
+mod migrate;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{Backend, DatabaseConfig};
+use crate::model::{Campaign, Click, NewCampaign, NewStream, Stream};
+use crate::traffic::RoutingData;
+
+pub use migrate::MigrationReport;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("migration {version} ({name}) failed: {message}")]
+    Migration {
+        version: i64,
+        name: String,
+        message: String,
+    },
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The persistence contract. Every method is one transaction or one statement.
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Applies the migrations this build knows and the database lacks.
+    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
+
+    /// A trivial round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Campaigns in any state, deleted included.
+    async fn count_campaigns(&self) -> Result<i64, StoreError>;
+    async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, StoreError>;
+    async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
+
+    /// Active campaigns and their streams (with filters), for the routing snapshot.
+    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
+
+    /// Inserts clicks; a click whose sub id is already stored is skipped, so retrying a batch
+    /// never duplicates. Returns how many rows were new.
+    async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError>;
+
+    /// Closes the pool, waiting for connections to finish.
+    async fn close(&self);
+}
+
+/// Opens the database the config names (creating a SQLite file and its directory if needed).
+pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config.backend {
+        Backend::Sqlite => Arc::new(SqliteStore::open(config).await?),
+        Backend::Postgres => Arc::new(PostgresStore::open(config).await?),
+    })
+}

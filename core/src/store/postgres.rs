@@ -1,0 +1,29 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::DatabaseConfig;
+
+use super::StoreError;
+
+/// The production store: PostgreSQL.
+pub struct PostgresStore {
+    pub(crate) pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+super::sql::impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres, postgres);

@@ -1,0 +1,562 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same text for everything
+//! here (`$N` placeholders, `RETURNING`, `ON CONFLICT … DO NOTHING`), so one body, expanded
+//! once per backend by `impl_store!`, serves both; only connection setup and schema files differ.
+
+use crate::model::{
+    Campaign, CampaignType, Click, EXTRA_PARAM_COUNT, Money, ObjectState, SUB_ID_COUNT, Stream,
+    StreamFilter, StreamSchema, StreamType,
+};
+
+use super::StoreError;
+
+pub(crate) const CAMPAIGN_COLUMNS: &str = "id, alias, name, type, state, cookies_ttl, position, \
+    cost_type, cost_value_micros, cost_currency, cost_auto, group_id, bind_visitors, \
+    traffic_source_id, token, domain_id, parameters, uniqueness_method, uniqueness_use_cookies, \
+    traffic_loss, notes, created_at, updated_at";
+
+pub(crate) const STREAM_COLUMNS: &str = "id, campaign_id, type, name, position, weight, schema, \
+    action_type, action_payload, action_options, collect_clicks, filter_or, comments, state, \
+    created_at, updated_at";
+
+/// The click columns in insert order; `bind_click` binds values in exactly this order.
+pub(crate) fn click_columns() -> Vec<String> {
+    let mut columns: Vec<String> = [
+        "sub_id",
+        "visitor_code",
+        "campaign_id",
+        "parent_campaign_id",
+        "stream_id",
+        "landing_id",
+        "offer_id",
+        "ts_id",
+        "created_at",
+        "ip",
+        "user_agent",
+        "referrer",
+        "language",
+        "country_code",
+        "region",
+        "city",
+        "isp",
+        "operator",
+        "connection_type",
+        "device_type",
+        "device_model",
+        "device_brand",
+        "os",
+        "os_version",
+        "browser",
+        "browser_version",
+        "source",
+        "keyword",
+        "search_engine",
+        "x_requested_with",
+        "ad_campaign_id",
+        "external_id",
+        "creative_id",
+        "destination",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    columns.extend((1..=SUB_ID_COUNT).map(|i| format!("sub_id_{i}")));
+    columns.extend((1..=EXTRA_PARAM_COUNT).map(|i| format!("extra_param_{i}")));
+    columns.extend(
+        [
+            "is_unique_campaign",
+            "is_unique_stream",
+            "is_unique_global",
+            "is_bot",
+            "is_using_proxy",
+            "cost_micros",
+            "params",
+        ]
+        .iter()
+        .map(|c| c.to_string()),
+    );
+    columns
+}
+
+/// One bindable click value; lets `bind_click` list values once for both backends.
+pub(crate) enum ClickValue {
+    Text(String),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+/// The click's values in `click_columns()` order.
+pub(crate) fn click_values(click: &Click) -> Vec<ClickValue> {
+    use ClickValue::{Bool, Int, OptInt, Text};
+    let mut values = vec![
+        Text(click.sub_id.clone()),
+        Text(click.visitor_code.clone()),
+        Int(click.campaign_id),
+        OptInt(click.parent_campaign_id),
+        OptInt(click.stream_id),
+        OptInt(click.landing_id),
+        OptInt(click.offer_id),
+        OptInt(click.ts_id),
+        Int(click.created_at),
+    ];
+    for text in [
+        &click.ip,
+        &click.user_agent,
+        &click.referrer,
+        &click.language,
+        &click.country_code,
+        &click.region,
+        &click.city,
+        &click.isp,
+        &click.operator,
+        &click.connection_type,
+        &click.device_type,
+        &click.device_model,
+        &click.device_brand,
+        &click.os,
+        &click.os_version,
+        &click.browser,
+        &click.browser_version,
+        &click.source,
+        &click.keyword,
+        &click.search_engine,
+        &click.x_requested_with,
+        &click.ad_campaign_id,
+        &click.external_id,
+        &click.creative_id,
+        &click.destination,
+    ] {
+        values.push(Text(text.clone()));
+    }
+    for i in 0..SUB_ID_COUNT {
+        values.push(Text(click.sub_ids.get(i).cloned().unwrap_or_default()));
+    }
+    for i in 0..EXTRA_PARAM_COUNT {
+        values.push(Text(click.extra_params.get(i).cloned().unwrap_or_default()));
+    }
+    values.extend([
+        Bool(click.is_unique_campaign),
+        Bool(click.is_unique_stream),
+        Bool(click.is_unique_global),
+        Bool(click.is_bot),
+        Bool(click.is_using_proxy),
+        Int(click.cost.micros()),
+        Text(click.params.clone()),
+    ]);
+    values
+}
+
+pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn parse_enum<T>(
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, StoreError> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} `{text}` is not known")))
+}
+
+/// Column values of a campaign row, already decoded by the backend.
+pub(crate) struct CampaignRow {
+    pub id: i64,
+    pub alias: String,
+    pub name: String,
+    pub campaign_type: String,
+    pub state: String,
+    pub cookies_ttl: i64,
+    pub position: i64,
+    pub cost_type: String,
+    pub cost_value_micros: i64,
+    pub cost_currency: String,
+    pub cost_auto: bool,
+    pub group_id: Option<i64>,
+    pub bind_visitors: Option<String>,
+    pub traffic_source_id: Option<i64>,
+    pub token: String,
+    pub domain_id: Option<i64>,
+    pub parameters: String,
+    pub uniqueness_method: String,
+    pub uniqueness_use_cookies: bool,
+    pub traffic_loss: f64,
+    pub notes: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl CampaignRow {
+    pub fn into_campaign(self) -> Result<Campaign, StoreError> {
+        Ok(Campaign {
+            id: self.id,
+            campaign_type: parse_enum(&self.campaign_type, CampaignType::parse, "campaign type")?,
+            state: parse_enum(&self.state, ObjectState::parse, "campaign state")?,
+            parameters: json(&self.parameters, "campaign parameters")?,
+            alias: self.alias,
+            name: self.name,
+            cookies_ttl: self.cookies_ttl,
+            position: self.position,
+            cost_type: self.cost_type,
+            cost_value: Money::from_micros(self.cost_value_micros),
+            cost_currency: self.cost_currency,
+            cost_auto: self.cost_auto,
+            group_id: self.group_id,
+            bind_visitors: self.bind_visitors,
+            traffic_source_id: self.traffic_source_id,
+            token: self.token,
+            domain_id: self.domain_id,
+            uniqueness_method: self.uniqueness_method,
+            uniqueness_use_cookies: self.uniqueness_use_cookies,
+            traffic_loss: self.traffic_loss,
+            notes: self.notes,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Column values of a stream row, already decoded by the backend.
+pub(crate) struct StreamRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub stream_type: String,
+    pub name: String,
+    pub position: i64,
+    pub weight: i64,
+    pub schema: String,
+    pub action_type: String,
+    pub action_payload: String,
+    pub action_options: String,
+    pub collect_clicks: bool,
+    pub filter_or: bool,
+    pub comments: String,
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl StreamRow {
+    pub fn into_stream(self, filters: Vec<StreamFilter>) -> Result<Stream, StoreError> {
+        Ok(Stream {
+            id: self.id,
+            campaign_id: self.campaign_id,
+            stream_type: parse_enum(&self.stream_type, StreamType::parse, "stream type")?,
+            name: self.name,
+            position: self.position,
+            weight: self.weight,
+            schema: parse_enum(&self.schema, StreamSchema::parse, "stream schema")?,
+            action_type: self.action_type,
+            action_payload: json(&self.action_payload, "stream action_payload")?,
+            action_options: json(&self.action_options, "stream action_options")?,
+            collect_clicks: self.collect_clicks,
+            filter_or: self.filter_or,
+            filters,
+            comments: self.comments,
+            state: parse_enum(&self.state, ObjectState::parse, "stream state")?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Expands the `Store` implementation for one backend: `impl_store!(Type, sqlx::Db,
+/// Backend::Variant, schema_field)`, where `schema_field` picks the migration's SQL.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:expr, $schema:ident) => {
+        mod store_impl {
+            use async_trait::async_trait;
+            use sqlx::{QueryBuilder, Row};
+
+            use super::*;
+            use crate::config::Backend;
+            use crate::model::{
+                Campaign, Click, NewCampaign, NewStream, Stream, StreamFilter, unix_now,
+            };
+            use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
+            use crate::store::sql::{
+                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, STREAM_COLUMNS, StreamRow,
+                click_columns, click_values, json,
+            };
+            use crate::store::{Store, StoreError};
+            use crate::traffic::RoutingData;
+
+            type Db = $db;
+            type DbRow = <Db as sqlx::Database>::Row;
+
+            fn campaign_row(row: &DbRow) -> Result<Campaign, StoreError> {
+                CampaignRow {
+                    id: row.try_get("id")?,
+                    alias: row.try_get("alias")?,
+                    name: row.try_get("name")?,
+                    campaign_type: row.try_get("type")?,
+                    state: row.try_get("state")?,
+                    cookies_ttl: row.try_get("cookies_ttl")?,
+                    position: row.try_get("position")?,
+                    cost_type: row.try_get("cost_type")?,
+                    cost_value_micros: row.try_get("cost_value_micros")?,
+                    cost_currency: row.try_get("cost_currency")?,
+                    cost_auto: row.try_get("cost_auto")?,
+                    group_id: row.try_get("group_id")?,
+                    bind_visitors: row.try_get("bind_visitors")?,
+                    traffic_source_id: row.try_get("traffic_source_id")?,
+                    token: row.try_get("token")?,
+                    domain_id: row.try_get("domain_id")?,
+                    parameters: row.try_get("parameters")?,
+                    uniqueness_method: row.try_get("uniqueness_method")?,
+                    uniqueness_use_cookies: row.try_get("uniqueness_use_cookies")?,
+                    traffic_loss: row.try_get("traffic_loss")?,
+                    notes: row.try_get("notes")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                }
+                .into_campaign()
+            }
+
+            fn stream_row(row: &DbRow, filters: Vec<StreamFilter>) -> Result<Stream, StoreError> {
+                StreamRow {
+                    id: row.try_get("id")?,
+                    campaign_id: row.try_get("campaign_id")?,
+                    stream_type: row.try_get("type")?,
+                    name: row.try_get("name")?,
+                    position: row.try_get("position")?,
+                    weight: row.try_get("weight")?,
+                    schema: row.try_get("schema")?,
+                    action_type: row.try_get("action_type")?,
+                    action_payload: row.try_get("action_payload")?,
+                    action_options: row.try_get("action_options")?,
+                    collect_clicks: row.try_get("collect_clicks")?,
+                    filter_or: row.try_get("filter_or")?,
+                    comments: row.try_get("comments")?,
+                    state: row.try_get("state")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                }
+                .into_stream(filters)
+            }
+
+            fn filter_row(row: &DbRow) -> Result<StreamFilter, StoreError> {
+                let payload: String = row.try_get("payload")?;
+                Ok(StreamFilter {
+                    id: row.try_get("id")?,
+                    stream_id: row.try_get("stream_id")?,
+                    name: row.try_get("name")?,
+                    mode: row.try_get("mode")?,
+                    payload: json(&payload, "filter payload")?,
+                })
+            }
+
+            fn is_unique_violation(error: &sqlx::Error) -> bool {
+                matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    $backend
+                }
+
+                async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+                    sqlx::query(CREATE_LEDGER).execute(&self.pool).await?;
+                    let done: Vec<i64> =
+                        sqlx::query_scalar("SELECT version FROM schema_migrations")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    let mut report = MigrationReport::default();
+                    for migration in MIGRATIONS {
+                        if done.contains(&migration.version) {
+                            continue;
+                        }
+                        let failed = |e: sqlx::Error| StoreError::Migration {
+                            version: migration.version,
+                            name: migration.name.to_string(),
+                            message: e.to_string(),
+                        };
+                        let mut tx = self.pool.begin().await?;
+                        sqlx::raw_sql(migration.$schema)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(failed)?;
+                        sqlx::query(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(migration.version)
+                        .bind(migration.name)
+                        .bind(unix_now())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(failed)?;
+                        tx.commit().await.map_err(failed)?;
+                        report.applied.push(migration.version);
+                    }
+                    report.current = MIGRATIONS.last().map_or(0, |m| m.version);
+                    Ok(report)
+                }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                        .bind(key.to_string())
+                        .fetch_optional(&self.pool)
+                        .await?)
+                }
+
+                async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(key.to_string())
+                    .bind(value.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn count_campaigns(&self) -> Result<i64, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM campaigns")
+                        .fetch_one(&self.pool)
+                        .await?)
+                }
+
+                async fn create_campaign(&self, new: &NewCampaign) -> Result<Campaign, StoreError> {
+                    let now = unix_now();
+                    let sql = format!(
+                        "INSERT INTO campaigns (alias, name, type, state, cookies_ttl, token, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {CAMPAIGN_COLUMNS}"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(new.alias.clone())
+                        .bind(new.name.clone())
+                        .bind(new.campaign_type.as_str())
+                        .bind(new.state.as_str())
+                        .bind(new.cookies_ttl)
+                        .bind(new.token.clone())
+                        .bind(now)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| {
+                            if is_unique_violation(&e) {
+                                StoreError::Conflict {
+                                    what: format!("a campaign with alias `{}` or the same token", new.alias),
+                                }
+                            } else {
+                                e.into()
+                            }
+                        })?;
+                    campaign_row(&row)
+                }
+
+                async fn create_stream(&self, new: &NewStream) -> Result<Stream, StoreError> {
+                    let now = unix_now();
+                    let mut tx = self.pool.begin().await?;
+                    let sql = format!(
+                        "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
+                         action_payload, collect_clicks, filter_or, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {STREAM_COLUMNS}"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(new.campaign_id)
+                        .bind(new.stream_type.as_str())
+                        .bind(new.name.clone())
+                        .bind(new.position)
+                        .bind(new.weight)
+                        .bind(new.schema.as_str())
+                        .bind(new.action_type.clone())
+                        .bind(new.action_payload.to_string())
+                        .bind(new.collect_clicks)
+                        .bind(new.filter_or)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let stream_id: i64 = row.try_get("id")?;
+                    let mut filters = Vec::new();
+                    for (position, (name, mode, payload)) in new.filters.iter().enumerate() {
+                        let filter = sqlx::query(
+                            "INSERT INTO stream_filters (stream_id, position, name, mode, payload) \
+                             VALUES ($1, $2, $3, $4, $5) RETURNING id, stream_id, name, mode, payload",
+                        )
+                        .bind(stream_id)
+                        .bind(position as i64)
+                        .bind(name.clone())
+                        .bind(mode.clone())
+                        .bind(payload.to_string())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        filters.push(filter_row(&filter)?);
+                    }
+                    let stream = stream_row(&row, filters)?;
+                    tx.commit().await?;
+                    Ok(stream)
+                }
+
+                async fn routing_data(&self) -> Result<RoutingData, StoreError> {
+                    let campaigns = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(campaign_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let mut filters: std::collections::HashMap<i64, Vec<StreamFilter>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT f.id, f.stream_id, f.name, f.mode, f.payload FROM stream_filters f \
+                         JOIN streams s ON s.id = f.stream_id WHERE s.state = 'active' \
+                         ORDER BY f.stream_id, f.position, f.id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let filter = filter_row(&row)?;
+                        filters.entry(filter.stream_id).or_default().push(filter);
+                    }
+                    let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {STREAM_COLUMNS} FROM streams WHERE state = 'active' ORDER BY campaign_id, position, id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let id: i64 = row.try_get("id")?;
+                        stream_row(row, filters.remove(&id).unwrap_or_default())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                    Ok(RoutingData { campaigns, streams })
+                }
+
+                async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError> {
+                    if clicks.is_empty() {
+                        return Ok(0);
+                    }
+                    let columns = click_columns().join(", ");
+                    let mut builder: QueryBuilder<Db> =
+                        QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
+                    builder.push_values(clicks, |mut row, click| {
+                        for value in click_values(click) {
+                            match value {
+                                ClickValue::Text(v) => row.push_bind(v),
+                                ClickValue::Int(v) => row.push_bind(v),
+                                ClickValue::OptInt(v) => row.push_bind(v),
+                                ClickValue::Bool(v) => row.push_bind(v),
+                            };
+                        }
+                    });
+                    builder.push(" ON CONFLICT (sub_id) DO NOTHING");
+                    let result = builder.build().execute(&self.pool).await?;
+                    Ok(result.rows_affected())
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
