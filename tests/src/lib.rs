@@ -1,1 +1,304 @@
+//! Test harness: real databases (a temporary SQLite file, a fresh PostgreSQL database per
+//! test) and the real server, either in-process on port 0 or as the `switchyard` binary.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sqlx::Row;
+use switchyard::config::{self, Config};
+use switchyard::server::RunningServer;
+
+/// Where the tests reach PostgreSQL's maintenance database (to create and drop test databases).
+pub fn postgres_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Which backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// Working directory of the test: config file, data dir, SQLite file.
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Result<TestDb> {
+        let dir = tempfile::tempdir()?;
+        match backend {
+            Backend::Sqlite => Ok(TestDb {
+                backend,
+                url: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
+                dir,
+                pg_name: None,
+            }),
+            Backend::Postgres => {
+                let name = format!("sy_test_{}", switchyard::traffic::random_token(12));
+                let admin = postgres_admin_url();
+                let mut conn: sqlx::PgConnection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .with_context(|| format!("PostgreSQL is required for this test at {admin} (set SWITCHYARD_TEST_POSTGRES_URL)"))?;
+                sqlx::Executor::execute(
+                    &mut conn,
+                    sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+                )
+                .await?;
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Ok(TestDb {
+                    backend,
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                })
+            }
+        }
+    }
+
+    /// A config for this database: port 0, data dir inside the test dir, plus `extra` TOML.
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_grace_ms = 5000\n\n[database]\nurl = \"{}\"\nmax_connections = 4\n\n{extra}\n",
+            self.url
+        )
+    }
+
+    /// Writes `config.toml` into the test dir and returns its path.
+    pub fn write_config(&self, extra: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, self.config_text(extra))?;
+        Ok(path)
+    }
+
+    pub fn config(&self, extra: &str) -> Result<Config> {
+        config::from_sources(
+            "test.toml",
+            &self.config_text(extra),
+            &[],
+            Some(self.dir.path()),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Runs `sql` (a SELECT) and returns every row with each column as text
+    /// (booleans as "true"/"false", NULL as "NULL"), whatever the backend.
+    pub async fn rows(&self, sql: &str, columns: &[&str]) -> Result<Vec<HashMap<String, String>>> {
+        let mut out = Vec::new();
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await?;
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await?
+                {
+                    let mut map = HashMap::new();
+                    for column in columns {
+                        let value = row
+                            .try_get::<Option<String>, _>(*column)
+                            .or_else(|_| {
+                                row.try_get::<Option<i64>, _>(*column)
+                                    .map(|v| v.map(|v| v.to_string()))
+                            })
+                            .with_context(|| format!("column {column}"))?;
+                        map.insert(column.to_string(), value.unwrap_or_else(|| "NULL".into()));
+                    }
+                    out.push(map);
+                }
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await?;
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await?
+                {
+                    let mut map = HashMap::new();
+                    for column in columns {
+                        let value = row
+                            .try_get::<Option<String>, _>(*column)
+                            .or_else(|_| {
+                                row.try_get::<Option<i64>, _>(*column)
+                                    .map(|v| v.map(|v| v.to_string()))
+                            })
+                            .or_else(|_| {
+                                row.try_get::<Option<bool>, _>(*column)
+                                    .map(|v| v.map(|v| (v as i64).to_string()))
+                            })
+                            .with_context(|| format!("column {column}"))?;
+                        map.insert(column.to_string(), value.unwrap_or_else(|| "NULL".into()));
+                    }
+                    out.push(map);
+                }
+                pool.close().await;
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        let rows = self.rows(sql, &["n"]).await?;
+        Ok(rows[0]["n"].parse()?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = postgres_admin_url();
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn: sqlx::PgConnection =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+                sqlx::Executor::execute(
+                    &mut conn,
+                    sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                )
+                .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+/// An HTTP client that never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// The server running inside the test process.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub base: String,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb, extra: &str) -> Result<TestServer> {
+        let server = switchyard::server::start(db.config(extra)?).await?;
+        let base = format!("http://{}", server.local_addr);
+        Ok(TestServer { server, base })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// The `switchyard` binary running as a child process.
+pub struct TestProcess {
+    pub child: Child,
+    pub base: String,
+    pub stderr_path: PathBuf,
+}
+
+impl TestProcess {
+    /// Starts `BINARY serve --config PATH` and waits for its "listening" line.
+    pub fn serve(binary: &str, config: &Path, env: &[(&str, &str)]) -> Result<TestProcess> {
+        use std::io::{BufRead, BufReader};
+        let stderr_path = config.with_extension("stderr.log");
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path)?);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(base) = line.strip_prefix("Switchyard listening on ") {
+                    let _ = tx.send(base.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => Ok(TestProcess {
+                child,
+                base,
+                stderr_path,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                bail!("the server did not start:\n{log}")
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) -> Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill failed");
+        Ok(())
+    }
+
+    /// Waits for exit (at most `limit`), returning the exit status.
+    pub fn wait(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("the server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for TestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `subid` query parameter of a redirect Location.
+pub fn subid_of(location: &str) -> Option<String> {
+    let url = reqwest::Url::parse(location).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "subid")
+        .map(|(_, v)| v.into_owned())
+}

@@ -18,6 +18,10 @@ pub(crate) const STREAM_COLUMNS: &str = "id, campaign_id, type, name, position, 
     action_type, action_payload, action_options, collect_clicks, filter_or, comments, state, \
     created_at, updated_at";
 
+/// Bound parameters per statement: below SQLite's limit in the bundled build and far below
+/// PostgreSQL's 65 535, so a batch is split into statements of this many values at most.
+pub(crate) const MAX_BIND_PARAMETERS: usize = 8_000;
+
 /// The click columns in insert order; `bind_click` binds values in exactly this order.
 pub(crate) fn click_columns() -> Vec<String> {
     let mut columns: Vec<String> = [
@@ -274,7 +278,7 @@ macro_rules! impl_store {
             };
             use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
             use crate::store::sql::{
-                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, STREAM_COLUMNS, StreamRow,
+                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, MAX_BIND_PARAMETERS, STREAM_COLUMNS, StreamRow,
                 click_columns, click_values, json,
             };
             use crate::store::{Store, StoreError};
@@ -533,22 +537,29 @@ macro_rules! impl_store {
                     if clicks.is_empty() {
                         return Ok(0);
                     }
-                    let columns = click_columns().join(", ");
-                    let mut builder: QueryBuilder<Db> =
-                        QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
-                    builder.push_values(clicks, |mut row, click| {
-                        for value in click_values(click) {
-                            match value {
-                                ClickValue::Text(v) => row.push_bind(v),
-                                ClickValue::Int(v) => row.push_bind(v),
-                                ClickValue::OptInt(v) => row.push_bind(v),
-                                ClickValue::Bool(v) => row.push_bind(v),
-                            };
-                        }
-                    });
-                    builder.push(" ON CONFLICT (sub_id) DO NOTHING");
-                    let result = builder.build().execute(&self.pool).await?;
-                    Ok(result.rows_affected())
+                    let columns = click_columns();
+                    let rows_per_statement = (MAX_BIND_PARAMETERS / columns.len()).max(1);
+                    let columns = columns.join(", ");
+                    let mut tx = self.pool.begin().await?;
+                    let mut inserted = 0;
+                    for chunk in clicks.chunks(rows_per_statement) {
+                        let mut builder: QueryBuilder<Db> =
+                            QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
+                        builder.push_values(chunk, |mut row, click| {
+                            for value in click_values(click) {
+                                match value {
+                                    ClickValue::Text(v) => row.push_bind(v),
+                                    ClickValue::Int(v) => row.push_bind(v),
+                                    ClickValue::OptInt(v) => row.push_bind(v),
+                                    ClickValue::Bool(v) => row.push_bind(v),
+                                };
+                            }
+                        });
+                        builder.push(" ON CONFLICT (sub_id) DO NOTHING");
+                        inserted += builder.build().execute(&mut *tx).await?.rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(inserted)
                 }
 
                 async fn close(&self) {

@@ -1,0 +1,8 @@
+//! Switchyard's integration tests: one binary, one module per capability.
+
+mod foundation;
+
+/// The `switchyard` binary built for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
