@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod enrich;
 pub mod model;
 pub mod recorder;
 pub mod reload;

@@ -90,6 +90,15 @@ pub struct DemoConfig {
     pub url: String,
 }
 
+/// GeoIP database files; `None` where not configured. Existence is checked when opened.
+#[derive(Debug, Clone, Default)]
+pub struct GeoipConfig {
+    pub city_db: Option<PathBuf>,
+    pub isp_db: Option<PathBuf>,
+    pub asn_db: Option<PathBuf>,
+    pub connection_type_db: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: String,
@@ -125,6 +134,7 @@ pub struct Config {
     pub secrets: ConfiguredSecrets,
     pub recorder: RecorderConfig,
     pub demo: DemoConfig,
+    pub geoip: GeoipConfig,
     pub log: LogConfig,
 }
 
@@ -197,6 +207,7 @@ pub fn from_sources(
     let recorder: RawRecorder = section(&table, "recorder", &locator, &mut problems);
     let demo: RawDemo = section(&table, "demo", &locator, &mut problems);
     let log: RawLog = section(&table, "log", &locator, &mut problems);
+    let geoip: RawGeoip = section(&table, "geoip", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -231,6 +242,15 @@ pub fn from_sources(
             seed: demo.seed,
             url: check.redirect_url("demo", "url", &demo.url),
         },
+        geoip: {
+            let path = |p: &str| (!p.trim().is_empty()).then(|| base.join(p.trim()));
+            GeoipConfig {
+                city_db: path(&geoip.city_db),
+                isp_db: path(&geoip.isp_db),
+                asn_db: path(&geoip.asn_db),
+                connection_type_db: path(&geoip.connection_type_db),
+            }
+        },
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -249,7 +269,7 @@ pub fn defaults() -> Config {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "database", "admin", "postback", "security", "recorder", "demo", "log",
+    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "log",
 ];
 
 /// The defaults of each section as TOML tables: tells the env overlay each key's type.
@@ -268,6 +288,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("security", table(RawSecurity::default())),
         ("recorder", table(RawRecorder::default())),
         ("demo", table(RawDemo::default())),
+        ("geoip", table(RawGeoip::default())),
         ("log", table(RawLog::default())),
     ])
 }

@@ -126,3 +126,16 @@ impl Default for RawLog {
         }
     }
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawGeoip {
+    /// GeoIP2/GeoLite2/DB-IP City database (`.mmdb`); unset or "": no geography.
+    pub city_db: String,
+    /// Optional GeoIP2 ISP database (isp, organization, mobile carrier).
+    pub isp_db: String,
+    /// Optional GeoLite2/GeoIP2 ASN database (used for `isp` when there is no ISP database).
+    pub asn_db: String,
+    /// Optional GeoIP2 Connection-Type database.
+    pub connection_type_db: String,
+}

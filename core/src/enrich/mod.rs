@@ -1,0 +1,42 @@
+//! Enrichment of a click: geography (GeoIP), device/OS/browser (User-Agent parsing) and bot
+//! signals. Each is computed at most once per click, and only when routing or recording needs
+//! it (see `traffic::ClickContext`).
+//!
+//! The implementations live in submodules; this file fixes the shapes the rest of the code
+//! sees.
+
+/// What GeoIP knows about an address. Empty strings mean "unknown".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GeoInfo {
+    /// ISO 3166-1 alpha-2, upper case (`DE`).
+    pub country_code: String,
+    /// English country name (`Germany`).
+    pub country_name: String,
+    /// English name of the first subdivision (`Bavaria`).
+    pub region: String,
+    /// ISO 3166-2 code of the first subdivision without the country prefix (`BY`).
+    pub region_code: String,
+    /// English city name.
+    pub city: String,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// Internet service provider (ISP database) or AS organisation (ASN database).
+    pub isp: String,
+    /// Mobile carrier name, when the ISP database knows one.
+    pub operator: String,
+    /// `cable`, `dialup`, `cellular`, `corporate`, `satellite` (lower case) or "".
+    pub connection_type: String,
+}
+
+/// What User-Agent parsing knows about a client. Empty strings mean "unknown".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `desktop`, `mobile`, `tablet`, `tv`, `console`, `wearable`, `bot`, or "" when unknown.
+    pub device_type: String,
+    pub device_brand: String,
+    pub device_model: String,
+    pub os: String,
+    pub os_version: String,
+    pub browser: String,
+    pub browser_version: String,
+}
