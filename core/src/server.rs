@@ -15,6 +15,7 @@ use crate::recorder::{ClickRecorder, RecorderTask};
 use crate::reload::SnapshotCell;
 use crate::secrets::{self, Generated, SecretsError};
 use crate::store::{self, Store, StoreError};
+use crate::traffic::TrafficEnv;
 
 /// Why the tracker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum StartError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot listen on {addr}: {message}")]
     Listen { addr: SocketAddr, message: String },
 }
@@ -64,6 +67,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         message: e.to_string(),
     })?;
 
+    let fetcher = crate::fetch::Fetcher::new(
+        crate::fetch::SsrfPolicy {
+            allow: config.fetch.allow_networks.clone(),
+        },
+        config.fetch.timeout,
+        config.fetch.max_bytes,
+    )
+    .map_err(StartError::Setup)?;
+    let traffic = TrafficEnv::in_memory(&secrets.signing_key);
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -71,6 +83,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         recorder,
         secrets: Arc::new(secrets),
         started: Instant::now(),
+        traffic: Arc::new(traffic),
+        fetcher,
+        remote_cache: Arc::new(quick_cache::sync::Cache::new(1_024)),
     };
     let app = api::router(state.clone());
     let (stop, mut stop_rx) = watch::channel(false);

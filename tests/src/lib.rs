@@ -179,6 +179,7 @@ impl Drop for TestDb {
 
 /// An HTTP client that never follows redirects.
 pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

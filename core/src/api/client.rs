@@ -4,7 +4,83 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 
-use crate::traffic::{IpNet, normalise_ip};
+use super::AppState;
+use crate::traffic::{IpNet, Visit, normalise_ip};
+
+/// Builds the `Visit` of an HTTP request: client IP, UA, referrer, language, query, headers,
+/// host, scheme and the visitor cookie named `cookie_name`.
+pub fn visit_from_request(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    cookie_name: &str,
+) -> Visit {
+    let trusted = &state.config.server.trusted_proxies;
+    let from_proxy = trusted
+        .iter()
+        .any(|net| net.contains(normalise_ip(peer.ip())));
+    let forwarded = |name: &str| {
+        from_proxy
+            .then(|| header_text(headers, name))
+            .filter(|v| !v.is_empty())
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| Some(header_text(headers, "host")).filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| state.config.server.listen.to_string());
+    let scheme = forwarded("x-forwarded-proto")
+        .filter(|p| p == "https")
+        .unwrap_or_else(|| "http".into());
+    // Forwarding headers of a trusted proxy were consumed choosing the IP; keep the rest.
+    let visit_headers = headers
+        .iter()
+        .filter(|(name, _)| {
+            !(from_proxy
+                && matches!(
+                    name.as_str(),
+                    "x-forwarded-for" | "x-real-ip" | "forwarded" | "via"
+                ))
+        })
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    Visit {
+        ip: client_ip(peer, headers, trusted),
+        user_agent: header_text(headers, "user-agent"),
+        referrer: header_text(headers, "referer"),
+        language: language(headers),
+        query: query
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        headers: visit_headers,
+        host: host
+            .chars()
+            .filter(|c| !c.is_control() && !c.is_whitespace())
+            .collect(),
+        scheme,
+        cookie: cookie(headers, cookie_name),
+    }
+}
+
+/// The value of cookie `name` from the Cookie headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
 
 /// The visitor's IP: the peer's, unless the peer is a trusted proxy, in which case the
 /// right-most X-Forwarded-For address that is not itself a trusted proxy (or X-Real-IP).

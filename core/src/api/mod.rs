@@ -3,6 +3,7 @@
 mod client;
 mod error;
 mod health;
+pub mod reply;
 mod traffic;
 
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
+use crate::fetch::Fetcher;
 use crate::recorder::ClickRecorder;
 use crate::reload::SnapshotCell;
 use crate::secrets::Secrets;
 use crate::store::Store;
+use crate::traffic::TrafficEnv;
 
 pub use error::ApiError;
 
@@ -30,6 +33,12 @@ pub struct AppState {
     pub recorder: ClickRecorder,
     pub secrets: Arc<Secrets>,
     pub started: Instant,
+    /// Enrichment, visitor memory, counters and the signer: what routing needs besides the snapshot.
+    pub traffic: Arc<TrafficEnv>,
+    /// Outbound fetches of `curl`/`remote` actions (SSRF-guarded).
+    pub fetcher: Fetcher,
+    /// `remote` action answers, reused for a minute.
+    pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }
 
 /// The whole HTTP surface.

@@ -99,6 +99,14 @@ pub struct GeoipConfig {
     pub connection_type_db: Option<PathBuf>,
 }
 
+/// Limits of outbound fetches (`curl`/`remote` actions, triggers).
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    pub allow_networks: Vec<IpNet>,
+    pub timeout: Duration,
+    pub max_bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: String,
@@ -135,6 +143,7 @@ pub struct Config {
     pub recorder: RecorderConfig,
     pub demo: DemoConfig,
     pub geoip: GeoipConfig,
+    pub fetch: FetchConfig,
     pub log: LogConfig,
 }
 
@@ -208,6 +217,7 @@ pub fn from_sources(
     let demo: RawDemo = section(&table, "demo", &locator, &mut problems);
     let log: RawLog = section(&table, "log", &locator, &mut problems);
     let geoip: RawGeoip = section(&table, "geoip", &locator, &mut problems);
+    let fetch: RawFetch = section(&table, "fetch", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -219,7 +229,7 @@ pub fn from_sources(
         server: ServerConfig {
             listen: check.listen(&server.listen),
             data_dir: base.join(&server.data_dir),
-            trusted_proxies: check.proxies(&server.trusted_proxies),
+            trusted_proxies: check.networks("server", "trusted_proxies", &server.trusted_proxies),
             request_timeout: check.millis(
                 "server",
                 "request_timeout_ms",
@@ -251,6 +261,11 @@ pub fn from_sources(
                 connection_type_db: path(&geoip.connection_type_db),
             }
         },
+        fetch: FetchConfig {
+            allow_networks: check.networks("fetch", "allow_networks", &fetch.allow_networks),
+            timeout: check.millis("fetch", "timeout_ms", fetch.timeout_ms),
+            max_bytes: check.positive("fetch", "max_bytes", fetch.max_bytes),
+        },
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -269,7 +284,8 @@ pub fn defaults() -> Config {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "log",
+    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
+    "log",
 ];
 
 /// The defaults of each section as TOML tables: tells the env overlay each key's type.
@@ -289,6 +305,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("recorder", table(RawRecorder::default())),
         ("demo", table(RawDemo::default())),
         ("geoip", table(RawGeoip::default())),
+        ("fetch", table(RawFetch::default())),
         ("log", table(RawLog::default())),
     ])
 }
@@ -449,12 +466,12 @@ impl Checker<'_, '_> {
         })
     }
 
-    fn proxies(&mut self, entries: &[String]) -> Vec<IpNet> {
+    fn networks(&mut self, section: &str, key: &str, entries: &[String]) -> Vec<IpNet> {
         let mut nets = Vec::new();
         for entry in entries {
             match entry.parse::<IpNet>() {
                 Ok(net) => nets.push(net),
-                Err(message) => self.fail("server", "trusted_proxies", message),
+                Err(message) => self.fail(section, key, message),
             }
         }
         nets

@@ -139,3 +139,25 @@ pub struct RawGeoip {
     /// Optional GeoIP2 Connection-Type database.
     pub connection_type_db: String,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawFetch {
+    /// Networks (CIDR) that `curl`/`remote` actions and trigger checks may reach although they
+    /// are private or loopback (the SSRF guard blocks them otherwise). For tests and intranets.
+    pub allow_networks: Vec<String>,
+    /// Longest time for one fetch, in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest body read, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for RawFetch {
+    fn default() -> Self {
+        RawFetch {
+            allow_networks: Vec::new(),
+            timeout_ms: 5_000,
+            max_bytes: 1 << 20,
+        }
+    }
+}

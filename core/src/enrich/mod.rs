@@ -40,3 +40,67 @@ pub struct DeviceInfo {
     pub browser: String,
     pub browser_version: String,
 }
+
+/// Geography for an address. Implemented by the GeoIP resolver; tests may supply their own.
+pub trait GeoLookup: Send + Sync {
+    /// Never fails: an unknown address gives empty geography.
+    fn lookup(&self, ip: std::net::IpAddr) -> GeoInfo;
+}
+
+/// Device, OS and browser for a User-Agent.
+pub trait DeviceLookup: Send + Sync {
+    /// Never fails: an unknown or empty UA gives an empty `DeviceInfo`.
+    fn detect(&self, user_agent: &str) -> std::sync::Arc<DeviceInfo>;
+}
+
+/// Bot signals that need data: crawler signatures and the bot IP list.
+pub trait BotSignals: Send + Sync {
+    /// True for a known crawler signature or an empty User-Agent.
+    fn is_bot_user_agent(&self, user_agent: &str) -> bool;
+    /// True when the address is on the bot list.
+    fn is_bot_ip(&self, ip: std::net::IpAddr) -> bool;
+}
+
+/// No data: empty geography, empty devices, only an empty UA is a bot.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoEnrichment;
+
+impl GeoLookup for NoEnrichment {
+    fn lookup(&self, _: std::net::IpAddr) -> GeoInfo {
+        GeoInfo::default()
+    }
+}
+
+impl DeviceLookup for NoEnrichment {
+    fn detect(&self, _: &str) -> std::sync::Arc<DeviceInfo> {
+        std::sync::Arc::new(DeviceInfo::default())
+    }
+}
+
+impl BotSignals for NoEnrichment {
+    fn is_bot_user_agent(&self, user_agent: &str) -> bool {
+        user_agent.trim().is_empty()
+    }
+
+    fn is_bot_ip(&self, _: std::net::IpAddr) -> bool {
+        false
+    }
+}
+
+/// The enrichment services a click can use, shared by every request.
+#[derive(Clone)]
+pub struct Enrichment {
+    pub geo: std::sync::Arc<dyn GeoLookup>,
+    pub devices: std::sync::Arc<dyn DeviceLookup>,
+    pub bots: std::sync::Arc<dyn BotSignals>,
+}
+
+impl Default for Enrichment {
+    fn default() -> Self {
+        Enrichment {
+            geo: std::sync::Arc::new(NoEnrichment),
+            devices: std::sync::Arc::new(NoEnrichment),
+            bots: std::sync::Arc::new(NoEnrichment),
+        }
+    }
+}

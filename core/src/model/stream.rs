@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::ObjectState;
+use super::{ObjectState, StreamTarget};
 
 /// Where a stream sits in the selection order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +91,8 @@ pub struct Stream {
     pub collect_clicks: bool,
     pub filter_or: bool,
     pub filters: Vec<StreamFilter>,
+    pub landings: Vec<StreamTarget>,
+    pub offers: Vec<StreamTarget>,
     pub comments: String,
     pub state: ObjectState,
     pub created_at: i64,
@@ -112,9 +114,36 @@ pub struct NewStream {
     pub filter_or: bool,
     /// (name, mode, payload) of each filter, in order.
     pub filters: Vec<(String, String, serde_json::Value)>,
+    /// (landing id, share) of each landing.
+    pub landings: Vec<(i64, i64)>,
+    /// (offer id, share) of each offer.
+    pub offers: Vec<(i64, i64)>,
 }
 
 impl NewStream {
+    /// A stream of the given type and schema with no action payload.
+    pub fn new(
+        campaign_id: i64,
+        stream_type: StreamType,
+        schema: StreamSchema,
+        action_type: &str,
+    ) -> Self {
+        NewStream {
+            stream_type,
+            schema,
+            action_type: action_type.to_string(),
+            action_payload: serde_json::Value::Null,
+            ..NewStream::redirect(campaign_id, "", "")
+        }
+    }
+
+    /// Adds a filter.
+    pub fn filter(mut self, name: &str, mode: &str, payload: serde_json::Value) -> Self {
+        self.filters
+            .push((name.to_string(), mode.to_string(), payload));
+        self
+    }
+
     /// An active regular stream that redirects (HTTP 302) to `url`.
     pub fn redirect(campaign_id: i64, name: &str, url: &str) -> Self {
         NewStream {
@@ -129,6 +158,8 @@ impl NewStream {
             collect_clicks: true,
             filter_or: false,
             filters: Vec::new(),
+            landings: Vec::new(),
+            offers: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::RecorderConfig;
 use crate::model::Click;
+use crate::store::LandingClick;
 use crate::store::Store;
 
 /// Counters of the write path, exposed at /health.
@@ -42,8 +43,16 @@ pub struct RecorderStats {
 /// The handle handlers use to record clicks. Cheap to clone.
 #[derive(Clone)]
 pub struct ClickRecorder {
-    sender: mpsc::Sender<Click>,
+    sender: mpsc::Sender<Event>,
     counters: Arc<Counters>,
+}
+
+/// What the writer writes, in arrival order.
+#[derive(Debug)]
+enum Event {
+    Click(Box<Click>),
+    /// The visitor went from a landing to an offer.
+    LandingClick(LandingClick),
 }
 
 /// Owns the writer task; `shutdown` drains the queue and waits for the last batch.
@@ -75,7 +84,16 @@ impl ClickRecorder {
     /// Queues a click for writing. Never waits: when the queue is full the click is dropped
     /// and counted, so a slow database cannot stall the click path.
     pub fn record(&self, click: Click) {
-        match self.sender.try_send(click) {
+        self.send(Event::Click(Box::new(click)));
+    }
+
+    /// Queues "this click went from its landing to `offer_id`".
+    pub fn record_landing_click(&self, click: LandingClick) {
+        self.send(Event::LandingClick(click));
+    }
+
+    fn send(&self, event: Event) {
+        match self.sender.try_send(event) {
             Ok(()) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -115,7 +133,7 @@ impl RecorderTask {
 
 struct BatchWriter {
     store: Arc<dyn Store>,
-    receiver: mpsc::Receiver<Click>,
+    receiver: mpsc::Receiver<Event>,
     stop: watch::Receiver<bool>,
     batch_size: usize,
     counters: Arc<Counters>,
@@ -150,7 +168,52 @@ impl BatchWriter {
         );
     }
 
-    async fn write(&mut self, batch: &mut Vec<Click>) {
+    /// Writes a batch in order: runs of clicks as one insert, landing clicks as updates.
+    async fn write(&mut self, batch: &mut Vec<Event>) {
+        let mut clicks = Vec::new();
+        let mut updates = Vec::new();
+        for event in batch.drain(..) {
+            match event {
+                Event::Click(click) => {
+                    if !updates.is_empty() {
+                        self.write_clicks(&mut clicks).await;
+                        self.write_updates(&mut updates).await;
+                    }
+                    clicks.push(*click);
+                }
+                Event::LandingClick(update) => updates.push(update),
+            }
+        }
+        self.write_clicks(&mut clicks).await;
+        self.write_updates(&mut updates).await;
+    }
+
+    async fn write_updates(&mut self, updates: &mut Vec<LandingClick>) {
+        if updates.is_empty() {
+            return;
+        }
+        let mut attempts = 0;
+        loop {
+            match self.store.mark_landing_clicks(updates).await {
+                Ok(_) => break,
+                Err(error) => {
+                    attempts += 1;
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    if attempts >= SHUTDOWN_ATTEMPTS {
+                        tracing::error!(%error, lost = updates.len(), "Giving up on landing-click updates.");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * attempts as u64)).await;
+                }
+            }
+        }
+        updates.clear();
+    }
+
+    async fn write_clicks(&mut self, batch: &mut Vec<Click>) {
+        if batch.is_empty() {
+            return;
+        }
         let mut delay = Duration::from_millis(50);
         let mut attempts_after_stop = 0;
         loop {

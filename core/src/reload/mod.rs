@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use last_error::LastError;
 
+use crate::registry::Registry;
 use crate::store::{Store, StoreError};
 use crate::traffic::RoutingSnapshot;
 
 /// Holds the current snapshot; handlers `load()` it once per request.
 pub struct SnapshotCell {
     current: ArcSwap<RoutingSnapshot>,
+    registry: ArcSwap<Registry>,
     generation: AtomicU64,
     last_error: LastError,
 }
@@ -22,6 +24,7 @@ impl Default for SnapshotCell {
     fn default() -> Self {
         SnapshotCell {
             current: ArcSwap::from_pointee(RoutingSnapshot::default()),
+            registry: ArcSwap::from_pointee(Registry::builtin()),
             generation: AtomicU64::new(0),
             last_error: LastError::default(),
         }
@@ -32,6 +35,16 @@ impl SnapshotCell {
     /// The snapshot to route this request with.
     pub fn load(&self) -> Arc<RoutingSnapshot> {
         self.current.load_full()
+    }
+
+    /// The registry snapshots are built with.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    /// Replaces the registry (new scripts or plugins); the next rebuild uses it.
+    pub fn set_registry(&self, registry: Registry) {
+        self.registry.store(Arc::new(registry));
     }
 
     /// The generation now serving (0 before the first build).
@@ -49,7 +62,8 @@ impl SnapshotCell {
         match store.routing_data().await {
             Ok(data) => {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                let snapshot = RoutingSnapshot::build(generation, data);
+                let registry = self.registry.load();
+                let snapshot = RoutingSnapshot::build(generation, data, &registry);
                 for warning in &snapshot.warnings {
                     tracing::warn!(generation, "{warning}");
                 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{Backend, DatabaseConfig};
-use crate::model::{Campaign, Click, NewCampaign, NewStream, Stream};
+use crate::model::{Campaign, Click, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream};
 use crate::traffic::RoutingData;
 
 pub use migrate::MigrationReport;
@@ -38,6 +38,16 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+/// A click that went from its landing to an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingClick {
+    pub sub_id: String,
+    pub offer_id: i64,
+    pub at: i64,
+    /// Where the offer sent the visitor.
+    pub destination: String,
+}
+
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -56,13 +66,20 @@ pub trait Store: Send + Sync {
     async fn count_campaigns(&self) -> Result<i64, StoreError>;
     async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, StoreError>;
     async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
+    async fn create_landing(&self, landing: &NewTarget) -> Result<Landing, StoreError>;
+    async fn create_offer(&self, offer: &NewTarget) -> Result<Offer, StoreError>;
 
-    /// Active campaigns and their streams (with filters), for the routing snapshot.
+    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
+    /// routing snapshot is built from.
     async fn routing_data(&self) -> Result<RoutingData, StoreError>;
 
     /// Inserts clicks; a click whose sub id is already stored is skipped, so retrying a batch
     /// never duplicates. Returns how many rows were new.
     async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError>;
+
+    /// Stamps landing -> offer clicks on their clicks (landing_clicked, its time, the offer).
+    /// Repeating an update changes nothing more.
+    async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
 
     /// Closes the pool, waiting for connections to finish.
     async fn close(&self);

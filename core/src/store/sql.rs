@@ -4,7 +4,7 @@
 
 use crate::model::{
     Campaign, CampaignType, Click, EXTRA_PARAM_COUNT, Money, ObjectState, SUB_ID_COUNT, Stream,
-    StreamFilter, StreamSchema, StreamType,
+    StreamFilter, StreamSchema, StreamTarget, StreamType,
 };
 
 use super::StoreError;
@@ -13,6 +13,14 @@ pub(crate) const CAMPAIGN_COLUMNS: &str = "id, alias, name, type, state, cookies
     cost_type, cost_value_micros, cost_currency, cost_auto, group_id, bind_visitors, \
     traffic_source_id, token, domain_id, parameters, uniqueness_method, uniqueness_use_cookies, \
     traffic_loss, notes, created_at, updated_at";
+
+pub(crate) const LANDING_COLUMNS: &str = "id, name, landing_type, url, action_type, \
+    action_payload, action_options, offer_count, group_id, state, notes, created_at, updated_at";
+
+pub(crate) const OFFER_COLUMNS: &str = "id, name, offer_type, url, action_type, action_payload, \
+    action_options, group_id, affiliate_network_id, payout_value_micros, payout_currency, \
+    payout_type, payout_auto, payout_upsell, country, daily_cap, conversion_timezone, \
+    alternative_offer_id, state, notes, created_at, updated_at";
 
 pub(crate) const STREAM_COLUMNS: &str = "id, campaign_id, type, name, position, weight, schema, \
     action_type, action_payload, action_options, collect_clicks, filter_or, comments, state, \
@@ -240,7 +248,12 @@ pub(crate) struct StreamRow {
 }
 
 impl StreamRow {
-    pub fn into_stream(self, filters: Vec<StreamFilter>) -> Result<Stream, StoreError> {
+    pub fn into_stream(
+        self,
+        filters: Vec<StreamFilter>,
+        landings: Vec<StreamTarget>,
+        offers: Vec<StreamTarget>,
+    ) -> Result<Stream, StoreError> {
         Ok(Stream {
             id: self.id,
             campaign_id: self.campaign_id,
@@ -255,6 +268,8 @@ impl StreamRow {
             collect_clicks: self.collect_clicks,
             filter_or: self.filter_or,
             filters,
+            landings,
+            offers,
             comments: self.comments,
             state: parse_enum(&self.state, ObjectState::parse, "stream state")?,
             created_at: self.created_at,
@@ -274,14 +289,16 @@ macro_rules! impl_store {
             use super::*;
             use crate::config::Backend;
             use crate::model::{
-                Campaign, Click, NewCampaign, NewStream, Stream, StreamFilter, unix_now,
+                Campaign, Click, Landing, Money, NewCampaign, NewStream, NewTarget, ObjectState,
+                Offer, Stream, StreamFilter, StreamTarget, unix_now,
             };
             use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
             use crate::store::sql::{
-                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, MAX_BIND_PARAMETERS, STREAM_COLUMNS, StreamRow,
-                click_columns, click_values, json,
+                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, LANDING_COLUMNS, MAX_BIND_PARAMETERS,
+                OFFER_COLUMNS, STREAM_COLUMNS, StreamRow, click_columns, click_values, json,
+                parse_enum,
             };
-            use crate::store::{Store, StoreError};
+            use crate::store::{LandingClick, Store, StoreError};
             use crate::traffic::RoutingData;
 
             type Db = $db;
@@ -316,7 +333,12 @@ macro_rules! impl_store {
                 .into_campaign()
             }
 
-            fn stream_row(row: &DbRow, filters: Vec<StreamFilter>) -> Result<Stream, StoreError> {
+            fn stream_row(
+                row: &DbRow,
+                filters: Vec<StreamFilter>,
+                landings: Vec<StreamTarget>,
+                offers: Vec<StreamTarget>,
+            ) -> Result<Stream, StoreError> {
                 StreamRow {
                     id: row.try_get("id")?,
                     campaign_id: row.try_get("campaign_id")?,
@@ -335,7 +357,71 @@ macro_rules! impl_store {
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                 }
-                .into_stream(filters)
+                .into_stream(filters, landings, offers)
+            }
+
+            fn landing_row(row: &DbRow) -> Result<Landing, StoreError> {
+                let state: String = row.try_get("state")?;
+                let payload: String = row.try_get("action_payload")?;
+                let options: String = row.try_get("action_options")?;
+                Ok(Landing {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    landing_type: row.try_get("landing_type")?,
+                    url: row.try_get("url")?,
+                    action_type: row.try_get("action_type")?,
+                    action_payload: json(&payload, "landing action_payload")?,
+                    action_options: json(&options, "landing action_options")?,
+                    offer_count: row.try_get("offer_count")?,
+                    group_id: row.try_get("group_id")?,
+                    state: parse_enum(&state, ObjectState::parse, "landing state")?,
+                    notes: row.try_get("notes")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn offer_row(row: &DbRow) -> Result<Offer, StoreError> {
+                let state: String = row.try_get("state")?;
+                let payload: String = row.try_get("action_payload")?;
+                let options: String = row.try_get("action_options")?;
+                let country: String = row.try_get("country")?;
+                Ok(Offer {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    offer_type: row.try_get("offer_type")?,
+                    url: row.try_get("url")?,
+                    action_type: row.try_get("action_type")?,
+                    action_payload: json(&payload, "offer action_payload")?,
+                    action_options: json(&options, "offer action_options")?,
+                    group_id: row.try_get("group_id")?,
+                    affiliate_network_id: row.try_get("affiliate_network_id")?,
+                    payout_value: Money::from_micros(row.try_get("payout_value_micros")?),
+                    payout_currency: row.try_get("payout_currency")?,
+                    payout_type: row.try_get("payout_type")?,
+                    payout_auto: row.try_get("payout_auto")?,
+                    payout_upsell: row.try_get("payout_upsell")?,
+                    country: serde_json::from_str(&country)
+                        .map_err(|e| StoreError::Corrupt(format!("offer country: {e}")))?,
+                    daily_cap: row.try_get("daily_cap")?,
+                    conversion_timezone: row.try_get("conversion_timezone")?,
+                    alternative_offer_id: row.try_get("alternative_offer_id")?,
+                    state: parse_enum(&state, ObjectState::parse, "offer state")?,
+                    notes: row.try_get("notes")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn target_row(row: &DbRow, target: &str) -> Result<StreamTarget, StoreError> {
+                let state: String = row.try_get("state")?;
+                Ok(StreamTarget {
+                    id: row.try_get("id")?,
+                    stream_id: row.try_get("stream_id")?,
+                    target_id: row.try_get(target)?,
+                    share: row.try_get("share")?,
+                    state: parse_enum(&state, ObjectState::parse, "stream target state")?,
+                })
             }
 
             fn filter_row(row: &DbRow) -> Result<StreamFilter, StoreError> {
@@ -492,9 +578,71 @@ macro_rules! impl_store {
                         .await?;
                         filters.push(filter_row(&filter)?);
                     }
-                    let stream = stream_row(&row, filters)?;
+                    let mut landings = Vec::new();
+                    for (landing_id, share) in &new.landings {
+                        let target = sqlx::query(
+                            "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, landing_id, share, state",
+                        )
+                        .bind(stream_id)
+                        .bind(*landing_id)
+                        .bind(*share)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        landings.push(target_row(&target, "landing_id")?);
+                    }
+                    let mut offers = Vec::new();
+                    for (offer_id, share) in &new.offers {
+                        let target = sqlx::query(
+                            "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, offer_id, share, state",
+                        )
+                        .bind(stream_id)
+                        .bind(*offer_id)
+                        .bind(*share)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        offers.push(target_row(&target, "offer_id")?);
+                    }
+                    let stream = stream_row(&row, filters, landings, offers)?;
                     tx.commit().await?;
                     Ok(stream)
+                }
+
+                async fn create_landing(&self, new: &NewTarget) -> Result<Landing, StoreError> {
+                    let sql = format!(
+                        "INSERT INTO landings (name, url, action_type, action_payload, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {LANDING_COLUMNS}"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(new.name.clone())
+                        .bind(new.url.clone())
+                        .bind(new.action_type.clone())
+                        .bind(new.action_payload.to_string())
+                        .bind(unix_now())
+                        .fetch_one(&self.pool)
+                        .await?;
+                    landing_row(&row)
+                }
+
+                async fn create_offer(&self, new: &NewTarget) -> Result<Offer, StoreError> {
+                    let sql = format!(
+                        "INSERT INTO offers (name, url, action_type, action_payload, payout_value_micros, country, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {OFFER_COLUMNS}"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(new.name.clone())
+                        .bind(new.url.clone())
+                        .bind(new.action_type.clone())
+                        .bind(new.action_payload.to_string())
+                        .bind(new.payout_value.micros())
+                        .bind(serde_json::to_string(&new.country).unwrap_or_else(|_| "[]".into()))
+                        .bind(unix_now())
+                        .fetch_one(&self.pool)
+                        .await?;
+                    offer_row(&row)
                 }
 
                 async fn routing_data(&self) -> Result<RoutingData, StoreError> {
@@ -519,6 +667,28 @@ macro_rules! impl_store {
                         let filter = filter_row(&row)?;
                         filters.entry(filter.stream_id).or_default().push(filter);
                     }
+                    let mut landing_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT id, stream_id, landing_id, share, state FROM stream_landings ORDER BY stream_id, id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let target = target_row(&row, "landing_id")?;
+                        landing_targets.entry(target.stream_id).or_default().push(target);
+                    }
+                    let mut offer_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT id, stream_id, offer_id, share, state FROM stream_offers ORDER BY stream_id, id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let target = target_row(&row, "offer_id")?;
+                        offer_targets.entry(target.stream_id).or_default().push(target);
+                    }
                     let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {STREAM_COLUMNS} FROM streams WHERE state = 'active' ORDER BY campaign_id, position, id"
                     )))
@@ -527,10 +697,31 @@ macro_rules! impl_store {
                     .iter()
                     .map(|row| {
                         let id: i64 = row.try_get("id")?;
-                        stream_row(row, filters.remove(&id).unwrap_or_default())
+                        stream_row(
+                            row,
+                            filters.remove(&id).unwrap_or_default(),
+                            landing_targets.remove(&id).unwrap_or_default(),
+                            offer_targets.remove(&id).unwrap_or_default(),
+                        )
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                    Ok(RoutingData { campaigns, streams })
+                    let landings = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {LANDING_COLUMNS} FROM landings WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(landing_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let offers = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {OFFER_COLUMNS} FROM offers WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(offer_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    Ok(RoutingData { campaigns, streams, landings, offers })
                 }
 
                 async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError> {
@@ -560,6 +751,28 @@ macro_rules! impl_store {
                     }
                     tx.commit().await?;
                     Ok(inserted)
+                }
+
+                async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut changed = 0;
+                    for click in clicks {
+                        changed += sqlx::query(
+                            "UPDATE clicks SET landing_clicked = $1, \
+                             landing_clicked_at = COALESCE(landing_clicked_at, $2), offer_id = $3, destination = $4 \
+                             WHERE sub_id = $5",
+                        )
+                        .bind(true)
+                        .bind(click.at)
+                        .bind(click.offer_id)
+                        .bind(click.destination.clone())
+                        .bind(click.sub_id.clone())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
                 }
 
                 async fn close(&self) {

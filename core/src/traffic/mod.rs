@@ -3,16 +3,30 @@
 //! Nothing here touches the database: routing reads the immutable [`RoutingSnapshot`]
 //! loaded once per request, and the finished [`crate::model::Click`] goes to the recorder.
 
+mod context;
+mod counters;
 mod ids;
 mod ipnet;
+mod macros;
 mod pipeline;
 mod selector;
+mod signing;
 mod snapshot;
 mod template;
+mod uniqueness;
 
+pub use context::{ClickContext, TrafficEnv, UniqueFlags};
+pub use counters::{HitCounters, Hits};
 pub use ids::{new_sub_id, random_token};
 pub use ipnet::{IpNet, normalise as normalise_ip};
-pub use pipeline::{Answer, Outcome, Visit, handle_campaign};
-pub use selector::select_stream;
-pub use snapshot::{CampaignRoute, RoutingData, RoutingSnapshot, StreamAction, StreamRoute};
+pub use macros::ClickMacros;
+pub use pipeline::{
+    LandingToken, RouteOptions, RouteResult, Visit, route_click, route_landing_click,
+};
+pub use selector::{pick_share, pick_weighted, select_stream};
+pub use signing::Signer;
+pub use snapshot::{
+    CampaignRoute, CompiledFilter, RoutingData, RoutingSnapshot, StreamRoute, TargetRoute,
+};
 pub use template::{MacroSource, Template, check_http_url};
+pub use uniqueness::{Binding, MemoryUniqueness, Scope, UniquenessStore, VisitorCookie};

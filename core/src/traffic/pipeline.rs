@@ -1,11 +1,23 @@
-//! One visit through a campaign: build the click, select a stream, run its action.
+//! One visit through a campaign: build the click, select a stream by its filters, pick a
+//! landing or offer, run the action, update visitor memory. Synchronous and IO-free: replies
+//! that need IO (`Fetch`, `LocalFile`) are returned for the caller to carry out.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::model::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT, unix_now};
+use serde_json::{Value, json};
 
-use super::{CampaignRoute, MacroSource, StreamAction, new_sub_id, select_stream};
+use crate::model::{Click, EXTRA_PARAM_COUNT, Money, SUB_ID_COUNT, unix_now};
+use crate::registry::{ActionEnv, FileOwner, Reply};
+
+use super::context::{ClickContext, TrafficEnv, UniqueFlags};
+use super::macros::ClickMacros;
+use super::selector::{pick_share, select_stream};
+use super::snapshot::{CampaignRoute, RoutingSnapshot, StreamRoute};
+use super::uniqueness::Binding;
+use super::{Template, new_sub_id, random_token};
+
+/// How many campaigns a click may pass through with the `campaign` action.
+const MAX_CAMPAIGN_HOPS: u32 = 5;
 
 /// What the tracker knows about an incoming visit before routing.
 #[derive(Debug, Clone)]
@@ -17,134 +29,661 @@ pub struct Visit {
     pub language: String,
     /// The query parameters, in order, percent-decoded.
     pub query: Vec<(String, String)>,
+    /// Request headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The host the visitor reached (`tracker.example`), for `{current_domain}` and links.
+    pub host: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The visitor cookie (or the Click API's `uniqueness_cookie`), if sent.
+    pub cookie: Option<String>,
 }
 
 impl Visit {
+    /// A visit with only an IP and a User-Agent (tests, the `route` command).
+    pub fn new(ip: IpAddr, user_agent: &str) -> Self {
+        Visit {
+            ip,
+            user_agent: user_agent.to_string(),
+            referrer: String::new(),
+            language: String::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            host: "localhost".into(),
+            scheme: "http".into(),
+            cookie: None,
+        }
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-}
 
-/// The answer the visitor gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Redirect(String),
-    NotFound,
-    Empty,
-}
+    /// A header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 
-/// The result of routing one visit.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub answer: Answer,
-    /// The click to record (`None` when the stream has collect_clicks off).
-    pub click: Option<Click>,
-}
+    /// Browser prefetch/preview requests (not a person's click).
+    pub fn is_prefetch(&self) -> bool {
+        ["purpose", "sec-purpose", "x-purpose", "x-moz"]
+            .iter()
+            .any(|h| {
+                self.header(h).is_some_and(|v| {
+                    let v = v.to_ascii_lowercase();
+                    v.contains("prefetch") || v.contains("preview")
+                })
+            })
+    }
 
-/// Routes `visit` through `route` and returns the answer and the click.
-pub fn handle_campaign(route: &CampaignRoute, visit: &Visit) -> Outcome {
-    let mut click = new_click(route, visit);
-    let mut rng = rand::rng();
-    let stream = select_stream(route, &mut |_| true, &mut rng);
-    let answer = match stream {
-        None => Answer::Empty,
-        Some(stream) => {
-            click.stream_id = Some(stream.stream.id);
-            match &stream.action {
-                StreamAction::Redirect(template) => {
-                    let url = template.expand(&ClickMacros {
-                        click: &click,
-                        route,
-                        visit,
-                    });
-                    click.destination = url.clone();
-                    Answer::Redirect(url)
-                }
-                StreamAction::NotFound => Answer::NotFound,
-                StreamAction::DoNothing | StreamAction::Unavailable(_) => Answer::Empty,
-            }
-        }
-    };
-    let collect = stream.is_none_or(|s| s.stream.collect_clicks);
-    Outcome {
-        answer,
-        click: collect.then_some(click),
+    /// `scheme://host` of the tracker as the visitor reached it.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
     }
 }
 
+/// How to route.
+#[derive(Debug, Clone, Default)]
+pub struct RouteOptions {
+    /// Keep a processing log (Click API `log=1`, the `route` command).
+    pub trace: bool,
+    /// Skip the landing and go straight to an offer (Click API `force_redirect_offer`).
+    pub force_offer: bool,
+    /// Prefer this landing (Click API `landing_id`).
+    pub landing_id: Option<i64>,
+    /// Do not update visitor memory or counters (the `route` dry run).
+    pub dry_run: bool,
+}
+
+/// The outcome of routing one visit.
+pub struct RouteResult {
+    /// The answer; `Fetch` and `LocalFile` still need the caller's IO.
+    pub reply: Reply,
+    /// The action kind that answered (`http`, `show_html`, …; `location` for redirects).
+    pub info_type: String,
+    /// The click (always filled, for the Click API's info); recorded only when `record`.
+    pub click: Click,
+    pub record: bool,
+    pub uniqueness: UniqueFlags,
+    /// The signed visitor cookie to send back.
+    pub cookie: String,
+    /// The campaign's cookies_ttl (hours) for the cookie's lifetime.
+    pub cookie_ttl_hours: i64,
+    pub log: Vec<String>,
+}
+
+/// The action environment of a click being routed.
+struct ClickActionEnv<'c, 'a> {
+    ctx: &'c ClickContext<'a>,
+    owner: Option<FileOwner>,
+    offer_link: Option<String>,
+}
+
+impl ActionEnv for ClickActionEnv<'_, '_> {
+    fn expand(&self, template: &Template) -> String {
+        template.expand(&ClickMacros {
+            ctx: self.ctx,
+            offer_link: self.offer_link.as_deref(),
+        })
+    }
+
+    fn base_url(&self) -> String {
+        self.ctx.visit.base_url()
+    }
+
+    fn hop_url(&self, url: &str) -> String {
+        let token = self
+            .ctx
+            .env
+            .signer
+            .sign(&json!({ "k": "hop", "u": url, "exp": self.ctx.now + 300 }));
+        format!("{}/?_hop={token}", self.ctx.visit.base_url())
+    }
+
+    fn owner(&self) -> Option<FileOwner> {
+        self.owner
+    }
+
+    fn click(&self) -> &Click {
+        &self.ctx.click
+    }
+}
+
+/// Routes `visit` through `route`.
+pub fn route_click(
+    env: &TrafficEnv,
+    snapshot: &RoutingSnapshot,
+    route: &CampaignRoute,
+    visit: &Visit,
+    options: &RouteOptions,
+) -> RouteResult {
+    route_hop(env, snapshot, route, visit, options, None, 0)
+}
+
+fn route_hop(
+    env: &TrafficEnv,
+    snapshot: &RoutingSnapshot,
+    route: &CampaignRoute,
+    visit: &Visit,
+    options: &RouteOptions,
+    parent: Option<(i64, Vec<String>)>,
+    hops: u32,
+) -> RouteResult {
+    let campaign = &route.campaign;
+    let (parent_id, parent_log) = match parent {
+        Some((id, log)) => (Some(id), Some(log)),
+        None => (None, None),
+    };
+    let mut click = new_click(route, visit);
+    click.parent_campaign_id = parent_id;
+    let mut ctx = ClickContext::new(env, visit, campaign, click, options.trace);
+    if let Some(log) = parent_log {
+        for line in log {
+            ctx.log(|| line);
+        }
+    }
+    ctx.click.visitor_code = if ctx.cookie.visitor.is_empty() {
+        random_token(10)
+    } else {
+        ctx.cookie.visitor.clone()
+    };
+    ctx.cookie.visitor = ctx.click.visitor_code.clone();
+
+    let unique_campaign = ctx.is_unique_campaign();
+    let unique_global = ctx.is_unique_global();
+    ctx.log(|| format!("Processing campaign {}", campaign.id));
+    if ctx.is_logging() {
+        let lines = [
+            format!("Referrer: {}", ctx.click.referrer),
+            format!("Source: {}", ctx.click.source),
+            format!("Keyword: {}", ctx.click.keyword),
+            format!("UserAgent: {}", ctx.click.user_agent),
+            format!("Language: {}", ctx.click.language),
+            format!(
+                "Is unique in campaign: {}",
+                if unique_campaign { "yes" } else { "no" }
+            ),
+        ];
+        for line in lines {
+            ctx.log(|| line);
+        }
+    }
+
+    let binding = campaign
+        .bind_visitors
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .and_then(|_| ctx.cookie.bind.get(&campaign.id).copied())
+        .unwrap_or_default();
+    let mut rng = rand::rng();
+    let stream = select_stream(
+        route,
+        binding.stream,
+        &mut |s| stream_passes(&mut ctx, s),
+        &mut rng,
+    );
+    ctx.checking_stream = None;
+
+    let unique_stream = stream.is_some_and(|s| ctx.is_unique_stream(s.stream.id));
+    ctx.click.is_unique_campaign = unique_campaign;
+    ctx.click.is_unique_global = unique_global;
+    ctx.click.is_unique_stream = unique_stream;
+    ctx.finish_enrichment();
+    ctx.click.cost = click_cost(&ctx, unique_campaign);
+
+    let (reply, info_type) = match stream {
+        None => {
+            ctx.log(|| "No stream accepted the click".to_string());
+            (empty_reply(), "do_nothing".to_string())
+        }
+        Some(stream) => {
+            ctx.click.stream_id = Some(stream.stream.id);
+            ctx.log(|| format!("Stream #{}", stream.stream.id));
+            run_stream(&mut ctx, snapshot, stream, &binding, options)
+        }
+    };
+
+    // Another campaign takes over: the click is routed (and recorded) there, with this one as
+    // its parent. Loops end after MAX_CAMPAIGN_HOPS.
+    if let Reply::ToCampaign { campaign_id } = reply {
+        let next = snapshot
+            .campaign_by_id(campaign_id)
+            .filter(|_| hops < MAX_CAMPAIGN_HOPS);
+        match next {
+            Some(next) if campaign_id != campaign.id => {
+                ctx.log(|| format!("Redirect to campaign {campaign_id}"));
+                let log = ctx.take_log();
+                return route_hop(
+                    env,
+                    snapshot,
+                    next,
+                    visit,
+                    options,
+                    Some((campaign.id, log)),
+                    hops + 1,
+                );
+            }
+            _ => {
+                ctx.log(|| format!("Campaign {campaign_id} is unavailable or would loop"));
+                return finish(ctx, stream, empty_reply(), "do_nothing".into(), options);
+            }
+        }
+    }
+    finish(ctx, stream, reply, info_type, options)
+}
+
+fn finish(
+    mut ctx: ClickContext<'_>,
+    stream: Option<&StreamRoute>,
+    reply: Reply,
+    info_type: String,
+    options: &RouteOptions,
+) -> RouteResult {
+    if let Reply::Redirect { url, .. } = &reply {
+        ctx.click.destination = url.clone();
+        ctx.log(|| format!("Send headers: Location: {url}"));
+    }
+    let campaign = ctx.campaign;
+    if !options.dry_run {
+        ctx.mark_seen(ctx.click.stream_id);
+        if let Some(stream) = stream {
+            ctx.env.hits.add(stream.stream.id, ctx.now);
+        }
+    }
+    if campaign
+        .bind_visitors
+        .as_deref()
+        .is_some_and(|b| !b.is_empty())
+    {
+        let scope = campaign.bind_visitors.as_deref().unwrap_or_default();
+        let binding = Binding {
+            stream: ctx.click.stream_id,
+            landing: ctx.click.landing_id.filter(|_| scope.contains('l')),
+            offer: ctx.click.offer_id.filter(|_| scope.contains('o')),
+        };
+        ctx.cookie.bind.insert(campaign.id, binding);
+    }
+    let cookie = ctx.cookie.encode(&ctx.env.signer);
+    let uniqueness = UniqueFlags {
+        campaign: ctx.click.is_unique_campaign,
+        stream: ctx.click.is_unique_stream,
+        global: ctx.click.is_unique_global,
+    };
+    let record = stream.is_none_or(|s| s.stream.collect_clicks);
+    let log = ctx.take_log();
+    RouteResult {
+        reply,
+        info_type,
+        click: ctx.click,
+        record,
+        uniqueness,
+        cookie,
+        cookie_ttl_hours: campaign.cookies_ttl,
+        log,
+    }
+}
+
+fn empty_reply() -> Reply {
+    Reply::Content {
+        status: 200,
+        content_type: "text/html; charset=utf-8".into(),
+        body: Vec::new(),
+        headers: Vec::new(),
+    }
+}
+
+/// Evaluates a stream's filters (AND, or OR with filter_or; `reject` inverts), logging each.
+fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) -> bool {
+    ctx.log(|| format!("Checking stream #{}", stream.stream.id));
+    ctx.checking_stream = Some(stream.stream.id);
+    if stream.filters.is_empty() {
+        ctx.log(|| "Accepted by filters".into());
+        return true;
+    }
+    let any = stream.stream.filter_or;
+    let mut result = !any;
+    for compiled in &stream.filters {
+        let matched = match compiled.filter.matches(ctx) {
+            Ok(matched) => matched,
+            Err(error) => {
+                tracing::warn!(stream_id = stream.stream.id, filter = %compiled.name, %error, "A filter failed; it counts as not matching.");
+                false
+            }
+        };
+        let pass = matched != compiled.reject;
+        ctx.log(|| {
+            format!(
+                "Filter \"{}\": {}",
+                compiled.name,
+                if pass { "allow" } else { "rejected" }
+            )
+        });
+        if any && pass {
+            result = true;
+            break;
+        }
+        if !any && !pass {
+            result = false;
+            break;
+        }
+    }
+    ctx.log(|| {
+        if result {
+            "Accepted by filters".into()
+        } else {
+            "Not accepted by filters".into()
+        }
+    });
+    result
+}
+
+/// Runs the stream: its landing (then offer link), an offer, or its own action.
+fn run_stream(
+    ctx: &mut ClickContext<'_>,
+    snapshot: &RoutingSnapshot,
+    stream: &StreamRoute,
+    binding: &Binding,
+    options: &RouteOptions,
+) -> (Reply, String) {
+    let mut rng = rand::rng();
+    let mut owner = None;
+    let mut offer_link = None;
+    let action = if stream.action.is_none() {
+        let landing = (!options.force_offer && !stream.landings.is_empty())
+            .then(|| {
+                let preferred = options.landing_id.or(binding.landing);
+                pick_share(&stream.landings, preferred, &mut rng)
+            })
+            .flatten()
+            .and_then(|id| snapshot.landing(id));
+        match landing {
+            Some(landing) => {
+                ctx.click.landing_id = Some(landing.id);
+                ctx.log(|| format!("Landing #{}", landing.id));
+                owner = Some(FileOwner::Landing(landing.id));
+                offer_link = Some(landing_offer_link(ctx));
+                Some((&landing.action, landing.action_type.as_str()))
+            }
+            None => {
+                let offer = pick_share(&stream.offers, binding.offer, &mut rng)
+                    .and_then(|id| snapshot.offer(id));
+                offer.map(|offer| {
+                    ctx.click.offer_id = Some(offer.id);
+                    ctx.log(|| format!("Offer #{}", offer.id));
+                    owner = Some(FileOwner::Offer(offer.id));
+                    (&offer.action, offer.action_type.as_str())
+                })
+            }
+        }
+    } else {
+        stream
+            .action
+            .as_ref()
+            .map(|a| (a, stream.stream.action_type.as_str()))
+    };
+    let Some((action, action_type)) = action else {
+        return (empty_reply(), "do_nothing".into());
+    };
+    let env = ClickActionEnv {
+        ctx,
+        owner,
+        offer_link,
+    };
+    match action.run(&env) {
+        Ok(reply) => {
+            let info_type = match &reply {
+                Reply::Redirect { .. } => "location".to_string(),
+                _ => action_type.to_string(),
+            };
+            (reply, info_type)
+        }
+        Err(error) => {
+            tracing::warn!(stream_id = stream.stream.id, action = action_type, %error, "An action failed; answering empty.");
+            ctx.log(|| format!("Action \"{action_type}\" failed: {error}"));
+            (empty_reply(), "do_nothing".into())
+        }
+    }
+}
+
+/// The `{offer}` link of a landing: a signed token that brings the click back to pick an offer.
+fn landing_offer_link(ctx: &ClickContext<'_>) -> String {
+    let params: serde_json::Map<String, Value> = ctx
+        .visit
+        .query
+        .iter()
+        .take(64)
+        .map(|(k, v)| (k.clone(), Value::String(v.chars().take(512).collect())))
+        .collect();
+    let token = ctx.env.signer.sign(&json!({
+        "k": "lp",
+        "sid": ctx.click.sub_id,
+        "c": ctx.click.campaign_id,
+        "s": ctx.click.stream_id,
+        "l": ctx.click.landing_id,
+        "v": ctx.click.visitor_code,
+        "t": ctx.now,
+        "exp": ctx.now + ctx.ttl_seconds().max(86_400),
+        "p": params,
+    }));
+    format!("{}/?_lp=1&_token={token}", ctx.visit.base_url())
+}
+
+/// What a landing -> offer token restores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandingToken {
+    pub sub_id: String,
+    pub campaign_id: i64,
+    pub stream_id: i64,
+    pub landing_id: Option<i64>,
+    pub visitor_code: String,
+    pub clicked_at: i64,
+    pub params: Vec<(String, String)>,
+}
+
+impl LandingToken {
+    /// Verifies a token; expired, foreign or tampered tokens give `None`.
+    pub fn verify(env: &TrafficEnv, token: &str, now: i64) -> Option<LandingToken> {
+        let payload = env.signer.verify(token)?;
+        if payload.get("k")?.as_str()? != "lp" || payload.get("exp")?.as_i64()? < now {
+            return None;
+        }
+        Some(LandingToken {
+            sub_id: payload.get("sid")?.as_str()?.to_string(),
+            campaign_id: payload.get("c")?.as_i64()?,
+            stream_id: payload.get("s")?.as_i64()?,
+            landing_id: payload.get("l").and_then(Value::as_i64),
+            visitor_code: payload
+                .get("v")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            clicked_at: payload.get("t").and_then(Value::as_i64).unwrap_or(now),
+            params: payload
+                .get("p")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The visitor clicked the offer link on a landing: restore the click from the token, pick the
+/// offer (`offer_id` when given and active, else by share among the stream's offers), run it.
+pub fn route_landing_click(
+    env: &TrafficEnv,
+    snapshot: &RoutingSnapshot,
+    token: &LandingToken,
+    visit: &Visit,
+    offer_id: Option<i64>,
+) -> Option<RouteResult> {
+    let route = snapshot.campaign_by_id(token.campaign_id)?;
+    let stream = route.streams().find(|s| s.stream.id == token.stream_id)?;
+    let mut restored = visit.clone();
+    restored.query = token.params.clone();
+    let mut click = new_click(route, &restored);
+    click.sub_id = token.sub_id.clone();
+    click.created_at = token.clicked_at;
+    click.visitor_code = token.visitor_code.clone();
+    click.stream_id = Some(stream.stream.id);
+    click.landing_id = token.landing_id;
+    let mut ctx = ClickContext::new(env, &restored, &route.campaign, click, false);
+    ctx.now = unix_now();
+    ctx.finish_enrichment();
+    let mut rng = rand::rng();
+    let offer = offer_id
+        .and_then(|id| snapshot.offer(id))
+        .or_else(|| pick_share(&stream.offers, None, &mut rng).and_then(|id| snapshot.offer(id)))?;
+    ctx.click.offer_id = Some(offer.id);
+    let action_env = ClickActionEnv {
+        ctx: &ctx,
+        owner: Some(FileOwner::Offer(offer.id)),
+        offer_link: None,
+    };
+    let reply = offer.action.run(&action_env).ok()?;
+    let info_type = if matches!(reply, Reply::Redirect { .. }) {
+        "location".to_string()
+    } else {
+        offer.action_type.clone()
+    };
+    if let Reply::Redirect { url, .. } = &reply {
+        ctx.click.destination = url.clone();
+    }
+    let cookie = ctx.cookie.encode(&env.signer);
+    Some(RouteResult {
+        reply,
+        info_type,
+        record: stream.stream.collect_clicks,
+        uniqueness: UniqueFlags::default(),
+        cookie,
+        cookie_ttl_hours: route.campaign.cookies_ttl,
+        log: Vec::new(),
+        click: ctx.click,
+    })
+}
+
+/// Cost of a click from the campaign's cost model: CPC per click, CPUC per unique click, CPM
+/// per thousand; with cost_auto the click's own `cost` parameter wins.
+fn click_cost(ctx: &ClickContext<'_>, unique: bool) -> Money {
+    let campaign = ctx.campaign;
+    if campaign.cost_auto
+        && let Some(cost) = ctx
+            .visit
+            .param(&param_name(campaign, "cost"))
+            .and_then(|c| c.parse::<Money>().ok())
+        && cost.micros() >= 0
+    {
+        return cost;
+    }
+    let value = campaign.cost_value.micros();
+    Money::from_micros(match campaign.cost_type.to_ascii_uppercase().as_str() {
+        "CPC" => value,
+        "CPUC" | "CPUV" if unique => value,
+        "CPM" | "CPV" => value / 1_000,
+        _ => 0,
+    })
+}
+
+/// The query parameter that feeds `field`: the campaign's `parameters` mapping, or the
+/// field's own name.
+fn param_name(campaign: &crate::model::Campaign, field: &str) -> String {
+    campaign
+        .parameters
+        .get(field)
+        .and_then(|p| p.get("name").or(Some(p)))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(field)
+        .to_string()
+}
+
+/// The search engine a referrer belongs to, if any.
+fn search_engine(referrer: &str) -> &'static str {
+    let host = url::Url::parse(referrer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    const ENGINES: &[(&str, &str)] = &[
+        ("google.", "google"),
+        ("bing.", "bing"),
+        ("yandex.", "yandex"),
+        ("yahoo.", "yahoo"),
+        ("baidu.", "baidu"),
+        ("duckduckgo.", "duckduckgo"),
+        ("ecosia.", "ecosia"),
+        ("naver.", "naver"),
+        ("seznam.", "seznam"),
+        ("ask.", "ask"),
+    ];
+    ENGINES
+        .iter()
+        .find(|(needle, _)| host.contains(needle))
+        .map(|(_, name)| *name)
+        .unwrap_or("")
+}
+
+/// The search query in a search engine's referrer (`q`, `text`, `p`, `wd`).
+fn referrer_keyword(referrer: &str) -> String {
+    url::Url::parse(referrer)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| matches!(k.as_ref(), "q" | "text" | "p" | "wd"))
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default()
+}
+
 fn new_click(route: &CampaignRoute, visit: &Visit) -> Click {
+    let campaign = &route.campaign;
     let mut click = Click::blank();
     click.sub_id = new_sub_id();
-    click.campaign_id = route.campaign.id;
-    click.ts_id = route.campaign.traffic_source_id;
+    click.campaign_id = campaign.id;
+    click.ts_id = campaign.traffic_source_id;
     click.created_at = unix_now();
     click.ip = visit.ip.to_string();
     click.user_agent = visit.user_agent.clone();
     click.referrer = visit.referrer.clone();
     click.language = visit.language.clone();
-    let text = |name: &str| visit.param(name).unwrap_or_default().to_string();
+    let text = |field: &str| {
+        visit
+            .param(&param_name(campaign, field))
+            .unwrap_or_default()
+            .to_string()
+    };
     click.keyword = text("keyword");
     click.source = text("source");
     click.external_id = text("external_id");
     click.creative_id = text("creative_id");
     click.ad_campaign_id = text("ad_campaign_id");
+    click.x_requested_with = visit
+        .header("x-requested-with")
+        .map(str::to_string)
+        .unwrap_or_else(|| text("x_requested_with"));
+    click.search_engine = search_engine(&click.referrer).to_string();
+    if click.keyword.is_empty() && !click.search_engine.is_empty() {
+        click.keyword = referrer_keyword(&click.referrer);
+    }
     for i in 0..SUB_ID_COUNT {
         click.sub_ids[i] = text(&format!("sub_id_{}", i + 1));
     }
     for i in 0..EXTRA_PARAM_COUNT {
         click.extra_params[i] = text(&format!("extra_param_{}", i + 1));
     }
-    let params: serde_json::Map<String, serde_json::Value> = visit
+    let params: serde_json::Map<String, Value> = visit
         .query
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    click.params = serde_json::Value::Object(params).to_string();
+    click.params = Value::Object(params).to_string();
     click
-}
-
-/// Macro values of a click being routed: the built-in names, then any query parameter.
-struct ClickMacros<'a> {
-    click: &'a Click,
-    route: &'a CampaignRoute,
-    visit: &'a Visit,
-}
-
-impl<'a> MacroSource for ClickMacros<'a> {
-    fn value(&self, name: &str, _args: &str) -> Option<Cow<'_, str>> {
-        let click = self.click;
-        let borrowed = |s: &'a str| Some(Cow::Borrowed(s));
-        let id = |v: Option<i64>| Some(Cow::Owned(v.map(|v| v.to_string()).unwrap_or_default()));
-        match name {
-            "subid" | "sub_id" => borrowed(&click.sub_id),
-            "campaign_id" => id(Some(click.campaign_id)),
-            "campaign_name" => borrowed(&self.route.campaign.name),
-            "stream_id" => id(click.stream_id),
-            "ts_id" => id(click.ts_id),
-            "ip" => borrowed(&click.ip),
-            "user_agent" | "ua" | "useragent" => borrowed(&click.user_agent),
-            "referrer" | "referer" => borrowed(&click.referrer),
-            "language" => borrowed(&click.language),
-            "keyword" => borrowed(&click.keyword),
-            "source" => borrowed(&click.source),
-            "external_id" => borrowed(&click.external_id),
-            "creative_id" => borrowed(&click.creative_id),
-            "ad_campaign_id" => borrowed(&click.ad_campaign_id),
-            _ => {
-                let indexed = |prefix: &str, values: &'a [String]| {
-                    name.strip_prefix(prefix)
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .and_then(|n| n.checked_sub(1))
-                        .and_then(|i| values.get(i))
-                        .map(|v| Cow::Borrowed(v.as_str()))
-                };
-                indexed("sub_id_", &click.sub_ids)
-                    .or_else(|| indexed("extra_param_", &click.extra_params))
-                    .or_else(|| self.visit.param(name).map(Cow::Borrowed))
-            }
-        }
-    }
 }

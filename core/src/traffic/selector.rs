@@ -1,5 +1,6 @@
 //! Stream selection: forced streams by position, then regular streams (by position or by
-//! weight), then the default stream. The first stream whose filters pass wins.
+//! weight), then the default stream. The first stream whose filters pass wins. Also the
+//! weighted pick of landings and offers by share.
 
 use rand::Rng;
 
@@ -7,38 +8,56 @@ use crate::model::CampaignType;
 
 use super::{CampaignRoute, StreamRoute};
 
-/// Picks the stream for a click. `passes` decides whether a stream's filters accept it.
+/// Picks the stream for a click. `passes` decides whether a stream's filters accept it;
+/// `bound` is a regular stream the visitor is bound to (tried first among regular streams).
 pub fn select_stream<'a>(
     route: &'a CampaignRoute,
+    bound: Option<i64>,
     passes: &mut dyn FnMut(&StreamRoute) -> bool,
     rng: &mut impl Rng,
 ) -> Option<&'a StreamRoute> {
-    let mut accepts = |s: &StreamRoute| s.filters_runnable && passes(s);
+    let mut accepts = |s: &StreamRoute| s.runnable && passes(s);
     if let Some(stream) = route.forced.iter().find(|s| accepts(s)) {
         return Some(stream);
     }
+    let bound_stream = bound.and_then(|id| route.regular.iter().find(|s| s.stream.id == id));
+    if let Some(stream) = bound_stream
+        && accepts(stream)
+    {
+        return Some(stream);
+    }
     let regular = match route.campaign.campaign_type {
-        CampaignType::Position => route.regular.iter().find(|s| accepts(s)),
-        CampaignType::Weight => pick_weighted(&route.regular, &mut accepts, rng),
+        CampaignType::Position => route
+            .regular
+            .iter()
+            .find(|s| bound != Some(s.stream.id) && accepts(s)),
+        CampaignType::Weight => {
+            let candidates: Vec<&StreamRoute> = route
+                .regular
+                .iter()
+                .filter(|s| s.stream.weight > 0 && bound != Some(s.stream.id))
+                .collect();
+            pick_weighted(candidates, |s| s.stream.weight, &mut accepts, rng)
+        }
     };
     regular.or_else(|| route.default.iter().find(|s| accepts(s)))
 }
 
-/// A weighted random pick; a pick whose filters fail is dropped and the rest re-drawn.
-fn pick_weighted<'a>(
-    streams: &'a [StreamRoute],
-    accepts: &mut dyn FnMut(&StreamRoute) -> bool,
+/// A weighted random pick; a pick that `accepts` refuses is dropped and the rest re-drawn.
+pub fn pick_weighted<T: Copy>(
+    mut candidates: Vec<T>,
+    weight: impl Fn(T) -> i64,
+    accepts: &mut dyn FnMut(T) -> bool,
     rng: &mut impl Rng,
-) -> Option<&'a StreamRoute> {
-    let mut candidates: Vec<&StreamRoute> =
-        streams.iter().filter(|s| s.stream.weight > 0).collect();
+) -> Option<T> {
+    candidates.retain(|c| weight(*c) > 0);
     while !candidates.is_empty() {
-        let total: i64 = candidates.iter().map(|s| s.stream.weight).sum();
+        let total: i64 = candidates.iter().map(|c| weight(*c)).sum();
         let mut ticket = rng.random_range(0..total);
         let index = candidates
             .iter()
-            .position(|s| {
-                ticket -= s.stream.weight;
+            .position(|c| {
+                ticket -= weight(*c);
                 ticket < 0
             })
             .unwrap_or(candidates.len() - 1);
@@ -48,4 +67,20 @@ fn pick_weighted<'a>(
         }
     }
     None
+}
+
+/// Picks one (id, share) by share, preferring `bound` when it is still among them.
+pub fn pick_share(targets: &[(i64, i64)], bound: Option<i64>, rng: &mut impl Rng) -> Option<i64> {
+    if let Some(id) = bound
+        && targets.iter().any(|(t, _)| *t == id)
+    {
+        return Some(id);
+    }
+    pick_weighted(
+        targets.iter().collect(),
+        |(_, share)| *share,
+        &mut |_| true,
+        rng,
+    )
+    .map(|(id, _)| *id)
 }

@@ -1,46 +1,52 @@
 //! The immutable routing snapshot: everything the click path needs, compiled once from the
-//! store and swapped atomically (see `crate::reload`).
+//! store through the plugin registry and swapped atomically (see `crate::reload`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Campaign, ObjectState, Stream, StreamSchema, StreamType};
+use crate::model::{Campaign, Landing, ObjectState, Offer, Stream, StreamSchema, StreamType};
+use crate::registry::{Action, Filter, Registry};
 
-use super::Template;
-
-/// What the store hands over to build a snapshot: active campaigns and their active streams.
+/// What the store hands over to build a snapshot: the active objects routing can reach.
 #[derive(Debug, Clone, Default)]
 pub struct RoutingData {
     pub campaigns: Vec<Campaign>,
     pub streams: Vec<Stream>,
+    pub landings: Vec<Landing>,
+    pub offers: Vec<Offer>,
 }
 
-/// What a stream does with an accepted click, compiled from its schema and action.
-#[derive(Debug, Clone)]
-pub enum StreamAction {
-    /// HTTP 302 to the expanded template.
-    Redirect(Template),
-    /// HTTP 404 with an empty body.
-    NotFound,
-    /// An empty 200.
-    DoNothing,
-    /// The action cannot run (unknown or not yet supported kind); the click gets the
-    /// campaign's "no stream" answer. The reason was logged when the snapshot was built.
-    Unavailable(String),
+/// One filter of a stream, built.
+pub struct CompiledFilter {
+    pub name: String,
+    /// `reject` mode: the stream passes when the filter does NOT match.
+    pub reject: bool,
+    pub filter: Box<dyn Filter>,
+}
+
+/// A landing or offer with its built action.
+pub struct TargetRoute {
+    pub id: i64,
+    pub name: String,
+    pub action_type: String,
+    pub action: Box<dyn Action>,
 }
 
 /// A stream ready for selection.
-#[derive(Debug, Clone)]
 pub struct StreamRoute {
     pub stream: Stream,
-    pub action: StreamAction,
-    /// False when a filter of the stream names a kind this build cannot evaluate: such a
-    /// stream never matches (a filter that cannot run counts as "does not match").
-    pub filters_runnable: bool,
+    pub filters: Vec<CompiledFilter>,
+    /// The stream's own action (schemas `redirect` and `action`).
+    pub action: Option<Box<dyn Action>>,
+    /// (landing id, share) and (offer id, share) of active, resolvable targets.
+    pub landings: Vec<(i64, i64)>,
+    pub offers: Vec<(i64, i64)>,
+    /// False when something of the stream could not be built: such a stream never matches
+    /// (a filter or action that cannot run counts as "does not match").
+    pub runnable: bool,
 }
 
 /// A campaign with its streams split by type and sorted by position.
-#[derive(Debug, Clone)]
 pub struct CampaignRoute {
     pub campaign: Campaign,
     pub forced: Vec<StreamRoute>,
@@ -48,21 +54,86 @@ pub struct CampaignRoute {
     pub default: Vec<StreamRoute>,
 }
 
+impl CampaignRoute {
+    /// Every stream of the campaign, in selection order.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamRoute> {
+        self.forced.iter().chain(&self.regular).chain(&self.default)
+    }
+}
+
 /// Everything routing needs, indexed for the click path.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RoutingSnapshot {
     pub generation: u64,
     by_alias: HashMap<String, Arc<CampaignRoute>>,
     by_token: HashMap<String, Arc<CampaignRoute>>,
     by_id: HashMap<i64, Arc<CampaignRoute>>,
+    landings: HashMap<i64, TargetRoute>,
+    offers: HashMap<i64, TargetRoute>,
     /// Problems met while building (streams that cannot run), for /health and the logs.
     pub warnings: Vec<String>,
 }
 
 impl RoutingSnapshot {
-    /// Compiles `data` into a snapshot numbered `generation`.
-    pub fn build(generation: u64, data: RoutingData) -> Self {
+    /// Compiles `data` into a snapshot numbered `generation`, building every filter and action
+    /// through `registry`.
+    pub fn build(generation: u64, data: RoutingData, registry: &Registry) -> Self {
         let mut warnings = Vec::new();
+        let mut snapshot = RoutingSnapshot {
+            generation,
+            ..RoutingSnapshot::default()
+        };
+        for landing in data.landings {
+            if landing.state != ObjectState::Active {
+                continue;
+            }
+            let (action_type, payload) = target_action(
+                &landing.action_type,
+                &landing.action_payload,
+                &landing.url,
+                &landing.landing_type,
+            );
+            match build_action(registry, &action_type, &payload, &landing.action_options) {
+                Ok(action) => {
+                    snapshot.landings.insert(
+                        landing.id,
+                        TargetRoute {
+                            id: landing.id,
+                            name: landing.name,
+                            action_type,
+                            action,
+                        },
+                    );
+                }
+                Err(message) => warnings.push(format!("landing #{}: {message}", landing.id)),
+            }
+        }
+        for offer in data.offers {
+            if offer.state != ObjectState::Active {
+                continue;
+            }
+            let (action_type, payload) = target_action(
+                &offer.action_type,
+                &offer.action_payload,
+                &offer.url,
+                &offer.offer_type,
+            );
+            match build_action(registry, &action_type, &payload, &offer.action_options) {
+                Ok(action) => {
+                    snapshot.offers.insert(
+                        offer.id,
+                        TargetRoute {
+                            id: offer.id,
+                            name: offer.name,
+                            action_type,
+                            action,
+                        },
+                    );
+                }
+                Err(message) => warnings.push(format!("offer #{}: {message}", offer.id)),
+            }
+        }
+
         let mut streams_by_campaign: HashMap<i64, Vec<Stream>> = HashMap::new();
         for stream in data.streams {
             if stream.state == ObjectState::Active {
@@ -72,10 +143,6 @@ impl RoutingSnapshot {
                     .push(stream);
             }
         }
-        let mut snapshot = RoutingSnapshot {
-            generation,
-            ..RoutingSnapshot::default()
-        };
         for campaign in data.campaigns {
             if campaign.state != ObjectState::Active {
                 continue;
@@ -89,7 +156,7 @@ impl RoutingSnapshot {
                 default: Vec::new(),
             };
             for stream in streams {
-                let compiled = compile_stream(stream, &mut warnings);
+                let compiled = compile_stream(stream, registry, &snapshot, &mut warnings);
                 match compiled.stream.stream_type {
                     StreamType::Forced => route.forced.push(compiled),
                     StreamType::Regular => route.regular.push(compiled),
@@ -121,52 +188,121 @@ impl RoutingSnapshot {
         self.by_id.get(&id)
     }
 
+    pub fn landing(&self, id: i64) -> Option<&TargetRoute> {
+        self.landings.get(&id)
+    }
+
+    pub fn offer(&self, id: i64) -> Option<&TargetRoute> {
+        self.offers.get(&id)
+    }
+
     pub fn campaign_count(&self) -> usize {
         self.by_id.len()
     }
 }
 
-fn compile_stream(stream: Stream, warnings: &mut Vec<String>) -> StreamRoute {
-    let action = compile_action(&stream);
-    if let StreamAction::Unavailable(reason) = &action {
-        warnings.push(format!("stream #{}: {reason}", stream.id));
-    }
-    let unknown: Vec<&str> = stream.filters.iter().map(|f| f.name.as_str()).collect();
-    let filters_runnable = unknown.is_empty();
-    if !filters_runnable {
-        warnings.push(format!(
-            "stream #{}: filter kinds {} are not available in this build; the stream will not match",
-            stream.id,
-            unknown.join(", ")
-        ));
-    }
-    StreamRoute {
-        stream,
-        action,
-        filters_runnable,
-    }
+/// The action of a landing or offer: its own type and payload, defaulting to a redirect to its
+/// URL (`local` types serve their uploaded files).
+fn target_action(
+    action_type: &str,
+    payload: &serde_json::Value,
+    url: &str,
+    kind: &str,
+) -> (String, serde_json::Value) {
+    let action_type = match action_type.trim() {
+        "" if kind == "local" => "local_file".to_string(),
+        "" => "http".to_string(),
+        other => other.to_string(),
+    };
+    let empty = payload.is_null() || payload.as_str().is_some_and(|s| s.trim().is_empty());
+    let payload = if empty && !url.is_empty() {
+        serde_json::Value::String(url.to_string())
+    } else {
+        payload.clone()
+    };
+    (action_type, payload)
 }
 
-fn compile_action(stream: &Stream) -> StreamAction {
-    let url_payload = || match &stream.action_payload {
-        serde_json::Value::String(url) => Some(url.as_str()),
-        _ => None,
+fn build_action(
+    registry: &Registry,
+    name: &str,
+    payload: &serde_json::Value,
+    options: &serde_json::Value,
+) -> Result<Box<dyn Action>, String> {
+    let factory = registry
+        .action(name)
+        .ok_or_else(|| format!("action `{name}` is not in the registry"))?;
+    factory
+        .build(payload, options)
+        .map_err(|e| format!("action `{name}`: {e}"))
+}
+
+fn compile_stream(
+    stream: Stream,
+    registry: &Registry,
+    snapshot: &RoutingSnapshot,
+    warnings: &mut Vec<String>,
+) -> StreamRoute {
+    let mut runnable = true;
+    let mut problem = |message: String| {
+        warnings.push(format!(
+            "stream #{}: {message}; the stream will not match",
+            stream.id
+        ));
+        runnable = false;
     };
-    match (stream.schema, stream.action_type.as_str()) {
-        (StreamSchema::Redirect | StreamSchema::Action, "http" | "location") => {
-            let Some(url) = url_payload() else {
-                return StreamAction::Unavailable("the redirect has no URL payload".into());
-            };
-            match Template::parse(url).and_then(|t| t.check_target().map(|()| t)) {
-                Ok(template) => StreamAction::Redirect(template),
-                Err(message) => StreamAction::Unavailable(message),
+    let mut filters = Vec::with_capacity(stream.filters.len());
+    for filter in &stream.filters {
+        match registry.filter(&filter.name) {
+            None => problem(format!("filter `{}` is not in the registry", filter.name)),
+            Some(factory) => match factory.build(&filter.payload) {
+                Ok(built) => filters.push(CompiledFilter {
+                    name: filter.name.clone(),
+                    reject: filter.mode == "reject",
+                    filter: built,
+                }),
+                Err(message) => problem(format!("filter `{}`: {message}", filter.name)),
+            },
+        }
+    }
+    let active =
+        |targets: &[crate::model::StreamTarget], exists: &dyn Fn(i64) -> bool| -> Vec<(i64, i64)> {
+            targets
+                .iter()
+                .filter(|t| t.state == ObjectState::Active && t.share > 0 && exists(t.target_id))
+                .map(|t| (t.target_id, t.share))
+                .collect()
+        };
+    let landings = active(&stream.landings, &|id| snapshot.landings.contains_key(&id));
+    let offers = active(&stream.offers, &|id| snapshot.offers.contains_key(&id));
+    let action = match stream.schema {
+        StreamSchema::Landings => {
+            if landings.is_empty() && offers.is_empty() {
+                problem("it has no active landing or offer".into());
+            }
+            None
+        }
+        StreamSchema::Redirect | StreamSchema::Action => {
+            match build_action(
+                registry,
+                &stream.action_type,
+                &stream.action_payload,
+                &stream.action_options,
+            ) {
+                Ok(action) => Some(action),
+                Err(message) => {
+                    problem(message);
+                    None
+                }
             }
         }
-        (_, "status404") => StreamAction::NotFound,
-        (_, "do_nothing") => StreamAction::DoNothing,
-        (schema, action) => StreamAction::Unavailable(format!(
-            "action `{action}` with schema `{}` is not available in this build",
-            schema.as_str()
-        )),
+    };
+    StreamRoute {
+        stream,
+        filters,
+        action,
+        landings,
+        offers,
+        runnable,
     }
 }

@@ -47,6 +47,11 @@ impl Template {
         if text.contains(['\r', '\n', '\0']) {
             return Err("a URL may not contain CR, LF or NUL characters".into());
         }
+        Ok(Template::parse_content(text))
+    }
+
+    /// Like [`Template::parse`] for page content (HTML, text): line breaks allowed.
+    pub fn parse_content(text: &str) -> Template {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -81,7 +86,7 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Template { parts })
+        Template { parts }
     }
 
     /// Checks that the template, with every macro empty, is an absolute http(s) URL with a

@@ -455,7 +455,16 @@ async fn sigterm_during_a_burst_keeps_every_answered_click(backend: Backend) {
         }));
     }
     // Let the burst run, then stop the server in the middle of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while answered.lock().unwrap().len() < 400 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not get 400 answers in 60 s"
+        );
+        assert!(
+            !workers.iter().all(|w| w.is_finished()),
+            "every worker stopped early"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     process.terminate().unwrap();

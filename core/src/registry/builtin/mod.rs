@@ -1,0 +1,13 @@
+//! The built-in catalogue: Keitaro's filters and actions under their exact names.
+
+mod actions;
+mod filters;
+pub mod payload;
+
+use super::Registry;
+
+/// Registers every built-in kind.
+pub fn register(registry: &mut Registry) {
+    filters::register(registry);
+    actions::register(registry);
+}

@@ -1,0 +1,215 @@
+//! Visitor memory: the signed visitor cookie (per-campaign and per-stream first-seen times,
+//! stream/landing/offer binding) and the server-side IP / IP+UA record, kept in a bounded
+//! in-memory cache behind [`UniquenessStore`] so that a shared implementation can follow.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Signer;
+
+/// Most campaigns and streams one cookie remembers; the oldest entries go first.
+const COOKIE_ENTRIES: usize = 64;
+
+/// Which stream, landing and offer a visitor was bound to in one campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "s")]
+    pub stream: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "l")]
+    pub landing: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "o")]
+    pub offer: Option<i64>,
+}
+
+/// What the visitor cookie (and the Click API's `uniqueness_cookie`) carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorCookie {
+    /// Stream id -> when the visitor was first counted there (Unix seconds).
+    #[serde(default)]
+    pub streams: BTreeMap<i64, i64>,
+    /// Campaign id -> when the visitor was first counted there.
+    #[serde(default)]
+    pub campaigns: BTreeMap<i64, i64>,
+    /// When the visitor was first seen by this tracker.
+    #[serde(default)]
+    pub time: i64,
+    /// Campaign id -> binding.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bind: BTreeMap<i64, Binding>,
+    /// The visitor's code (the `{visitor_code}` macro), stable while the cookie lives.
+    #[serde(default, skip_serializing_if = "String::is_empty", rename = "v")]
+    pub visitor: String,
+}
+
+impl VisitorCookie {
+    /// Reads a signed cookie; tampered, foreign or malformed text is a new visitor (`None`).
+    pub fn decode(signer: &Signer, text: &str) -> Option<VisitorCookie> {
+        let payload = signer.verify(text.trim())?;
+        let data = payload.get("data")?.as_str()?;
+        serde_json::from_str(data).ok()
+    }
+
+    /// Signs the cookie in Keitaro's shape: `{"data": "<json>"}` inside an HS256 token.
+    pub fn encode(&self, signer: &Signer) -> String {
+        let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        signer.sign(&json!({ "data": data }))
+    }
+
+    /// Whether the visitor was counted in `campaign` less than `ttl_seconds` ago.
+    pub fn seen_campaign(&self, campaign: i64, now: i64, ttl_seconds: i64) -> bool {
+        self.campaigns
+            .get(&campaign)
+            .is_some_and(|at| now - at < ttl_seconds)
+    }
+
+    pub fn seen_stream(&self, stream: i64, now: i64, ttl_seconds: i64) -> bool {
+        self.streams
+            .get(&stream)
+            .is_some_and(|at| now - at < ttl_seconds)
+    }
+
+    pub fn seen_globally(&self, now: i64, ttl_seconds: i64) -> bool {
+        self.time > 0 && now - self.time < ttl_seconds
+    }
+
+    /// Records a visit, restarting the window of expired entries, and keeps the cookie small.
+    pub fn mark(&mut self, campaign: i64, stream: Option<i64>, now: i64, ttl_seconds: i64) {
+        let refresh = |slot: &mut i64| {
+            if now - *slot >= ttl_seconds {
+                *slot = now;
+            }
+        };
+        refresh(self.campaigns.entry(campaign).or_insert(now));
+        if let Some(stream) = stream {
+            refresh(self.streams.entry(stream).or_insert(now));
+        }
+        if self.time == 0 || now - self.time >= ttl_seconds {
+            self.time = now;
+        }
+        trim_oldest(&mut self.campaigns);
+        trim_oldest(&mut self.streams);
+        while self.bind.len() > COOKIE_ENTRIES {
+            let Some(first) = self.bind.keys().next().copied() else {
+                break;
+            };
+            self.bind.remove(&first);
+        }
+    }
+}
+
+fn trim_oldest(map: &mut BTreeMap<i64, i64>) {
+    while map.len() > COOKIE_ENTRIES {
+        let Some((&oldest, _)) = map.iter().min_by_key(|(_, at)| **at) else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
+
+/// What a uniqueness record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Campaign(i64),
+    Stream(i64),
+    Global,
+}
+
+/// Server-side visitor records keyed by (scope, IP or IP+UA). Bounded: old records are
+/// evicted, so memory stays flat whatever the traffic.
+pub trait UniquenessStore: Send + Sync {
+    /// When this visitor was last marked in `scope`.
+    fn last_seen(&self, scope: Scope, fingerprint: u64) -> Option<i64>;
+    fn mark(&self, scope: Scope, fingerprint: u64, at: i64);
+}
+
+/// The single-node implementation: a concurrent bounded cache.
+pub struct MemoryUniqueness {
+    records: quick_cache::sync::Cache<(Scope, u64), i64>,
+}
+
+impl MemoryUniqueness {
+    /// Remembers at most `capacity` (scope, visitor) records.
+    pub fn new(capacity: usize) -> Self {
+        MemoryUniqueness {
+            records: quick_cache::sync::Cache::new(capacity.max(16)),
+        }
+    }
+}
+
+impl UniquenessStore for MemoryUniqueness {
+    fn last_seen(&self, scope: Scope, fingerprint: u64) -> Option<i64> {
+        self.records.get(&(scope, fingerprint))
+    }
+
+    fn mark(&self, scope: Scope, fingerprint: u64, at: i64) {
+        self.records.insert((scope, fingerprint), at);
+    }
+}
+
+/// The visitor fingerprint for IP-based uniqueness: the IP, plus the UA for `ip_ua`.
+pub fn fingerprint(hasher: &impl BuildHasher, ip: &str, user_agent: Option<&str>) -> u64 {
+    let mut state = hasher.build_hasher();
+    ip.hash(&mut state);
+    if let Some(ua) = user_agent {
+        ua.hash(&mut state);
+    }
+    state.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_round_trip_and_windows() {
+        let signer = Signer::new("unit-test-signing-key");
+        let mut cookie = VisitorCookie::default();
+        cookie.mark(2, Some(1117), 1_490_705_142, 86_400);
+        cookie.bind.insert(
+            2,
+            Binding {
+                stream: Some(1117),
+                landing: None,
+                offer: Some(9),
+            },
+        );
+        let text = cookie.encode(&signer);
+        let back = VisitorCookie::decode(&signer, &text).unwrap();
+        assert_eq!(back, cookie);
+        assert!(back.seen_campaign(2, 1_490_705_142 + 100, 86_400));
+        assert!(!back.seen_campaign(2, 1_490_705_142 + 86_400, 86_400));
+        assert!(!back.seen_campaign(3, 1_490_705_142, 86_400));
+        assert!(back.seen_stream(1117, 1_490_705_142 + 1, 86_400));
+        assert!(VisitorCookie::decode(&Signer::new("another-key-xx"), &text).is_none());
+        assert!(VisitorCookie::decode(&signer, "garbage").is_none());
+    }
+
+    #[test]
+    fn cookie_stays_small() {
+        let mut cookie = VisitorCookie::default();
+        for i in 0..500 {
+            cookie.mark(i, Some(i), 1_000 + i, 10);
+        }
+        assert!(cookie.campaigns.len() <= COOKIE_ENTRIES);
+        assert!(cookie.streams.len() <= COOKIE_ENTRIES);
+        assert!(
+            cookie.campaigns.contains_key(&499),
+            "the newest entries stay"
+        );
+    }
+
+    #[test]
+    fn memory_store_is_bounded() {
+        let store = MemoryUniqueness::new(1_000);
+        for i in 0..100_000u64 {
+            store.mark(Scope::Global, i, 1);
+        }
+        assert!(store.records.len() <= 1_100);
+        store.mark(Scope::Campaign(1), 42, 7);
+        assert_eq!(store.last_seen(Scope::Campaign(1), 42), Some(7));
+        assert_eq!(store.last_seen(Scope::Campaign(2), 42), None);
+    }
+}
