@@ -5,6 +5,10 @@
 //! The implementations live in submodules; this file fixes the shapes the rest of the code
 //! sees.
 
+pub mod geo;
+
+pub use geo::{GeoDatabase, GeoError, GeoResolver};
+
 /// What GeoIP knows about an address. Empty strings mean "unknown".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GeoInfo {
