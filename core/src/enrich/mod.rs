@@ -5,6 +5,24 @@
 //! The implementations live in submodules; this file fixes the shapes the rest of the code
 //! sees.
 
+mod bot;
+mod device;
+
+pub use bot::BotDetector;
+pub use device::DeviceDetector;
+
+/// Building an enrichment component failed. Raised at start-up only: the hot path never fails.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    /// Data compiled into the binary (uap-core regexes, crawler patterns) cannot be loaded.
+    #[error("the bundled {dataset} data cannot be used: {reason}")]
+    BundledData {
+        /// Which data set (`uap-core regexes.json`, `crawler-user-agents.json`).
+        dataset: &'static str,
+        reason: String,
+    },
+}
+
 /// What GeoIP knows about an address. Empty strings mean "unknown".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GeoInfo {
