@@ -216,17 +216,14 @@ impl Fetcher {
             Some(url::Host::Ipv4(ip)) => self.policy.check(IpAddr::V4(ip)).map_err(blocked)?,
             Some(url::Host::Ipv6(ip)) => self.policy.check(IpAddr::V6(ip)).map_err(blocked)?,
             Some(url::Host::Domain(domain)) => {
-                if domain.eq_ignore_ascii_case("localhost")
-                    || domain.to_ascii_lowercase().ends_with(".localhost")
-                {
-                    if !self
-                        .policy
-                        .allow
-                        .iter()
-                        .any(|n| n.contains(IpAddr::V4(Ipv4Addr::LOCALHOST)))
-                    {
-                        return Err(blocked("localhost is a loopback name".into()));
-                    }
+                let lower = domain.to_ascii_lowercase();
+                let loopback_allowed = self
+                    .policy
+                    .allow
+                    .iter()
+                    .any(|n| n.contains(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+                if (lower == "localhost" || lower.ends_with(".localhost")) && !loopback_allowed {
+                    return Err(blocked("localhost is a loopback name".into()));
                 }
             }
             None => return Err(blocked("it has no host".into())),

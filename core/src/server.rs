@@ -75,7 +75,27 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.fetch.max_bytes,
     )
     .map_err(StartError::Setup)?;
-    let traffic = TrafficEnv::in_memory(&secrets.signing_key);
+    let geo = Arc::new(
+        crate::enrich::GeoResolver::open(&config.geoip)
+            .map_err(|e| StartError::Setup(e.to_string()))?,
+    );
+    if geo.is_enabled() {
+        geo.spawn_watcher(std::time::Duration::from_secs(10));
+    } else {
+        tracing::warn!(
+            "No GeoIP City database is configured ([geoip] city_db): clicks get no country, region or city, and geo filters never match."
+        );
+    }
+    let devices = crate::enrich::DeviceDetector::new(100_000)
+        .map_err(|e| StartError::Setup(e.to_string()))?;
+    let bots =
+        crate::enrich::BotDetector::new(&[]).map_err(|e| StartError::Setup(e.to_string()))?;
+    let mut traffic = TrafficEnv::in_memory(&secrets.signing_key);
+    traffic.enrichment = crate::enrich::Enrichment {
+        geo,
+        devices: Arc::new(devices),
+        bots: Arc::new(bots),
+    };
     let state = AppState {
         config: Arc::new(config),
         store,

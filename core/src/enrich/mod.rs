@@ -5,9 +5,25 @@
 //! The implementations live in submodules; this file fixes the shapes the rest of the code
 //! sees.
 
+mod bot;
+mod device;
 pub mod geo;
 
+pub use bot::BotDetector;
+pub use device::DeviceDetector;
 pub use geo::{GeoDatabase, GeoError, GeoResolver};
+
+/// Building an enrichment component failed. Raised at start-up only: the hot path never fails.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    /// Data compiled into the binary (uap-core regexes, crawler patterns) cannot be loaded.
+    #[error("the bundled {dataset} data cannot be used: {reason}")]
+    BundledData {
+        /// Which data set (`uap-core regexes.json`, `crawler-user-agents.json`).
+        dataset: &'static str,
+        reason: String,
+    },
+}
 
 /// What GeoIP knows about an address. Empty strings mean "unknown".
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,5 +122,27 @@ impl Default for Enrichment {
             devices: std::sync::Arc::new(NoEnrichment),
             bots: std::sync::Arc::new(NoEnrichment),
         }
+    }
+}
+
+impl GeoLookup for GeoResolver {
+    fn lookup(&self, ip: std::net::IpAddr) -> GeoInfo {
+        GeoResolver::lookup(self, ip)
+    }
+}
+
+impl DeviceLookup for DeviceDetector {
+    fn detect(&self, user_agent: &str) -> std::sync::Arc<DeviceInfo> {
+        DeviceDetector::detect(self, user_agent)
+    }
+}
+
+impl BotSignals for BotDetector {
+    fn is_bot_user_agent(&self, user_agent: &str) -> bool {
+        BotDetector::is_bot_user_agent(self, user_agent)
+    }
+
+    fn is_bot_ip(&self, ip: std::net::IpAddr) -> bool {
+        BotDetector::is_bot_ip(self, ip)
     }
 }

@@ -484,7 +484,7 @@ mod tests {
             struct M<'a>(&'a Click);
             impl crate::traffic::MacroSource for M<'_> {
                 fn value(&self, name: &str, _: &str) -> Option<std::borrow::Cow<'_, str>> {
-                    (name == "subid").then(|| std::borrow::Cow::Borrowed(self.0.sub_id.as_str()))
+                    (name == "subid").then_some(std::borrow::Cow::Borrowed(self.0.sub_id.as_str()))
                 }
             }
             template.expand(&M(&self.0))

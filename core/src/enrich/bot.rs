@@ -1,0 +1,248 @@
+//! Bot signals: the crawler-user-agents pattern list (vendored in
+//! `core/data/crawler-user-agents/`) compiled into one regex, a configured list of bot
+//! networks, and browser prefetch/preview requests.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use super::EnrichError;
+use crate::traffic::IpNet;
+
+/// crawler-user-agents.json as published (patterns plus sample `instances`).
+const CRAWLER_JSON: &str = include_str!("../../data/crawler-user-agents/crawler-user-agents.json");
+
+/// The union of ~1,500 patterns needs a far larger lazy DFA than the regex crate's default
+/// (2 MiB): with the default the cache thrashes on crawler UAs and a match costs ≈290 µs
+/// instead of well under 1 µs (release build, the list's own samples). The memory is per
+/// matching thread, and only what is touched is used.
+const DFA_SIZE_LIMIT: usize = 64 << 20;
+/// Limit on the compiled program. The regex crate's 10 MiB default is enough for list 1.60.0;
+/// the headroom keeps a longer list from failing start-up.
+const SIZE_LIMIT: usize = 64 << 20;
+
+#[derive(Deserialize)]
+pub(super) struct CrawlerEntry {
+    pub(super) pattern: String,
+    /// Sample UAs, read by the tests only.
+    #[serde(default)]
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) instances: Vec<String>,
+}
+
+pub(super) fn crawler_entries() -> Result<Vec<CrawlerEntry>, EnrichError> {
+    serde_json::from_str(CRAWLER_JSON).map_err(|e| EnrichError::BundledData {
+        dataset: "crawler-user-agents.json",
+        reason: e.to_string(),
+    })
+}
+
+/// Decides whether a visit comes from a robot rather than a person. Build one per process and
+/// share it.
+#[derive(Debug)]
+pub struct BotDetector {
+    crawlers: Regex,
+    networks: Vec<IpNet>,
+}
+
+impl BotDetector {
+    /// Compiles the bundled crawler patterns; `extra_ips` are networks whose every visit is a
+    /// bot (the configured list).
+    pub fn new(extra_ips: &[IpNet]) -> Result<BotDetector, EnrichError> {
+        let entries = crawler_entries()?;
+        let union = entries
+            .iter()
+            .map(|e| format!("(?:{})", e.pattern))
+            .collect::<Vec<_>>()
+            .join("|");
+        let crawlers = RegexBuilder::new(&union)
+            .size_limit(SIZE_LIMIT)
+            .dfa_size_limit(DFA_SIZE_LIMIT)
+            .build()
+            .map_err(|e| EnrichError::BundledData {
+                dataset: "crawler-user-agents.json",
+                reason: e.to_string(),
+            })?;
+        Ok(BotDetector {
+            crawlers,
+            networks: extra_ips.to_vec(),
+        })
+    }
+
+    /// True for an empty or blank UA, or one matching a known crawler pattern
+    /// (case-sensitive, as the list is written).
+    pub fn is_bot_user_agent(&self, ua: &str) -> bool {
+        ua.trim().is_empty() || self.crawlers.is_match(ua)
+    }
+
+    /// True when `ip` is in one of the configured bot networks (a linear scan: the list is
+    /// meant to be short).
+    pub fn is_bot_ip(&self, ip: IpAddr) -> bool {
+        self.networks.iter().any(|net| net.contains(ip))
+    }
+
+    /// True for a browser's speculative request (link prefetch, prerender, a Safari Top Sites
+    /// preview): `Purpose: prefetch`, `Sec-Purpose: prefetch[;prerender]`, `X-Moz: prefetch`
+    /// or `X-Purpose: preview`. Such a request is not a visit by a person.
+    pub fn is_prefetch(headers: &HeaderMap) -> bool {
+        let first_item_is = |name: &str, expected: &str| {
+            headers.get_all(name).iter().any(|value| {
+                value.to_str().is_ok_and(|v| {
+                    v.split([',', ';'])
+                        .next()
+                        .is_some_and(|item| item.trim().eq_ignore_ascii_case(expected))
+                })
+            })
+        };
+        first_item_is("purpose", "prefetch")
+            || first_item_is("sec-purpose", "prefetch")
+            || first_item_is("x-moz", "prefetch")
+            || first_item_is("x-purpose", "preview")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::enrich::device::tests::CASES;
+
+    fn detector() -> BotDetector {
+        BotDetector::new(&[]).unwrap()
+    }
+
+    #[test]
+    fn every_sample_shipped_with_the_list_is_a_bot() {
+        let bots = detector();
+        let entries = crawler_entries().unwrap();
+        let samples: Vec<&str> = entries
+            .iter()
+            .flat_map(|e| e.instances.iter().map(String::as_str))
+            .collect();
+        let missed: Vec<&str> = samples
+            .iter()
+            .copied()
+            .filter(|ua| !bots.is_bot_user_agent(ua))
+            .collect();
+        assert!(samples.len() > 2000, "{} samples", samples.len());
+        assert!(
+            missed.is_empty(),
+            "{} of {} missed: {missed:#?}",
+            missed.len(),
+            samples.len()
+        );
+    }
+
+    #[test]
+    fn browsers_are_not_bots_and_known_bots_are() {
+        let bots = detector();
+        for case in CASES {
+            assert_eq!(bots.is_bot_user_agent(case.ua), case.bot, "{:?}", case.ua);
+        }
+        assert!(bots.is_bot_user_agent(" \t"));
+    }
+
+    #[test]
+    fn configured_networks_are_bots() {
+        let nets: Vec<IpNet> = ["66.249.64.0/19", "2001:4860:4801::/48", "203.0.113.7"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let bots = BotDetector::new(&nets).unwrap();
+        for ip in [
+            "66.249.66.1",
+            "::ffff:66.249.70.3",
+            "2001:4860:4801:10::1",
+            "203.0.113.7",
+        ] {
+            assert!(bots.is_bot_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["66.249.96.1", "2001:4860:4802::1", "203.0.113.8", "8.8.8.8"] {
+            assert!(!bots.is_bot_ip(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!detector().is_bot_ip("66.249.66.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn prefetch_headers() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            headers
+        };
+        for (name, value) in [
+            ("purpose", "prefetch"),
+            ("sec-purpose", "prefetch"),
+            ("sec-purpose", "prefetch;prerender"),
+            ("sec-purpose", "Prefetch; anonymous-client-ip"),
+            ("x-moz", "prefetch"),
+            ("x-purpose", "preview"),
+        ] {
+            assert!(
+                BotDetector::is_prefetch(&with(name, value)),
+                "{name}: {value}"
+            );
+        }
+        for (name, value) in [
+            ("purpose", "navigate"),
+            ("sec-purpose", "prerender"),
+            ("x-moz", "other"),
+            ("x-purpose", "prefetch"),
+            ("sec-fetch-dest", "document"),
+        ] {
+            assert!(
+                !BotDetector::is_prefetch(&with(name, value)),
+                "{name}: {value}"
+            );
+        }
+        assert!(!BotDetector::is_prefetch(&HeaderMap::new()));
+    }
+
+    /// `cargo test -p switchyard --lib enrich::bot -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, not a check"]
+    fn timing() {
+        let start = Instant::now();
+        let bots = detector();
+        println!("BotDetector::new: {:?}", start.elapsed());
+        let browsers: Vec<&str> = CASES.iter().filter(|c| !c.bot).map(|c| c.ua).collect();
+        let entries = crawler_entries().unwrap();
+        let samples: Vec<&str> = entries
+            .iter()
+            .flat_map(|e| e.instances.iter().map(String::as_str))
+            .collect();
+        let rss = || {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default()
+        };
+        println!("before matching: {}", rss());
+        for (name, uas, rounds) in [
+            ("browsers", &browsers, 2000),
+            ("crawler samples", &samples, 20),
+        ] {
+            // The first pass fills the lazy DFA; measure the later ones.
+            for ua in uas.iter() {
+                bots.is_bot_user_agent(ua);
+            }
+            let start = Instant::now();
+            for _ in 0..rounds {
+                for ua in uas.iter() {
+                    std::hint::black_box(bots.is_bot_user_agent(ua));
+                }
+            }
+            let per = start.elapsed() / (rounds * uas.len()) as u32;
+            println!("{name} ({}): {per:?} per UA; {}", uas.len(), rss());
+        }
+    }
+}
