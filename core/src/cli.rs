@@ -29,6 +29,29 @@ enum Command {
     Migrate,
     /// Check the configuration, print every problem, exit non-zero on any.
     Validate,
+    /// Route a hypothetical click and print the decision with its trace (nothing is recorded).
+    Route(RouteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RouteArgs {
+    /// The campaign's alias (or its Click API token).
+    #[arg(long)]
+    campaign: String,
+    /// The visitor's IP address.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// The visitor's User-Agent.
+    #[arg(long, default_value = "")]
+    ua: String,
+    #[arg(long, default_value = "")]
+    referrer: String,
+    /// Browser language (ISO 639-1).
+    #[arg(long, default_value = "")]
+    language: String,
+    /// A query parameter `name=value` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
 }
 
 /// Parses the command line and runs the command.
@@ -47,6 +70,7 @@ pub fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate => runtime_block(config, migrate),
+        Command::Route(args) => runtime_block(config, move |config| route(config, args)),
         Command::Serve => runtime_block(config, serve),
     }
 }
@@ -96,6 +120,88 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         report.applied.len()
     );
     store.close().await;
+    Ok(())
+}
+
+async fn route(config: Config, args: RouteArgs) -> anyhow::Result<()> {
+    use crate::registry::Reply;
+    use crate::traffic::{RouteOptions, RoutingSnapshot, Visit, route_click};
+    let store = crate::store::open(&config.database).await?;
+    store.migrate().await?;
+    let data = store.routing_data().await?;
+    store.close().await;
+    let snapshot = RoutingSnapshot::build(0, data, &crate::registry::Registry::builtin());
+    for warning in &snapshot.warnings {
+        println!("warning: {warning}");
+    }
+    let route = snapshot
+        .campaign_by_alias(&args.campaign)
+        .or_else(|| snapshot.campaign_by_token(&args.campaign))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no active campaign has the alias or token `{}`",
+                args.campaign
+            )
+        })?;
+    let mut query = Vec::new();
+    for param in &args.params {
+        let (name, value) = param
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--param `{param}` is not NAME=VALUE"))?;
+        query.push((name.to_string(), value.to_string()));
+    }
+    let mut visit = Visit::new(args.ip, &args.ua);
+    visit.referrer = args.referrer;
+    visit.language = args.language.to_ascii_lowercase();
+    visit.query = query;
+    let traffic = crate::server::traffic_env(&config, "route-dry-run-signing-key", false)?;
+    let options = RouteOptions {
+        trace: true,
+        dry_run: true,
+        ..RouteOptions::default()
+    };
+    let result = route_click(&traffic, &snapshot, route, &visit, &options);
+    for line in &result.log {
+        println!("{line}");
+    }
+    let click = &result.click;
+    let answer = match &result.reply {
+        Reply::Redirect { url, status } => format!("{status} redirect to {url}"),
+        Reply::Content {
+            status,
+            content_type,
+            body,
+            ..
+        } => format!("{status} {content_type}, {} bytes", body.len()),
+        Reply::Fetch { url, mode } => format!("fetch {url} ({mode:?})"),
+        Reply::LocalFile { owner, path } => format!("file {path} of {owner:?}"),
+        Reply::ToCampaign { campaign_id } => format!("campaign {campaign_id}"),
+    };
+    println!("Decision: {answer}");
+    let show = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    println!(
+        "  campaign {} stream {} landing {} offer {} (type {})",
+        click.campaign_id,
+        show(click.stream_id),
+        show(click.landing_id),
+        show(click.offer_id),
+        result.info_type
+    );
+    println!(
+        "  country {:?} region {:?} city {:?} device {:?} os {:?} browser {:?} bot {}",
+        click.country_code,
+        click.region,
+        click.city,
+        click.device_type,
+        click.os,
+        click.browser,
+        click.is_bot
+    );
+    println!(
+        "  unique in campaign {}, stream {}, globally {}",
+        result.uniqueness.campaign, result.uniqueness.stream, result.uniqueness.global
+    );
+    println!("Nothing was recorded.");
     Ok(())
 }
 

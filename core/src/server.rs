@@ -75,27 +75,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.fetch.max_bytes,
     )
     .map_err(StartError::Setup)?;
-    let geo = Arc::new(
-        crate::enrich::GeoResolver::open(&config.geoip)
-            .map_err(|e| StartError::Setup(e.to_string()))?,
-    );
-    if geo.is_enabled() {
-        geo.spawn_watcher(std::time::Duration::from_secs(10));
-    } else {
-        tracing::warn!(
-            "No GeoIP City database is configured ([geoip] city_db): clicks get no country, region or city, and geo filters never match."
-        );
-    }
-    let devices = crate::enrich::DeviceDetector::new(100_000)
-        .map_err(|e| StartError::Setup(e.to_string()))?;
-    let bots =
-        crate::enrich::BotDetector::new(&[]).map_err(|e| StartError::Setup(e.to_string()))?;
-    let mut traffic = TrafficEnv::in_memory(&secrets.signing_key);
-    traffic.enrichment = crate::enrich::Enrichment {
-        geo,
-        devices: Arc::new(devices),
-        bots: Arc::new(bots),
-    };
+    let traffic = traffic_env(&config, &secrets.signing_key, true)?;
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -128,6 +108,35 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         serve,
         recorder: recorder_task,
     })
+}
+
+/// The click path's services: GeoIP (watched for file changes when `watch`), UA parsing, bot
+/// signals, visitor memory and the signer.
+pub fn traffic_env(
+    config: &Config,
+    signing_key: &str,
+    watch: bool,
+) -> Result<TrafficEnv, StartError> {
+    let setup = |e: String| StartError::Setup(e);
+    let geo = Arc::new(
+        crate::enrich::GeoResolver::open(&config.geoip).map_err(|e| setup(e.to_string()))?,
+    );
+    if !geo.is_enabled() {
+        tracing::warn!(
+            "No GeoIP City database is configured ([geoip] city_db): clicks get no country, region or city, and geo filters never match."
+        );
+    } else if watch {
+        geo.spawn_watcher(std::time::Duration::from_secs(10));
+    }
+    let devices = crate::enrich::DeviceDetector::new(100_000).map_err(|e| setup(e.to_string()))?;
+    let bots = crate::enrich::BotDetector::new(&[]).map_err(|e| setup(e.to_string()))?;
+    let mut traffic = TrafficEnv::in_memory(signing_key);
+    traffic.enrichment = crate::enrich::Enrichment {
+        geo,
+        devices: Arc::new(devices),
+        bots: Arc::new(bots),
+    };
+    Ok(traffic)
 }
 
 impl RunningServer {

@@ -1,5 +1,6 @@
 //! HTTP: one router per API module, merged here with the shared middleware.
 
+mod click_api;
 mod client;
 mod error;
 mod health;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     Router::new()
         .merge(health::router())
+        .merge(click_api::router())
         .merge(traffic::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
