@@ -204,6 +204,21 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The server's store (to create objects a test routes through).
+    pub fn store(&self) -> std::sync::Arc<dyn switchyard::store::Store> {
+        self.server.store()
+    }
+
+    /// Rebuilds the routing snapshot from the store (after a test created objects).
+    pub async fn reload(&self) {
+        self.server
+            .state
+            .snapshot
+            .rebuild(self.server.store().as_ref())
+            .await
+            .expect("rebuild");
+    }
+
     pub async fn stop(self) {
         self.server.shutdown().await;
     }
@@ -294,6 +309,39 @@ impl Drop for TestProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The path of a vendored test file (`tests/data/...`).
+pub fn test_data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(path)
+}
+
+/// A tiny HTTP server on 127.0.0.1 answering every request with `status`, `content_type` and
+/// `body`, for actions and triggers that fetch. Returns its base URL.
+pub async fn fixed_http_server(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// The `subid` query parameter of a redirect Location.

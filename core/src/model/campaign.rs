@@ -71,6 +71,8 @@ pub struct NewCampaign {
     pub state: ObjectState,
     pub cookies_ttl: i64,
     pub token: String,
+    /// Visitor binding: `s`, `sl`, `slo` or none.
+    pub bind_visitors: Option<String>,
 }
 
 impl NewCampaign {
@@ -83,6 +85,7 @@ impl NewCampaign {
             state: ObjectState::Active,
             cookies_ttl: 24,
             token: token.to_string(),
+            bind_visitors: None,
         }
     }
 }

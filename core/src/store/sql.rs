@@ -515,8 +515,8 @@ macro_rules! impl_store {
                 async fn create_campaign(&self, new: &NewCampaign) -> Result<Campaign, StoreError> {
                     let now = unix_now();
                     let sql = format!(
-                        "INSERT INTO campaigns (alias, name, type, state, cookies_ttl, token, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {CAMPAIGN_COLUMNS}"
+                        "INSERT INTO campaigns (alias, name, type, state, cookies_ttl, token, bind_visitors, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {CAMPAIGN_COLUMNS}"
                     );
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(new.alias.clone())
@@ -525,6 +525,7 @@ macro_rules! impl_store {
                         .bind(new.state.as_str())
                         .bind(new.cookies_ttl)
                         .bind(new.token.clone())
+                        .bind(new.bind_visitors.clone())
                         .bind(now)
                         .fetch_one(&self.pool)
                         .await

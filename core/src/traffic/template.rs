@@ -30,10 +30,22 @@ enum Part {
     },
 }
 
+/// How macro values are escaped when they expand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// URL-encoded (RFC 3986 unreserved characters stay): URL templates.
+    Url,
+    /// HTML-escaped (`& < > " '`): page content.
+    Html,
+    /// Verbatim: plain-text content.
+    Verbatim,
+}
+
 /// A parsed URL template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    escape: Escape,
 }
 
 fn is_name_char(c: char) -> bool {
@@ -47,11 +59,12 @@ impl Template {
         if text.contains(['\r', '\n', '\0']) {
             return Err("a URL may not contain CR, LF or NUL characters".into());
         }
-        Ok(Template::parse_content(text))
+        Ok(Template::parse_content(text, Escape::Url))
     }
 
-    /// Like [`Template::parse`] for page content (HTML, text): line breaks allowed.
-    pub fn parse_content(text: &str) -> Template {
+    /// Like [`Template::parse`] for page content (HTML, text): line breaks allowed, values
+    /// escaped as `escape` says.
+    pub fn parse_content(text: &str, escape: Escape) -> Template {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -86,7 +99,7 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Template { parts }
+        Template { parts, escape }
     }
 
     /// Checks that the template, with every macro empty, is an absolute http(s) URL with a
@@ -100,8 +113,9 @@ impl Template {
         check_http_url(&skeleton)
     }
 
-    /// Expands every macro from `source`: URL-encoded, or raw for `{_name}` (raw values lose
-    /// any control characters so that the result is always a safe header value).
+    /// Expands every macro from `source`, escaped by the template's [`Escape`], or raw for
+    /// `{_name}`. In URL templates raw values lose control characters, so the result is always a
+    /// safe header value.
     pub fn expand(&self, source: &dyn MacroSource) -> String {
         let mut out = String::new();
         for part in &self.parts {
@@ -109,10 +123,15 @@ impl Template {
                 Part::Literal(text) => out.push_str(text),
                 Part::Macro { name, args, raw } => {
                     if let Some(value) = source.value(name, args) {
-                        if *raw {
-                            out.extend(value.chars().filter(|c| !c.is_control()));
-                        } else {
-                            out.extend(utf8_percent_encode(&value, COMPONENT));
+                        match (self.escape, *raw) {
+                            (Escape::Url, true) => {
+                                out.extend(value.chars().filter(|c| !c.is_control()))
+                            }
+                            (Escape::Url, false) => {
+                                out.extend(utf8_percent_encode(&value, COMPONENT))
+                            }
+                            (Escape::Html, false) => html_escape_into(&value, &mut out),
+                            (Escape::Html, true) | (Escape::Verbatim, _) => out.push_str(&value),
                         }
                     }
                 }
@@ -127,6 +146,20 @@ impl Template {
             Part::Macro { name, .. } => Some(name.as_str()),
             Part::Literal(_) => None,
         })
+    }
+}
+
+/// Appends `text` with `& < > " '` escaped.
+pub fn html_escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Switchyard's integration tests: one binary, one module per capability.
 
+mod click_api;
 mod foundation;
+mod routing;
 
 /// The `switchyard` binary built for these tests.
 pub fn binary() -> &'static str {

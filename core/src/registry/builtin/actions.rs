@@ -10,7 +10,7 @@ use crate::registry::{
     Action, ActionEnv, ActionError, ActionFactory, FetchMode, KindInfo, Origin, PayloadDoc,
     Registry, Reply,
 };
-use crate::traffic::{Template, check_http_url};
+use crate::traffic::{Escape, Template, check_http_url, html_escape_into};
 
 type BuildFn = dyn Fn(&Value, &Value) -> Result<Box<dyn Action>, String> + Send + Sync;
 
@@ -104,16 +104,7 @@ fn target(env: &dyn ActionEnv, template: &Template) -> Result<String, ActionErro
 
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    html_escape_into(text, &mut out);
     out
 }
 
@@ -374,10 +365,15 @@ pub fn register(registry: &mut Registry) {
         "show_html",
         &[],
         "content",
-        "Answers the payload as an HTML page (macros expanded, URL-encoded).",
-        ("string", json!("<h1>Hello {country}</h1>"), "HTML."),
+        "Answers the payload as an HTML page (macro values HTML-escaped; `{offer}` is the landing's offer link).",
+        (
+            "string",
+            json!("<h1>Hello {country}</h1><a href=\"{offer}\">Go</a>"),
+            "HTML.",
+        ),
         |payload, _| {
-            let template = Template::parse_content(&payload_text(payload).unwrap_or_default());
+            let template =
+                Template::parse_content(&payload_text(payload).unwrap_or_default(), Escape::Html);
             Ok(boxed(move |env| Ok(html(env.expand(&template)))))
         },
     );
@@ -386,10 +382,13 @@ pub fn register(registry: &mut Registry) {
         "show_text",
         &[],
         "content",
-        "Answers the payload as plain text (macros expanded, URL-encoded).",
+        "Answers the payload as plain text (macro values verbatim).",
         ("string", json!("Hello"), "Text."),
         |payload, _| {
-            let template = Template::parse_content(&payload_text(payload).unwrap_or_default());
+            let template = Template::parse_content(
+                &payload_text(payload).unwrap_or_default(),
+                Escape::Verbatim,
+            );
             Ok(boxed(move |env| {
                 Ok(Reply::Content {
                     status: 200,
