@@ -15,6 +15,7 @@ pub mod model;
 pub mod recorder;
 pub mod registry;
 pub mod reload;
+pub mod script;
 pub mod secrets;
 pub mod seed;
 pub mod server;

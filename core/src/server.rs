@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::recorder::{ClickRecorder, RecorderTask};
-use crate::reload::SnapshotCell;
+use crate::reload::{SnapshotCell, Supervisor};
 use crate::secrets::{self, Generated, SecretsError};
 use crate::store::{self, Store, StoreError};
 use crate::traffic::TrafficEnv;
@@ -52,7 +52,22 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     crate::seed::bootstrap(store.as_ref(), &config.demo).await?;
 
     let snapshot = Arc::new(SnapshotCell::default());
-    snapshot.rebuild(store.as_ref()).await?;
+    let config_file = Some(std::path::PathBuf::from(&config.source)).filter(|p| p.is_file());
+    let supervisor = Arc::new(Supervisor::new(
+        snapshot.clone(),
+        store.clone(),
+        config.plugins.clone(),
+        config_file,
+    ));
+    if supervisor.reload().await.is_err() {
+        tracing::warn!(
+            "Starting with the built-in filters and actions only; fix the plugin errors and they load on the next change."
+        );
+        snapshot.rebuild(store.as_ref()).await?;
+    }
+    if config.plugins.watch {
+        supervisor.spawn_watcher();
+    }
     let (recorder, recorder_task) = ClickRecorder::start(store.clone(), &config.recorder);
 
     let listener =
@@ -84,6 +99,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         secrets: Arc::new(secrets),
         started: Instant::now(),
         traffic: Arc::new(traffic),
+        supervisor,
         fetcher,
         remote_cache: Arc::new(quick_cache::sync::Cache::new(1_024)),
     };

@@ -21,7 +21,9 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     };
     let snapshot = state.snapshot.load();
     let last_error = state.snapshot.last_error();
-    let healthy = database["status"] == "ok" && last_error.is_none();
+    let plugins = state.supervisor.report();
+    let healthy =
+        database["status"] == "ok" && last_error.is_none() && plugins.last_errors.is_empty();
     Json(json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -34,5 +36,10 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "last_error": last_error,
         },
         "recorder": state.recorder.stats(),
+        "plugins": {
+            "generation": plugins.generation,
+            "kinds": plugins.kinds.len(),
+            "last_errors": plugins.last_errors,
+        },
     }))
 }

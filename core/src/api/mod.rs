@@ -1,5 +1,6 @@
 //! HTTP: one router per API module, merged here with the shared middleware.
 
+pub mod admin;
 mod click_api;
 mod client;
 mod error;
@@ -18,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::recorder::ClickRecorder;
-use crate::reload::SnapshotCell;
+use crate::reload::{SnapshotCell, Supervisor};
 use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::traffic::TrafficEnv;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub traffic: Arc<TrafficEnv>,
     /// Outbound fetches of `curl`/`remote` actions (SSRF-guarded).
     pub fetcher: Fetcher,
+    /// Plugin reloads and their report.
+    pub supervisor: Arc<Supervisor>,
     /// `remote` action answers, reused for a minute.
     pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }
@@ -47,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     Router::new()
         .merge(health::router())
+        .merge(admin::router(state.clone()))
         .merge(click_api::router())
         .merge(traffic::router())
         .with_state(state)

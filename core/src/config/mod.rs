@@ -107,6 +107,15 @@ pub struct FetchConfig {
     pub max_bytes: usize,
 }
 
+/// Plugin sources and their hot reload.
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    pub scripts_dir: PathBuf,
+    pub native_dir: PathBuf,
+    pub watch: bool,
+    pub debounce: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: String,
@@ -144,6 +153,7 @@ pub struct Config {
     pub demo: DemoConfig,
     pub geoip: GeoipConfig,
     pub fetch: FetchConfig,
+    pub plugins: PluginsConfig,
     pub log: LogConfig,
 }
 
@@ -218,6 +228,9 @@ pub fn from_sources(
     let log: RawLog = section(&table, "log", &locator, &mut problems);
     let geoip: RawGeoip = section(&table, "geoip", &locator, &mut problems);
     let fetch: RawFetch = section(&table, "fetch", &locator, &mut problems);
+    let scripts: RawScripts = section(&table, "scripts", &locator, &mut problems);
+    let plugins: RawPlugins = section(&table, "plugins", &locator, &mut problems);
+    let reload: RawReload = section(&table, "reload", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -266,6 +279,12 @@ pub fn from_sources(
             timeout: check.millis("fetch", "timeout_ms", fetch.timeout_ms),
             max_bytes: check.positive("fetch", "max_bytes", fetch.max_bytes),
         },
+        plugins: PluginsConfig {
+            scripts_dir: base.join(&scripts.dir),
+            native_dir: base.join(&plugins.dir),
+            watch: reload.watch,
+            debounce: Duration::from_millis(reload.debounce_ms.clamp(10, 60_000)),
+        },
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -285,7 +304,7 @@ pub fn defaults() -> Config {
 
 const SECTIONS: &[&str] = &[
     "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
-    "log",
+    "scripts", "plugins", "reload", "log",
 ];
 
 /// The defaults of each section as TOML tables: tells the env overlay each key's type.
@@ -306,6 +325,9 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("demo", table(RawDemo::default())),
         ("geoip", table(RawGeoip::default())),
         ("fetch", table(RawFetch::default())),
+        ("scripts", table(RawScripts::default())),
+        ("plugins", table(RawPlugins::default())),
+        ("reload", table(RawReload::default())),
         ("log", table(RawLog::default())),
     ])
 }

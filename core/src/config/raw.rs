@@ -161,3 +161,51 @@ impl Default for RawFetch {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawScripts {
+    /// Directory of Rhai scripts (`filters/`, `actions/`, `triggers/`), watched for changes.
+    pub dir: String,
+}
+
+impl Default for RawScripts {
+    fn default() -> Self {
+        RawScripts {
+            dir: "scripts".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPlugins {
+    /// Directory of native plugin libraries (`.so`), watched for changes.
+    pub dir: String,
+}
+
+impl Default for RawPlugins {
+    fn default() -> Self {
+        RawPlugins {
+            dir: "plugins/lib".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReload {
+    /// Watch config.toml, the scripts and the plugin directory and reload on change.
+    pub watch: bool,
+    /// Quiet time after the last change before reloading, in milliseconds.
+    pub debounce_ms: u64,
+}
+
+impl Default for RawReload {
+    fn default() -> Self {
+        RawReload {
+            watch: true,
+            debounce_ms: 200,
+        }
+    }
+}

@@ -75,6 +75,38 @@ pub struct NewCampaign {
     pub bind_visitors: Option<String>,
 }
 
+impl Campaign {
+    /// A campaign with id `id` and the defaults the store would give `new` (for dry runs and
+    /// tests that route without a database).
+    pub fn from_new(id: i64, new: &NewCampaign) -> Campaign {
+        Campaign {
+            id,
+            alias: new.alias.clone(),
+            name: new.name.clone(),
+            campaign_type: new.campaign_type,
+            state: new.state,
+            cookies_ttl: new.cookies_ttl,
+            position: 0,
+            cost_type: "CPC".into(),
+            cost_value: Money::ZERO,
+            cost_currency: String::new(),
+            cost_auto: false,
+            group_id: None,
+            bind_visitors: new.bind_visitors.clone(),
+            traffic_source_id: None,
+            token: new.token.clone(),
+            domain_id: None,
+            parameters: serde_json::json!({}),
+            uniqueness_method: "ip_ua".into(),
+            uniqueness_use_cookies: true,
+            traffic_loss: 0.0,
+            notes: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
 impl NewCampaign {
     /// An active position campaign with Keitaro's defaults (24 h cookies) and the given token.
     pub fn new(alias: &str, name: &str, token: &str) -> Self {

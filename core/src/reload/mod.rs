@@ -2,11 +2,15 @@
 //! compiles a new snapshot beside the live one and swaps it in; a failed rebuild keeps the
 //! old snapshot serving and remembers the error.
 
+mod supervisor;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use last_error::LastError;
+
+pub use supervisor::{KindStatus, LoadedPlugins, PluginReport, Supervisor, load_plugins};
 
 use crate::registry::Registry;
 use crate::store::{Store, StoreError};

@@ -64,6 +64,8 @@ pub struct ClickContext<'a> {
     bot: Option<bool>,
     fingerprint: u64,
     trace: Option<Vec<String>>,
+    /// Values derived once per click by plugins (e.g. the script view of the click).
+    memo: Vec<Box<dyn std::any::Any>>,
 }
 
 impl<'a> ClickContext<'a> {
@@ -99,7 +101,18 @@ impl<'a> ClickContext<'a> {
             bot: None,
             fingerprint,
             trace: trace.then(Vec::new),
+            memo: Vec::new(),
         }
+    }
+
+    /// A value of type `T` derived once per click: built by `build` on first use, then cloned.
+    pub fn memo<T: Clone + 'static>(&mut self, build: impl FnOnce(&mut Self) -> T) -> T {
+        if let Some(found) = self.memo.iter().find_map(|m| m.downcast_ref::<T>()) {
+            return found.clone();
+        }
+        let value = build(self);
+        self.memo.push(Box::new(value.clone()));
+        value
     }
 
     /// Adds a line to the processing log (when one is kept: Click API `log=1`, `route`).

@@ -28,5 +28,7 @@ pub use signing::Signer;
 pub use snapshot::{
     CampaignRoute, CompiledFilter, RoutingData, RoutingSnapshot, StreamRoute, TargetRoute,
 };
-pub use template::{Escape, MacroSource, Template, check_http_url, html_escape_into};
+pub use template::{
+    Escape, MacroSource, NoMacroValues, Template, check_http_url, html_escape_into,
+};
 pub use uniqueness::{Binding, MemoryUniqueness, Scope, UniquenessStore, VisitorCookie};

@@ -163,6 +163,15 @@ pub fn html_escape_into(text: &str, out: &mut String) {
     }
 }
 
+/// A macro source that knows no macros (every macro expands to nothing).
+pub struct NoMacroValues;
+
+impl MacroSource for NoMacroValues {
+    fn value(&self, _: &str, _: &str) -> Option<Cow<'_, str>> {
+        None
+    }
+}
+
 struct NoMacros;
 
 impl MacroSource for NoMacros {

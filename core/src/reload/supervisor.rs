@@ -1,0 +1,318 @@
+//! The reload supervisor: the only code that changes the registry. It loads every plugin
+//! source (built-ins, Rhai scripts, native libraries) into a new registry beside the live one,
+//! and swaps registry and routing snapshot only when everything loaded; otherwise the previous
+//! registry and snapshot keep serving and every error is reported. A debounced file watcher
+//! triggers it when config.toml, the scripts or the plugin directory change.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::SnapshotCell;
+use crate::config::PluginsConfig;
+use crate::registry::{KindInfo, Registry};
+use crate::script::{ScriptKind, ScriptKindType};
+use crate::store::Store;
+
+/// One kind as the plugin listing shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindStatus {
+    /// `filter`, `action` or `trigger`.
+    pub kind: String,
+    #[serde(flatten)]
+    pub info: KindInfo,
+    /// `active`, `disabled` (failed too often) or `loaded` (not used by the registry yet).
+    pub state: String,
+    pub messages: Vec<String>,
+}
+
+/// What `/health`, the Admin API and `switchyard plugins` show about plugins.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PluginReport {
+    /// Counts successful plugin reloads (the first load is 1).
+    pub generation: u64,
+    /// Errors of the last reload attempt; empty when it succeeded.
+    pub last_errors: Vec<String>,
+    pub kinds: Vec<KindStatus>,
+}
+
+/// A registry with everything that went into it.
+pub struct LoadedPlugins {
+    pub registry: Registry,
+    pub scripts: Vec<Arc<ScriptKind>>,
+}
+
+/// Loads built-ins and every plugin source. `Err` lists every problem found.
+pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>> {
+    let mut registry = Registry::builtin();
+    let mut errors = Vec::new();
+    let (scripts, script_errors) = crate::script::load_dir(&config.scripts_dir);
+    errors.extend(
+        script_errors
+            .iter()
+            .map(|e| format!("{}: {e}", config.scripts_dir.display())),
+    );
+    for script in &scripts {
+        let added =
+            match script.kind {
+                ScriptKindType::Filter => registry
+                    .add_filter(Arc::new(crate::script::ScriptFilterFactory(script.clone()))),
+                ScriptKindType::Action => registry
+                    .add_action(Arc::new(crate::script::ScriptActionFactory(script.clone()))),
+                ScriptKindType::Trigger => Ok(()),
+            };
+        if let Err(error) = added {
+            errors.push(format!("{}: {error}", script.path.display()));
+        }
+    }
+    if errors.is_empty() {
+        Ok(LoadedPlugins { registry, scripts })
+    } else {
+        Err(errors)
+    }
+}
+
+struct State {
+    generation: u64,
+    last_errors: Vec<String>,
+    scripts: Vec<Arc<ScriptKind>>,
+}
+
+/// Owns plugin reloads for a running server.
+pub struct Supervisor {
+    cell: Arc<SnapshotCell>,
+    store: Arc<dyn Store>,
+    config: PluginsConfig,
+    config_file: Option<PathBuf>,
+    state: Mutex<State>,
+    /// Serialises reloads (a watcher event and an API call may race).
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Supervisor {
+    pub fn new(
+        cell: Arc<SnapshotCell>,
+        store: Arc<dyn Store>,
+        config: PluginsConfig,
+        config_file: Option<PathBuf>,
+    ) -> Self {
+        Supervisor {
+            cell,
+            store,
+            config,
+            config_file,
+            state: Mutex::new(State {
+                generation: 0,
+                last_errors: Vec::new(),
+                scripts: Vec::new(),
+            }),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads every plugin source; on success swaps the registry and rebuilds the snapshot, on
+    /// failure keeps both and records the errors. Returns the routing generation now serving.
+    pub async fn reload(&self) -> Result<u64, Vec<String>> {
+        let _guard = self.reload_lock.lock().await;
+        let config = self.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_plugins(&config))
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("loading plugins panicked: {e}")]));
+        match loaded {
+            Ok(loaded) => {
+                self.cell.set_registry(loaded.registry);
+                let rebuilt = self
+                    .cell
+                    .rebuild(self.store.as_ref())
+                    .await
+                    .map_err(|e| vec![e.to_string()]);
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.scripts = loaded.scripts;
+                match rebuilt {
+                    Ok(generation) => {
+                        state.generation += 1;
+                        state.last_errors.clear();
+                        tracing::info!(
+                            plugins_generation = state.generation,
+                            generation,
+                            scripts = state.scripts.len(),
+                            "Plugins reloaded."
+                        );
+                        Ok(generation)
+                    }
+                    Err(errors) => {
+                        state.last_errors = errors.clone();
+                        Err(errors)
+                    }
+                }
+            }
+            Err(errors) => {
+                for error in &errors {
+                    tracing::error!(%error, "Plugin reload failed; continuing with the previous configuration.");
+                }
+                self.state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_errors = errors.clone();
+                Err(errors)
+            }
+        }
+    }
+
+    /// The current plugin listing.
+    pub fn report(&self) -> PluginReport {
+        let registry = self.cell.registry();
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kinds: Vec<KindStatus> = Vec::new();
+        let script_status = |name: &str| {
+            state
+                .scripts
+                .iter()
+                .find(|s| s.info.name == name)
+                .map(|s| s.status())
+        };
+        for (kind, infos) in [
+            ("filter", registry.filters().collect::<Vec<_>>()),
+            ("action", registry.actions().collect()),
+        ] {
+            for info in infos {
+                let status = script_status(&info.name);
+                let disabled = status.as_ref().is_some_and(|s| s.disabled);
+                kinds.push(KindStatus {
+                    kind: kind.into(),
+                    info: info.clone(),
+                    state: if disabled {
+                        "disabled".into()
+                    } else {
+                        "active".into()
+                    },
+                    messages: status.and_then(|s| s.last_error).into_iter().collect(),
+                });
+            }
+        }
+        for script in state
+            .scripts
+            .iter()
+            .filter(|s| s.kind == ScriptKindType::Trigger)
+        {
+            kinds.push(KindStatus {
+                kind: "trigger".into(),
+                info: script.info.clone(),
+                state: "loaded".into(),
+                messages: script.status().last_error.into_iter().collect(),
+            });
+        }
+        PluginReport {
+            generation: state.generation,
+            last_errors: state.last_errors.clone(),
+            kinds,
+        }
+    }
+
+    /// Watches the plugin sources and config.toml; reloads after `debounce` of quiet.
+    pub fn spawn_watcher(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+        let handler = move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && matches!(
+                    event.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                )
+            {
+                for path in event.paths {
+                    let _ = tx.send(path);
+                }
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot watch files; plugins reload only on restart.");
+                return None;
+            }
+        };
+        let mut watched = Vec::new();
+        for dir in [&self.config.scripts_dir, &self.config.native_dir] {
+            if dir.is_dir() {
+                match watcher.watch(dir, RecursiveMode::Recursive) {
+                    Ok(()) => watched.push(dir.display().to_string()),
+                    Err(error) => {
+                        tracing::warn!(dir = %dir.display(), %error, "Cannot watch a plugin directory.")
+                    }
+                }
+            }
+        }
+        // Watch the config file's directory (editors replace files by rename).
+        if let Some(dir) = self
+            .config_file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|d| d.is_dir())
+            && watcher.watch(dir, RecursiveMode::NonRecursive).is_ok()
+        {
+            watched.push(dir.display().to_string());
+        }
+        tracing::info!(?watched, "Watching for plugin and configuration changes.");
+        let supervisor = self.clone();
+        let debounce = self.config.debounce;
+        Some(tokio::spawn(async move {
+            let _watcher = watcher;
+            while let Some(first) = rx.recv().await {
+                let mut paths = vec![first];
+                loop {
+                    match tokio::time::timeout(debounce, rx.recv()).await {
+                        Ok(Some(path)) => paths.push(path),
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                if paths.iter().any(|p| supervisor.is_config_file(p)) {
+                    supervisor.check_config_file();
+                }
+                if paths.iter().any(|p| supervisor.is_plugin_source(p)) {
+                    let _ = supervisor.reload().await;
+                }
+            }
+        }))
+    }
+
+    fn is_plugin_source(&self, path: &Path) -> bool {
+        path.starts_with(&self.config.scripts_dir) || path.starts_with(&self.config.native_dir)
+    }
+
+    fn is_config_file(&self, path: &Path) -> bool {
+        self.config_file.as_deref().is_some_and(|file| {
+            path.file_name() == file.file_name() && path.parent() == file.parent()
+        })
+    }
+
+    /// config.toml changed: validate it and report. Its settings apply at the next start.
+    fn check_config_file(&self) {
+        let Some(file) = &self.config_file else {
+            return;
+        };
+        match crate::config::load(file) {
+            Ok(_) => {
+                tracing::info!(file = %file.display(), "The configuration file changed and is valid; its settings take effect at the next start.")
+            }
+            Err(error) => {
+                tracing::error!(file = %file.display(), "The configuration file changed and is invalid:\n{error}");
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.last_errors = error
+                    .problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.location, p.message))
+                    .collect();
+            }
+        }
+    }
+
+    /// How long the watcher waits for quiet.
+    pub fn debounce(&self) -> Duration {
+        self.config.debounce
+    }
+}
