@@ -102,9 +102,18 @@ impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
                 click.device_type,
                 click.is_bot
             ))),
+            // Templates lower-case macro names, so a parameter like `clickId` is found by
+            // its exact name first, then regardless of case.
             _ => indexed(name, "sub_id_", &click.sub_ids)
                 .or_else(|| indexed(name, "extra_param_", &click.extra_params))
-                .or_else(|| ctx.visit.param(name).map(Cow::Borrowed)),
+                .or_else(|| ctx.visit.param(name).map(Cow::Borrowed))
+                .or_else(|| {
+                    ctx.visit
+                        .query
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| Cow::Borrowed(v.as_str()))
+                }),
         }
     }
 }

@@ -5,11 +5,19 @@
 
 mod context;
 mod counters;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod ids;
 mod ipnet;
 mod macros;
+#[cfg(test)]
+mod macros_tests;
 mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 mod selector;
+#[cfg(test)]
+mod selector_props;
 mod signing;
 mod snapshot;
 mod template;

@@ -339,7 +339,7 @@ fn empty_reply() -> Reply {
 }
 
 /// Evaluates a stream's filters (AND, or OR with filter_or; `reject` inverts), logging each.
-fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) -> bool {
+pub(super) fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) -> bool {
     ctx.log(|| format!("Checking stream #{}", stream.stream.id));
     ctx.checking_stream = Some(stream.stream.id);
     if stream.filters.is_empty() {

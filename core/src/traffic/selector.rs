@@ -52,12 +52,13 @@ pub fn pick_weighted<T: Copy>(
 ) -> Option<T> {
     candidates.retain(|c| weight(*c) > 0);
     while !candidates.is_empty() {
-        let total: i64 = candidates.iter().map(|c| weight(*c)).sum();
+        // Summed in i128: stored weights are any i64, and their sum must not overflow.
+        let total: i128 = candidates.iter().map(|c| i128::from(weight(*c))).sum();
         let mut ticket = rng.random_range(0..total);
         let index = candidates
             .iter()
             .position(|c| {
-                ticket -= weight(*c);
+                ticket -= i128::from(weight(*c));
                 ticket < 0
             })
             .unwrap_or(candidates.len() - 1);

@@ -481,6 +481,11 @@ fn visitor(registry: &mut Registry) {
             "0 or absent = no limit.",
         ),
         |payload| {
+            if !matches!(payload, Value::Null | Value::Object(_)) {
+                return Err(format!(
+                    "the `limit` filter takes an object {{per_hour, per_day, total}}, got {payload}"
+                ));
+            }
             let limit = |key: &str| -> Result<u64, String> {
                 match payload.get(key) {
                     None | Some(Value::Null) => Ok(0),
@@ -556,15 +561,17 @@ fn time(registry: &mut Registry) {
             "The end is exclusive.",
         ),
         |payload| {
+            if !matches!(payload, Value::Null | Value::Object(_)) {
+                return Err(format!(
+                    "the `interval` filter takes an object {{from, to, timezone}}, got {payload}"
+                ));
+            }
             let tz = timezone(payload)?;
             let moment = |key: &str| -> Result<Option<i64>, String> {
-                match payload
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                {
-                    None => Ok(None),
-                    Some(text) => {
+                match payload.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+                    Some(Value::String(text)) => {
                         let local = parse_datetime(text).ok_or_else(|| {
                             format!("`{key}` = `{text}` is not a date and time (YYYY-MM-DD HH:MM)")
                         })?;
@@ -573,6 +580,9 @@ fn time(registry: &mut Registry) {
                             .map(|t| Some(t.timestamp()))
                             .ok_or_else(|| format!("`{text}` does not exist in {tz}"))
                     }
+                    Some(other) => Err(format!(
+                        "`{key}` must be a date and time text (YYYY-MM-DD HH:MM), not {other}"
+                    )),
                 }
             };
             let (from, to) = (moment("from")?, moment("to")?);
@@ -602,12 +612,19 @@ fn time(registry: &mut Registry) {
                 .iter()
                 .enumerate()
             {
+                let weekday = |v: &Value| -> Result<u32, String> {
+                    v.as_u64()
+                        .or_else(|| v.as_str()?.trim().parse().ok())
+                        .filter(|d| *d <= 6)
+                        .map(|d| d as u32)
+                        .ok_or_else(|| {
+                            format!(
+                                "intervals[{i}].day must hold weekdays 0 (Monday) to 6 (Sunday), not {v}"
+                            )
+                        })
+                };
                 let days: Vec<u32> = match interval.get("day") {
-                    Some(Value::Array(d)) => d
-                        .iter()
-                        .filter_map(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                        .map(|v| v as u32)
-                        .collect(),
+                    Some(Value::Array(d)) => d.iter().map(weekday).collect::<Result<_, _>>()?,
                     Some(v) => v
                         .as_u64()
                         .map(|d| vec![d as u32, d as u32])

@@ -2,6 +2,8 @@
 
 mod actions;
 mod filters;
+#[cfg(test)]
+mod filters_tests;
 pub mod payload;
 
 use super::Registry;

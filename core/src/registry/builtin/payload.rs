@@ -24,11 +24,14 @@ fn collect(value: &Value, out: &mut Vec<String>) {
         Value::Bool(b) => out.push(b.to_string()),
         Value::Number(n) => out.push(n.to_string()),
         Value::String(s) => {
-            // A `/regex/` keeps its commas.
-            if s.trim().starts_with('/') && !s.contains('\n') {
-                out.push(s.clone());
-            } else {
-                out.extend(s.split(['\n', '\r', ',']).map(str::to_string));
+            // One value per line, or per comma within a line; a `/regex/` line keeps its
+            // commas (`/^a{1,3}$/`).
+            for line in s.split(['\n', '\r']) {
+                if line.trim().starts_with('/') {
+                    out.push(line.to_string());
+                } else {
+                    out.extend(line.split(',').map(str::to_string));
+                }
             }
         }
         Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
@@ -298,8 +301,13 @@ impl VersionMatcher {
             return true;
         }
         self.comparisons.iter().any(|(ordering, or_equal, wanted)| {
-            let length = wanted.len().min(actual.len());
-            let order = actual[..length].cmp(&wanted[..length]);
+            // Compared component by component over the wanted version's length: a longer
+            // actual version is cut (`10.3.1` is in the 10.3 line), a shorter one is padded
+            // with zeros (`10` is 10.0, below 10.3).
+            let order = (0..wanted.len())
+                .map(|i| actual.get(i).copied().unwrap_or(0).cmp(&wanted[i]))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal);
             order == *ordering || (*or_equal && order == std::cmp::Ordering::Equal)
         })
     }
