@@ -155,6 +155,13 @@ impl ActionEnv for ClickActionEnv<'_, '_> {
     }
 }
 
+/// What a campaign handing a click over passes to the next one.
+struct Parent {
+    campaign_id: i64,
+    log: Vec<String>,
+    cookie: super::uniqueness::VisitorCookie,
+}
+
 /// Routes `visit` through `route`.
 pub fn route_click(
     env: &TrafficEnv,
@@ -172,19 +179,17 @@ fn route_hop(
     route: &CampaignRoute,
     visit: &Visit,
     options: &RouteOptions,
-    parent: Option<(i64, Vec<String>)>,
+    parent: Option<Parent>,
     hops: u32,
 ) -> RouteResult {
     let campaign = &route.campaign;
-    let (parent_id, parent_log) = match parent {
-        Some((id, log)) => (Some(id), Some(log)),
-        None => (None, None),
-    };
     let mut click = new_click(route, visit);
-    click.parent_campaign_id = parent_id;
+    click.parent_campaign_id = parent.as_ref().map(|p| p.campaign_id);
     let mut ctx = ClickContext::new(env, visit, campaign, click, options.trace);
-    if let Some(log) = parent_log {
-        for line in log {
+    if let Some(parent) = parent {
+        // The visitor's memory as the parent campaign left it, not as it arrived.
+        ctx.cookie = parent.cookie;
+        for line in parent.log {
             ctx.log(|| line);
         }
     }
@@ -258,16 +263,20 @@ fn route_hop(
         match next {
             Some(next) if campaign_id != campaign.id => {
                 ctx.log(|| format!("Redirect to campaign {campaign_id}"));
-                let log = ctx.take_log();
-                return route_hop(
-                    env,
-                    snapshot,
-                    next,
-                    visit,
-                    options,
-                    Some((campaign.id, log)),
-                    hops + 1,
-                );
+                // The forwarding stream served this click: count it and remember the visitor
+                // there, then hand the updated memory to the next campaign.
+                if !options.dry_run {
+                    ctx.mark_seen(ctx.click.stream_id);
+                    if let Some(stream) = stream {
+                        ctx.env.hits.add(stream.stream.id, ctx.now);
+                    }
+                }
+                let parent = Parent {
+                    campaign_id: campaign.id,
+                    log: ctx.take_log(),
+                    cookie: ctx.cookie,
+                };
+                return route_hop(env, snapshot, next, visit, options, Some(parent), hops + 1);
             }
             _ => {
                 ctx.log(|| format!("Campaign {campaign_id} is unavailable or would loop"));
@@ -540,7 +549,9 @@ pub fn route_landing_click(
     ctx.now = unix_now();
     ctx.finish_enrichment();
     let mut rng = rand::rng();
+    // `{offer:ID}` may pick any of the stream's offers, not an arbitrary one.
     let offer = offer_id
+        .filter(|id| stream.offers.iter().any(|(offer, _)| offer == id))
         .and_then(|id| snapshot.offer(id))
         .or_else(|| pick_share(&stream.offers, None, &mut rng).and_then(|id| snapshot.offer(id)))?;
     ctx.click.offer_id = Some(offer.id);

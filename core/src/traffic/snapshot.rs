@@ -258,7 +258,8 @@ fn compile_stream(
             Some(factory) => match factory.build(&filter.payload) {
                 Ok(built) => filters.push(CompiledFilter {
                     name: filter.name.clone(),
-                    reject: filter.mode == "reject",
+                    // `limit` has no modes (Keitaro's catalogue): its mode is ignored.
+                    reject: filter.mode == "reject" && filter.name != "limit",
                     filter: built,
                 }),
                 Err(message) => problem(format!("filter `{}`: {message}", filter.name)),
