@@ -26,6 +26,26 @@ pub enum Origin {
     Native { library: String },
 }
 
+impl Origin {
+    /// `builtin`, `script` or `native`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Origin::Builtin => "builtin",
+            Origin::Script { .. } => "script",
+            Origin::Native { .. } => "native",
+        }
+    }
+
+    /// The script file or library a kind comes from (none for built-ins).
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Origin::Builtin => None,
+            Origin::Script { path } => Some(path),
+            Origin::Native { library } => Some(library),
+        }
+    }
+}
+
 /// What the catalogue says about a kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct KindInfo {

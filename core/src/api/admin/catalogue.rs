@@ -36,7 +36,8 @@ async fn stream_filters(State(state): State<AppState>) -> Json<Value> {
                 "header_template": "",
                 "defaults": info.payload.example.to_string(),
                 "payload": info.payload,
-                "origin": info.origin,
+                "origin": info.origin.label(),
+                "origin_source": info.origin.source(),
             })
         })
         .collect();
@@ -57,7 +58,8 @@ async fn stream_actions(State(state): State<AppState>) -> Json<Value> {
                 "description": info.description,
                 "aliases": info.aliases,
                 "payload": info.payload,
-                "origin": info.origin,
+                "origin": info.origin.label(),
+                "origin_source": info.origin.source(),
             })
         })
         .collect();
