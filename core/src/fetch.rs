@@ -231,6 +231,22 @@ impl Fetcher {
         Ok(parsed)
     }
 
+    /// POSTs `body` as JSON to `url` (no redirects followed); returns the status.
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<u16, FetchError> {
+        let parsed = self.check_url(url)?;
+        let response = self
+            .client
+            .post(parsed)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| FetchError::Failed {
+                url: url.to_string(),
+                message: chain(&e),
+            })?;
+        Ok(response.status().as_u16())
+    }
+
     /// GETs `url`, following up to five redirects (each re-checked), reading at most the
     /// configured number of bytes.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {

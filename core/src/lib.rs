@@ -21,3 +21,4 @@ pub mod seed;
 pub mod server;
 pub mod store;
 pub mod traffic;
+pub mod triggers;

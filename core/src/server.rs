@@ -91,6 +91,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     )
     .map_err(StartError::Setup)?;
     let traffic = traffic_env(&config, &secrets.signing_key, true)?;
+    if config.triggers.enabled {
+        let runner = crate::triggers::TriggerRunner::new(
+            store.clone(),
+            fetcher.clone(),
+            snapshot.clone(),
+            supervisor.clone(),
+        );
+        Arc::new(runner).spawn(config.triggers.tick);
+    }
     let state = AppState {
         config: Arc::new(config),
         store,

@@ -195,6 +195,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, extra: &str) -> Result<TestServer> {
+        // The server's log, when asked for with RUST_LOG (captured per test by the runner).
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let server = switchyard::server::start(db.config(extra)?).await?;
         let base = format!("http://{}", server.local_addr);
         Ok(TestServer { server, base })

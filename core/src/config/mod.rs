@@ -107,6 +107,13 @@ pub struct FetchConfig {
     pub max_bytes: usize,
 }
 
+/// The trigger scheduler.
+#[derive(Debug, Clone)]
+pub struct TriggersConfig {
+    pub enabled: bool,
+    pub tick: Duration,
+}
+
 /// Plugin sources and their hot reload.
 #[derive(Debug, Clone)]
 pub struct PluginsConfig {
@@ -154,6 +161,7 @@ pub struct Config {
     pub geoip: GeoipConfig,
     pub fetch: FetchConfig,
     pub plugins: PluginsConfig,
+    pub triggers: TriggersConfig,
     pub log: LogConfig,
 }
 
@@ -231,6 +239,7 @@ pub fn from_sources(
     let scripts: RawScripts = section(&table, "scripts", &locator, &mut problems);
     let plugins: RawPlugins = section(&table, "plugins", &locator, &mut problems);
     let reload: RawReload = section(&table, "reload", &locator, &mut problems);
+    let triggers: RawTriggers = section(&table, "triggers", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -285,6 +294,10 @@ pub fn from_sources(
             watch: reload.watch,
             debounce: Duration::from_millis(reload.debounce_ms.clamp(10, 60_000)),
         },
+        triggers: TriggersConfig {
+            enabled: triggers.enabled,
+            tick: check.millis("triggers", "tick_ms", triggers.tick_ms),
+        },
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -304,7 +317,7 @@ pub fn defaults() -> Config {
 
 const SECTIONS: &[&str] = &[
     "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
-    "scripts", "plugins", "reload", "log",
+    "scripts", "plugins", "reload", "triggers", "log",
 ];
 
 /// The defaults of each section as TOML tables: tells the env overlay each key's type.
@@ -328,6 +341,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("scripts", table(RawScripts::default())),
         ("plugins", table(RawPlugins::default())),
         ("reload", table(RawReload::default())),
+        ("triggers", table(RawTriggers::default())),
         ("log", table(RawLog::default())),
     ])
 }

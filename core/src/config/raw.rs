@@ -209,3 +209,21 @@ impl Default for RawReload {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTriggers {
+    /// Run stream triggers.
+    pub enabled: bool,
+    /// How often the scheduler looks for due triggers, in milliseconds.
+    pub tick_ms: u64,
+}
+
+impl Default for RawTriggers {
+    fn default() -> Self {
+        RawTriggers {
+            enabled: true,
+            tick_ms: 1_000,
+        }
+    }
+}

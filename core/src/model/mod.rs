@@ -8,12 +8,14 @@ mod click;
 mod money;
 mod stream;
 mod target;
+mod trigger;
 
 pub use campaign::{Campaign, CampaignType, NewCampaign};
 pub use click::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 pub use money::{Money, MoneyError};
 pub use stream::{NewStream, Stream, StreamFilter, StreamSchema, StreamType};
 pub use target::{Landing, NewTarget, Offer, StreamTarget};
+pub use trigger::{NewTrigger, StreamEvent, StreamTrigger};
 
 /// Life-cycle state of a stored object (campaigns, streams, offers, landings, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

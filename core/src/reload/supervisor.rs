@@ -311,6 +311,16 @@ impl Supervisor {
         }
     }
 
+    /// The loaded trigger script named `name` (`script:NAME`).
+    pub fn trigger_script(&self, name: &str) -> Option<Arc<ScriptKind>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .scripts
+            .iter()
+            .find(|s| s.kind == ScriptKindType::Trigger && s.info.name == name)
+            .cloned()
+    }
+
     /// How long the watcher waits for quiet.
     pub fn debounce(&self) -> Duration {
         self.config.debounce

@@ -302,7 +302,12 @@ fn header(text: &str) -> (String, Option<String>, Value) {
     (description.join(" "), group, example)
 }
 
+/// The payload as the script's `params`; a missing (null) payload is an empty map, so scripts
+/// can always test `"key" in params`.
 pub(super) fn params(payload: &Value) -> Result<Dynamic, String> {
+    if payload.is_null() {
+        return Ok(Dynamic::from(Map::new()));
+    }
     rhai::serde::to_dynamic(payload)
         .map_err(|e| format!("the payload cannot be passed to a script: {e}"))
 }

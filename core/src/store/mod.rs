@@ -12,7 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{Backend, DatabaseConfig};
-use crate::model::{Campaign, Click, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream};
+use crate::model::{
+    Campaign, Click, Landing, NewCampaign, NewStream, NewTarget, NewTrigger, Offer, Stream,
+    StreamEvent, StreamTrigger,
+};
 use crate::traffic::RoutingData;
 
 pub use migrate::MigrationReport;
@@ -80,6 +83,42 @@ pub trait Store: Send + Sync {
     /// Stamps landing -> offer clicks on their clicks (landing_clicked, its time, the offer).
     /// Repeating an update changes nothing more.
     async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
+
+    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
+
+    /// Enabled triggers of active streams.
+    async fn active_triggers(&self) -> Result<Vec<StreamTrigger>, StoreError>;
+
+    /// A stream's current action payload and state (for trigger actions).
+    async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError>;
+
+    /// Sets a stream's state (`active`, `disabled`).
+    async fn set_stream_state(
+        &self,
+        id: i64,
+        state: crate::model::ObjectState,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces a stream's action payload.
+    async fn set_stream_action_payload(
+        &self,
+        id: i64,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    async fn add_stream_event(
+        &self,
+        stream_id: i64,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> Result<StreamEvent, StoreError>;
+
+    /// A stream's events, newest first, at most `limit`.
+    async fn stream_events(
+        &self,
+        stream_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StreamEvent>, StoreError>;
 
     /// Closes the pool, waiting for connections to finish.
     async fn close(&self);

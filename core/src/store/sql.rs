@@ -289,8 +289,9 @@ macro_rules! impl_store {
             use super::*;
             use crate::config::Backend;
             use crate::model::{
-                Campaign, Click, Landing, Money, NewCampaign, NewStream, NewTarget, ObjectState,
-                Offer, Stream, StreamFilter, StreamTarget, unix_now,
+                Campaign, Click, Landing, Money, NewCampaign, NewStream, NewTarget, NewTrigger,
+                ObjectState, Offer, Stream, StreamEvent, StreamFilter, StreamTarget, StreamTrigger,
+                unix_now,
             };
             use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
             use crate::store::sql::{
@@ -421,6 +422,31 @@ macro_rules! impl_store {
                     target_id: row.try_get(target)?,
                     share: row.try_get("share")?,
                     state: parse_enum(&state, ObjectState::parse, "stream target state")?,
+                })
+            }
+
+            fn trigger_row(row: &DbRow) -> Result<StreamTrigger, StoreError> {
+                let payload: String = row.try_get("payload")?;
+                Ok(StreamTrigger {
+                    id: row.try_get("id")?,
+                    stream_id: row.try_get("stream_id")?,
+                    condition: row.try_get("condition")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    interval_seconds: row.try_get("interval_seconds")?,
+                    payload: json(&payload, "trigger payload")?,
+                    enabled: row.try_get("enabled")?,
+                })
+            }
+
+            fn event_row(row: &DbRow) -> Result<StreamEvent, StoreError> {
+                let data: String = row.try_get("data")?;
+                Ok(StreamEvent {
+                    id: row.try_get("id")?,
+                    stream_id: row.try_get("stream_id")?,
+                    event: row.try_get("event")?,
+                    data: json(&data, "stream event data")?,
+                    created_at: row.try_get("created_at")?,
                 })
             }
 
@@ -774,6 +800,92 @@ macro_rules! impl_store {
                     }
                     tx.commit().await?;
                     Ok(changed)
+                }
+
+                async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, stream_id, condition, action, target, interval_seconds, payload, enabled",
+                    )
+                    .bind(new.stream_id)
+                    .bind(new.condition.clone())
+                    .bind(new.action.clone())
+                    .bind(new.target.clone())
+                    .bind(new.interval_seconds)
+                    .bind(new.payload.to_string())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    trigger_row(&row)
+                }
+
+                async fn active_triggers(&self) -> Result<Vec<StreamTrigger>, StoreError> {
+                    sqlx::query(
+                        "SELECT t.id, t.stream_id, t.condition, t.action, t.target, t.interval_seconds, t.payload, t.enabled \
+                         FROM stream_triggers t JOIN streams s ON s.id = t.stream_id \
+                         WHERE t.enabled = $1 AND s.state = 'active' ORDER BY t.stream_id, t.position, t.id",
+                    )
+                    .bind(true)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(trigger_row)
+                    .collect()
+                }
+
+                async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1")))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(|row| stream_row(&row, Vec::new(), Vec::new(), Vec::new())).transpose()
+                }
+
+                async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3")
+                        .bind(state.as_str())
+                        .bind(unix_now())
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn set_stream_action_payload(&self, id: i64, payload: &serde_json::Value) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE streams SET action_payload = $1, updated_at = $2 WHERE id = $3")
+                        .bind(payload.to_string())
+                        .bind(unix_now())
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn add_stream_event(&self, stream_id: i64, event: &str, data: &serde_json::Value) -> Result<StreamEvent, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO stream_events (stream_id, event, data, created_at) VALUES ($1, $2, $3, $4) \
+                         RETURNING id, stream_id, event, data, created_at",
+                    )
+                    .bind(stream_id)
+                    .bind(event.to_string())
+                    .bind(data.to_string())
+                    .bind(unix_now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    event_row(&row)
+                }
+
+                async fn stream_events(&self, stream_id: i64, limit: i64) -> Result<Vec<StreamEvent>, StoreError> {
+                    sqlx::query(
+                        "SELECT id, stream_id, event, data, created_at FROM stream_events WHERE stream_id = $1 \
+                         ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(stream_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(event_row)
+                    .collect()
                 }
 
                 async fn close(&self) {

@@ -4,6 +4,7 @@ mod click_api;
 mod foundation;
 mod plugins;
 mod routing;
+mod triggers;
 
 /// The `switchyard` binary built for these tests.
 pub fn binary() -> &'static str {

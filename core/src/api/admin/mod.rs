@@ -2,6 +2,7 @@
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
 mod catalogue;
+mod streams;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -14,7 +15,9 @@ use super::AppState;
 
 /// The Admin API's routes, all behind [`require_api_key`].
 pub fn router(state: AppState) -> Router<AppState> {
-    let routes = Router::new().merge(catalogue::router());
+    let routes = Router::new()
+        .merge(catalogue::router())
+        .merge(streams::router());
     Router::new()
         .nest("/admin_api/v1", routes)
         .route_layer(middleware::from_fn_with_state(state, require_api_key))
