@@ -31,6 +31,8 @@ enum Command {
     Validate,
     /// Route a hypothetical click and print the decision with its trace (nothing is recorded).
     Route(RouteArgs),
+    /// List every filter and action kind with its origin; exit non-zero if a plugin fails to load.
+    Plugins,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +73,7 @@ pub fn run() -> ExitCode {
         }
         Command::Migrate => runtime_block(config, migrate),
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),
+        Command::Plugins => plugins(&config),
         Command::Serve => runtime_block(config, serve),
     }
 }
@@ -121,6 +124,45 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     );
     store.close().await;
     Ok(())
+}
+
+fn plugins(config: &Config) -> ExitCode {
+    match crate::reload::load_plugins(&config.plugins) {
+        Ok(loaded) => {
+            let describe = |kind: &str, info: &crate::registry::KindInfo| {
+                let source = info
+                    .origin
+                    .source()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                println!(
+                    "{kind:7} {:28} {:8}{source}",
+                    info.name,
+                    info.origin.label()
+                );
+            };
+            for info in loaded.registry.filters() {
+                describe("filter", info);
+            }
+            for info in loaded.registry.actions() {
+                describe("action", info);
+            }
+            for script in loaded
+                .scripts
+                .iter()
+                .filter(|s| s.kind == crate::script::ScriptKindType::Trigger)
+            {
+                describe("trigger", &script.info);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn route(config: Config, args: RouteArgs) -> anyhow::Result<()> {

@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     )
     .map_err(StartError::Setup)?;
     let traffic = traffic_env(&config, &secrets.signing_key, true)?;
+    seed_hit_counters(store.as_ref(), &snapshot, &traffic).await?;
     if config.triggers.enabled {
         let runner = crate::triggers::TriggerRunner::new(
             store.clone(),
@@ -162,6 +163,41 @@ pub fn traffic_env(
         bots: Arc::new(bots),
     };
     Ok(traffic)
+}
+
+/// `limit` filters count a stream's clicks; the counts continue from the clicks table after a
+/// restart (read once here, only for streams that have a `limit` filter).
+async fn seed_hit_counters(
+    store: &dyn Store,
+    cell: &SnapshotCell,
+    traffic: &TrafficEnv,
+) -> Result<(), StoreError> {
+    let snapshot = cell.load();
+    let limited: Vec<i64> = snapshot
+        .campaigns()
+        .flat_map(|route| route.streams())
+        .filter(|s| s.stream.filters.iter().any(|f| f.name == "limit"))
+        .map(|s| s.stream.id)
+        .collect();
+    if limited.is_empty() {
+        return Ok(());
+    }
+    let now = crate::model::unix_now();
+    let counts = store
+        .stream_hit_counts(
+            &limited,
+            now - now.rem_euclid(3_600),
+            now - now.rem_euclid(86_400),
+        )
+        .await?;
+    for (stream, hits) in counts {
+        traffic.hits.seed(stream, now, hits);
+    }
+    tracing::info!(
+        streams = limited.len(),
+        "Stream hit counters restored for limit filters."
+    );
+    Ok(())
 }
 
 impl RunningServer {

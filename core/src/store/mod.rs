@@ -84,6 +84,14 @@ pub trait Store: Send + Sync {
     /// Repeating an update changes nothing more.
     async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
 
+    /// Clicks per stream since `hour_start`, since `day_start` and in total, for `streams`.
+    async fn stream_hit_counts(
+        &self,
+        streams: &[i64],
+        hour_start: i64,
+        day_start: i64,
+    ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
+
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 
     /// Enabled triggers of active streams.

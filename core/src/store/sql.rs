@@ -802,6 +802,30 @@ macro_rules! impl_store {
                     Ok(changed)
                 }
 
+                async fn stream_hit_counts(
+                    &self,
+                    streams: &[i64],
+                    hour_start: i64,
+                    day_start: i64,
+                ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError> {
+                    let mut counts = Vec::new();
+                    for stream in streams {
+                        let row = sqlx::query(
+                            "SELECT COALESCE(SUM(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), 0) AS hour, \
+                             COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS day, COUNT(*) AS total \
+                             FROM clicks WHERE stream_id = $3",
+                        )
+                        .bind(hour_start)
+                        .bind(day_start)
+                        .bind(*stream)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        let count = |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+                        counts.push((*stream, crate::traffic::Hits { this_hour: count("hour")?, today: count("day")?, total: count("total")? }));
+                    }
+                    Ok(counts)
+                }
+
                 async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
                     let row = sqlx::query(
                         "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \

@@ -196,6 +196,11 @@ impl RoutingSnapshot {
         self.offers.get(&id)
     }
 
+    /// Every active campaign.
+    pub fn campaigns(&self) -> impl Iterator<Item = &Arc<CampaignRoute>> {
+        self.by_id.values()
+    }
+
     pub fn campaign_count(&self) -> usize {
         self.by_id.len()
     }

@@ -406,3 +406,44 @@ async fn campaign_action_hands_the_click_over_with_a_parent() {
     assert_eq!(parents.len(), 1);
     assert_eq!(parents[0]["parent_campaign_id"], first.id.to_string());
 }
+
+#[tokio::test]
+async fn stream_limits_survive_a_restart() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = server_with_trusted_proxy(&db, "").await;
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("capped", "Capped", "tok-capped"))
+        .await
+        .unwrap();
+    let mut capped = NewStream::redirect(campaign.id, "capped", "https://capped.test/").filter(
+        "limit",
+        "accept",
+        json!({"total": 3}),
+    );
+    capped.stream_type = StreamType::Forced;
+    store.create_stream(&capped).await.unwrap();
+    let mut fallback = NewStream::redirect(campaign.id, "default", "https://default.test/");
+    fallback.stream_type = StreamType::Default;
+    store.create_stream(&fallback).await.unwrap();
+    server.reload().await;
+    for _ in 0..2 {
+        assert_eq!(
+            location(&get(&server, "/capped", "81.2.69.160", DESKTOP).await),
+            "https://capped.test/"
+        );
+    }
+    server.stop().await;
+
+    // After a restart the stream has one click left, not three.
+    let server = server_with_trusted_proxy(&db, "").await;
+    assert_eq!(
+        location(&get(&server, "/capped", "81.2.69.160", DESKTOP).await),
+        "https://capped.test/"
+    );
+    assert_eq!(
+        location(&get(&server, "/capped", "81.2.69.160", DESKTOP).await),
+        "https://default.test/"
+    );
+    server.stop().await;
+}
