@@ -93,31 +93,11 @@ impl TestDb {
     /// Runs `sql` (a SELECT) and returns every row with each column as text
     /// (booleans as "true"/"false", NULL as "NULL"), whatever the backend.
     pub async fn rows(&self, sql: &str, columns: &[&str]) -> Result<Vec<HashMap<String, String>>> {
-        let mut out = Vec::new();
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await?;
-                for row in sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                    .fetch_all(&pool)
-                    .await?
-                {
-                    let mut map = HashMap::new();
-                    for column in columns {
-                        let value = row
-                            .try_get::<Option<String>, _>(*column)
-                            .or_else(|_| {
-                                row.try_get::<Option<i64>, _>(*column)
-                                    .map(|v| v.map(|v| v.to_string()))
-                            })
-                            .with_context(|| format!("column {column}"))?;
-                        map.insert(column.to_string(), value.unwrap_or_else(|| "NULL".into()));
-                    }
-                    out.push(map);
-                }
-                pool.close().await;
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.url).await?;
+        // One body for both backends: each decodes a column as text, integer or boolean.
+        macro_rules! read_rows {
+            ($pool:ty) => {{
+                let pool = <$pool>::connect(&self.url).await?;
+                let mut out = Vec::new();
                 for row in sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
                     .fetch_all(&pool)
                     .await?
@@ -140,8 +120,13 @@ impl TestDb {
                     out.push(map);
                 }
                 pool.close().await;
-            }
+                out
+            }};
         }
+        let out = match self.backend {
+            Backend::Sqlite => read_rows!(sqlx::SqlitePool),
+            Backend::Postgres => read_rows!(sqlx::PgPool),
+        };
         Ok(out)
     }
 

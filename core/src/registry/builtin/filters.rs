@@ -114,6 +114,30 @@ fn version_filter(
     );
 }
 
+/// `PREFIX_1` … `PREFIX_COUNT`: text filters on the click's numbered fields.
+fn indexed_filters(
+    registry: &mut Registry,
+    prefix: &str,
+    count: usize,
+    field: fn(&crate::model::Click, usize) -> &String,
+) {
+    for n in 1..=count {
+        let name = format!("{prefix}_{n}");
+        let description = format!("The click's {name}.");
+        add(
+            registry,
+            &name,
+            "traffic",
+            &description,
+            ("array", json!(["value"]), LIST_NOTES),
+            move |payload| {
+                let matcher = TextMatcher::from_payload(payload)?;
+                Ok(boxed(move |ctx| matcher.matches(field(&ctx.click, n - 1))))
+            },
+        );
+    }
+}
+
 fn no_payload(payload: &Value, name: &str) -> Result<(), String> {
     match payload {
         Value::Null | Value::Bool(_) => Ok(()),
@@ -124,8 +148,143 @@ fn no_payload(payload: &Value, name: &str) -> Result<(), String> {
     }
 }
 
+/// Filters that match one text of the click against a list (values, masks, `/regex/`).
+struct TextKind {
+    name: &'static str,
+    group: &'static str,
+    description: &'static str,
+    example: &'static str,
+    get: fn(&mut ClickContext<'_>) -> String,
+}
+
+const TEXT_KINDS: &[TextKind] = &[
+    TextKind {
+        name: "country",
+        group: "geo",
+        description: "Country of the visitor's IP (ISO 3166-1 alpha-2 codes).",
+        example: r#"["US", "DE"]"#,
+        get: |ctx| ctx.geo().country_code.clone(),
+    },
+    TextKind {
+        name: "city",
+        group: "geo",
+        description: "City of the visitor's IP (English names).",
+        example: r#"["Berlin"]"#,
+        get: |ctx| ctx.geo().city.clone(),
+    },
+    TextKind {
+        name: "isp",
+        group: "geo",
+        description: "Internet service provider (needs an ISP or ASN database).",
+        example: r#"["Comcast*"]"#,
+        get: |ctx| ctx.geo().isp.clone(),
+    },
+    TextKind {
+        name: "operator",
+        group: "geo",
+        description: "Mobile carrier (needs an ISP database).",
+        example: r#"["T-Mobile*"]"#,
+        get: |ctx| ctx.geo().operator.clone(),
+    },
+    TextKind {
+        name: "connection_type",
+        group: "geo",
+        description: "Connection type: cable, dialup, cellular, corporate, satellite (needs a connection-type database).",
+        example: r#"["cellular"]"#,
+        get: |ctx| ctx.geo().connection_type.clone(),
+    },
+    TextKind {
+        name: "os",
+        group: "device",
+        description: "Operating system family (`iOS`, `Android`, `Windows`, `Mac OS X`, `Linux`).",
+        example: r#"["iOS", "Android"]"#,
+        get: |ctx| ctx.device().os.clone(),
+    },
+    TextKind {
+        name: "browser",
+        group: "device",
+        description: "Browser family (`Chrome`, `Mobile Safari`, `Firefox`, …).",
+        example: r#"["Chrome*", "Firefox"]"#,
+        get: |ctx| ctx.device().browser.clone(),
+    },
+    TextKind {
+        name: "user_agent",
+        group: "device",
+        description: "The raw User-Agent header.",
+        example: r#"["*Android*", "/iphone|ipad/i"]"#,
+        get: |ctx| ctx.visit.user_agent.clone(),
+    },
+    TextKind {
+        name: "language",
+        group: "device",
+        description: "Browser language (ISO 639-1, from Accept-Language).",
+        example: r#"["en", "de"]"#,
+        get: |ctx| ctx.click.language.clone(),
+    },
+    TextKind {
+        name: "referrer",
+        group: "traffic",
+        description: "The referrer URL. `@empty` matches an empty referrer.",
+        example: r#"["*facebook.com*", "@empty"]"#,
+        get: |ctx| ctx.click.referrer.clone(),
+    },
+    TextKind {
+        name: "keyword",
+        group: "traffic",
+        description: "The click's keyword.",
+        example: r#"["buy*"]"#,
+        get: |ctx| ctx.click.keyword.clone(),
+    },
+    TextKind {
+        name: "source",
+        group: "traffic",
+        description: "The click's source.",
+        example: r#"["site1.com"]"#,
+        get: |ctx| ctx.click.source.clone(),
+    },
+    TextKind {
+        name: "search_engine",
+        group: "traffic",
+        description: "Search engine recognised from the referrer (`google`, `bing`, `yandex`, …).",
+        example: r#"["google"]"#,
+        get: |ctx| ctx.click.search_engine.clone(),
+    },
+    TextKind {
+        name: "ad_campaign_id",
+        group: "traffic",
+        description: "The ad campaign id passed by the traffic source.",
+        example: r#"["123"]"#,
+        get: |ctx| ctx.click.ad_campaign_id.clone(),
+    },
+    TextKind {
+        name: "creative_id",
+        group: "traffic",
+        description: "The creative id passed by the traffic source.",
+        example: r#"["banner-1"]"#,
+        get: |ctx| ctx.click.creative_id.clone(),
+    },
+    TextKind {
+        name: "x_requested_with",
+        group: "traffic",
+        description: "The X-Requested-With header (an app's package name in WebView traffic).",
+        example: r#"["com.example.app"]"#,
+        get: |ctx| ctx.click.x_requested_with.clone(),
+    },
+];
+
 /// Registers every built-in filter.
 pub fn register(registry: &mut Registry) {
+    for kind in TEXT_KINDS {
+        let example = serde_json::from_str(kind.example).unwrap_or(Value::Null);
+        text_filter(
+            registry,
+            kind.name,
+            kind.group,
+            kind.description,
+            example,
+            kind.get,
+        );
+    }
     geo(registry);
     network(registry);
     device(registry);
@@ -135,14 +294,6 @@ pub fn register(registry: &mut Registry) {
 }
 
 fn geo(registry: &mut Registry) {
-    text_filter(
-        registry,
-        "country",
-        "geo",
-        "Country of the visitor's IP (ISO 3166-1 alpha-2 codes).",
-        json!(["US", "DE"]),
-        |ctx| ctx.geo().country_code.clone(),
-    );
     add(
         registry,
         "region",
@@ -160,38 +311,6 @@ fn geo(registry: &mut Registry) {
                                 .matches(&format!("{}-{}", geo.country_code, geo.region_code))))
             }))
         },
-    );
-    text_filter(
-        registry,
-        "city",
-        "geo",
-        "City of the visitor's IP (English names).",
-        json!(["Berlin"]),
-        |ctx| ctx.geo().city.clone(),
-    );
-    text_filter(
-        registry,
-        "isp",
-        "geo",
-        "Internet service provider (needs an ISP or ASN database).",
-        json!(["Comcast*"]),
-        |ctx| ctx.geo().isp.clone(),
-    );
-    text_filter(
-        registry,
-        "operator",
-        "geo",
-        "Mobile carrier (needs an ISP database).",
-        json!(["T-Mobile*"]),
-        |ctx| ctx.geo().operator.clone(),
-    );
-    text_filter(
-        registry,
-        "connection_type",
-        "geo",
-        "Connection type: cable, dialup, cellular, corporate, satellite (needs a connection-type database).",
-        json!(["cellular"]),
-        |ctx| ctx.geo().connection_type.clone(),
     );
 }
 
@@ -276,55 +395,15 @@ fn device(registry: &mut Registry) {
             }))
         },
     );
-    text_filter(
-        registry,
-        "os",
-        "device",
-        "Operating system family (`iOS`, `Android`, `Windows`, `Mac OS X`, `Linux`).",
-        json!(["iOS", "Android"]),
-        |ctx| ctx.device().os.clone(),
-    );
     version_filter(registry, "os_version", "Operating system version.", |ctx| {
         ctx.device().os_version.clone()
     });
-    text_filter(
-        registry,
-        "browser",
-        "device",
-        "Browser family (`Chrome`, `Mobile Safari`, `Firefox`, …).",
-        json!(["Chrome*", "Firefox"]),
-        |ctx| ctx.device().browser.clone(),
-    );
     version_filter(registry, "browser_version", "Browser version.", |ctx| {
         ctx.device().browser_version.clone()
     });
-    text_filter(
-        registry,
-        "user_agent",
-        "device",
-        "The raw User-Agent header.",
-        json!(["*Android*", "/iphone|ipad/i"]),
-        |ctx| ctx.visit.user_agent.clone(),
-    );
-    text_filter(
-        registry,
-        "language",
-        "device",
-        "Browser language (ISO 639-1, from Accept-Language).",
-        json!(["en", "de"]),
-        |ctx| ctx.click.language.clone(),
-    );
 }
 
 fn traffic(registry: &mut Registry) {
-    text_filter(
-        registry,
-        "referrer",
-        "traffic",
-        "The referrer URL. `@empty` matches an empty referrer.",
-        json!(["*facebook.com*", "@empty"]),
-        |ctx| ctx.click.referrer.clone(),
-    );
     add(
         registry,
         "empty_referrer",
@@ -336,86 +415,12 @@ fn traffic(registry: &mut Registry) {
             Ok(boxed(|ctx| ctx.click.referrer.trim().is_empty()))
         },
     );
-    text_filter(
-        registry,
-        "keyword",
-        "traffic",
-        "The click's keyword.",
-        json!(["buy*"]),
-        |ctx| ctx.click.keyword.clone(),
-    );
-    text_filter(
-        registry,
-        "source",
-        "traffic",
-        "The click's source.",
-        json!(["site1.com"]),
-        |ctx| ctx.click.source.clone(),
-    );
-    text_filter(
-        registry,
-        "search_engine",
-        "traffic",
-        "Search engine recognised from the referrer (`google`, `bing`, `yandex`, …).",
-        json!(["google"]),
-        |ctx| ctx.click.search_engine.clone(),
-    );
-    text_filter(
-        registry,
-        "ad_campaign_id",
-        "traffic",
-        "The ad campaign id passed by the traffic source.",
-        json!(["123"]),
-        |ctx| ctx.click.ad_campaign_id.clone(),
-    );
-    text_filter(
-        registry,
-        "creative_id",
-        "traffic",
-        "The creative id passed by the traffic source.",
-        json!(["banner-1"]),
-        |ctx| ctx.click.creative_id.clone(),
-    );
-    text_filter(
-        registry,
-        "x_requested_with",
-        "traffic",
-        "The X-Requested-With header (an app's package name in WebView traffic).",
-        json!(["com.example.app"]),
-        |ctx| ctx.click.x_requested_with.clone(),
-    );
-    for n in 1..=SUB_ID_COUNT {
-        let name = format!("sub_id_{n}");
-        let description = format!("The click's sub_id_{n}.");
-        add(
-            registry,
-            &name,
-            "traffic",
-            &description,
-            ("array", json!(["value"]), LIST_NOTES),
-            move |payload| {
-                let matcher = TextMatcher::from_payload(payload)?;
-                Ok(boxed(move |ctx| matcher.matches(&ctx.click.sub_ids[n - 1])))
-            },
-        );
-    }
-    for n in 1..=EXTRA_PARAM_COUNT {
-        let name = format!("extra_param_{n}");
-        let description = format!("The click's extra_param_{n}.");
-        add(
-            registry,
-            &name,
-            "traffic",
-            &description,
-            ("array", json!(["value"]), LIST_NOTES),
-            move |payload| {
-                let matcher = TextMatcher::from_payload(payload)?;
-                Ok(boxed(move |ctx| {
-                    matcher.matches(&ctx.click.extra_params[n - 1])
-                }))
-            },
-        );
-    }
+    indexed_filters(registry, "sub_id", SUB_ID_COUNT, |click, i| {
+        &click.sub_ids[i]
+    });
+    indexed_filters(registry, "extra_param", EXTRA_PARAM_COUNT, |click, i| {
+        &click.extra_params[i]
+    });
     add(
         registry,
         "parameter",
