@@ -171,6 +171,7 @@ async fn route(config: Config, args: RouteArgs) -> anyhow::Result<()> {
     let store = crate::store::open(&config.database).await?;
     store.migrate().await?;
     let data = store.routing_data().await?;
+    let bot_list = crate::server::load_bot_list(store.as_ref()).await?;
     store.close().await;
     let snapshot = RoutingSnapshot::build(0, data, &crate::registry::Registry::builtin());
     for warning in &snapshot.warnings {
@@ -196,7 +197,8 @@ async fn route(config: Config, args: RouteArgs) -> anyhow::Result<()> {
     visit.referrer = args.referrer;
     visit.language = args.language.to_ascii_lowercase();
     visit.query = query;
-    let traffic = crate::server::traffic_env(&config, "route-dry-run-signing-key", false)?;
+    let traffic =
+        crate::server::traffic_env(&config, "route-dry-run-signing-key", false, &bot_list)?;
     let options = RouteOptions {
         trace: true,
         dry_run: true,

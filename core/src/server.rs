@@ -15,7 +15,7 @@ use crate::recorder::{ClickRecorder, RecorderTask};
 use crate::reload::{SnapshotCell, Supervisor};
 use crate::secrets::{self, Generated, SecretsError};
 use crate::store::{self, Store, StoreError};
-use crate::traffic::TrafficEnv;
+use crate::traffic::{IpNet, TrafficEnv};
 
 /// Why the tracker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.fetch.max_bytes,
     )
     .map_err(StartError::Setup)?;
-    let traffic = traffic_env(&config, &secrets.signing_key, true)?;
+    let traffic = traffic_env(
+        &config,
+        &secrets.signing_key,
+        true,
+        &load_bot_list(store.as_ref()).await?,
+    )?;
     seed_hit_counters(store.as_ref(), &snapshot, &traffic).await?;
     if config.triggers.enabled {
         let runner = crate::triggers::TriggerRunner::new(
@@ -137,11 +142,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 }
 
 /// The click path's services: GeoIP (watched for file changes when `watch`), UA parsing, bot
-/// signals, visitor memory and the signer.
+/// signals (with the stored bot list), visitor memory and the signer.
 pub fn traffic_env(
     config: &Config,
     signing_key: &str,
     watch: bool,
+    bot_list: &[IpNet],
 ) -> Result<TrafficEnv, StartError> {
     let setup = |e: String| StartError::Setup(e);
     let geo = Arc::new(
@@ -155,7 +161,7 @@ pub fn traffic_env(
         geo.spawn_watcher(std::time::Duration::from_secs(10));
     }
     let devices = crate::enrich::DeviceDetector::new(100_000).map_err(|e| setup(e.to_string()))?;
-    let bots = crate::enrich::BotDetector::new(&[]).map_err(|e| setup(e.to_string()))?;
+    let bots = crate::enrich::BotDetector::new(bot_list).map_err(|e| setup(e.to_string()))?;
     let mut traffic = TrafficEnv::in_memory(signing_key);
     traffic.enrichment = crate::enrich::Enrichment {
         geo,
@@ -163,6 +169,18 @@ pub fn traffic_env(
         bots: Arc::new(bots),
     };
     Ok(traffic)
+}
+
+/// The stored bot list as networks; entries that do not parse are skipped with a warning.
+pub async fn load_bot_list(store: &dyn Store) -> Result<Vec<IpNet>, StoreError> {
+    let mut nets = Vec::new();
+    for entry in store.bot_list().await? {
+        match entry.parse::<IpNet>() {
+            Ok(net) => nets.push(net),
+            Err(error) => tracing::warn!(entry, %error, "Skipping a bot list entry."),
+        }
+    }
+    Ok(nets)
 }
 
 /// `limit` filters count a stream's clicks; the counts continue from the clicks table after a

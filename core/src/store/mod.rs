@@ -92,6 +92,12 @@ pub trait Store: Send + Sync {
         day_start: i64,
     ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
 
+    /// The bot list: IPs and CIDR blocks, one entry each.
+    async fn bot_list(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Adds entries to the bot list (existing ones are kept once).
+    async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 
     /// Enabled triggers of active streams.

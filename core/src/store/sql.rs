@@ -826,6 +826,25 @@ macro_rules! impl_store {
                     Ok(counts)
                 }
 
+                async fn bot_list(&self) -> Result<Vec<String>, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT value FROM bot_list ORDER BY id").fetch_all(&self.pool).await?)
+                }
+
+                async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut added = 0;
+                    for entry in entries {
+                        added += sqlx::query("INSERT INTO bot_list (value, created_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING")
+                            .bind(entry.trim().to_string())
+                            .bind(unix_now())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(added)
+                }
+
                 async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
                     let row = sqlx::query(
                         "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \

@@ -447,3 +447,127 @@ async fn stream_limits_survive_a_restart() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_stored_bot_list_marks_bots_and_local_files_are_served() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = server_with_trusted_proxy(&db, "").await;
+    let store = server.store();
+    store
+        .add_to_bot_list(&["198.51.100.0/24".to_string(), "203.0.113.77".to_string()])
+        .await
+        .unwrap();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("local", "Local", "tok-local"))
+        .await
+        .unwrap();
+    let bots = NewStream::new(
+        campaign.id,
+        StreamType::Forced,
+        StreamSchema::Action,
+        "status404",
+    )
+    .filter("bot", "accept", json!(null));
+    store.create_stream(&bots).await.unwrap();
+    let mut landing = NewTarget::external("Uploaded", "");
+    landing.action_type = "local_file".into();
+    landing.action_payload = json!("index.html");
+    let landing = store.create_landing(&landing).await.unwrap();
+    let mut stream = NewStream::new(campaign.id, StreamType::Regular, StreamSchema::Landings, "");
+    stream.landings = vec![(landing.id, 100)];
+    store.create_stream(&stream).await.unwrap();
+    server.stop().await;
+    // The uploaded landing's files live under the data directory (the Admin API's upload
+    // stores them there).
+    let dir = db
+        .dir
+        .path()
+        .join("data/uploads/landings")
+        .join(landing.id.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>uploaded landing</h1>").unwrap();
+
+    // The bot list is read at start.
+    let server = server_with_trusted_proxy(&db, "").await;
+    assert_eq!(
+        get(&server, "/local", "198.51.100.20", DESKTOP)
+            .await
+            .status(),
+        404,
+        "a listed network is a bot"
+    );
+    assert_eq!(
+        get(&server, "/local", "203.0.113.77", DESKTOP)
+            .await
+            .status(),
+        404
+    );
+    let page = get(&server, "/local", "203.0.113.78", DESKTOP).await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(page.text().await.unwrap(), "<h1>uploaded landing</h1>");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn route_command_prints_the_decision_and_records_nothing() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::start(&db, &geo_config()).await.unwrap();
+    server.stop().await;
+    let config = db.write_config(&geo_config()).unwrap();
+    let output = std::process::Command::new(crate::binary())
+        .args(["route", "--config"])
+        .arg(&config)
+        .args([
+            "--campaign",
+            "demo",
+            "--ip",
+            "81.2.69.160",
+            "--ua",
+            DESKTOP,
+            "--param",
+            "keyword=blue",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "Processing campaign 1",
+        "Keyword: blue",
+        "Checking stream #1",
+        "Accepted by filters",
+        "Decision: 302 redirect to https://example.com/?subid=",
+        "country \"GB\" region \"England\" city \"London\" device \"desktop\" os \"Windows\"",
+        "Nothing was recorded.",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM clicks").await.unwrap(),
+        0
+    );
+    let unknown = std::process::Command::new(crate::binary())
+        .args(["route", "--config"])
+        .arg(&config)
+        .args(["--campaign", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no active campaign has the alias or token `nope`")
+    );
+}
