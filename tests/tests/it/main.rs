@@ -2,6 +2,7 @@
 
 mod click_api;
 mod foundation;
+mod native;
 mod routing;
 
 /// The `switchyard` binary built for these tests.
