@@ -18,7 +18,11 @@ struct FixedGeo;
 
 impl GeoLookup for FixedGeo {
     fn lookup(&self, _: IpAddr) -> GeoInfo {
-        GeoInfo { country_code: "GB".into(), city: "London".into(), ..GeoInfo::default() }
+        GeoInfo {
+            country_code: "GB".into(),
+            city: "London".into(),
+            ..GeoInfo::default()
+        }
     }
 }
 
@@ -33,18 +37,37 @@ fn bench(c: &mut Criterion) {
     let config = PluginsConfig {
         scripts_dir: scripts.path().to_path_buf(),
         native_dir: "/nonexistent".into(),
+        cache_dir: std::env::temp_dir(),
         watch: false,
         debounce: std::time::Duration::from_millis(200),
     };
     let registry = load_plugins(&config).unwrap().registry;
-    let builtin = registry.filter("country").unwrap().build(&json!(["GB"])).unwrap();
-    let builtin_ip = registry.filter("ip").unwrap().build(&json!(["81.2.69.0/24", "10.0.0.0/8"])).unwrap();
-    let script = registry.filter("script:in_gb").unwrap().build(&json!({"country": "GB"})).unwrap();
+    let builtin = registry
+        .filter("country")
+        .unwrap()
+        .build(&json!(["GB"]))
+        .unwrap();
+    let builtin_ip = registry
+        .filter("ip")
+        .unwrap()
+        .build(&json!(["81.2.69.0/24", "10.0.0.0/8"]))
+        .unwrap();
+    let script = registry
+        .filter("script:in_gb")
+        .unwrap()
+        .build(&json!({"country": "GB"}))
+        .unwrap();
 
     let mut env = TrafficEnv::in_memory("bench-signing-key");
-    env.enrichment = Enrichment { geo: std::sync::Arc::new(FixedGeo), ..Enrichment::default() };
+    env.enrichment = Enrichment {
+        geo: std::sync::Arc::new(FixedGeo),
+        ..Enrichment::default()
+    };
     let campaign = Campaign::from_new(1, &NewCampaign::new("c", "C", "t"));
-    let visit = Visit::new("81.2.69.160".parse().unwrap(), "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0");
+    let visit = Visit::new(
+        "81.2.69.160".parse().unwrap(),
+        "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0",
+    );
     let click = || {
         let mut click = Click::blank();
         click.ip = visit.ip.to_string();
@@ -54,10 +77,16 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("filter_eval");
     let mut ctx = ClickContext::new(&env, &visit, &campaign, click(), false);
     ctx.geo();
-    group.bench_function("builtin_country", |b| b.iter(|| black_box(builtin.matches(&mut ctx).unwrap())));
-    group.bench_function("builtin_ip_cidr", |b| b.iter(|| black_box(builtin_ip.matches(&mut ctx).unwrap())));
+    group.bench_function("builtin_country", |b| {
+        b.iter(|| black_box(builtin.matches(&mut ctx).unwrap()))
+    });
+    group.bench_function("builtin_ip_cidr", |b| {
+        b.iter(|| black_box(builtin_ip.matches(&mut ctx).unwrap()))
+    });
     assert!(script.matches(&mut ctx).unwrap());
-    group.bench_function("rhai_script", |b| b.iter(|| black_box(script.matches(&mut ctx).unwrap())));
+    group.bench_function("rhai_script", |b| {
+        b.iter(|| black_box(script.matches(&mut ctx).unwrap()))
+    });
     group.bench_function("rhai_first_call", |b| {
         b.iter(|| {
             let mut fresh = ClickContext::new(&env, &visit, &campaign, click(), false);

@@ -1,10 +1,12 @@
 //! Switchyard: a self-hosted traffic distribution system and click tracker.
 //!
 //! The crate is laid out along a click's path: `api` receives it, `traffic` routes it against
-//! the `reload`-managed routing snapshot, `recorder` writes it through the `store`. See
+//! the `reload`-managed routing snapshot, `recorder` writes it through the `store`. Filters
+//! and actions come from the `registry` (built in, scripts, and `native` libraries). See
 //! ARCHITECTURE.md at the repository root for the map and the invariants.
 
-#![forbid(unsafe_code)]
+// `unsafe` is allowed only in `native` (dynamic loading and the plugin C ABI), which opts in.
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod config;
 pub mod enrich;
 pub mod fetch;
 pub mod model;
+pub mod native;
 pub mod recorder;
 pub mod registry;
 pub mod reload;

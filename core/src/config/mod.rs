@@ -119,6 +119,8 @@ pub struct TriggersConfig {
 pub struct PluginsConfig {
     pub scripts_dir: PathBuf,
     pub native_dir: PathBuf,
+    /// Where native libraries are copied (content-addressed) before loading.
+    pub cache_dir: PathBuf,
     pub watch: bool,
     pub debounce: Duration,
 }
@@ -291,6 +293,7 @@ pub fn from_sources(
         plugins: PluginsConfig {
             scripts_dir: base.join(&scripts.dir),
             native_dir: base.join(&plugins.dir),
+            cache_dir: base.join(&server.data_dir).join("plugin-cache"),
             watch: reload.watch,
             debounce: Duration::from_millis(reload.debounce_ms.clamp(10, 60_000)),
         },

@@ -37,12 +37,15 @@ pub struct PluginReport {
     /// Errors of the last reload attempt; empty when it succeeded.
     pub last_errors: Vec<String>,
     pub kinds: Vec<KindStatus>,
+    /// Native libraries with their state and per-kind counters.
+    pub libraries: Vec<crate::native::PluginStatus>,
 }
 
 /// A registry with everything that went into it.
 pub struct LoadedPlugins {
     pub registry: Registry,
     pub scripts: Vec<Arc<ScriptKind>>,
+    pub libraries: Vec<crate::native::LoadedPlugin>,
 }
 
 /// Loads built-ins and every plugin source. `Err` lists every problem found.
@@ -68,8 +71,24 @@ pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>
             errors.push(format!("{}: {error}", script.path.display()));
         }
     }
+    let mut libraries = Vec::new();
+    if config.native_dir.is_dir() {
+        let (loaded, native_errors) =
+            crate::native::load_dir(&config.native_dir, &config.cache_dir);
+        errors.extend(native_errors.iter().map(|e| e.to_string()));
+        for library in loaded {
+            match crate::native::register_into(&library, &mut registry) {
+                Ok(()) => libraries.push(library),
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+    }
     if errors.is_empty() {
-        Ok(LoadedPlugins { registry, scripts })
+        Ok(LoadedPlugins {
+            registry,
+            scripts,
+            libraries,
+        })
     } else {
         Err(errors)
     }
@@ -79,6 +98,7 @@ struct State {
     generation: u64,
     last_errors: Vec<String>,
     scripts: Vec<Arc<ScriptKind>>,
+    libraries: Vec<crate::native::LoadedPlugin>,
 }
 
 /// Owns plugin reloads for a running server.
@@ -108,6 +128,7 @@ impl Supervisor {
                 generation: 0,
                 last_errors: Vec::new(),
                 scripts: Vec::new(),
+                libraries: Vec::new(),
             }),
             reload_lock: tokio::sync::Mutex::new(()),
         }
@@ -131,6 +152,7 @@ impl Supervisor {
                     .map_err(|e| vec![e.to_string()]);
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.scripts = loaded.scripts;
+                state.libraries = loaded.libraries;
                 match rebuilt {
                     Ok(generation) => {
                         state.generation += 1;
@@ -174,13 +196,26 @@ impl Supervisor {
                 .find(|s| s.info.name == name)
                 .map(|s| s.status())
         };
+        let libraries: Vec<crate::native::PluginStatus> =
+            state.libraries.iter().map(|l| l.status()).collect();
+        let native_status = |name: &str| {
+            libraries
+                .iter()
+                .flat_map(|l| &l.kinds)
+                .find(|k| k.name == name)
+        };
         for (kind, infos) in [
             ("filter", registry.filters().collect::<Vec<_>>()),
             ("action", registry.actions().collect()),
         ] {
             for info in infos {
                 let status = script_status(&info.name);
-                let disabled = status.as_ref().is_some_and(|s| s.disabled);
+                let native = native_status(&info.name);
+                let disabled = status.as_ref().is_some_and(|s| s.disabled)
+                    || native.is_some_and(|k| k.state == crate::native::PluginState::Disabled);
+                let mut messages: Vec<String> =
+                    status.and_then(|s| s.last_error).into_iter().collect();
+                messages.extend(native.map(|k| k.messages.clone()).unwrap_or_default());
                 kinds.push(KindStatus {
                     kind: kind.into(),
                     info: info.clone(),
@@ -189,7 +224,7 @@ impl Supervisor {
                     } else {
                         "active".into()
                     },
-                    messages: status.and_then(|s| s.last_error).into_iter().collect(),
+                    messages,
                 });
             }
         }
@@ -209,6 +244,7 @@ impl Supervisor {
             generation: state.generation,
             last_errors: state.last_errors.clone(),
             kinds,
+            libraries,
         }
     }
 

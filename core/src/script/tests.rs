@@ -20,6 +20,7 @@ fn plugins_config(scripts_dir: PathBuf) -> PluginsConfig {
     PluginsConfig {
         scripts_dir,
         native_dir: PathBuf::from("/nonexistent"),
+        cache_dir: std::env::temp_dir(),
         watch: false,
         debounce: Duration::from_millis(50),
     }

@@ -358,14 +358,15 @@ pub(super) fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) ->
     let any = stream.stream.filter_or;
     let mut result = !any;
     for compiled in &stream.filters {
-        let matched = match compiled.filter.matches(ctx) {
-            Ok(matched) => matched,
+        // A filter that cannot run fails closed: the stream does not pass it, whatever the
+        // filter's mode (so a broken reject filter never lets traffic through).
+        let pass = match compiled.filter.matches(ctx) {
+            Ok(matched) => matched != compiled.reject,
             Err(error) => {
-                tracing::warn!(stream_id = stream.stream.id, filter = %compiled.name, %error, "A filter failed; it counts as not matching.");
+                tracing::debug!(stream_id = stream.stream.id, filter = %compiled.name, %error, "A filter failed; the stream does not pass it.");
                 false
             }
         };
-        let pass = matched != compiled.reject;
         ctx.log(|| {
             format!(
                 "Filter \"{}\": {}",

@@ -2,11 +2,12 @@
 
 mod click_api;
 mod foundation;
+mod native;
 mod plugins;
 mod routing;
 mod triggers;
 
 /// The `switchyard` binary built for these tests.
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_switchyard")
+    env!("CARGO_BIN_EXE_switchyard-it")
 }

@@ -1,0 +1,106 @@
+//! The native plugin host: loads dynamic libraries built with `switchyard-plugin-sdk` and
+//! registers their filter and action kinds beside the built-in and script ones.
+//!
+//! This module is the one place in `core` where `unsafe` is allowed: dynamic loading and the
+//! C ABI cannot be written without it. Every block says why it is sound.
+//!
+//! # Loading
+//!
+//! [`load_library`] (or [`load_dir`] for every library directly in a directory):
+//!
+//! 1. copies the file to `<cache_dir>/<sha256>.<ext>` and opens the *copy*: the dynamic
+//!    loader caches by path, so opening a rebuilt file at the same path would return the old
+//!    code while the old handle is open. The content-addressed copy gives every build its own
+//!    path, and a copy is never written once it exists (it may be mapped);
+//! 2. reads the `switchyard_plugin_header` symbol *first* and refuses the library unless the
+//!    magic, the ABI version and the header size match ([`PluginError::AbiMismatch`] names
+//!    the file and both versions). No function of the library is called before that (the
+//!    platform loader does run a library's own initialisers when it opens it; Rust cdylibs
+//!    built with the SDK have none);
+//! 3. reads `switchyard_plugin_declaration`, checks the size of every ABI structure, the kind
+//!    names and their payload examples;
+//! 4. wraps each kind in an adapter that implements the ordinary
+//!    [`FilterFactory`](crate::registry::FilterFactory) /
+//!    [`ActionFactory`](crate::registry::ActionFactory) traits, named `native:<kind>` with
+//!    `Origin::Native { library }`.
+//!
+//! Libraries are **never unloaded**: instances built from them may live in an old routing
+//! snapshot that in-flight requests still use, and `dlclose` is best effort anyway (thread
+//! local destructors keep a library mapped). Each load of a new build costs one mapping for
+//! the life of the process; [`prune_cache`] removes stale copies at start-up.
+//!
+//! # Calls
+//!
+//! Every call goes through `catch_unwind` on both sides (the SDK's exports catch the plugin's
+//! panics and return them as a status; the adapters guard the host's side). Each per-click
+//! call is timed against [`Limits::call_budget`] (5 ms by default). A synchronous call into
+//! foreign code **cannot be preempted**: a slow call still returns its answer and is only
+//! counted; a kind with [`Limits::max_strikes`] errors, panics or overruns within
+//! [`Limits::window`] is disabled. A disabled filter counts as "does not match", a disabled
+//! action fails (the click gets the empty answer). A call that never returns holds its worker
+//! thread; only running plugins out of process could prevent that. [`LoadedPlugin::status`]
+//! lists counters and problems per kind ([`PluginStatus`]).
+//!
+//! # Intended use (the reload supervisor)
+//!
+//! The supervisor that watches the plugin directory owns the timing; this module only loads:
+//!
+//! ```text
+//! native::prune_cache(&cache_dir)                    // once, at start-up (optional)
+//! let (plugins, errors) = native::load_dir(&plugin_dir, &cache_dir);
+//! let mut registry = Registry::builtin();            // (+ script kinds)
+//! for plugin in &plugins {
+//!     native::register_into(plugin, &mut registry)?; // all kinds of a library, or none
+//! }
+//! // build the routing snapshot with `registry`, swap it in; report `errors` and
+//! // `plugin.status()` / `PluginStatus::failed(&error)` on /health and in the Admin API.
+//! ```
+//!
+//! On a change in the directory it loads again and builds a new registry and snapshot: an
+//! unchanged file maps to the same copy and reuses the open library (fresh counters); a
+//! changed file gets a new copy and its new code. Kinds are resolved when a snapshot is
+//! built, so a snapshot keeps the instances (and code) it was built with until it is dropped.
+//! Keep the cache directory outside the plugin directory's top level (a subdirectory is fine:
+//! [`load_dir`] does not recurse), e.g. `<data_dir>/plugin-cache`.
+
+#![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod adapter;
+mod error;
+mod health;
+mod library;
+
+use crate::registry::Registry;
+
+pub use error::PluginError;
+pub use health::{KindStatus, Limits, PluginState, PluginStatus};
+pub use library::{
+    LoadedPlugin, load_dir, load_dir_with, load_library, load_library_with, prune_cache,
+};
+
+/// The plugin ABI version this host loads (plugins must match it exactly).
+pub use switchyard_plugin_sdk::ABI_VERSION;
+
+/// The prefix of every native kind's registered name (`native:ip_reputation`).
+pub const NAME_PREFIX: &str = "native:";
+
+/// Registers every kind of `plugin` in `registry`, or none: when one of its names is taken
+/// (by another library, a script or a built-in), nothing is registered and the error says
+/// which name and by whom.
+pub fn register_into(plugin: &LoadedPlugin, registry: &mut Registry) -> Result<(), PluginError> {
+    let conflict = |source| PluginError::Conflict {
+        file: plugin.source().to_path_buf(),
+        source,
+    };
+    let mut trial = registry.clone();
+    for kind in &plugin.filters {
+        trial.add_filter(kind.clone()).map_err(conflict)?;
+    }
+    for kind in &plugin.actions {
+        trial.add_action(kind.clone()).map_err(conflict)?;
+    }
+    *registry = trial;
+    Ok(())
+}
