@@ -1,0 +1,234 @@
+//! An open-loop load generator for latency at a fixed rate (what wrk2 does; wrk2 is not
+//! packaged here, and wrk's Lua `delay()` only paces each connection after its response, in
+//! whole milliseconds, which hides server stalls).
+//!
+//! Requests are scheduled at `rate` per second over `connections` keep-alive HTTP/1.1
+//! connections. When a connection is still busy at a request's scheduled time, the wait is
+//! the server's doing and counts in that request's latency (no coordinated omission); when the
+//! client's own timer wakes late, the latency is counted from the actual send, so the timer's
+//! millisecond granularity does not inflate the figures. Latencies go into an HDR histogram.
+//!
+//! Loopback only, bounded in time: it refuses other addresses and runs at most 120 s.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use switchyard_bench::Visitors;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+const MAX_SECONDS: u64 = 120;
+
+#[derive(Debug, Parser)]
+#[command(about = "Fixed-rate HTTP load with latency percentiles (open loop, loopback only).")]
+struct Args {
+    /// The server (a loopback address).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// The campaign alias requested (`GET /{alias}?…`).
+    #[arg(long, default_value = "bench")]
+    alias: String,
+    /// Requests per second, over all connections.
+    #[arg(long)]
+    rate: u64,
+    /// Seconds of measured load (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    #[arg(long, default_value_t = 32)]
+    connections: u64,
+    /// Where ips.txt and user_agents.txt are.
+    #[arg(long, default_value = "bench/data")]
+    data: PathBuf,
+    /// Added to every request's sequence number, so that runs visit different visitors.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+}
+
+/// What one connection measured.
+struct Tally {
+    latencies: Histogram<u64>,
+    sent: u64,
+    errors: u64,
+    unexpected_status: u64,
+}
+
+/// Reads one HTTP/1.1 response from `stream` into `buf`; returns its status code.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).context("response head is not text")?;
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .context("no status code")?;
+    let mut length = 0usize;
+    let mut chunked = false;
+    for line in head.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().context("bad Content-Length")?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let complete = |buf: &Vec<u8>| {
+        if chunked {
+            buf[head_end..].ends_with(b"0\r\n\r\n")
+        } else {
+            buf.len() >= head_end + length
+        }
+    };
+    while !complete(buf) {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection mid-response");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+/// One connection's share of the schedule: requests `index`, `index + connections`, …
+async fn connection(
+    args: std::sync::Arc<Args>,
+    visitors: std::sync::Arc<Visitors>,
+    index: u64,
+    start: Instant,
+) -> Result<Tally> {
+    let mut tally = Tally {
+        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        sent: 0,
+        errors: 0,
+        unexpected_status: 0,
+    };
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.duration);
+    let host = args.addr.to_string();
+    let mut stream: Option<TcpStream> = None;
+    let mut buf = Vec::with_capacity(8192);
+    let mut ready_at = start;
+    for k in 0.. {
+        let sequence = index + k * args.connections;
+        let intended = start + Duration::from_nanos(sequence * 1_000_000_000 / args.rate);
+        if intended >= end {
+            break;
+        }
+        tokio::time::sleep_until(intended).await;
+        let sent_at = Instant::now();
+        let request = visitors.request(&args.alias, sequence + args.offset);
+        let text = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nX-Forwarded-For: {}\r\nAccept-Language: {}\r\nAccept: */*\r\n\r\n",
+            request.path, request.user_agent, request.ip, request.language
+        );
+        let outcome = async {
+            if stream.is_none() {
+                let fresh = TcpStream::connect(args.addr).await?;
+                fresh.set_nodelay(true)?;
+                stream = Some(fresh);
+            }
+            let open = stream.as_mut().context("no connection")?;
+            open.write_all(text.as_bytes()).await?;
+            read_response(open, &mut buf).await
+        }
+        .await;
+        let done = Instant::now();
+        // Busy past the scheduled time: the server's delay, counted from the schedule.
+        let from = if ready_at > intended {
+            intended
+        } else {
+            sent_at
+        };
+        ready_at = done;
+        if intended < measure_from {
+            continue;
+        }
+        tally.sent += 1;
+        match outcome {
+            Ok(status) => {
+                if status != 302 {
+                    tally.unexpected_status += 1;
+                }
+                let micros = (done - from).as_micros().max(1) as u64;
+                tally.latencies.saturating_record(micros);
+            }
+            Err(_) => {
+                tally.errors += 1;
+                stream = None;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !args.addr.ip().is_loopback() {
+        bail!("loadgen only targets loopback addresses, not {}", args.addr);
+    }
+    if args.rate == 0 || args.connections == 0 {
+        bail!("--rate and --connections must be positive");
+    }
+    if args.warmup + args.duration > MAX_SECONDS {
+        bail!("a run lasts at most {MAX_SECONDS} s");
+    }
+    let visitors = std::sync::Arc::new(Visitors::read(&args.data)?);
+    let args = std::sync::Arc::new(args);
+    // One thread: the generator takes one core at most, leaving the other to the server.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tallies = runtime.block_on(async {
+        let start = Instant::now() + Duration::from_millis(50);
+        let tasks: Vec<_> = (0..args.connections)
+            .map(|i| tokio::spawn(connection(args.clone(), visitors.clone(), i, start)))
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await??);
+        }
+        anyhow::Ok(tallies)
+    })?;
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut sent, mut errors, mut unexpected) = (0, 0, 0);
+    for tally in &tallies {
+        all.add(&tally.latencies)?;
+        sent += tally.sent;
+        errors += tally.errors;
+        unexpected += tally.unexpected_status;
+    }
+    let achieved = sent as f64 / args.duration as f64;
+    println!(
+        "loadgen: {} req/s scheduled over {} connections for {} s: {sent} sent ({achieved:.0}/s), {errors} errors, {unexpected} not 302",
+        args.rate, args.connections, args.duration
+    );
+    println!(
+        "RESULT rate={} achieved={achieved:.0} p50_us={} p90_us={} p99_us={} p999_us={} max_us={} errors={errors} non302={unexpected}",
+        args.rate,
+        all.value_at_quantile(0.50),
+        all.value_at_quantile(0.90),
+        all.value_at_quantile(0.99),
+        all.value_at_quantile(0.999),
+        all.max()
+    );
+    Ok(())
+}
