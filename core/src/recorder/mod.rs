@@ -139,6 +139,9 @@ struct BatchWriter {
     counters: Arc<Counters>,
 }
 
+/// How long the writer waits to fill a batch once it has the first click.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+
 /// While running, a failing batch is retried forever (the queue absorbs the backlog); once
 /// shutdown is asked, a batch gets this many more tries before its loss is logged.
 const SHUTDOWN_ATTEMPTS: u32 = 5;
@@ -152,6 +155,7 @@ impl BatchWriter {
                     if received == 0 {
                         break;
                     }
+                    self.fill(&mut batch).await;
                     self.write(&mut batch).await;
                 }
                 _ = self.stop.changed() => break,
@@ -166,6 +170,19 @@ impl BatchWriter {
             written = self.counters.written.load(Ordering::Relaxed),
             "Click writer drained."
         );
+    }
+
+    /// Waits up to [`FILL_WAIT`] for more events so that a batch pays for one transaction
+    /// instead of one per click when traffic trickles in.
+    async fn fill(&mut self, batch: &mut Vec<Event>) {
+        let deadline = tokio::time::Instant::now() + FILL_WAIT;
+        while batch.len() < self.batch_size {
+            let room = self.batch_size - batch.len();
+            match tokio::time::timeout_at(deadline, self.receiver.recv_many(batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Writes a batch in order: runs of clicks as one insert, landing clicks as updates.

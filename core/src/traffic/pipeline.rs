@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::model::{Click, EXTRA_PARAM_COUNT, Money, SUB_ID_COUNT, unix_now};
+use crate::model::{Click, Money, unix_now};
 use crate::registry::{ActionEnv, FileOwner, Reply};
 
 use super::context::{ClickContext, TrafficEnv, UniqueFlags};
@@ -240,7 +240,7 @@ fn route_hop(
     ctx.click.is_unique_global = unique_global;
     ctx.click.is_unique_stream = unique_stream;
     ctx.finish_enrichment();
-    ctx.click.cost = click_cost(&ctx, unique_campaign);
+    ctx.click.cost = click_cost(&ctx, unique_campaign, &route.params.cost);
 
     let (reply, info_type) = match stream {
         None => {
@@ -585,12 +585,12 @@ pub fn route_landing_click(
 
 /// Cost of a click from the campaign's cost model: CPC per click, CPUC per unique click, CPM
 /// per thousand; with cost_auto the click's own `cost` parameter wins.
-fn click_cost(ctx: &ClickContext<'_>, unique: bool) -> Money {
+fn click_cost(ctx: &ClickContext<'_>, unique: bool, cost_param: &str) -> Money {
     let campaign = ctx.campaign;
     if campaign.cost_auto
         && let Some(cost) = ctx
             .visit
-            .param(&param_name(campaign, "cost"))
+            .param(cost_param)
             .and_then(|c| c.parse::<Money>().ok())
         && cost.micros() >= 0
     {
@@ -598,24 +598,11 @@ fn click_cost(ctx: &ClickContext<'_>, unique: bool) -> Money {
     }
     let value = campaign.cost_value.micros();
     Money::from_micros(match campaign.cost_type.to_ascii_uppercase().as_str() {
-        "CPC" => value,
+        "CPC" | "CPV" => value,
         "CPUC" | "CPUV" if unique => value,
-        "CPM" | "CPV" => value / 1_000,
+        "CPM" => value / 1_000,
         _ => 0,
     })
-}
-
-/// The query parameter that feeds `field`: the campaign's `parameters` mapping, or the
-/// field's own name.
-fn param_name(campaign: &crate::model::Campaign, field: &str) -> String {
-    campaign
-        .parameters
-        .get(field)
-        .and_then(|p| p.get("name").or(Some(p)))
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(field)
-        .to_string()
 }
 
 /// The search engine a referrer belongs to, if any.
@@ -666,36 +653,45 @@ fn new_click(route: &CampaignRoute, visit: &Visit) -> Click {
     click.user_agent = visit.user_agent.clone();
     click.referrer = visit.referrer.clone();
     click.language = visit.language.clone();
-    let text = |field: &str| {
-        visit
-            .param(&param_name(campaign, field))
-            .unwrap_or_default()
-            .to_string()
-    };
-    click.keyword = text("keyword");
-    click.source = text("source");
-    click.external_id = text("external_id");
-    click.creative_id = text("creative_id");
-    click.ad_campaign_id = text("ad_campaign_id");
+    let names = &route.params;
+    let text = |name: &str| visit.param(name).unwrap_or_default().to_string();
+    click.keyword = text(&names.keyword);
+    click.source = text(&names.source);
+    click.external_id = text(&names.external_id);
+    click.creative_id = text(&names.creative_id);
+    click.ad_campaign_id = text(&names.ad_campaign_id);
     click.x_requested_with = visit
         .header("x-requested-with")
         .map(str::to_string)
-        .unwrap_or_else(|| text("x_requested_with"));
+        .unwrap_or_else(|| text(&names.x_requested_with));
     click.search_engine = search_engine(&click.referrer).to_string();
     if click.keyword.is_empty() && !click.search_engine.is_empty() {
         click.keyword = referrer_keyword(&click.referrer);
     }
-    for i in 0..SUB_ID_COUNT {
-        click.sub_ids[i] = text(&format!("sub_id_{}", i + 1));
+    for (slot, name) in click.sub_ids.iter_mut().zip(&names.sub_ids) {
+        *slot = text(name);
     }
-    for i in 0..EXTRA_PARAM_COUNT {
-        click.extra_params[i] = text(&format!("extra_param_{}", i + 1));
+    for (slot, name) in click.extra_params.iter_mut().zip(&names.extra_params) {
+        *slot = text(name);
     }
-    let params: serde_json::Map<String, Value> = visit
-        .query
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    click.params = Value::Object(params).to_string();
+    click.params =
+        serde_json::to_string(&QueryObject(&visit.query)).unwrap_or_else(|_| "{}".into());
     click
+}
+
+/// Query parameters serialised as a JSON object (first value of a repeated name, at most
+/// 100 names) without building a `serde_json::Value`.
+struct QueryObject<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for QueryObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (i, (key, value)) in self.0.iter().take(100).enumerate() {
+            if !self.0[..i].iter().any(|(k, _)| k == key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }

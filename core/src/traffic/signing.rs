@@ -9,12 +9,14 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
+/// base64url of `{"typ":"JWT","alg":"HS256"}` (the seed's header).
+const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
 
 /// Signs and verifies tokens with the tracker's signing key.
 #[derive(Clone)]
 pub struct Signer {
-    key: Vec<u8>,
+    /// The keyed MAC, cloned per token (the key schedule is computed once).
+    mac: HmacSha256,
 }
 
 impl std::fmt::Debug for Signer {
@@ -26,24 +28,31 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     pub fn new(key: &str) -> Self {
         Signer {
-            key: key.as_bytes().to_vec(),
+            mac: HmacSha256::new_from_slice(key.as_bytes())
+                .expect("HMAC accepts keys of any length"),
         }
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
+        self.mac.clone()
     }
 
     /// `base64url(header).base64url(payload).base64url(HMAC-SHA256)`.
     pub fn sign(&self, payload: &serde_json::Value) -> String {
-        let mut token = URL_SAFE_NO_PAD.encode(HEADER);
+        self.sign_json(&payload.to_string())
+    }
+
+    /// Like [`Signer::sign`] for a payload that is already JSON text.
+    pub fn sign_json(&self, payload: &str) -> String {
+        let mut token = String::with_capacity(64 + payload.len() * 4 / 3 + 48);
+        token.push_str(HEADER_B64);
         token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(payload.to_string()));
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let mut mac = self.mac();
         mac.update(token.as_bytes());
         let signature = mac.finalize().into_bytes();
         token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         token
     }
 
@@ -67,6 +76,14 @@ impl Signer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn header_is_the_seeds() {
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"HS256"}"#),
+            HEADER_B64
+        );
+    }
 
     #[test]
     fn round_trip_and_tampering() {

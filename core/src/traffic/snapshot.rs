@@ -46,9 +46,56 @@ pub struct StreamRoute {
     pub runnable: bool,
 }
 
+/// Which query parameter feeds each click field: the campaign's `parameters` mapping, or the
+/// field's own name. Worked out once per snapshot, not per click.
+#[derive(Debug, Clone, Default)]
+pub struct ParamNames {
+    pub keyword: String,
+    pub source: String,
+    pub external_id: String,
+    pub creative_id: String,
+    pub ad_campaign_id: String,
+    pub x_requested_with: String,
+    pub cost: String,
+    pub sub_ids: Vec<String>,
+    pub extra_params: Vec<String>,
+}
+
+impl ParamNames {
+    pub fn for_campaign(campaign: &Campaign) -> ParamNames {
+        let name = |field: &str| {
+            campaign
+                .parameters
+                .get(field)
+                .and_then(|p| p.get("name").or(Some(p)))
+                .and_then(serde_json::Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(field)
+                .to_string()
+        };
+        ParamNames {
+            keyword: name("keyword"),
+            source: name("source"),
+            external_id: name("external_id"),
+            creative_id: name("creative_id"),
+            ad_campaign_id: name("ad_campaign_id"),
+            x_requested_with: name("x_requested_with"),
+            cost: name("cost"),
+            sub_ids: (1..=crate::model::SUB_ID_COUNT)
+                .map(|i| name(&format!("sub_id_{i}")))
+                .collect(),
+            extra_params: (1..=crate::model::EXTRA_PARAM_COUNT)
+                .map(|i| name(&format!("extra_param_{i}")))
+                .collect(),
+        }
+    }
+}
+
 /// A campaign with its streams split by type and sorted by position.
 pub struct CampaignRoute {
     pub campaign: Campaign,
+    /// The query parameter of each click field.
+    pub params: ParamNames,
     pub forced: Vec<StreamRoute>,
     pub regular: Vec<StreamRoute>,
     pub default: Vec<StreamRoute>,
@@ -150,6 +197,7 @@ impl RoutingSnapshot {
             let mut streams = streams_by_campaign.remove(&campaign.id).unwrap_or_default();
             streams.sort_by_key(|s| (s.position, s.id));
             let mut route = CampaignRoute {
+                params: ParamNames::for_campaign(&campaign),
                 campaign,
                 forced: Vec::new(),
                 regular: Vec::new(),

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Signer;
 
@@ -54,8 +53,14 @@ impl VisitorCookie {
 
     /// Signs the cookie in Keitaro's shape: `{"data": "<json>"}` inside an HS256 token.
     pub fn encode(&self, signer: &Signer) -> String {
+        #[derive(Serialize)]
+        struct Payload<'a> {
+            data: &'a str,
+        }
         let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
-        signer.sign(&json!({ "data": data }))
+        let payload =
+            serde_json::to_string(&Payload { data: &data }).unwrap_or_else(|_| "{}".into());
+        signer.sign_json(&payload)
     }
 
     /// Whether the visitor was counted in `campaign` less than `ttl_seconds` ago.
