@@ -254,7 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "Generated {}: {}  (shown once; stored in the data directory{})",
             secret.name,
             secret.value,
-            if secret.name == "admin API key" {
+            if secret.hashed {
                 " as a hash only"
             } else {
                 ""
