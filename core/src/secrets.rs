@@ -130,26 +130,26 @@ pub fn resolve(
     let mut changed = false;
 
     // A hashed key: configured (hashed here), stored (as a hash), or generated and shown once.
-    let mut hashed_key =
-        |configured: &Option<String>, slot: &mut Option<String>, name: &'static str| match configured
-        {
-            Some(key) => sha256_hex(key),
-            None => match slot {
-                Some(hash) => hash.clone(),
-                None => {
-                    let key = random_token(TOKEN_LENGTH);
-                    let hash = sha256_hex(&key);
-                    generated.push(Generated {
-                        name,
-                        value: key,
-                        hashed: true,
-                    });
-                    *slot = Some(hash.clone());
-                    changed = true;
-                    hash
-                }
-            },
-        };
+    let mut hashed_key = |configured: &Option<String>,
+                          slot: &mut Option<String>,
+                          name: &'static str| match configured {
+        Some(key) => sha256_hex(key),
+        None => match slot {
+            Some(hash) => hash.clone(),
+            None => {
+                let key = random_token(TOKEN_LENGTH);
+                let hash = sha256_hex(&key);
+                generated.push(Generated {
+                    name,
+                    value: key,
+                    hashed: true,
+                });
+                *slot = Some(hash.clone());
+                changed = true;
+                hash
+            }
+        },
+    };
     let admin_api_key_hash = hashed_key(
         &configured.admin_api_key,
         &mut stored.admin_api_key_sha256,
@@ -246,7 +246,10 @@ mod tests {
         let configured = ConfiguredSecrets {
             dialect_keys: vec![
                 (Dialect::OpenApi, None),
-                (Dialect::Hoqu, Some("00000000-0000-0000-0000-000000000000".into())),
+                (
+                    Dialect::Hoqu,
+                    Some("00000000-0000-0000-0000-000000000000".into()),
+                ),
             ],
             ..ConfiguredSecrets::default()
         };

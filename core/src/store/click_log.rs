@@ -178,10 +178,8 @@ impl LogQuery {
             let part = match condition {
                 LogCondition::AnyOf(_, options) if options.is_empty() => "1 = 0".to_string(),
                 LogCondition::AnyOf(field, options) => {
-                    let placeholders: Vec<String> = options
-                        .iter()
-                        .map(|v| bind(v.clone(), values))
-                        .collect();
+                    let placeholders: Vec<String> =
+                        options.iter().map(|v| bind(v.clone(), values)).collect();
                     format!("{} IN ({})", field.sql(), placeholders.join(", "))
                 }
                 LogCondition::AtLeast(field, value) => {
@@ -229,7 +227,10 @@ impl LogQuery {
         let mut order: Vec<String> = Vec::new();
         for (field, direction) in &self.sort {
             if field.nullable() {
-                order.push(format!("CASE WHEN {} IS NULL THEN 1 ELSE 0 END", field.sql()));
+                order.push(format!(
+                    "CASE WHEN {} IS NULL THEN 1 ELSE 0 END",
+                    field.sql()
+                ));
             }
             order.push(format!("{} {}", field.sql(), direction.sql()));
         }
@@ -250,10 +251,7 @@ impl LogQuery {
     pub(crate) fn count_sql(&self) -> (String, Vec<LogValue>) {
         let mut values = Vec::new();
         let filter = self.where_sql(&mut values);
-        (
-            format!("SELECT COUNT(*) AS n {LOG_FROM}{filter}"),
-            values,
-        )
+        (format!("SELECT COUNT(*) AS n {LOG_FROM}{filter}"), values)
     }
 }
 
@@ -546,7 +544,10 @@ mod tests {
         assert_eq!(values[6], LogValue::Int(10));
         assert_eq!(values[7], LogValue::Int(20));
         let (count, count_values) = query.count_sql();
-        assert!(count.starts_with("SELECT COUNT(*) AS n FROM clicks c"), "{count}");
+        assert!(
+            count.starts_with("SELECT COUNT(*) AS n FROM clicks c"),
+            "{count}"
+        );
         assert_eq!(count_values.len(), 6);
     }
 

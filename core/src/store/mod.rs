@@ -159,8 +159,11 @@ pub trait Store: Send + Sync {
     ) -> Result<CreatedClick, StoreError>;
 
     /// The sub id an unexpired claim of `key` names.
-    async fn click_by_key(&self, dialect: &str, key: &ClickKey)
-    -> Result<Option<String>, StoreError>;
+    async fn click_by_key(
+        &self,
+        dialect: &str,
+        key: &ClickKey,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Forgets key claims made before `before`.
     async fn prune_click_keys(&self, before: i64) -> Result<u64, StoreError>;

@@ -126,7 +126,11 @@ async fn create(
 ) -> Response {
     let mut params: Vec<(String, String)> = query
         .as_deref()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     params.extend(url::form_urlencoded::parse(&body).into_owned());
     match answer(&state, &headers, &params).await {

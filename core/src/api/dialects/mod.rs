@@ -43,16 +43,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         router = router.merge(hoqu::router());
     }
     if dialects.rest_clicks {
-        router = router.merge(rest_clicks::router(
-            state,
-            &dialects.rest_clicks_base_path,
-        ));
+        router = router.merge(rest_clicks::router(state, &dialects.rest_clicks_base_path));
     }
     router
 }
 
 /// Puts `router` behind `Authorization: Bearer <token>` with the dialect's key (401 otherwise).
-fn bearer_protected(router: Router<AppState>, state: AppState, dialect: Dialect) -> Router<AppState> {
+fn bearer_protected(
+    router: Router<AppState>,
+    state: AppState,
+    dialect: Dialect,
+) -> Router<AppState> {
     router.route_layer(middleware::from_fn_with_state(
         (state, dialect),
         check_bearer,
@@ -194,7 +195,10 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, DialectError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(DialectError::field("body", "The body must be a JSON object.")),
+        Ok(_) => Err(DialectError::field(
+            "body",
+            "The body must be a JSON object.",
+        )),
         Err(error) => Err(DialectError::field(
             "body",
             format!("The body is not valid JSON: {error}."),
@@ -316,7 +320,11 @@ fn format_rfc3339(seconds: i64) -> String {
 
 /// The primary language subtag of a locale (`en_US`, `en-GB` -> `en`), or "".
 fn locale_language(locale: &str) -> String {
-    let primary = locale.split(['-', '_', ',', ';']).next().unwrap_or("").trim();
+    let primary = locale
+        .split(['-', '_', ',', ';'])
+        .next()
+        .unwrap_or("")
+        .trim();
     if primary.len() <= 8 && primary.chars().all(|c| c.is_ascii_alphabetic()) {
         primary.to_ascii_lowercase()
     } else {
@@ -410,16 +418,25 @@ mod tests {
 
     #[test]
     fn times_in_every_documented_form() {
-        assert_eq!(parse_time("2024-07-08 13:40:00", false), Some(1_720_446_000));
+        assert_eq!(
+            parse_time("2024-07-08 13:40:00", false),
+            Some(1_720_446_000)
+        );
         assert_eq!(parse_time("2024-07-08", false), Some(1_720_396_800));
         assert_eq!(parse_time("2024-07-08", true), Some(1_720_483_199));
-        assert_eq!(parse_time("2021-01-01T00:00:00+00:00", false), Some(1_609_459_200));
+        assert_eq!(
+            parse_time("2021-01-01T00:00:00+00:00", false),
+            Some(1_609_459_200)
+        );
         assert_eq!(
             parse_time("2021-01-01T00:00:00 00:00", false),
             Some(1_609_459_200),
             "an unencoded + arrives as a space"
         );
-        assert_eq!(parse_time("2021-01-01T02:00:00+02:00", false), Some(1_609_459_200));
+        assert_eq!(
+            parse_time("2021-01-01T02:00:00+02:00", false),
+            Some(1_609_459_200)
+        );
         assert_eq!(parse_time("1609459200", false), Some(1_609_459_200));
         assert_eq!(parse_time("yesterday", false), None);
         assert_eq!(parse_time("", false), None);
@@ -431,9 +448,15 @@ mod tests {
     fn bearer_tokens() {
         let mut headers = HeaderMap::new();
         assert_eq!(bearer_token(&headers), None);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer_token(&headers), Some("abc"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer_token(&headers), Some("abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers), None);

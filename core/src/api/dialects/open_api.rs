@@ -16,8 +16,8 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use super::{
-    DialectError, api_visit, bearer_protected, format_plain_time, id_field, json_object,
-    parse_id, parse_ip, parse_time, text_field, text_or_null, url_query,
+    DialectError, api_visit, bearer_protected, format_plain_time, id_field, json_object, parse_id,
+    parse_ip, parse_time, text_field, text_or_null, url_query,
 };
 use crate::api::AppState;
 use crate::config::Dialect;
@@ -61,7 +61,11 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
 
 async fn list_page(state: &AppState, query: Option<&str>) -> Result<Value, DialectError> {
     let pairs: Vec<(String, String)> = query
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let mut errors = Vec::new();
     let mut conditions = Vec::new();
@@ -231,13 +235,12 @@ fn row(record: &ClickRecord) -> Value {
 /// body: `offer_id` and `ip` required; `campaign_id`, `affiliate_id`, `user_agent`,
 /// `referrer`, `requested_link`, `aff_sub`..`aff_sub20`, `adv_sub`..`adv_sub5`,
 /// `affiliate_source`, `external_id` optional. Answers 201 `{"data": row}`.
-async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match create_click(&state, &headers, &body).await {
-        Ok(record) => (StatusCode::CREATED, axum::Json(json!({ "data": row(&record) })))
+        Ok(record) => (
+            StatusCode::CREATED,
+            axum::Json(json!({ "data": row(&record) })),
+        )
             .into_response(),
         Err(error) => error.into_response(),
     }

@@ -60,19 +60,22 @@ struct Expansions {
 
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// `filter[name]` -> `name`.
 fn bracketed<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
-    key.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')
+    key.strip_prefix(prefix)?
+        .strip_prefix('[')?
+        .strip_suffix(']')
 }
 
-fn expansions(
-    pairs: &[(String, String)],
-    errors: &mut Vec<(String, String)>,
-) -> Expansions {
+fn expansions(pairs: &[(String, String)], errors: &mut Vec<(String, String)>) -> Expansions {
     let mut out = Expansions::default();
     for (key, value) in pairs {
         let Some(name) = bracketed(key, "query") else {
@@ -144,10 +147,7 @@ fn text_filter(name: &str) -> Option<LogField> {
 }
 
 /// Every filter of the list, as conditions.
-fn filters(
-    pairs: &[(String, String)],
-    errors: &mut Vec<(String, String)>,
-) -> Vec<LogCondition> {
+fn filters(pairs: &[(String, String)], errors: &mut Vec<(String, String)>) -> Vec<LogCondition> {
     let mut any_of: Vec<(LogField, Vec<LogValue>)> = Vec::new();
     let mut conditions = Vec::new();
     for (key, value) in pairs {
@@ -172,13 +172,20 @@ fn filters(
                     None => any_of.push((LogField::CountryCode, vec![value])),
                 }
             }
-            "linkId" => match parse_id(value) {
-                Some(id) => match any_of.iter_mut().find(|(f, _)| *f == LogField::CampaignId) {
-                    Some((_, values)) => values.push(LogValue::Int(id)),
-                    None => any_of.push((LogField::CampaignId, vec![LogValue::Int(id)])),
-                },
-                None => fail(format!("The {key} must be a link id (a positive integer).")),
-            },
+            // Link ids are campaign ids; any other identifier (the seed's examples are 24-hex
+            // ids) names no link here and matches nothing.
+            "linkId" => {
+                let entry = match any_of.iter_mut().find(|(f, _)| *f == LogField::CampaignId) {
+                    Some((_, values)) => values,
+                    None => {
+                        any_of.push((LogField::CampaignId, Vec::new()));
+                        &mut any_of.last_mut().expect("just pushed").1
+                    }
+                };
+                if let Some(id) = parse_id(value) {
+                    entry.push(LogValue::Int(id));
+                }
+            }
             "clickStartTime" | "clickEndTime" => {
                 let end = name == "clickEndTime";
                 match parse_time(value, end) {
@@ -251,10 +258,14 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
     };
     let offset = match get("offset") {
         None | Some("") => 0,
-        Some(text) => text.parse::<i64>().ok().filter(|o| *o >= 0).unwrap_or_else(|| {
-            errors.push(("offset".into(), "The offset must be 0 or more.".into()));
-            0
-        }),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|o| *o >= 0)
+            .unwrap_or_else(|| {
+                errors.push(("offset".into(), "The offset must be 0 or more.".into()));
+                0
+            }),
     };
     let order = match get("sort_order").map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("asc") => SortOrder::Asc,
@@ -386,7 +397,10 @@ async fn render(
                 );
             }
             if expand.profile {
-                object.insert("profile".into(), profile.map_or(Value::Null, profile_object));
+                object.insert(
+                    "profile".into(),
+                    profile.map_or(Value::Null, profile_object),
+                );
             }
             if expand.contacts {
                 object.insert(
@@ -475,7 +489,10 @@ async fn single(
         return DialectError::fields(errors).into_response();
     }
     let result = async {
-        let records = state.store.click_log(&LogQuery::by_sub_id(click_id)).await?;
+        let records = state
+            .store
+            .click_log(&LogQuery::by_sub_id(click_id))
+            .await?;
         if records.is_empty() {
             return Err(DialectError::not_found("Click not found."));
         }
@@ -483,7 +500,9 @@ async fn single(
     }
     .await;
     match result {
-        Ok(mut objects) => (status, axum::Json(objects.pop().unwrap_or(Value::Null))).into_response(),
+        Ok(mut objects) => {
+            (status, axum::Json(objects.pop().unwrap_or(Value::Null))).into_response()
+        }
         Err(error) => error.into_response(),
     }
 }
@@ -544,9 +563,10 @@ async fn create_click(
     });
     let uri_text = text_field(&fields, "uri", 4_096, &mut errors);
     let uri = required("uri", uri_text, &mut errors).and_then(|text| {
-        match url::Url::parse(text.trim()) {
+        let text = text.trim().to_string();
+        match url::Url::parse(&text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                Some(url)
+                Some((url, text))
             }
             _ => {
                 errors.push((
@@ -576,7 +596,7 @@ async fn create_click(
             }
         },
     };
-    let (Some(ip), Some(uri)) = (ip, uri) else {
+    let (Some(ip), Some((uri, uri_text))) = (ip, uri) else {
         return Err(DialectError::fields(errors));
     };
     if !errors.is_empty() {
@@ -604,7 +624,6 @@ async fn create_click(
                 "The uri names no active campaign: its path must start with a campaign alias (or set dialects.rest_clicks_campaign).",
             )
         })?;
-    let uri_text = uri.as_str().to_string();
     let visit = api_visit(
         headers,
         ip,
@@ -698,7 +717,10 @@ fn parse_profile(fields: &Map<String, Value>) -> Result<NewProfile, DialectError
                     }
                 };
                 if let Some(kind) = problem {
-                    e.push((format!("{path}.value"), format!("The {path}.value must be {kind}.")));
+                    e.push((
+                        format!("{path}.value"),
+                        format!("The {path}.value must be {kind}."),
+                    ));
                     continue;
                 }
                 contacts.push(ProfileContact {
@@ -872,7 +894,10 @@ mod tests {
         )));
         assert!(conditions.contains(&LogCondition::AnyOf(
             LogField::UtmContent,
-            vec![LogValue::Text("UEFA".into()), LogValue::Text("banner".into())]
+            vec![
+                LogValue::Text("UEFA".into()),
+                LogValue::Text("banner".into())
+            ]
         )));
         assert!(conditions.contains(&LogCondition::AnyOf(
             LogField::CountryCode,
@@ -887,7 +912,7 @@ mod tests {
         filters(
             &pairs(&[
                 ("filter[nope]", "1"),
-                ("filter[linkId]", "abc"),
+                ("filter[longitude]", "999"),
                 ("filter[latitude]", "north"),
                 ("filter[registration]", "maybe"),
                 ("filter[clickStartTime]", "soon"),
@@ -899,7 +924,7 @@ mod tests {
             named,
             [
                 "filter[nope]",
-                "filter[linkId]",
+                "filter[longitude]",
                 "filter[latitude]",
                 "filter[registration]",
                 "filter[clickStartTime]"
