@@ -903,6 +903,96 @@ mod tests {
     }
 
     #[test]
+    fn dialects_are_switchable_with_checked_keys_and_base_path() {
+        let config = defaults();
+        assert!(config.dialects.open_api && config.dialects.hoqu && config.dialects.rest_clicks);
+        assert_eq!(config.dialects.rest_clicks_base_path, "/rest/v1");
+        assert_eq!(
+            config
+                .secrets
+                .dialect_keys
+                .iter()
+                .map(|(d, key)| (*d, key.is_some()))
+                .collect::<Vec<_>>(),
+            [
+                (Dialect::OpenApi, false),
+                (Dialect::Hoqu, false),
+                (Dialect::RestClicks, false)
+            ]
+        );
+
+        let text = "[dialects]\nhoqu_enabled = false\nrest_clicks_base_path = \"/partners/api/\"\nrest_clicks_campaign = \" partner \"\n";
+        let config = from_sources(
+            "c.toml",
+            text,
+            &env(&[(
+                "SWITCHYARD_DIALECTS_OPEN_API_TOKEN",
+                "open-api-token-0123456789",
+            )]),
+            None,
+        )
+        .unwrap();
+        assert!(!config.dialects.hoqu);
+        assert_eq!(config.dialects.rest_clicks_base_path, "/partners/api");
+        assert_eq!(
+            config.dialects.rest_clicks_campaign.as_deref(),
+            Some("partner")
+        );
+        assert_eq!(
+            config.secrets.dialect_keys[0],
+            (Dialect::OpenApi, Some("open-api-token-0123456789".into()))
+        );
+        assert!(
+            !config
+                .secrets
+                .dialect_keys
+                .iter()
+                .any(|(d, _)| *d == Dialect::Hoqu),
+            "a disabled dialect has no key"
+        );
+        assert_eq!(
+            from_sources(
+                "c.toml",
+                "[dialects]\nrest_clicks_base_path = \"/\"\n",
+                &[],
+                None
+            )
+            .unwrap()
+            .dialects
+            .rest_clicks_base_path,
+            ""
+        );
+
+        let text =
+            "[dialects]\nopen_api_token = \"short\"\nrest_clicks_base_path = \"/admin_api/v1\"\n";
+        let shown = from_sources("c.toml", text, &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.contains("c.toml:2 dialects.open_api_token"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("c.toml:3 dialects.rest_clicks_base_path"),
+            "{shown}"
+        );
+        for bad in [
+            "rest",
+            "/a//b",
+            "/a/../b",
+            "/{alias}",
+            "/api/click",
+            "/health/x",
+        ] {
+            let text = format!("[dialects]\nrest_clicks_base_path = \"{bad}\"\n");
+            assert!(
+                from_sources("c.toml", &text, &[], None).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
     fn relative_sqlite_paths_follow_the_config_file() {
         let config = from_sources("c.toml", "", &[], Some(Path::new("/etc/sy"))).unwrap();
         assert_eq!(config.database.url, "sqlite:///etc/sy/data/switchyard.db");
