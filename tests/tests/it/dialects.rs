@@ -1422,3 +1422,57 @@ async fn dialects_can_be_switched_off() {
         );
     }
 }
+
+/// Every dialect route answers 401 (Bearer dialects) or 403 (HOQU) without its own key, and
+/// never reaches the store: nothing is created.
+#[tokio::test]
+async fn every_dialect_route_requires_its_key() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = start(&db).await;
+    let w = world(&server, &db).await;
+    let http = client();
+    let bearer_routes = [
+        ("GET", format!("{OPEN_API}"), OPEN_API_TOKEN),
+        ("POST", format!("{OPEN_API}"), OPEN_API_TOKEN),
+        ("GET", format!("{OPEN_API}/1"), OPEN_API_TOKEN),
+        ("GET", format!("{REST_BASE}/clicks"), REST_TOKEN),
+        ("POST", format!("{REST_BASE}/clicks"), REST_TOKEN),
+        ("GET", format!("{REST_BASE}/clicks/x"), REST_TOKEN),
+        ("PUT", format!("{REST_BASE}/clicks/x"), REST_TOKEN),
+        ("PATCH", format!("{REST_BASE}/clicks/x"), REST_TOKEN),
+        ("DELETE", format!("{REST_BASE}/clicks/x"), REST_TOKEN),
+    ];
+    let body = json!({"offer_id": w.offer, "ip": LONDON, "uri": "https://t.test/partner"});
+    for (method, path, own) in &bearer_routes {
+        let method: reqwest::Method = method.parse().unwrap();
+        let foreign = if *own == OPEN_API_TOKEN {
+            REST_TOKEN
+        } else {
+            OPEN_API_TOKEN
+        };
+        for token in [None, Some(foreign), Some("x"), Some(&own[..own.len() - 1])] {
+            let mut request = http.request(method.clone(), server.url(path)).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+        }
+    }
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let mut request = hoqu_request(w.offer, w.campaign, LONDON, CHROME);
+        request.retain(|(k, _)| *k != "secure_key");
+        request.push(("secure_key", REST_TOKEN.to_string()));
+        let response = http
+            .request(method.clone(), hoqu_url(&server, &request))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method}");
+    }
+    server.stop().await;
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM clicks").await.unwrap(),
+        0
+    );
+}

@@ -31,6 +31,8 @@ use crate::traffic::{RouteOptions, route_click};
 const PATH: &str = "/api/click/create";
 /// Identical requests within this many seconds return the same click.
 const SAME_CLICK_WINDOW: i64 = 300;
+/// The most request parameters kept on a click.
+const MAX_CLICK_PARAMS: usize = 64;
 /// `subid1` … `subid6`.
 const SUBIDS: usize = 6;
 /// Parameters that steer the API; they are not kept on the click (the key least of all).
@@ -255,6 +257,7 @@ async fn answer(
     let mut query: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| !CONTROL.contains(&k.as_str()))
+        .take(MAX_CLICK_PARAMS)
         .cloned()
         .collect();
     let has = |query: &[(String, String)], name: &str| query.iter().any(|(k, _)| k == name);
