@@ -251,7 +251,7 @@ impl LogQuery {
     pub(crate) fn count_sql(&self) -> (String, Vec<LogValue>) {
         let mut values = Vec::new();
         let filter = self.where_sql(&mut values);
-        (format!("SELECT COUNT(*) AS n {LOG_FROM}{filter}"), values)
+        (format!("SELECT COUNT(*) AS n {COUNT_FROM}{filter}"), values)
     }
 }
 
@@ -276,6 +276,11 @@ const LOG_FROM: &str = "FROM clicks c \
     LEFT JOIN affiliate_networks an ON an.id = o.affiliate_network_id \
     LEFT JOIN traffic_sources ts ON ts.id = c.ts_id \
     LEFT JOIN campaigns cp ON cp.id = c.campaign_id";
+
+/// The tables conditions can name (the others only add names to a row), for counting.
+const COUNT_FROM: &str = "FROM clicks c \
+    LEFT JOIN dialect_clicks d ON d.sub_id = c.sub_id \
+    LEFT JOIN click_profiles p ON p.id = d.profile_id";
 
 /// Everything [`read_record`] reads.
 const LOG_COLUMNS: &str = "c.id, c.sub_id, c.visitor_code, c.campaign_id, c.parent_campaign_id, \

@@ -279,9 +279,11 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
         }
     };
     let sort = match get("sort_by") {
+        // Newest records first (creation order, which the primary key serves), unless a
+        // sort_order asks otherwise.
         None | Some("") => vec![(
-            LogField::CreateTime,
-            if get("sort_order").is_some() {
+            LogField::Id,
+            if get("sort_order").is_some_and(|o| !o.is_empty()) {
                 order
             } else {
                 SortOrder::Desc
