@@ -1432,8 +1432,8 @@ async fn every_dialect_route_requires_its_key() {
     let w = world(&server, &db).await;
     let http = client();
     let bearer_routes = [
-        ("GET", format!("{OPEN_API}"), OPEN_API_TOKEN),
-        ("POST", format!("{OPEN_API}"), OPEN_API_TOKEN),
+        ("GET", OPEN_API.to_string(), OPEN_API_TOKEN),
+        ("POST", OPEN_API.to_string(), OPEN_API_TOKEN),
         ("GET", format!("{OPEN_API}/1"), OPEN_API_TOKEN),
         ("GET", format!("{REST_BASE}/clicks"), REST_TOKEN),
         ("POST", format!("{REST_BASE}/clicks"), REST_TOKEN),
