@@ -256,11 +256,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "Generated {}: {}  (shown once; stored in the data directory{})",
             secret.name,
             secret.value,
-            if secret.name == "admin API key" {
-                " as a hash only"
-            } else {
-                ""
-            }
+            if secret.hashed { " as a hash only" } else { "" }
         );
     }
     // Tests and scripts read the bound address from this line (port 0 picks a free port).

@@ -1,6 +1,6 @@
 //! Secrets that are not configured are generated on first start, stored in
-//! `<data_dir>/secrets.toml` (mode 0600), and shown once. The admin API key is stored only as
-//! its SHA-256 hash, so it can never be shown again.
+//! `<data_dir>/secrets.toml` (mode 0600), and shown once. The admin API key and the keys of
+//! the click dialects are stored only as SHA-256 hashes, so they can never be shown again.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfiguredSecrets;
+use crate::config::{ConfiguredSecrets, Dialect};
 use crate::traffic::random_token;
 
 const FILE_NAME: &str = "secrets.toml";
@@ -21,6 +21,30 @@ pub struct Secrets {
     pub admin_api_key_hash: String,
     pub postback_key: String,
     pub signing_key: String,
+    /// SHA-256 (hex) of the key of each enabled click dialect.
+    pub dialect_key_hashes: Vec<(Dialect, String)>,
+}
+
+impl Secrets {
+    /// The key hash of `dialect`, if the dialect is enabled.
+    pub fn dialect_key_hash(&self, dialect: Dialect) -> Option<&str> {
+        self.dialect_key_hashes
+            .iter()
+            .find(|(d, _)| *d == dialect)
+            .map(|(_, hash)| hash.as_str())
+    }
+}
+
+/// True when `presented` is the key whose SHA-256 (hex) is `expected_hash`; the hashes are
+/// compared in constant time, and an empty key never matches.
+pub fn key_matches(presented: &str, expected_hash: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !presented.is_empty()
+        && bool::from(
+            sha256_hex(presented)
+                .as_bytes()
+                .ct_eq(expected_hash.as_bytes()),
+        )
 }
 
 impl std::fmt::Debug for Secrets {
@@ -34,6 +58,8 @@ impl std::fmt::Debug for Secrets {
 pub struct Generated {
     pub name: &'static str,
     pub value: String,
+    /// Stored only as a hash: this is the one chance to copy it.
+    pub hashed: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -42,6 +68,28 @@ struct StoredSecrets {
     admin_api_key_sha256: Option<String>,
     postback_key: Option<String>,
     signing_key: Option<String>,
+    open_api_token_sha256: Option<String>,
+    hoqu_secure_key_sha256: Option<String>,
+    rest_clicks_token_sha256: Option<String>,
+}
+
+impl StoredSecrets {
+    fn dialect_slot(&mut self, dialect: Dialect) -> &mut Option<String> {
+        match dialect {
+            Dialect::OpenApi => &mut self.open_api_token_sha256,
+            Dialect::Hoqu => &mut self.hoqu_secure_key_sha256,
+            Dialect::RestClicks => &mut self.rest_clicks_token_sha256,
+        }
+    }
+}
+
+/// What the operator is told a generated dialect key is.
+fn dialect_key_label(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::OpenApi => "open_api token",
+        Dialect::Hoqu => "hoqu secure_key",
+        Dialect::RestClicks => "rest_clicks token",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,23 +129,44 @@ pub fn resolve(
     let mut generated = Vec::new();
     let mut changed = false;
 
-    let admin_api_key_hash = match &configured.admin_api_key {
+    // A hashed key: configured (hashed here), stored (as a hash), or generated and shown once.
+    let mut hashed_key = |configured: &Option<String>,
+                          slot: &mut Option<String>,
+                          name: &'static str| match configured {
         Some(key) => sha256_hex(key),
-        None => match &stored.admin_api_key_sha256 {
+        None => match slot {
             Some(hash) => hash.clone(),
             None => {
                 let key = random_token(TOKEN_LENGTH);
                 let hash = sha256_hex(&key);
                 generated.push(Generated {
-                    name: "admin API key",
+                    name,
                     value: key,
+                    hashed: true,
                 });
-                stored.admin_api_key_sha256 = Some(hash.clone());
+                *slot = Some(hash.clone());
                 changed = true;
                 hash
             }
         },
     };
+    let admin_api_key_hash = hashed_key(
+        &configured.admin_api_key,
+        &mut stored.admin_api_key_sha256,
+        "admin API key",
+    );
+    let dialect_key_hashes = configured
+        .dialect_keys
+        .iter()
+        .map(|(dialect, key)| {
+            let hash = hashed_key(
+                key,
+                stored.dialect_slot(*dialect),
+                dialect_key_label(*dialect),
+            );
+            (*dialect, hash)
+        })
+        .collect();
     let mut take = |configured: &Option<String>, slot: &mut Option<String>, name: &'static str| {
         if let Some(value) = configured {
             return value.clone();
@@ -112,6 +181,7 @@ pub fn resolve(
             generated.push(Generated {
                 name,
                 value: value.clone(),
+                hashed: false,
             });
         }
         value
@@ -144,6 +214,7 @@ pub fn resolve(
             admin_api_key_hash,
             postback_key,
             signing_key,
+            dialect_key_hashes,
         },
         generated,
     ))
@@ -168,6 +239,44 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialect_keys_are_generated_hashed_and_compared_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let configured = ConfiguredSecrets {
+            dialect_keys: vec![
+                (Dialect::OpenApi, None),
+                (
+                    Dialect::Hoqu,
+                    Some("00000000-0000-0000-0000-000000000000".into()),
+                ),
+            ],
+            ..ConfiguredSecrets::default()
+        };
+        let (secrets, shown) = resolve(&configured, dir.path()).unwrap();
+        let token = shown.iter().find(|g| g.name == "open_api token").unwrap();
+        assert!(token.hashed);
+        assert!(
+            !shown.iter().any(|g| g.name == "hoqu secure_key"),
+            "configured keys are not shown"
+        );
+        let hash = secrets.dialect_key_hash(Dialect::OpenApi).unwrap();
+        assert!(key_matches(&token.value, hash));
+        assert!(!key_matches("wrong", hash));
+        assert!(!key_matches("", hash));
+        assert!(key_matches(
+            "00000000-0000-0000-0000-000000000000",
+            secrets.dialect_key_hash(Dialect::Hoqu).unwrap()
+        ));
+        assert!(secrets.dialect_key_hash(Dialect::RestClicks).is_none());
+        let file = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(!file.contains(&token.value), "only the hash is stored");
+        assert!(file.contains(hash));
+
+        let (again, shown_again) = resolve(&configured, dir.path()).unwrap();
+        assert!(shown_again.is_empty());
+        assert_eq!(again.dialect_key_hash(Dialect::OpenApi), Some(hash));
+    }
 
     #[test]
     fn generated_once_then_reused() {
@@ -196,6 +305,7 @@ mod tests {
             admin_api_key: Some("configured-admin-key-123".into()),
             postback_key: Some("configured-postback-key".into()),
             signing_key: Some("configured-signing-key".into()),
+            dialect_keys: Vec::new(),
         };
         let (secrets, shown) = resolve(&configured, dir.path()).unwrap();
         assert!(shown.is_empty());

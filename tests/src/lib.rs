@@ -130,6 +130,25 @@ impl TestDb {
         Ok(out)
     }
 
+    /// Runs one statement that returns no rows (an UPDATE, INSERT or DROP), whatever the backend.
+    pub async fn execute(&self, sql: &str) -> Result<u64> {
+        macro_rules! run {
+            ($pool:ty) => {{
+                let pool = <$pool>::connect(&self.url).await?;
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&pool)
+                    .await?
+                    .rows_affected();
+                pool.close().await;
+                done
+            }};
+        }
+        Ok(match self.backend {
+            Backend::Sqlite => run!(sqlx::SqlitePool),
+            Backend::Postgres => run!(sqlx::PgPool),
+        })
+    }
+
     pub async fn count(&self, sql: &str) -> Result<i64> {
         let rows = self.rows(sql, &["n"]).await?;
         Ok(rows[0]["n"].parse()?)

@@ -296,8 +296,10 @@ async fn handle(
         force_offer: truthy(get("force_redirect_offer")),
         landing_id,
         dry_run: false,
+        offer_id: None,
     };
-    let result = route_click(&state.traffic, &snapshot, route, &visit, &options);
+    let mut result = route_click(&state.traffic, &snapshot, route, &visit, &options);
+    result.click.request_url = crate::model::bounded_text(get("uri").unwrap_or_default());
     let landing_token = result.click.stream_id.map(|stream| {
         state.traffic.signer.sign(&json!({
             "k": "lp",

@@ -3,6 +3,7 @@
 pub mod admin;
 mod click_api;
 mod client;
+mod dialects;
 mod error;
 mod health;
 pub mod reply;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(admin::router(state.clone()))
         .merge(click_api::router())
+        .merge(dialects::router(state.clone()))
         .merge(traffic::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))

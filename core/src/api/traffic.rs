@@ -38,13 +38,18 @@ async fn campaign_link(
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
     let visit = visit_from_request(&state, peer, &headers, query.as_deref(), VISITOR_COOKIE);
-    let result = route_click(
+    let mut result = route_click(
         &state.traffic,
         &snapshot,
         route,
         &visit,
         &RouteOptions::default(),
     );
+    let requested = match query.as_deref().filter(|q| !q.is_empty()) {
+        Some(query) => format!("{}/{alias}?{query}", visit.base_url()),
+        None => format!("{}/{alias}", visit.base_url()),
+    };
+    result.click.request_url = crate::model::bounded_text(&requested);
     let cookie = visitor_cookie(&result.cookie, result.cookie_ttl_hours);
     if result.record {
         state.recorder.record(result.click);

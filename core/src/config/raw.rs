@@ -227,3 +227,43 @@ impl Default for RawTriggers {
         }
     }
 }
+
+/// The other vendors' click APIs ("dialects"), each switchable. Their keys are secrets: set
+/// here (or by environment), or left unset to have one generated on first start, shown once
+/// and stored only as a SHA-256 hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDialects {
+    /// Seed 001: `GET/POST /backend/open-api/v1/users/clicks[/{id}]` with a Bearer token.
+    pub open_api_enabled: bool,
+    /// The Bearer token of the open-api dialect.
+    pub open_api_token: Option<String>,
+    /// Seed 003: `GET /api/click/create?secure_key=…`.
+    pub hoqu_enabled: bool,
+    /// The `secure_key` of the HOQU dialect.
+    pub hoqu_secure_key: Option<String>,
+    /// Seed 004: the clicks resource under `rest_clicks_base_path`, with a Bearer token.
+    pub rest_clicks_enabled: bool,
+    /// Where `[base]/clicks` lives (`/rest/v1` gives `/rest/v1/clicks`).
+    pub rest_clicks_base_path: String,
+    /// The Bearer token of the rest-clicks dialect.
+    pub rest_clicks_token: Option<String>,
+    /// Alias of the campaign that records clicks created through the rest-clicks dialect when
+    /// the click's `uri` does not start with a campaign alias ("" = none).
+    pub rest_clicks_campaign: String,
+}
+
+impl Default for RawDialects {
+    fn default() -> Self {
+        RawDialects {
+            open_api_enabled: true,
+            open_api_token: None,
+            hoqu_enabled: true,
+            hoqu_secure_key: None,
+            rest_clicks_enabled: true,
+            rest_clicks_base_path: "/rest/v1".into(),
+            rest_clicks_token: None,
+            rest_clicks_campaign: String::new(),
+        }
+    }
+}

@@ -27,11 +27,18 @@ pub struct Click {
     pub referrer: String,
     pub language: String,
     pub country_code: String,
+    /// English country name (`Germany`), from GeoIP.
+    pub country_name: String,
     pub region: String,
+    /// ISO 3166-2 subdivision code without the country prefix (`BY`), from GeoIP.
+    pub region_code: String,
     pub city: String,
     pub isp: String,
     pub operator: String,
     pub connection_type: String,
+    /// Coordinates of the IP's location (GeoIP), when known.
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
     pub device_type: String,
     pub device_model: String,
     pub device_brand: String,
@@ -48,6 +55,14 @@ pub struct Click {
     pub creative_id: String,
     /// Where the click was sent (the expanded redirect URL), if anywhere.
     pub destination: String,
+    /// The link the visitor requested (campaign link, Click API `uri`, a dialect's link), or "".
+    pub request_url: String,
+    /// The `utm_source`, `utm_medium`, `utm_campaign`, `utm_term` and `utm_content` parameters.
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub utm_content: String,
     /// `sub_id_1` … `sub_id_30`; always `SUB_ID_COUNT` long.
     pub sub_ids: Vec<String>,
     /// `extra_param_1` … `extra_param_10`; always `EXTRA_PARAM_COUNT` long.

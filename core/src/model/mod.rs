@@ -45,6 +45,21 @@ impl ObjectState {
     }
 }
 
+/// Longest free text (URLs, user agents from APIs) stored on a click, in bytes.
+pub const MAX_STORED_TEXT: usize = 4_096;
+
+/// `text` cut to at most [`MAX_STORED_TEXT`] bytes on a character boundary.
+pub fn bounded_text(text: &str) -> String {
+    if text.len() <= MAX_STORED_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_STORED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// Seconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()

@@ -9,12 +9,20 @@ pub(crate) struct Migration {
     pub postgres: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("schema/sqlite/0001_init.sql"),
-    postgres: include_str!("schema/postgres/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("schema/sqlite/0001_init.sql"),
+        postgres: include_str!("schema/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "dialects",
+        sqlite: include_str!("schema/sqlite/0002_dialects.sql"),
+        postgres: include_str!("schema/postgres/0002_dialects.sql"),
+    },
+];
 
 pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -2,6 +2,7 @@
 //! SQLite implementation (the embedded default) and a PostgreSQL one, sharing their SQL text
 //! (see `sql.rs`) and differing in connection setup and schema files.
 
+mod click_log;
 mod migrate;
 mod postgres;
 mod sql;
@@ -18,6 +19,10 @@ use crate::model::{
 };
 use crate::traffic::RoutingData;
 
+pub use click_log::{
+    ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
+    LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
+};
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -133,6 +138,63 @@ pub trait Store: Send + Sync {
         stream_id: i64,
         limit: i64,
     ) -> Result<Vec<StreamEvent>, StoreError>;
+
+    /// A campaign in any state.
+    async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError>;
+
+    /// An offer in any state.
+    async fn offer(&self, id: i64) -> Result<Option<Offer>, StoreError>;
+
+    /// Conversions of an offer since `since` that were not rejected (its conversion cap).
+    async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError>;
+
+    /// A page of the click log (clicks with their offer, traffic source, conversions and what
+    /// the dialects keep about them).
+    async fn click_log(&self, query: &LogQuery) -> Result<Vec<ClickRecord>, StoreError>;
+
+    /// How many clicks match the query's conditions (limit and offset ignored).
+    async fn count_click_log(&self, query: &LogQuery) -> Result<i64, StoreError>;
+
+    /// Writes a click now, in one transaction with the dialect's record of it (the click
+    /// dialects answer with a stored click). With a `key`, an unexpired claim of the same key
+    /// wins: nothing is written and its click is returned with `existed`.
+    async fn create_dialect_click(
+        &self,
+        new: &DialectClick,
+        key: Option<&ClickKey>,
+    ) -> Result<CreatedClick, StoreError>;
+
+    /// The sub id an unexpired claim of `key` names.
+    async fn click_by_key(
+        &self,
+        dialect: &str,
+        key: &ClickKey,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Forgets key claims made before `before`.
+    async fn prune_click_keys(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Deletes a click and what the dialects keep about it (a profile no other click uses
+    /// goes too). False when there is no such click.
+    async fn delete_click(&self, sub_id: &str) -> Result<bool, StoreError>;
+
+    /// Sets the profile of a click: the profile with the same `uuid` if there is one, else the
+    /// click's current profile, else a new one; its contacts are replaced. Returns the
+    /// profile's id, or `None` when there is no such click.
+    async fn set_click_profile(
+        &self,
+        sub_id: &str,
+        profile: &NewProfile,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Profiles with their contacts.
+    async fn click_profiles(&self, ids: &[i64]) -> Result<Vec<ClickProfile>, StoreError>;
+
+    /// Click, unique click, registration and conversion counts of campaigns.
+    async fn link_metrics(
+        &self,
+        campaign_ids: &[i64],
+    ) -> Result<Vec<(i64, LinkMetrics)>, StoreError>;
 
     /// Closes the pool, waiting for connections to finish.
     async fn close(&self);

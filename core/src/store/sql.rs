@@ -67,6 +67,14 @@ pub(crate) fn click_columns() -> Vec<String> {
         "external_id",
         "creative_id",
         "destination",
+        "country_name",
+        "region_code",
+        "request_url",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
     ]
     .iter()
     .map(|c| c.to_string())
@@ -82,6 +90,8 @@ pub(crate) fn click_columns() -> Vec<String> {
             "is_using_proxy",
             "cost_micros",
             "params",
+            "latitude",
+            "longitude",
         ]
         .iter()
         .map(|c| c.to_string()),
@@ -94,12 +104,13 @@ pub(crate) enum ClickValue {
     Text(String),
     Int(i64),
     OptInt(Option<i64>),
+    OptFloat(Option<f64>),
     Bool(bool),
 }
 
 /// The click's values in `click_columns()` order.
 pub(crate) fn click_values(click: &Click) -> Vec<ClickValue> {
-    use ClickValue::{Bool, Int, OptInt, Text};
+    use ClickValue::{Bool, Int, OptFloat, OptInt, Text};
     let mut values = vec![
         Text(click.sub_id.clone()),
         Text(click.visitor_code.clone()),
@@ -137,6 +148,14 @@ pub(crate) fn click_values(click: &Click) -> Vec<ClickValue> {
         &click.external_id,
         &click.creative_id,
         &click.destination,
+        &click.country_name,
+        &click.region_code,
+        &click.request_url,
+        &click.utm_source,
+        &click.utm_medium,
+        &click.utm_campaign,
+        &click.utm_term,
+        &click.utm_content,
     ] {
         values.push(Text(text.clone()));
     }
@@ -154,6 +173,8 @@ pub(crate) fn click_values(click: &Click) -> Vec<ClickValue> {
         Bool(click.is_using_proxy),
         Int(click.cost.micros()),
         Text(click.params.clone()),
+        OptFloat(click.latitude),
+        OptFloat(click.longitude),
     ]);
     values
 }
@@ -299,7 +320,11 @@ macro_rules! impl_store {
                 OFFER_COLUMNS, STREAM_COLUMNS, StreamRow, click_columns, click_values, json,
                 parse_enum,
             };
-            use crate::store::{LandingClick, Store, StoreError};
+            use crate::store::click_log::{ColumnReader, read_record};
+            use crate::store::{
+                ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LandingClick,
+                LinkMetrics, LogQuery, LogValue, NewProfile, ProfileContact, Store, StoreError,
+            };
             use crate::traffic::RoutingData;
 
             type Db = $db;
@@ -459,6 +484,92 @@ macro_rules! impl_store {
                     mode: row.try_get("mode")?,
                     payload: json(&payload, "filter payload")?,
                 })
+            }
+
+            /// Reads a row of the click log by column name.
+            struct Reader<'r>(&'r DbRow);
+
+            impl ColumnReader for Reader<'_> {
+                fn text(&self, name: &str) -> Result<String, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+                fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+                fn int(&self, name: &str) -> Result<i64, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+                fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+                fn opt_float(&self, name: &str) -> Result<Option<f64>, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+                fn boolean(&self, name: &str) -> Result<bool, StoreError> {
+                    Ok(self.0.try_get(name)?)
+                }
+            }
+
+            type Query<'a> = sqlx::query::Query<'a, Db, <Db as sqlx::Database>::Arguments>;
+
+            fn bind_log_values(mut query: Query<'_>, values: Vec<LogValue>) -> Query<'_> {
+                for value in values {
+                    query = match value {
+                        LogValue::Text(v) => query.bind(v),
+                        LogValue::Int(v) => query.bind(v),
+                        LogValue::Float(v) => query.bind(v),
+                    };
+                }
+                query
+            }
+
+            /// `$first, $first+1, …` for `count` values.
+            fn placeholders(first: usize, count: usize) -> String {
+                (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            }
+
+            /// Inserts clicks on an open connection or transaction; existing sub ids are skipped.
+            async fn insert_click_rows(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                clicks: &[Click],
+            ) -> Result<u64, StoreError> {
+                let columns = click_columns();
+                let rows_per_statement = (MAX_BIND_PARAMETERS / columns.len()).max(1);
+                let columns = columns.join(", ");
+                let mut inserted = 0;
+                for chunk in clicks.chunks(rows_per_statement) {
+                    let mut builder: QueryBuilder<Db> =
+                        QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
+                    builder.push_values(chunk, |mut row, click| {
+                        for value in click_values(click) {
+                            match value {
+                                ClickValue::Text(v) => row.push_bind(v),
+                                ClickValue::Int(v) => row.push_bind(v),
+                                ClickValue::OptInt(v) => row.push_bind(v),
+                                ClickValue::OptFloat(v) => row.push_bind(v),
+                                ClickValue::Bool(v) => row.push_bind(v),
+                            };
+                        }
+                    });
+                    builder.push(" ON CONFLICT (sub_id) DO NOTHING");
+                    inserted += builder.build().execute(&mut *conn).await?.rows_affected();
+                }
+                Ok(inserted)
+            }
+
+            /// Deletes a profile that no click uses any more.
+            async fn delete_orphan_profile(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                profile_id: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "DELETE FROM click_profiles WHERE id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM dialect_clicks WHERE profile_id = $1)",
+                )
+                .bind(profile_id)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
             }
 
             fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -755,27 +866,8 @@ macro_rules! impl_store {
                     if clicks.is_empty() {
                         return Ok(0);
                     }
-                    let columns = click_columns();
-                    let rows_per_statement = (MAX_BIND_PARAMETERS / columns.len()).max(1);
-                    let columns = columns.join(", ");
                     let mut tx = self.pool.begin().await?;
-                    let mut inserted = 0;
-                    for chunk in clicks.chunks(rows_per_statement) {
-                        let mut builder: QueryBuilder<Db> =
-                            QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
-                        builder.push_values(chunk, |mut row, click| {
-                            for value in click_values(click) {
-                                match value {
-                                    ClickValue::Text(v) => row.push_bind(v),
-                                    ClickValue::Int(v) => row.push_bind(v),
-                                    ClickValue::OptInt(v) => row.push_bind(v),
-                                    ClickValue::Bool(v) => row.push_bind(v),
-                                };
-                            }
-                        });
-                        builder.push(" ON CONFLICT (sub_id) DO NOTHING");
-                        inserted += builder.build().execute(&mut *tx).await?.rows_affected();
-                    }
+                    let inserted = insert_click_rows(&mut tx, clicks).await?;
                     tx.commit().await?;
                     Ok(inserted)
                 }
@@ -929,6 +1021,326 @@ macro_rules! impl_store {
                     .iter()
                     .map(event_row)
                     .collect()
+                }
+
+                async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1")))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(campaign_row)
+                        .transpose()
+                }
+
+                async fn offer(&self, id: i64) -> Result<Option<Offer>, StoreError> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = $1")))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(offer_row)
+                        .transpose()
+                }
+
+                async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM conversions WHERE offer_id = $1 AND created_at >= $2 AND status <> 'rejected'",
+                    )
+                    .bind(offer_id)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?)
+                }
+
+                async fn click_log(&self, query: &LogQuery) -> Result<Vec<ClickRecord>, StoreError> {
+                    let (sql, values) = query.select_sql();
+                    bind_log_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|row| read_record(&Reader(row)))
+                        .collect()
+                }
+
+                async fn count_click_log(&self, query: &LogQuery) -> Result<i64, StoreError> {
+                    let (sql, values) = query.count_sql();
+                    let row = bind_log_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(row.try_get("n")?)
+                }
+
+                async fn create_dialect_click(
+                    &self,
+                    new: &DialectClick,
+                    key: Option<&ClickKey>,
+                ) -> Result<CreatedClick, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    if let Some(key) = key {
+                        // Take the key unless an unexpired claim holds it; a concurrent claim of
+                        // the same key waits for this transaction and then loses.
+                        let claimed: Option<String> = sqlx::query_scalar(
+                            "INSERT INTO dialect_click_keys (dialect, key, sub_id, created_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (dialect, key) DO UPDATE SET sub_id = excluded.sub_id, created_at = excluded.created_at \
+                             WHERE dialect_click_keys.created_at < $5 RETURNING sub_id",
+                        )
+                        .bind(new.dialect.clone())
+                        .bind(key.key.clone())
+                        .bind(new.click.sub_id.clone())
+                        .bind(new.created_at)
+                        .bind(key.window_start)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if claimed.is_none() {
+                            let sub_id: String = sqlx::query_scalar(
+                                "SELECT sub_id FROM dialect_click_keys WHERE dialect = $1 AND key = $2",
+                            )
+                            .bind(new.dialect.clone())
+                            .bind(key.key.clone())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            tx.commit().await?;
+                            return Ok(CreatedClick { sub_id, existed: true });
+                        }
+                    }
+                    insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
+                    sqlx::query(
+                        "INSERT INTO dialect_clicks (sub_id, dialect, uuid, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sub_id) DO NOTHING",
+                    )
+                    .bind(new.click.sub_id.clone())
+                    .bind(new.dialect.clone())
+                    .bind(new.uuid.clone())
+                    .bind(new.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(CreatedClick { sub_id: new.click.sub_id.clone(), existed: false })
+                }
+
+                async fn click_by_key(&self, dialect: &str, key: &ClickKey) -> Result<Option<String>, StoreError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT sub_id FROM dialect_click_keys WHERE dialect = $1 AND key = $2 AND created_at >= $3",
+                    )
+                    .bind(dialect.to_string())
+                    .bind(key.key.clone())
+                    .bind(key.window_start)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
+                async fn prune_click_keys(&self, before: i64) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM dialect_click_keys WHERE created_at < $1")
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected())
+                }
+
+                async fn delete_click(&self, sub_id: &str) -> Result<bool, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let profile: Option<Option<i64>> =
+                        sqlx::query_scalar("SELECT profile_id FROM dialect_clicks WHERE sub_id = $1")
+                            .bind(sub_id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    for sql in [
+                        "DELETE FROM dialect_clicks WHERE sub_id = $1",
+                        "DELETE FROM dialect_click_keys WHERE sub_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(sub_id.to_string()).execute(&mut *tx).await?;
+                    }
+                    let deleted = sqlx::query("DELETE FROM clicks WHERE sub_id = $1")
+                        .bind(sub_id.to_string())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if let Some(Some(profile_id)) = profile {
+                        delete_orphan_profile(&mut tx, profile_id).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(deleted > 0)
+                }
+
+                async fn set_click_profile(&self, sub_id: &str, profile: &NewProfile) -> Result<Option<i64>, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let clicked_at: Option<i64> =
+                        sqlx::query_scalar("SELECT created_at FROM clicks WHERE sub_id = $1")
+                            .bind(sub_id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some(clicked_at) = clicked_at else {
+                        return Ok(None);
+                    };
+                    let current: Option<i64> =
+                        sqlx::query_scalar::<_, Option<i64>>("SELECT profile_id FROM dialect_clicks WHERE sub_id = $1")
+                            .bind(sub_id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .flatten();
+                    let same_uuid: Option<i64> = match &profile.uuid {
+                        Some(uuid) => sqlx::query_scalar("SELECT id FROM click_profiles WHERE uuid = $1")
+                            .bind(uuid.clone())
+                            .fetch_optional(&mut *tx)
+                            .await?,
+                        None => None,
+                    };
+                    let now = unix_now();
+                    let conflict = |e: sqlx::Error| {
+                        if is_unique_violation(&e) {
+                            StoreError::Conflict { what: "a profile with this uuid".to_string() }
+                        } else {
+                            e.into()
+                        }
+                    };
+                    let profile_id: i64 = match same_uuid.or(current) {
+                        Some(id) => {
+                            sqlx::query(
+                                "UPDATE click_profiles SET uuid = $1, first_name = $2, last_name = $3, middle_name = $4, \
+                                 enabled = $5, country_name = $6, tag = $7, updated_at = $8 WHERE id = $9",
+                            )
+                            .bind(profile.uuid.clone())
+                            .bind(profile.first_name.clone())
+                            .bind(profile.last_name.clone())
+                            .bind(profile.middle_name.clone())
+                            .bind(profile.enabled)
+                            .bind(profile.country_name.clone())
+                            .bind(profile.tag.clone())
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(conflict)?;
+                            id
+                        }
+                        None => sqlx::query_scalar(
+                            "INSERT INTO click_profiles (uuid, first_name, last_name, middle_name, enabled, country_name, tag, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                        )
+                        .bind(profile.uuid.clone())
+                        .bind(profile.first_name.clone())
+                        .bind(profile.last_name.clone())
+                        .bind(profile.middle_name.clone())
+                        .bind(profile.enabled)
+                        .bind(profile.country_name.clone())
+                        .bind(profile.tag.clone())
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(conflict)?,
+                    };
+                    sqlx::query("DELETE FROM click_profile_contacts WHERE profile_id = $1")
+                        .bind(profile_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (position, contact) in profile.contacts.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO click_profile_contacts (profile_id, position, kind, value, uuid) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(profile_id)
+                        .bind(position as i64)
+                        .bind(contact.key.clone())
+                        .bind(contact.value.clone())
+                        .bind(contact.uuid.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO dialect_clicks (sub_id, dialect, profile_id, created_at, updated_at) VALUES ($1, '', $2, $3, $4) \
+                         ON CONFLICT (sub_id) DO UPDATE SET profile_id = excluded.profile_id, updated_at = excluded.updated_at",
+                    )
+                    .bind(sub_id.to_string())
+                    .bind(profile_id)
+                    .bind(clicked_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(previous) = current.filter(|previous| *previous != profile_id) {
+                        delete_orphan_profile(&mut tx, previous).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Some(profile_id))
+                }
+
+                async fn click_profiles(&self, ids: &[i64]) -> Result<Vec<ClickProfile>, StoreError> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let list = placeholders(1, ids.len());
+                    let mut contacts: std::collections::HashMap<i64, Vec<ProfileContact>> =
+                        std::collections::HashMap::new();
+                    let sql = format!(
+                        "SELECT profile_id, kind, value, uuid FROM click_profile_contacts WHERE profile_id IN ({list}) \
+                         ORDER BY profile_id, position, id"
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in ids {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        contacts.entry(row.try_get("profile_id")?).or_default().push(ProfileContact {
+                            key: row.try_get("kind")?,
+                            value: row.try_get("value")?,
+                            uuid: row.try_get("uuid")?,
+                        });
+                    }
+                    let sql = format!(
+                        "SELECT id, uuid, first_name, last_name, middle_name, enabled, country_name, tag, created_at, updated_at \
+                         FROM click_profiles WHERE id IN ({list}) ORDER BY id"
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in ids {
+                        query = query.bind(*id);
+                    }
+                    query
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|row| {
+                            let id: i64 = row.try_get("id")?;
+                            Ok(ClickProfile {
+                                id,
+                                uuid: row.try_get("uuid")?,
+                                first_name: row.try_get("first_name")?,
+                                last_name: row.try_get("last_name")?,
+                                middle_name: row.try_get("middle_name")?,
+                                enabled: row.try_get("enabled")?,
+                                country_name: row.try_get("country_name")?,
+                                tag: row.try_get("tag")?,
+                                contacts: contacts.remove(&id).unwrap_or_default(),
+                                created_at: row.try_get("created_at")?,
+                                updated_at: row.try_get("updated_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn link_metrics(&self, campaign_ids: &[i64]) -> Result<Vec<(i64, LinkMetrics)>, StoreError> {
+                    let mut out = Vec::with_capacity(campaign_ids.len());
+                    for id in campaign_ids {
+                        let row = sqlx::query(
+                            "SELECT COUNT(*) AS clicks, \
+                             COALESCE(SUM(CASE WHEN c.is_unique_campaign THEN 1 ELSE 0 END), 0) AS unique_clicks, \
+                             COALESCE(SUM(CASE WHEN d.profile_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS registrations \
+                             FROM clicks c LEFT JOIN dialect_clicks d ON d.sub_id = c.sub_id WHERE c.campaign_id = $1",
+                        )
+                        .bind(*id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        let conversions: i64 =
+                            sqlx::query_scalar("SELECT COUNT(*) FROM conversions WHERE campaign_id = $1")
+                                .bind(*id)
+                                .fetch_one(&self.pool)
+                                .await?;
+                        out.push((*id, LinkMetrics {
+                            clicks: row.try_get("clicks")?,
+                            unique_clicks: row.try_get("unique_clicks")?,
+                            registrations: row.try_get("registrations")?,
+                            conversions,
+                        }));
+                    }
+                    Ok(out)
                 }
 
                 async fn close(&self) {

@@ -59,6 +59,8 @@ pub struct ClickContext<'a> {
     pub checking_stream: Option<i64>,
     /// The campaign's traffic source name, for the `{traffic_source_name}` macro.
     pub traffic_source_name: String,
+    /// A stream was passed over because its `limit` filter was exhausted (a cap was reached).
+    pub capped: bool,
     geo: Option<GeoInfo>,
     device: Option<Arc<DeviceInfo>>,
     bot: Option<bool>,
@@ -96,6 +98,7 @@ impl<'a> ClickContext<'a> {
             cookie,
             checking_stream: None,
             traffic_source_name: String::new(),
+            capped: false,
             geo: None,
             device: None,
             bot: None,
@@ -248,7 +251,11 @@ impl<'a> ClickContext<'a> {
         let proxy = self.is_using_proxy();
         let click = &mut self.click;
         click.country_code = geo.country_code;
+        click.country_name = geo.country_name;
         click.region = geo.region;
+        click.region_code = geo.region_code;
+        click.latitude = geo.latitude;
+        click.longitude = geo.longitude;
         click.city = geo.city;
         click.isp = geo.isp;
         click.operator = geo.operator;

@@ -99,6 +99,9 @@ pub struct RouteOptions {
     pub landing_id: Option<i64>,
     /// Do not update visitor memory or counters (the `route` dry run).
     pub dry_run: bool,
+    /// Send the click to this offer: only streams that carry it are considered, and the
+    /// chosen stream uses it instead of picking by share (the click dialects' `offer_id`).
+    pub offer_id: Option<i64>,
 }
 
 /// The outcome of routing one visit.
@@ -116,6 +119,8 @@ pub struct RouteResult {
     /// The campaign's cookies_ttl (hours) for the cookie's lifetime.
     pub cookie_ttl_hours: i64,
     pub log: Vec<String>,
+    /// Some stream was passed over because its `limit` filter was exhausted.
+    pub capped: bool,
 }
 
 /// The action environment of a click being routed.
@@ -230,7 +235,7 @@ fn route_hop(
     let stream = select_stream(
         route,
         binding.stream,
-        &mut |s| stream_passes(&mut ctx, s),
+        &mut |s| carries_offer(&mut ctx, s, options.offer_id) && stream_passes(&mut ctx, s),
         &mut rng,
     );
     ctx.checking_stream = None;
@@ -329,6 +334,7 @@ fn finish(
     RouteResult {
         reply,
         info_type,
+        capped: ctx.capped,
         click: ctx.click,
         record,
         uniqueness,
@@ -336,6 +342,23 @@ fn finish(
         cookie_ttl_hours: campaign.cookies_ttl,
         log,
     }
+}
+
+/// With a required offer, a stream that does not carry it is not considered.
+fn carries_offer(ctx: &mut ClickContext<'_>, stream: &StreamRoute, offer: Option<i64>) -> bool {
+    let Some(offer) = offer else {
+        return true;
+    };
+    let carries = stream.offers.iter().any(|(id, _)| *id == offer);
+    if !carries {
+        ctx.log(|| {
+            format!(
+                "Stream #{} does not send to offer #{offer}",
+                stream.stream.id
+            )
+        });
+    }
+    carries
 }
 
 fn empty_reply() -> Reply {
@@ -367,6 +390,9 @@ pub(super) fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) ->
                 false
             }
         };
+        if !pass && compiled.name == "limit" {
+            ctx.capped = true;
+        }
         ctx.log(|| {
             format!(
                 "Filter \"{}\": {}",
@@ -421,7 +447,11 @@ fn run_stream(
                 Some((&landing.action, landing.action_type.as_str()))
             }
             None => {
-                let offer = pick_share(&stream.offers, binding.offer, &mut rng)
+                let required = options
+                    .offer_id
+                    .filter(|id| stream.offers.iter().any(|(offer, _)| offer == id));
+                let offer = required
+                    .or_else(|| pick_share(&stream.offers, binding.offer, &mut rng))
                     .and_then(|id| snapshot.offer(id));
                 offer.map(|offer| {
                     ctx.click.offer_id = Some(offer.id);
@@ -579,6 +609,7 @@ pub fn route_landing_click(
         cookie,
         cookie_ttl_hours: route.campaign.cookies_ttl,
         log: Vec::new(),
+        capped: false,
         click: ctx.click,
     })
 }
@@ -674,6 +705,11 @@ fn new_click(route: &CampaignRoute, visit: &Visit) -> Click {
     for (slot, name) in click.extra_params.iter_mut().zip(&names.extra_params) {
         *slot = text(name);
     }
+    click.utm_source = text("utm_source");
+    click.utm_medium = text("utm_medium");
+    click.utm_campaign = text("utm_campaign");
+    click.utm_term = text("utm_term");
+    click.utm_content = text("utm_content");
     click.params =
         serde_json::to_string(&QueryObject(&visit.query)).unwrap_or_else(|_| "{}".into());
     click

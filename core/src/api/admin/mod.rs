@@ -9,7 +9,6 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 
@@ -33,9 +32,7 @@ async fn require_api_key(State(state): State<AppState>, request: Request, next: 
     if presented.is_empty() {
         return unauthorized("The Api-Key header is required.");
     }
-    let hash = crate::secrets::sha256_hex(presented);
-    let expected = state.secrets.admin_api_key_hash.as_bytes();
-    if !bool::from(hash.as_bytes().ct_eq(expected)) {
+    if !crate::secrets::key_matches(presented, &state.secrets.admin_api_key_hash) {
         return unauthorized("The Api-Key is not valid.");
     }
     next.run(request).await
