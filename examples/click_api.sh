@@ -5,7 +5,8 @@ set -euo pipefail
 url=${SWITCHYARD_URL:-http://127.0.0.1:8080}
 token=${SWITCHYARD_TOKEN:?set SWITCHYARD_TOKEN to the campaign's Click API token}
 ip=${1:-81.2.69.160}
-ua=${2:-Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148}
+default_ua='Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148'
+ua=${2:-$default_ua}
 
 curl -sS "$url/click_api/v3" \
   --data-urlencode "token=$token" \
