@@ -3,7 +3,7 @@
 # Usage: SWITCHYARD_TOKEN=… ./click_api.sh [VISITOR_IP] [USER_AGENT]
 set -euo pipefail
 url=${SWITCHYARD_URL:-http://127.0.0.1:8080}
-token=${SWITCHYARD_TOKEN:?set SWITCHYARD_TOKEN to the campaign's Click API token}
+token=${SWITCHYARD_TOKEN:?set SWITCHYARD_TOKEN to the Click API token of a campaign}
 ip=${1:-81.2.69.160}
 default_ua='Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148'
 ua=${2:-$default_ua}
