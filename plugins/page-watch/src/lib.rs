@@ -41,7 +41,8 @@ impl NativeTrigger for PageWatch {
             None => 0,
             Some(value) => value
                 .as_u64()
-                .ok_or("`min_bytes` must be a non-negative integer")? as usize,
+                .ok_or("`min_bytes` must be a non-negative integer")?
+                as usize,
         };
         let must_contain = match params.get("must_contain") {
             None => String::new(),
@@ -112,8 +113,7 @@ mod tests {
 
     #[test]
     fn fires_on_small_pages_missing_text_and_failures() {
-        let watch =
-            PageWatch::build(&json!({"min_bytes": 10, "must_contain": "Buy now"})).unwrap();
+        let watch = PageWatch::build(&json!({"min_bytes": 10, "must_contain": "Buy now"})).unwrap();
         assert_eq!(
             watch.check(&page(200, "<p>Buy now, quickly</p>")).unwrap(),
             CheckEffects::pass()

@@ -12,9 +12,7 @@ use crate::abi::{
     ActionDecl, ClickView, EffectsOut, FilterDecl, HeaderOut, KindDecl, PageView, PluginBytes,
     REPLY_CONTENT, REPLY_REDIRECT, ReplyOut, Status, StrRef, TriggerDecl,
 };
-use crate::{
-    CheckedPage, Click, NativeAction, NativeFilter, NativeTrigger, PayloadDoc, Reply,
-};
+use crate::{CheckedPage, Click, NativeAction, NativeFilter, NativeTrigger, PayloadDoc, Reply};
 
 /// The text of a panic payload.
 fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -360,14 +360,32 @@ mod export_tests {
             let mut error = PluginBytes::EMPTY;
             // SAFETY: a live instance, a valid page, an EMPTY effects slot.
             let status = unsafe { (trigger.check)(instance, &page, &mut effects, &mut error) };
-            let message = take_error(decl, std::mem::replace(&mut effects.message, PluginBytes::EMPTY));
-            (status, effects.ok, effects.disable, message, take_error(decl, error))
+            let message = take_error(
+                decl,
+                std::mem::replace(&mut effects.message, PluginBytes::EMPTY),
+            );
+            (
+                status,
+                effects.ok,
+                effects.disable,
+                message,
+                take_error(decl, error),
+            )
         };
-        assert_eq!(check(200, "long enough", ""), (Status::OK, 1, 0, String::new(), String::new()));
-        assert_eq!(check(503, "tiny", ""), (Status::OK, 0, 1, "4 bytes".into(), String::new()));
+        assert_eq!(
+            check(200, "long enough", ""),
+            (Status::OK, 1, 0, String::new(), String::new())
+        );
+        assert_eq!(
+            check(503, "tiny", ""),
+            (Status::OK, 0, 1, "4 bytes".into(), String::new())
+        );
         let (status, _, _, _, message) = check(0, "", "boom");
         assert_eq!(status, Status::PANIC);
-        assert!(message.contains("check exploded at http://page.test/"), "{message}");
+        assert!(
+            message.contains("check exploded at http://page.test/"),
+            "{message}"
+        );
         // SAFETY: released once, not used afterwards.
         unsafe { (trigger.release)(instance) };
     }

@@ -758,7 +758,9 @@ fn native_trigger_checks_load_judge_pages_and_are_counted() {
     assert_eq!(plugin.filter_names().count(), 0);
     let kind = &plugin.triggers()[0];
     assert_eq!(kind.info().group, "page");
-    assert!(matches!(&kind.info().origin, Origin::Native { library } if library.contains("page_watch")));
+    assert!(
+        matches!(&kind.info().origin, Origin::Native { library } if library.contains("page_watch"))
+    );
 
     let params = json!({ "must_contain": "Buy now", "disable": true });
     let passed = kind.check(&params, &page(200, "<a>Buy now</a>")).unwrap();
@@ -767,18 +769,35 @@ fn native_trigger_checks_load_judge_pages_and_are_counted() {
     assert!(!fired.ok && fired.disable, "{fired:?}");
     assert!(fired.message.contains("lacks `Buy now`"), "{fired:?}");
     // Bad params are the plugin's error message, not a strike.
-    let refused = kind.check(&json!({ "min_bytes": "x" }), &page(200, "")).unwrap_err();
+    let refused = kind
+        .check(&json!({ "min_bytes": "x" }), &page(200, ""))
+        .unwrap_err();
     assert!(refused.contains("min_bytes"), "{refused}");
 
     let status = kind.status();
-    assert_eq!((status.role, status.calls, status.errors), ("trigger", 2, 0));
+    assert_eq!(
+        (status.role, status.calls, status.errors),
+        ("trigger", 2, 0)
+    );
     assert_eq!(status.state, PluginState::Active);
-    assert!(plugin.status().kinds.iter().any(|k| k.name == "native:page_watch"));
+    assert!(
+        plugin
+            .status()
+            .kinds
+            .iter()
+            .any(|k| k.name == "native:page_watch")
+    );
 
     // Another library declaring the same trigger name is refused.
     let conflict = native::check_trigger_names(&plugin, std::slice::from_ref(&plugin)).unwrap_err();
-    assert!(matches!(conflict, PluginError::TriggerConflict { .. }), "{conflict:?}");
-    assert!(conflict.to_string().contains("native:page_watch"), "{conflict}");
+    assert!(
+        matches!(conflict, PluginError::TriggerConflict { .. }),
+        "{conflict:?}"
+    );
+    assert!(
+        conflict.to_string().contains("native:page_watch"),
+        "{conflict}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -851,11 +870,17 @@ async fn a_native_trigger_condition_disables_its_stream_and_records_the_event() 
         assert!(Instant::now() < deadline, "no `disabled` event: {found:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let check = watched_events.iter().find(|e| e["event"] == "check").unwrap();
+    let check = watched_events
+        .iter()
+        .find(|e| e["event"] == "check")
+        .unwrap();
     assert_eq!(check["data"]["fired"], true, "{check}");
     assert_eq!(check["data"]["condition"], "native:page_watch");
     assert!(
-        check["data"]["message"].as_str().unwrap().contains("lacks `Buy now`"),
+        check["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lacks `Buy now`"),
         "{check}"
     );
     let disabled = store.stream(watched).await.unwrap().unwrap();
