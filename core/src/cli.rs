@@ -154,6 +154,9 @@ fn plugins(config: &Config) -> ExitCode {
             {
                 describe("trigger", &script.info);
             }
+            for trigger in loaded.libraries.iter().flat_map(|l| l.triggers()) {
+                describe("trigger", trigger.info());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

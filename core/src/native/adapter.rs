@@ -24,14 +24,14 @@ use crate::registry::{
 };
 use crate::traffic::{ClickContext, Visit, check_http_url};
 
-type FreeBytesFn = unsafe extern "C" fn(bytes: PluginBytes);
+pub(super) type FreeBytesFn = unsafe extern "C" fn(bytes: PluginBytes);
 type FreeReplyFn = unsafe extern "C" fn(reply: *mut ReplyOut);
 
 /// The most response headers a plugin reply may carry.
 const MAX_REPLY_HEADERS: usize = 64;
 
 /// Copies a plugin-owned message and hands the buffer back to the plugin.
-fn take_message(free_bytes: FreeBytesFn, bytes: PluginBytes) -> String {
+pub(super) fn take_message(free_bytes: FreeBytesFn, bytes: PluginBytes) -> String {
     if bytes.is_empty() {
         return String::new();
     }
@@ -44,7 +44,7 @@ fn take_message(free_bytes: FreeBytesFn, bytes: PluginBytes) -> String {
 }
 
 /// A failed call's strike, from its status and message.
-fn strike(status: Status, message: String) -> Strike {
+pub(super) fn strike(status: Status, message: String) -> Strike {
     let message = if message.is_empty() {
         "no message".to_string()
     } else {

@@ -78,6 +78,18 @@ pub enum PluginError {
         #[source]
         source: RegistryError,
     },
+
+    #[error(
+        "plugin {}: trigger check `{name}` is already declared by plugin {}",
+        .file.display(),
+        .other.display()
+    )]
+    TriggerConflict {
+        file: PathBuf,
+        name: String,
+        /// The library that declared it first.
+        other: PathBuf,
+    },
 }
 
 impl PluginError {
@@ -91,7 +103,8 @@ impl PluginError {
             | PluginError::AbiMismatch { file, .. }
             | PluginError::LayoutMismatch { file, .. }
             | PluginError::BadDeclaration { file, .. }
-            | PluginError::Conflict { file, .. } => file,
+            | PluginError::Conflict { file, .. }
+            | PluginError::TriggerConflict { file, .. } => file,
         }
     }
 }

@@ -206,7 +206,7 @@ fn push_message(messages: &mut VecDeque<String>, message: String) {
 pub struct KindStatus {
     /// The registered name (`native:ip_reputation`).
     pub name: String,
-    /// `filter` or `action`.
+    /// `filter`, `action` or `trigger`.
     pub role: &'static str,
     pub state: PluginState,
     pub calls: u64,

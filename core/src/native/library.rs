@@ -10,11 +10,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchyard_plugin_sdk::abi::{
     ActionDecl, DECLARATION_SYMBOL, FilterDecl, KindDecl, LayoutSizes, PluginDeclaration, StrRef,
+    TriggerDecl,
 };
 use switchyard_plugin_sdk::{ABI_VERSION, HEADER_SYMBOL, HeaderError, PluginHeader};
 
 use super::adapter::{NativeActionKind, NativeFilterKind};
 use super::health::{KindHealth, Limits, PluginStatus};
+use super::trigger::NativeTriggerKind;
 use super::{NAME_PREFIX, PluginError};
 use crate::registry::{KindInfo, Origin, PayloadDoc};
 
@@ -25,7 +27,7 @@ use crate::registry::{KindInfo, Origin, PayloadDoc};
 /// anyway. A reload loads a *new copy* (a new path, so a new mapping) instead.
 static OPENED: Mutex<BTreeMap<PathBuf, &'static Library>> = Mutex::new(BTreeMap::new());
 
-/// The most kinds of either role a declaration may list (more means a corrupt declaration).
+/// The most kinds of one role a declaration may list (more means a corrupt declaration).
 const MAX_KINDS: usize = 1024;
 
 /// The symbol names as text, for messages.
@@ -42,6 +44,7 @@ pub struct LoadedPlugin {
     version: String,
     pub(super) filters: Vec<Arc<NativeFilterKind>>,
     pub(super) actions: Vec<Arc<NativeActionKind>>,
+    triggers: Vec<Arc<NativeTriggerKind>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("version", &self.version)
             .field("filters", &self.filter_names().collect::<Vec<_>>())
             .field("actions", &self.action_names().collect::<Vec<_>>())
+            .field("triggers", &self.trigger_names().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -92,6 +96,16 @@ impl LoadedPlugin {
         self.actions.iter().map(|k| k.info_name())
     }
 
+    /// The registered names of its trigger check kinds (`native:page_watch`).
+    pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
+        self.triggers.iter().map(|k| k.info().name.as_str())
+    }
+
+    /// Its trigger check kinds (trigger conditions `native:NAME`).
+    pub fn triggers(&self) -> &[Arc<NativeTriggerKind>] {
+        &self.triggers
+    }
+
     /// Counters, disabled kinds and recent problems.
     pub fn status(&self) -> PluginStatus {
         let kinds: Vec<_> = self
@@ -99,6 +113,7 @@ impl LoadedPlugin {
             .iter()
             .map(|k| k.status())
             .chain(self.actions.iter().map(|k| k.status()))
+            .chain(self.triggers.iter().map(|k| k.status()))
             .collect();
         let messages = kinds
             .iter()
@@ -189,7 +204,7 @@ pub fn load_library_with(
     check_header(path, library)?;
     let declaration = read_declaration(path, library)?;
     let library_name = path.display().to_string();
-    let (name, version, filters, actions) = describe(path, declaration)?;
+    let (name, version, filters, actions, triggers) = describe(path, declaration)?;
     let origin = Origin::Native {
         library: library_name.clone(),
     };
@@ -224,6 +239,21 @@ pub fn load_library_with(
             ))
         })
         .collect();
+    let triggers = triggers
+        .into_iter()
+        .map(|(decl, info)| {
+            let health = KindHealth::new(&info.name, &library_name, limits);
+            Arc::new(NativeTriggerKind::new(
+                KindInfo {
+                    origin: origin.clone(),
+                    ..info
+                },
+                *decl,
+                declaration.free_bytes,
+                health,
+            ))
+        })
+        .collect();
     tracing::info!(library = %library_name, copy = %copy.display(), plugin = %name, version = %version, "Loaded a native plugin.");
     Ok(LoadedPlugin {
         source: path.to_path_buf(),
@@ -233,6 +263,7 @@ pub fn load_library_with(
         version,
         filters,
         actions,
+        triggers,
     })
 }
 
@@ -413,6 +444,7 @@ type Described = (
     String,
     Vec<(&'static FilterDecl, KindInfo)>,
     Vec<(&'static ActionDecl, KindInfo)>,
+    Vec<(&'static TriggerDecl, KindInfo)>,
 );
 
 /// Reads a declaration's strings and kinds, checking names and payload examples.
@@ -434,10 +466,13 @@ fn describe(
     };
     let name = text(declaration.name, "the plugin name")?;
     let version = text(declaration.version, "the plugin version")?;
-    if declaration.filter_count > MAX_KINDS || declaration.action_count > MAX_KINDS {
+    if declaration.filter_count > MAX_KINDS
+        || declaration.action_count > MAX_KINDS
+        || declaration.trigger_count > MAX_KINDS
+    {
         return Err(bad(format!(
-            "it declares {} filters and {} actions (at most {MAX_KINDS} each)",
-            declaration.filter_count, declaration.action_count
+            "it declares {} filters, {} actions and {} trigger checks (at most {MAX_KINDS} each)",
+            declaration.filter_count, declaration.action_count, declaration.trigger_count
         )));
     }
     // SAFETY: export_plugin! builds these from constant slices of exactly these lengths, in
@@ -447,6 +482,9 @@ fn describe(
     // SAFETY: as above.
     let actions: &'static [ActionDecl] =
         unsafe { kind_slice(declaration.actions, declaration.action_count) };
+    // SAFETY: as above.
+    let triggers: &'static [TriggerDecl] =
+        unsafe { kind_slice(declaration.triggers, declaration.trigger_count) };
 
     let mut seen = BTreeSet::new();
     let mut filter_infos = Vec::new();
@@ -465,7 +503,18 @@ fn describe(
         }
         action_infos.push((decl, info));
     }
-    Ok((name, version, filter_infos, action_infos))
+    let mut trigger_infos = Vec::new();
+    for decl in triggers {
+        let info = kind_info(&decl.kind, &text).map_err(|m| bad(format!("trigger: {m}")))?;
+        if !seen.insert(("trigger", info.name.clone())) {
+            return Err(bad(format!(
+                "trigger check `{}` is declared twice",
+                info.name
+            )));
+        }
+        trigger_infos.push((decl, info));
+    }
+    Ok((name, version, filter_infos, action_infos, trigger_infos))
 }
 
 /// A declaration's kind array as a slice.

@@ -1,5 +1,7 @@
 //! The native plugin host: loads dynamic libraries built with `switchyard-plugin-sdk` and
-//! registers their filter and action kinds beside the built-in and script ones.
+//! registers their filter and action kinds beside the built-in and script ones. Their trigger
+//! check kinds are kept by the reload supervisor and run by the trigger runner
+//! ([`NativeTriggerKind`], conditions `native:NAME`).
 //!
 //! This module is the one place in `core` where `unsafe` is allowed: dynamic loading and the
 //! C ABI cannot be written without it. Every block says why it is sound.
@@ -71,6 +73,7 @@ mod adapter;
 mod error;
 mod health;
 mod library;
+mod trigger;
 
 use crate::registry::Registry;
 
@@ -79,6 +82,7 @@ pub use health::{KindStatus, Limits, PluginState, PluginStatus};
 pub use library::{
     LoadedPlugin, load_dir, load_dir_with, load_library, load_library_with, prune_cache,
 };
+pub use trigger::NativeTriggerKind;
 
 /// The plugin ABI version this host loads (plugins must match it exactly).
 pub use switchyard_plugin_sdk::ABI_VERSION;
@@ -86,9 +90,10 @@ pub use switchyard_plugin_sdk::ABI_VERSION;
 /// The prefix of every native kind's registered name (`native:ip_reputation`).
 pub const NAME_PREFIX: &str = "native:";
 
-/// Registers every kind of `plugin` in `registry`, or none: when one of its names is taken
-/// (by another library, a script or a built-in), nothing is registered and the error says
-/// which name and by whom.
+/// Registers every filter and action kind of `plugin` in `registry`, or none: when one of its
+/// names is taken (by another library, a script or a built-in), nothing is registered and the
+/// error says which name and by whom. Trigger check kinds are not registry kinds; see
+/// [`check_trigger_names`].
 pub fn register_into(plugin: &LoadedPlugin, registry: &mut Registry) -> Result<(), PluginError> {
     let conflict = |source| PluginError::Conflict {
         file: plugin.source().to_path_buf(),
@@ -102,5 +107,26 @@ pub fn register_into(plugin: &LoadedPlugin, registry: &mut Registry) -> Result<(
         trial.add_action(kind.clone()).map_err(conflict)?;
     }
     *registry = trial;
+    Ok(())
+}
+
+/// Refuses `plugin` when one of its trigger check kinds is already declared by a library in
+/// `accepted` (trigger names share the `native:` space across libraries).
+pub fn check_trigger_names(
+    plugin: &LoadedPlugin,
+    accepted: &[LoadedPlugin],
+) -> Result<(), PluginError> {
+    for name in plugin.trigger_names() {
+        if let Some(other) = accepted
+            .iter()
+            .find(|other| other.trigger_names().any(|taken| taken == name))
+        {
+            return Err(PluginError::TriggerConflict {
+                file: plugin.source().to_path_buf(),
+                name: name.to_string(),
+                other: other.source().to_path_buf(),
+            });
+        }
+    }
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::config::PluginsConfig;
 use crate::registry::{KindInfo, Registry};
 use crate::script::{ScriptKind, ScriptKindType};
 use crate::store::Store;
+use crate::triggers::TriggerCheck;
 
 /// One kind as the plugin listing shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +78,9 @@ pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>
             crate::native::load_dir(&config.native_dir, &config.cache_dir);
         errors.extend(native_errors.iter().map(|e| e.to_string()));
         for library in loaded {
-            match crate::native::register_into(&library, &mut registry) {
+            let registered = crate::native::check_trigger_names(&library, &libraries)
+                .and_then(|()| crate::native::register_into(&library, &mut registry));
+            match registered {
                 Ok(()) => libraries.push(library),
                 Err(error) => errors.push(error.to_string()),
             }
@@ -240,6 +243,20 @@ impl Supervisor {
                 messages: script.status().last_error.into_iter().collect(),
             });
         }
+        for trigger in state.libraries.iter().flat_map(|l| l.triggers()) {
+            let status = trigger.status();
+            kinds.push(KindStatus {
+                kind: "trigger".into(),
+                info: trigger.info().clone(),
+                state: match status.state {
+                    crate::native::PluginState::Disabled => "disabled",
+                    crate::native::PluginState::Active => "active",
+                    _ => "loaded",
+                }
+                .into(),
+                messages: status.messages,
+            });
+        }
         PluginReport {
             generation: state.generation,
             last_errors: state.last_errors.clone(),
@@ -355,6 +372,29 @@ impl Supervisor {
             .iter()
             .find(|s| s.kind == ScriptKindType::Trigger && s.info.name == name)
             .cloned()
+    }
+
+    /// The loaded native trigger check named `name` (`native:NAME`).
+    pub fn native_trigger(&self, name: &str) -> Option<Arc<crate::native::NativeTriggerKind>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .libraries
+            .iter()
+            .flat_map(|l| l.triggers())
+            .find(|k| k.info().name == name)
+            .cloned()
+    }
+
+    /// The check a trigger condition names: `script:NAME` or `native:NAME`; `None` for other
+    /// conditions and for names that are not loaded.
+    pub fn trigger_check(&self, name: &str) -> Option<TriggerCheck> {
+        if name.starts_with("script:") {
+            self.trigger_script(name).map(TriggerCheck::Script)
+        } else if name.starts_with(crate::native::NAME_PREFIX) {
+            self.native_trigger(name).map(TriggerCheck::Native)
+        } else {
+            None
+        }
     }
 
     /// How long the watcher waits for quiet.

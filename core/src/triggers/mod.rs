@@ -5,11 +5,16 @@
 //! counts as "down" (so a guard setting cannot disable streams).
 //!
 //! Conditions: `not_respond` (no answer, or status ≥ 400), `not_contains` (the page lacks
-//! `payload.pattern`; `payload.reverse` inverts), `always`, and `script:NAME` (a trigger script:
-//! its `ok: false` fires; `disable`/`replace_url` in its effects choose the action).
+//! `payload.pattern`; `payload.reverse` inverts), `always`, `script:NAME` (a trigger script)
+//! and `native:NAME` (a native plugin's trigger check): for these two, `ok: false` fires and
+//! `disable`/`replace_url` in the effects choose the action (see [`TriggerCheck`]).
 //! Actions: `disable`, `replace_url` (rotate through `payload.alternative_urls`),
 //! `grab_from_page` (fetch `payload.grab_from_page`, take the first match of
 //! `payload.pattern`, group 1 if any), `webhook` (POST a JSON event to `payload.webhook_url`).
+
+mod check;
+
+pub use check::{TriggerCheck, TriggerEffects, TriggerPage};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,52 +164,46 @@ impl TriggerRunner {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let mut action = trigger.action.clone();
+        // What a script or native check said about the page (recorded with the check).
+        let mut message = String::new();
         let fired = match trigger.condition.as_str() {
             "not_respond" => !error.is_empty() || status >= 400,
             "not_contains" => (!error.is_empty() || !body.contains(pattern)) != reverse,
             "always" => true,
-            name if name.starts_with("script:") => {
-                let script = self
+            name if name.starts_with("script:") || name.starts_with("native:") => {
+                let check = self
                     .supervisor
-                    .trigger_script(name)
-                    .ok_or_else(|| format!("trigger script `{name}` is not loaded"))?;
-                let mut response = rhai::Map::new();
-                response.insert("status".into(), rhai::Dynamic::from(status));
-                response.insert("body".into(), rhai::Dynamic::from(body.clone()));
-                response.insert("url".into(), rhai::Dynamic::from(target.clone()));
-                response.insert("elapsed_ms".into(), rhai::Dynamic::from(elapsed_ms));
-                response.insert("error".into(), rhai::Dynamic::from(error.clone()));
+                    .trigger_check(name)
+                    .ok_or_else(|| format!("trigger check `{name}` is not loaded"))?;
+                let page = TriggerPage {
+                    status: u16::try_from(status).unwrap_or(0),
+                    body: body.clone(),
+                    url: target.clone(),
+                    elapsed_ms: elapsed_ms.max(0) as u64,
+                    error: error.clone(),
+                };
                 let params = trigger
                     .payload
                     .get("params")
                     .cloned()
                     .unwrap_or(Value::Null);
-                let effects =
-                    tokio::task::spawn_blocking(move || script.run_check(response, &params))
-                        .await
-                        .map_err(|e| format!("the trigger script panicked: {e}"))??;
-                let flag = |key: &str| {
-                    effects
-                        .get(key)
-                        .and_then(|v| v.as_bool().ok())
-                        .unwrap_or(false)
-                };
-                if flag("disable") {
+                let effects = tokio::task::spawn_blocking(move || check.run(&page, &params))
+                    .await
+                    .map_err(|e| format!("the trigger check panicked: {e}"))??;
+                if effects.disable {
                     action = "disable".into();
-                } else if flag("replace_url") {
+                } else if effects.replace_url {
                     action = "replace_url".into();
                 }
-                !effects
-                    .get("ok")
-                    .and_then(|v| v.as_bool().ok())
-                    .unwrap_or(true)
+                message = effects.message;
+                !effects.ok
             }
             other => return Err(format!("unknown trigger condition `{other}`")),
         };
         self.event(
             trigger,
             "check",
-            json!({ "condition": trigger.condition, "url": target, "status": status, "error": error, "elapsed_ms": elapsed_ms, "fired": fired }),
+            json!({ "condition": trigger.condition, "url": target, "status": status, "error": error, "elapsed_ms": elapsed_ms, "fired": fired, "message": message }),
         )
         .await;
         if !fired {

@@ -271,8 +271,71 @@ pub type ActionRunFn = unsafe extern "C" fn(
     out_error: *mut PluginBytes,
 ) -> Status;
 
-/// Drops an instance made by `build`. Called once, when the last routing snapshot that used
-/// the instance is dropped.
+/// What a trigger check reads about the page it checked: borrowed UTF-8 slices, valid during
+/// one call only.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PageView {
+    /// The HTTP status, or 0 when the fetch failed (see `error`).
+    pub status: u16,
+    /// The URL that was fetched.
+    pub url: StrRef,
+    /// The response body as text (invalid UTF-8 replaced), cut by the host to at most
+    /// `MAX_CHECK_BODY` bytes at a character boundary.
+    pub body: StrRef,
+    /// Milliseconds from the request to the end of the body (or the failure).
+    pub elapsed_ms: u64,
+    /// Why the fetch failed; empty when it worked.
+    pub error: StrRef,
+}
+
+/// The most body bytes the host passes in a [`PageView`].
+pub const MAX_CHECK_BODY: usize = 1 << 20;
+
+/// A trigger check's verdict, written by the plugin into a host-provided
+/// [`EffectsOut::EMPTY`]. `message` is plugin-owned: the host copies it and hands it back to
+/// [`PluginDeclaration::free_bytes`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct EffectsOut {
+    /// 1: the page is fine; 0: the trigger fires.
+    pub ok: u8,
+    /// 1: when firing, disable the stream (whatever the trigger's action).
+    pub disable: u8,
+    /// 1: when firing, switch the stream's URL (unless `disable`).
+    pub replace_url: u8,
+    pub message: PluginBytes,
+}
+
+impl EffectsOut {
+    /// "Fine, nothing to do": what the host starts from.
+    pub const EMPTY: EffectsOut = EffectsOut {
+        ok: 1,
+        disable: 0,
+        replace_url: 0,
+        message: PluginBytes::EMPTY,
+    };
+}
+
+/// Builds a trigger check instance from the trigger's `payload.params` (JSON text; empty
+/// means `null`).
+pub type TriggerBuildFn = unsafe extern "C" fn(
+    payload: StrRef,
+    out_instance: *mut *mut c_void,
+    out_error: *mut PluginBytes,
+) -> Status;
+
+/// Checks a fetched page, writing the verdict to `out_effects` (an [`EffectsOut::EMPTY`]).
+pub type TriggerCheckFn = unsafe extern "C" fn(
+    instance: *const c_void,
+    page: *const PageView,
+    out_effects: *mut EffectsOut,
+    out_error: *mut PluginBytes,
+) -> Status;
+
+/// Drops an instance made by `build`. Called once: for filters and actions when the last
+/// routing snapshot that used the instance is dropped, for trigger checks after the check
+/// (a trigger's instance is built for each run).
 pub type ReleaseFn = unsafe extern "C" fn(instance: *mut c_void);
 
 /// What the catalogue shows about a kind. All strings live as long as the library.
@@ -312,6 +375,16 @@ pub struct ActionDecl {
     pub release: ReleaseFn,
 }
 
+/// A trigger check kind: its description and its functions.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerDecl {
+    pub kind: KindDecl,
+    pub build: TriggerBuildFn,
+    pub check: TriggerCheckFn,
+    pub release: ReleaseFn,
+}
+
 /// The sizes of the ABI's structures as one side was compiled: a second line of defence after
 /// the ABI version, so that a layout change that forgot to bump the version is still refused.
 #[repr(C)]
@@ -322,6 +395,9 @@ pub struct LayoutSizes {
     pub action: u32,
     pub click_view: u32,
     pub reply: u32,
+    pub trigger: u32,
+    pub page: u32,
+    pub effects: u32,
 }
 
 impl LayoutSizes {
@@ -332,6 +408,9 @@ impl LayoutSizes {
         action: std::mem::size_of::<ActionDecl>() as u32,
         click_view: std::mem::size_of::<ClickView>() as u32,
         reply: std::mem::size_of::<ReplyOut>() as u32,
+        trigger: std::mem::size_of::<TriggerDecl>() as u32,
+        page: std::mem::size_of::<PageView>() as u32,
+        effects: std::mem::size_of::<EffectsOut>() as u32,
     };
 
     /// The first structure whose size differs: (name, plugin's size, host's size).
@@ -342,6 +421,9 @@ impl LayoutSizes {
             ("ActionDecl", self.action, host.action),
             ("ClickView", self.click_view, host.click_view),
             ("ReplyOut", self.reply, host.reply),
+            ("TriggerDecl", self.trigger, host.trigger),
+            ("PageView", self.page, host.page),
+            ("EffectsOut", self.effects, host.effects),
         ]
         .into_iter()
         .find(|(_, plugin, host)| plugin != host)
@@ -361,7 +443,10 @@ pub struct PluginDeclaration {
     pub filter_count: usize,
     pub actions: *const ActionDecl,
     pub action_count: usize,
-    /// Frees bytes the plugin handed out (error messages).
+    /// Trigger check kinds (ABI 2).
+    pub triggers: *const TriggerDecl,
+    pub trigger_count: usize,
+    /// Frees bytes the plugin handed out (error messages, effect messages).
     pub free_bytes: unsafe extern "C" fn(bytes: PluginBytes),
     /// Frees everything inside a reply the plugin wrote and leaves it [`ReplyOut::EMPTY`].
     pub free_reply: unsafe extern "C" fn(reply: *mut ReplyOut),
@@ -381,6 +466,7 @@ impl PluginDeclaration {
         version: &'static str,
         filters: &'static [FilterDecl],
         actions: &'static [ActionDecl],
+        triggers: &'static [TriggerDecl],
         free_bytes: unsafe extern "C" fn(bytes: PluginBytes),
         free_reply: unsafe extern "C" fn(reply: *mut ReplyOut),
     ) -> PluginDeclaration {
@@ -392,6 +478,8 @@ impl PluginDeclaration {
             filter_count: filters.len(),
             actions: actions.as_ptr(),
             action_count: actions.len(),
+            triggers: triggers.as_ptr(),
+            trigger_count: triggers.len(),
             free_bytes,
             free_reply,
         }

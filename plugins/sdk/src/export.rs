@@ -9,10 +9,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use crate::abi::{
-    ActionDecl, ClickView, FilterDecl, HeaderOut, KindDecl, PluginBytes, REPLY_CONTENT,
-    REPLY_REDIRECT, ReplyOut, Status, StrRef,
+    ActionDecl, ClickView, EffectsOut, FilterDecl, HeaderOut, KindDecl, PageView, PluginBytes,
+    REPLY_CONTENT, REPLY_REDIRECT, ReplyOut, Status, StrRef, TriggerDecl,
 };
-use crate::{Click, NativeAction, NativeFilter, PayloadDoc, Reply};
+use crate::{CheckedPage, Click, NativeAction, NativeFilter, NativeTrigger, PayloadDoc, Reply};
 
 /// The text of a panic payload.
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -122,7 +122,8 @@ pub unsafe extern "C" fn filter_matches<T: NativeFilter>(
 }
 
 /// # Safety
-/// `instance` came from `filter_build::<T>` or `action_build::<T>` and is released once.
+/// `instance` came from `filter_build::<T>`, `action_build::<T>` or `trigger_build::<T>` and is
+/// released once.
 pub unsafe extern "C" fn release<T>(instance: *mut c_void) {
     if instance.is_null() {
         return;
@@ -216,6 +217,62 @@ pub unsafe extern "C" fn action_run<T: NativeAction>(
     })
 }
 
+/// # Safety
+/// Called by the host per the [`TriggerBuildFn`](crate::abi::TriggerBuildFn) contract.
+pub unsafe extern "C" fn trigger_build<T: NativeTrigger>(
+    payload: StrRef,
+    out_instance: *mut *mut c_void,
+    out_error: *mut PluginBytes,
+) -> Status {
+    guarded(out_error, || {
+        // SAFETY: the host keeps the payload text alive during this call.
+        let payload = unsafe { json_argument(payload, "payload") }?;
+        hand_over(T::build(&payload)?, out_instance)
+    })
+}
+
+/// # Safety
+/// Called by the host per the [`TriggerCheckFn`](crate::abi::TriggerCheckFn) contract:
+/// `instance` came from `trigger_build::<T>` and is not released.
+pub unsafe extern "C" fn trigger_check<T: NativeTrigger>(
+    instance: *const c_void,
+    page: *const PageView,
+    out_effects: *mut EffectsOut,
+    out_error: *mut PluginBytes,
+) -> Status {
+    guarded(out_error, || {
+        if instance.is_null() || page.is_null() || out_effects.is_null() {
+            return Err("the host passed a null pointer".into());
+        }
+        // SAFETY: a live Box<T> made by trigger_build::<T>; T: Sync.
+        let check = unsafe { &*instance.cast::<T>() };
+        // SAFETY: the host's PageView and the strings it points at are valid for this call.
+        let view = unsafe { &*page };
+        let text = |value: StrRef, what: &str| {
+            // SAFETY: as above: host strings alive for the duration of the call.
+            unsafe { value.as_str() }.ok_or_else(|| format!("the page's {what} is not UTF-8"))
+        };
+        let page = CheckedPage {
+            status: view.status,
+            body: text(view.body, "body")?,
+            url: text(view.url, "URL")?,
+            elapsed_ms: view.elapsed_ms,
+            error: text(view.error, "error")?,
+        };
+        let effects = check.check(&page)?;
+        let out = EffectsOut {
+            ok: u8::from(effects.ok),
+            disable: u8::from(effects.disable),
+            replace_url: u8::from(effects.replace_url),
+            message: PluginBytes::from_vec(effects.message.into_bytes()),
+        };
+        // SAFETY: out_effects is non-null and points at a host-initialised EMPTY EffectsOut
+        // (nothing to leak); the host hands `message` back to free_bytes.
+        unsafe { out_effects.write(out) };
+        Ok(())
+    })
+}
+
 /// Frees bytes this library handed out.
 ///
 /// # Safety
@@ -290,6 +347,16 @@ pub const fn action_decl<T: NativeAction>() -> ActionDecl {
         kind: kind_decl(T::NAME, T::GROUP, T::DESCRIPTION, T::PAYLOAD),
         build: action_build::<T>,
         run: action_run::<T>,
+        release: release::<T>,
+    }
+}
+
+/// The declaration of trigger check kind `T`.
+pub const fn trigger_decl<T: NativeTrigger>() -> TriggerDecl {
+    TriggerDecl {
+        kind: kind_decl(T::NAME, T::GROUP, T::DESCRIPTION, T::PAYLOAD),
+        build: trigger_build::<T>,
+        check: trigger_check::<T>,
         release: release::<T>,
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! # Writing a plugin
 //!
-//! A plugin is a `cdylib` crate that implements [`NativeFilter`] and/or [`NativeAction`] and
-//! names its kinds in [`export_plugin!`]; it needs no `unsafe` of its own:
+//! A plugin is a `cdylib` crate that implements [`NativeFilter`], [`NativeAction`] and/or
+//! [`NativeTrigger`] and names its kinds in [`export_plugin!`]; it needs no `unsafe` of its own:
 //!
 //! ```no_run
 //! use switchyard_plugin_sdk::{Click, NativeFilter, PayloadDoc, export_plugin, serde_json::Value};
@@ -30,7 +30,7 @@
 //! library unless the magic, the ABI version and the header size all match its own, naming
 //! both versions in the error. Only then does it read [`abi::DECLARATION_SYMBOL`], a
 //! [`abi::PluginDeclaration`] that carries the sizes of every ABI structure (checked again),
-//! the plugin's name and version, and one vtable per filter and action kind.
+//! the plugin's name and version, and one vtable per filter, action and trigger check kind.
 //!
 //! # Versioning
 //!
@@ -58,7 +58,9 @@ pub mod export;
 mod plugin;
 
 pub use click::Click;
-pub use plugin::{NativeAction, NativeFilter, PayloadDoc, Reply};
+pub use plugin::{
+    CheckEffects, CheckedPage, NativeAction, NativeFilter, NativeTrigger, PayloadDoc, Reply,
+};
 /// The JSON library payloads are parsed with (plugins can use it without their own dependency).
 pub use serde_json;
 
@@ -66,12 +68,16 @@ pub use serde_json;
 pub const MAGIC: [u8; 8] = *b"SWYDPLUG";
 
 /// The ABI version this SDK speaks. Any change to a `#[repr(C)]` type in [`abi`] bumps it.
+///
+/// History: 1, filters and actions; 2, trigger checks (`TriggerDecl`, `PageView`,
+/// `EffectsOut`, and the declaration's `triggers` array).
 #[cfg(not(feature = "abi-test-mismatch"))]
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
-/// The ABI version this SDK speaks: a deliberately wrong one, for the host's mismatch tests.
+/// The ABI version this SDK speaks: deliberately the previous one (a plugin built before
+/// trigger checks existed), for the host's mismatch tests.
 #[cfg(feature = "abi-test-mismatch")]
-pub const ABI_VERSION: u32 = 9001;
+pub const ABI_VERSION: u32 = 1;
 
 /// The exported symbol that points at the plugin's [`PluginHeader`].
 pub const HEADER_SYMBOL: &[u8] = b"switchyard_plugin_header\0";
@@ -155,18 +161,20 @@ impl PluginHeader {
 ///     version: env!("CARGO_PKG_VERSION"),
 ///     filters: [IpReputation],
 ///     actions: [],
+///     triggers: [PageWatch], // optional
 /// }
 /// ```
 ///
-/// Use it once per library. Each listed type implements [`NativeFilter`] or [`NativeAction`];
-/// every generated function catches panics.
+/// Use it once per library. Each listed type implements [`NativeFilter`], [`NativeAction`] or
+/// [`NativeTrigger`]; every generated function catches panics.
 #[macro_export]
 macro_rules! export_plugin {
     (
         name: $name:expr,
         version: $version:expr,
         filters: [$($filter:ty),* $(,)?],
-        actions: [$($action:ty),* $(,)?] $(,)?
+        actions: [$($action:ty),* $(,)?]
+        $(, triggers: [$($trigger:ty),* $(,)?])? $(,)?
     ) => {
         /// The plugin header the host checks first (magic, ABI version, size).
         #[allow(non_upper_case_globals)]
@@ -189,6 +197,11 @@ macro_rules! export_plugin {
                     const ACTIONS: &[$crate::abi::ActionDecl] =
                         &[$($crate::export::action_decl::<$action>()),*];
                     ACTIONS
+                },
+                {
+                    const TRIGGERS: &[$crate::abi::TriggerDecl] =
+                        &[$($($crate::export::trigger_decl::<$trigger>()),*)?];
+                    TRIGGERS
                 },
                 $crate::export::free_bytes,
                 $crate::export::free_reply,
@@ -283,11 +296,98 @@ mod export_tests {
         }
     }
 
+    struct MinLength(usize);
+
+    impl NativeTrigger for MinLength {
+        const NAME: &'static str = "min_length";
+        const DESCRIPTION: &'static str = "Fires on short bodies.";
+        fn build(payload: &Value) -> Result<Self, String> {
+            payload
+                .as_u64()
+                .map(|n| MinLength(n as usize))
+                .ok_or_else(|| "want a number".into())
+        }
+        fn check(&self, page: &CheckedPage<'_>) -> Result<CheckEffects, String> {
+            if page.error == "boom" {
+                panic!("check exploded at {}", page.url);
+            }
+            if page.body.len() >= self.0 {
+                return Ok(CheckEffects::pass());
+            }
+            Ok(CheckEffects {
+                disable: page.status >= 500,
+                ..CheckEffects::fire(format!("{} bytes", page.body.len()))
+            })
+        }
+    }
+
     export_plugin! {
         name: "sdk-test",
         version: "0.0.1",
         filters: [Prefix],
         actions: [Echo],
+        triggers: [MinLength],
+    }
+
+    #[test]
+    fn triggers_build_check_and_contain_panics() {
+        let decl = &switchyard_plugin_declaration;
+        assert_eq!(decl.trigger_count, 1);
+        // SAFETY: trigger_count is 1.
+        let trigger = unsafe { &*decl.triggers };
+        // SAFETY: a declaration string, alive for the program.
+        assert_eq!(unsafe { trigger.kind.name.as_str() }, Some("min_length"));
+        let mut instance = std::ptr::null_mut();
+        let mut error = PluginBytes::EMPTY;
+        // SAFETY: valid arguments per the ABI.
+        let status = unsafe { (trigger.build)(StrRef::new("\"x\""), &mut instance, &mut error) };
+        assert_eq!(status, Status::ERROR);
+        assert_eq!(take_error(decl, error), "want a number");
+        let mut error = PluginBytes::EMPTY;
+        // SAFETY: as above.
+        let status = unsafe { (trigger.build)(StrRef::new("5"), &mut instance, &mut error) };
+        assert_eq!(status, Status::OK);
+
+        let check = |status: u16, body: &'static str, failure: &'static str| {
+            let page = PageView {
+                status,
+                url: StrRef::new("http://page.test/"),
+                body: StrRef::new(body),
+                elapsed_ms: 3,
+                error: StrRef::new(failure),
+            };
+            let mut effects = EffectsOut::EMPTY;
+            let mut error = PluginBytes::EMPTY;
+            // SAFETY: a live instance, a valid page, an EMPTY effects slot.
+            let status = unsafe { (trigger.check)(instance, &page, &mut effects, &mut error) };
+            let message = take_error(
+                decl,
+                std::mem::replace(&mut effects.message, PluginBytes::EMPTY),
+            );
+            (
+                status,
+                effects.ok,
+                effects.disable,
+                message,
+                take_error(decl, error),
+            )
+        };
+        assert_eq!(
+            check(200, "long enough", ""),
+            (Status::OK, 1, 0, String::new(), String::new())
+        );
+        assert_eq!(
+            check(503, "tiny", ""),
+            (Status::OK, 0, 1, "4 bytes".into(), String::new())
+        );
+        let (status, _, _, _, message) = check(0, "", "boom");
+        assert_eq!(status, Status::PANIC);
+        assert!(
+            message.contains("check exploded at http://page.test/"),
+            "{message}"
+        );
+        // SAFETY: released once, not used afterwards.
+        unsafe { (trigger.release)(instance) };
     }
 
     unsafe extern "C" fn lookup(

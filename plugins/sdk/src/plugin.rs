@@ -78,3 +78,66 @@ pub trait NativeAction: Send + Sync + Sized + 'static {
     /// Answers a click. An error makes the host answer empty and log it.
     fn run(&self, click: &Click<'_>) -> Result<Reply, String>;
 }
+
+/// The page a trigger checked, borrowed from the host for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedPage<'a> {
+    /// The HTTP status; 0 when the fetch failed (see `error`).
+    pub status: u16,
+    /// The response body as text (invalid UTF-8 replaced), cut by the host to at most
+    /// [`MAX_CHECK_BODY`](crate::abi::MAX_CHECK_BODY) bytes.
+    pub body: &'a str,
+    /// The URL that was fetched.
+    pub url: &'a str,
+    pub elapsed_ms: u64,
+    /// Why the fetch failed; "" when it worked.
+    pub error: &'a str,
+}
+
+/// A trigger check's verdict: `ok: false` fires the trigger; `disable` or `replace_url`
+/// choose the action instead of the trigger's own; `message` is logged by the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckEffects {
+    pub ok: bool,
+    pub disable: bool,
+    pub replace_url: bool,
+    pub message: String,
+}
+
+impl CheckEffects {
+    /// The page is fine: the trigger does not fire.
+    pub fn pass() -> CheckEffects {
+        CheckEffects {
+            ok: true,
+            ..CheckEffects::default()
+        }
+    }
+
+    /// The trigger fires (with the trigger's own action), saying why.
+    pub fn fire(message: impl Into<String>) -> CheckEffects {
+        CheckEffects {
+            ok: false,
+            message: message.into(),
+            ..CheckEffects::default()
+        }
+    }
+}
+
+/// A stream trigger condition kind, used as `native:<NAME>`. The trigger runner fetches the
+/// trigger's target page, builds the check from the trigger's `payload.params` and calls
+/// [`NativeTrigger::check`] once; the instance is released right after. Checks run on a
+/// blocking worker thread, not per click, but the host's time budget and disabling apply as
+/// for filters. A panic or an error is logged and the trigger does not fire.
+pub trait NativeTrigger: Send + Sync + Sized + 'static {
+    /// The kind's name: lower-case ASCII letters, digits and `_`.
+    const NAME: &'static str;
+    const GROUP: &'static str = "native";
+    const DESCRIPTION: &'static str;
+    const PAYLOAD: PayloadDoc = PayloadDoc::NONE;
+
+    /// Checks the trigger's `payload.params` and builds the check.
+    fn build(payload: &Value) -> Result<Self, String>;
+
+    /// Judges a fetched page.
+    fn check(&self, page: &CheckedPage<'_>) -> Result<CheckEffects, String>;
+}

@@ -31,7 +31,7 @@ use switchyard::traffic::{
 /// The feature sets the tests build the plugins with.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Variant {
-    /// All three plugins, default features.
+    /// All four plugins, default features.
     Default,
     /// `switchyard-misbehaving` with `variant-b` (its `misbehaving_variant` filter matches).
     VariantB,
@@ -57,6 +57,8 @@ impl Variant {
                 "switchyard-signed-redirect",
                 "-p",
                 "switchyard-misbehaving",
+                "-p",
+                "switchyard-page-watch",
             ],
             Variant::VariantB => &["-p", "switchyard-misbehaving", "--features", "variant-b"],
             Variant::AbiMismatch => &[
@@ -538,6 +540,7 @@ fn a_slow_filter_is_disabled_after_repeated_budget_overruns() {
 
 #[test]
 fn a_plugin_built_for_another_abi_version_is_refused_naming_both() {
+    // The mismatch build claims ABI 1: a plugin built before trigger checks existed.
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::AbiMismatch);
     let error = dir.load(&path, &Limits::default()).unwrap_err();
@@ -545,7 +548,7 @@ fn a_plugin_built_for_another_abi_version_is_refused_naming_both() {
         matches!(
             error,
             PluginError::AbiMismatch {
-                plugin_version: 9001,
+                plugin_version: 1,
                 host_version: native::ABI_VERSION,
                 ..
             }
@@ -554,7 +557,8 @@ fn a_plugin_built_for_another_abi_version_is_refused_naming_both() {
     );
     let message = error.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("plugin ABI version 9001"), "{message}");
+    assert_eq!(native::ABI_VERSION, 2, "the ABI with trigger checks");
+    assert!(message.contains("plugin ABI version 1 "), "{message}");
     assert!(
         message.contains(&format!(
             "speaks plugin ABI version {}",
@@ -728,4 +732,190 @@ fn native_filter_call_cost() {
         }
         println!("{name:32} {best:8.1} ns per call");
     }
+}
+
+/// A trigger page for the host's adapter.
+fn page(status: u16, body: &str) -> switchyard::triggers::TriggerPage {
+    switchyard::triggers::TriggerPage {
+        status,
+        body: body.into(),
+        url: "http://offer.test/".into(),
+        elapsed_ms: 4,
+        error: String::new(),
+    }
+}
+
+#[test]
+fn native_trigger_checks_load_judge_pages_and_are_counted() {
+    let dir = PluginDir::new();
+    let path = dir.install("switchyard-page-watch", Variant::Default);
+    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    assert_eq!(plugin.name(), "page-watch");
+    assert_eq!(
+        plugin.trigger_names().collect::<Vec<_>>(),
+        ["native:page_watch"]
+    );
+    assert_eq!(plugin.filter_names().count(), 0);
+    let kind = &plugin.triggers()[0];
+    assert_eq!(kind.info().group, "page");
+    assert!(
+        matches!(&kind.info().origin, Origin::Native { library } if library.contains("page_watch"))
+    );
+
+    let params = json!({ "must_contain": "Buy now", "disable": true });
+    let passed = kind.check(&params, &page(200, "<a>Buy now</a>")).unwrap();
+    assert!(passed.ok, "{passed:?}");
+    let fired = kind.check(&params, &page(200, "<p>sold out</p>")).unwrap();
+    assert!(!fired.ok && fired.disable, "{fired:?}");
+    assert!(fired.message.contains("lacks `Buy now`"), "{fired:?}");
+    // Bad params are the plugin's error message, not a strike.
+    let refused = kind
+        .check(&json!({ "min_bytes": "x" }), &page(200, ""))
+        .unwrap_err();
+    assert!(refused.contains("min_bytes"), "{refused}");
+
+    let status = kind.status();
+    assert_eq!(
+        (status.role, status.calls, status.errors),
+        ("trigger", 2, 0)
+    );
+    assert_eq!(status.state, PluginState::Active);
+    assert!(
+        plugin
+            .status()
+            .kinds
+            .iter()
+            .any(|k| k.name == "native:page_watch")
+    );
+
+    // Another library declaring the same trigger name is refused.
+    let conflict = native::check_trigger_names(&plugin, std::slice::from_ref(&plugin)).unwrap_err();
+    assert!(
+        matches!(conflict, PluginError::TriggerConflict { .. }),
+        "{conflict:?}"
+    );
+    assert!(
+        conflict.to_string().contains("native:page_watch"),
+        "{conflict}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_trigger_condition_disables_its_stream_and_records_the_event() {
+    use switchyard::model::{NewCampaign, NewStream, NewTrigger};
+    use switchyard_tests::{Backend, TestDb, TestServer, client, fixed_http_server};
+
+    const ADMIN_KEY: &str = "test-admin-key-0123456789";
+    let plugins = PluginDir::new();
+    plugins.install("switchyard-page-watch", Variant::Default);
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let extra = format!(
+        "[demo]\nseed = false\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n[fetch]\nallow_networks = [\"127.0.0.0/8\"]\ntimeout_ms = 1000\n\n[triggers]\ntick_ms = 100\n\n[plugins]\ndir = \"{}\"\n",
+        plugins.plugins().display()
+    );
+    let server = TestServer::start(&db, &extra).await.unwrap();
+    let sold_out = fixed_http_server(200, "text/html", b"<p>sold out</p>".to_vec()).await;
+    let selling = fixed_http_server(200, "text/html", b"<p>Buy now</p>".to_vec()).await;
+    let store = server.store();
+    let stream_for = |alias: &'static str| {
+        let store = store.clone();
+        async move {
+            let campaign = store
+                .create_campaign(&NewCampaign::new(alias, alias, &format!("tok-{alias}")))
+                .await
+                .unwrap();
+            let mut stream = NewStream::redirect(campaign.id, "main", "https://offer.test/");
+            stream.stream_type = StreamType::Forced;
+            store.create_stream(&stream).await.unwrap().id
+        }
+    };
+    // The trigger's own action is a webhook; the check's `disable: true` overrides it.
+    let watched = stream_for("watched").await;
+    let healthy = stream_for("healthy").await;
+    for (stream_id, target) in [(watched, &sold_out), (healthy, &selling)] {
+        store
+            .create_trigger(&NewTrigger {
+                stream_id,
+                condition: "native:page_watch".into(),
+                action: "webhook".into(),
+                target: format!("{target}/landing"),
+                interval_seconds: 60,
+                payload: json!({ "params": { "must_contain": "Buy now", "disable": true } }),
+            })
+            .await
+            .unwrap();
+    }
+    server.reload().await;
+
+    let events = |stream: i64| {
+        let url = server.url(&format!("/admin_api/v1/streams/{stream}/events"));
+        async move {
+            client()
+                .get(url)
+                .header("Api-Key", ADMIN_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json::<Vec<Value>>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let watched_events = loop {
+        let found = events(watched).await;
+        if found.iter().any(|e| e["event"] == "disabled") {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no `disabled` event: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let check = watched_events
+        .iter()
+        .find(|e| e["event"] == "check")
+        .unwrap();
+    assert_eq!(check["data"]["fired"], true, "{check}");
+    assert_eq!(check["data"]["condition"], "native:page_watch");
+    assert!(
+        check["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lacks `Buy now`"),
+        "{check}"
+    );
+    let disabled = store.stream(watched).await.unwrap().unwrap();
+    assert_eq!(disabled.state, ObjectState::Disabled);
+
+    // The healthy page was checked and passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = events(healthy).await;
+        if let Some(check) = found.iter().find(|e| e["event"] == "check") {
+            assert_eq!(check["data"]["fired"], false, "{check}");
+            assert!(found.iter().all(|e| e["event"] != "disabled"), "{found:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no `check` event: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The plugin listing shows the trigger kind, active after its calls.
+    let report: Value = client()
+        .get(server.url("/admin_api/v1/plugins"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kind = report["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "native:page_watch")
+        .unwrap_or_else(|| panic!("no native:page_watch in {report}"));
+    assert_eq!(kind["kind"], "trigger");
+    assert_eq!(kind["state"], "active");
+    server.stop().await;
 }
