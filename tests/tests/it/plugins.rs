@@ -365,3 +365,56 @@ async fn catalogue_comes_from_the_registry_and_needs_a_key() {
     assert_eq!(reload["success"], true);
     server.stop().await;
 }
+
+#[test]
+fn plugins_command_lists_kinds_and_fails_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    write_script(&scripts, "filters", "gate.rhai", GATE_V1);
+    write_script(
+        &scripts,
+        "triggers",
+        "always_ok.rhai",
+        "//! Always fine.\nfn check(response, params) { #{ ok: true } }\n",
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[scripts]\ndir = \"{}\"\n", scripts.display()),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(crate::binary())
+            .args(["plugins", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for expected in [
+        "filter  country",
+        "filter  script:gate",
+        "action  http",
+        "trigger script:always_ok",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    write_script(
+        &scripts,
+        "filters",
+        "gate.rhai",
+        "fn filter(click, params) { let = ; }",
+    );
+    let broken = run();
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("filters/gate.rhai:1:"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}
