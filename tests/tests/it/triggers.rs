@@ -144,6 +144,25 @@ async fn triggers_change_streams_and_record_events() {
         })
         .await
         .unwrap();
+    // A page that names the current offer URL: the stream takes it over.
+    let listing = fixed_http_server(
+        200,
+        "text/html",
+        b"<a class=\"offer\" href=\"https://grabbed.test/offer?x=1\">Go</a>".to_vec(),
+    )
+    .await;
+    let grabbing = campaign(&server, "grabbing", "https://old.test/").await;
+    store
+        .create_trigger(&NewTrigger {
+            stream_id: grabbing,
+            condition: "always".into(),
+            action: "grab_from_page".into(),
+            target: format!("{sold_out}/"),
+            interval_seconds: 60,
+            payload: json!({ "grab_from_page": format!("{listing}/offers"), "pattern": "class=\"offer\" href=\"(https://[^\"]+)\"" }),
+        })
+        .await
+        .unwrap();
     // The metadata address: blocked by the guard, recorded, the stream untouched.
     let guarded = campaign(&server, "guarded", "https://guarded.test/").await;
     store
@@ -181,6 +200,13 @@ async fn triggers_change_streams_and_record_events() {
 
     wait_for_event(&server, scripted, "disabled").await;
     assert_eq!(location(&server, "scripted").await, "https://default.test/");
+
+    let grabbed = wait_for_event(&server, grabbing, "url_grabbed").await;
+    assert_eq!(grabbed["data"]["to"], "https://grabbed.test/offer?x=1");
+    assert_eq!(
+        location(&server, "grabbing").await,
+        "https://grabbed.test/offer?x=1"
+    );
 
     let blocked = wait_for_event(&server, guarded, "check_blocked").await;
     assert!(
