@@ -18,6 +18,7 @@ pub mod native;
 pub mod recorder;
 pub mod registry;
 pub mod reload;
+pub mod report;
 pub mod script;
 pub mod secrets;
 pub mod seed;

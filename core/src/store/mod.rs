@@ -97,6 +97,13 @@ pub trait Store: Send + Sync {
         day_start: i64,
     ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
 
+    /// A page of the click log (`query.limit` rows from `query.offset`, cells in
+    /// `query.columns` order) and how many clicks match in all.
+    async fn clicks_log(
+        &self,
+        query: &crate::report::LogQuery,
+    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError>;
+
     /// The bot list: IPs and CIDR blocks, one entry each.
     async fn bot_list(&self) -> Result<Vec<String>, StoreError>;
 

@@ -450,6 +450,83 @@ macro_rules! impl_store {
                 })
             }
 
+            fn bind_value(builder: &mut QueryBuilder<Db>, value: &crate::report::Bound) {
+                use crate::report::Bound;
+                match value {
+                    Bound::Text(text) => builder.push_bind(text.clone()),
+                    Bound::Int(number) => builder.push_bind(*number),
+                    Bound::Bool(flag) => builder.push_bind(*flag),
+                };
+            }
+
+            /// ` WHERE …` for a log query: the time range and each condition, values bound.
+            fn push_conditions(builder: &mut QueryBuilder<Db>, query: &crate::report::LogQuery) {
+                use crate::report::{ColumnKind, Operator};
+                builder.push(" WHERE 1 = 1");
+                if let Some(from) = query.from {
+                    builder.push(" AND created_at >= ").push_bind(from);
+                }
+                if let Some(to) = query.to {
+                    builder.push(" AND created_at < ").push_bind(to);
+                }
+                for condition in &query.conditions {
+                    // The column's SQL is fixed text from the report whitelist.
+                    let column = condition.column.sql.as_str();
+                    let values = &condition.values;
+                    builder.push(" AND ");
+                    let compare = |builder: &mut QueryBuilder<Db>, op: &str| {
+                        builder.push(column).push(op);
+                        bind_value(builder, &values[0]);
+                    };
+                    match condition.operator {
+                        Operator::Equals | Operator::IsTrue | Operator::IsFalse => compare(builder, " = "),
+                        Operator::NotEqual => compare(builder, " <> "),
+                        Operator::GreaterThan => compare(builder, " > "),
+                        Operator::LessThan => compare(builder, " < "),
+                        Operator::EqualsOrGreaterThan => compare(builder, " >= "),
+                        Operator::EqualsOrLessThan => compare(builder, " <= "),
+                        Operator::Contains | Operator::BeginsWith | Operator::EndsWith => {
+                            builder.push("LOWER(").push(column).push(") LIKE ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" ESCAPE '\\'");
+                        }
+                        Operator::NotContain => {
+                            builder.push("NOT (LOWER(").push(column).push(") LIKE ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" ESCAPE '\\')");
+                        }
+                        Operator::InList | Operator::NotInList => {
+                            builder.push(column);
+                            builder.push(if condition.operator == Operator::InList { " IN (" } else { " NOT IN (" });
+                            for (i, value) in values.iter().enumerate() {
+                                if i > 0 {
+                                    builder.push(", ");
+                                }
+                                bind_value(builder, value);
+                            }
+                            builder.push(")");
+                        }
+                        Operator::Between => {
+                            builder.push(column).push(" BETWEEN ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" AND ");
+                            bind_value(builder, &values[1]);
+                        }
+                        Operator::IsSet => {
+                            builder.push(column);
+                            builder.push(if condition.column.kind == ColumnKind::Text { " <> ''" } else { " IS NOT NULL" });
+                        }
+                        Operator::IsNotSet => {
+                            if condition.column.kind == ColumnKind::Text {
+                                builder.push("(").push(column).push(" = '' OR ").push(column).push(" IS NULL)");
+                            } else {
+                                builder.push(column).push(" IS NULL");
+                            }
+                        }
+                    }
+                }
+            }
+
             fn trigger_row(row: &DbRow) -> Result<StreamTrigger, StoreError> {
                 let payload: String = row.try_get("payload")?;
                 Ok(StreamTrigger {
@@ -916,6 +993,40 @@ macro_rules! impl_store {
                         counts.push((*stream, crate::traffic::Hits { this_hour: count("hour")?, today: count("day")?, total: count("total")? }));
                     }
                     Ok(counts)
+                }
+
+                async fn clicks_log(
+                    &self,
+                    query: &crate::report::LogQuery,
+                ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError> {
+                    use crate::report::{Cell, ColumnKind};
+                    let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
+                    push_conditions(&mut count, query);
+                    let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+                    let select = query.columns.iter().map(|c| c.sql.as_str()).collect::<Vec<_>>().join(", ");
+                    let mut page: QueryBuilder<Db> = QueryBuilder::new(format!("SELECT {select} FROM clicks"));
+                    push_conditions(&mut page, query);
+                    page.push(" ORDER BY ");
+                    for (column, descending) in &query.sort {
+                        page.push(column.sql.as_str()).push(if *descending { " DESC, " } else { " ASC, " });
+                    }
+                    page.push("id DESC LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+                    let mut rows = Vec::new();
+                    for row in page.build().fetch_all(&self.pool).await? {
+                        let mut cells = Vec::with_capacity(query.columns.len());
+                        for (i, column) in query.columns.iter().enumerate() {
+                            cells.push(match column.kind {
+                                ColumnKind::Text => Cell::Text(row.try_get::<Option<String>, _>(i)?.unwrap_or_default()),
+                                ColumnKind::Int => Cell::Int(row.try_get(i)?),
+                                ColumnKind::Bool => Cell::Bool(row.try_get(i)?),
+                                ColumnKind::Money => Cell::Money(row.try_get(i)?),
+                                ColumnKind::Time => Cell::Time(row.try_get(i)?),
+                            });
+                        }
+                        rows.push(cells);
+                    }
+                    Ok((rows, total))
                 }
 
                 async fn bot_list(&self) -> Result<Vec<String>, StoreError> {

@@ -1476,3 +1476,55 @@ async fn every_dialect_route_requires_its_key() {
         0
     );
 }
+
+/// A click created through a dialect is a Keitaro click: it appears in the Admin API's
+/// `clicks/log` with its campaign, offer and geography.
+async fn dialect_clicks_appear_in_the_keitaro_clicks_log(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(
+        &db,
+        &config("[admin]\napi_key = \"test-admin-key-0123456789\"\n"),
+    )
+    .await
+    .unwrap();
+    let w = world(&server, &db).await;
+    let (status, created) = get_json(&hoqu_url(
+        &server,
+        &hoqu_request(w.offer, w.campaign, LONDON, CHROME),
+    ))
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let click_id = created["data"]["click_id"].as_str().unwrap().to_string();
+    let log: Value = reqwest::Client::new()
+        .post(server.url("/admin_api/v1/clicks/log"))
+        .header("Api-Key", "test-admin-key-0123456789")
+        .json(&json!({
+            "range": {"interval": "today"},
+            "columns": ["sub_id", "campaign_id", "offer_id", "country_code", "city"],
+            "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": click_id}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["total"], 1, "{log}");
+    let row = &log["rows"][0];
+    assert_eq!(row["sub_id"], click_id.as_str());
+    assert_eq!(row["campaign_id"], w.campaign);
+    assert_eq!(row["offer_id"], w.offer);
+    assert_eq!(row["country_code"], "GB");
+    assert_eq!(row["city"], "London");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_dialect_clicks_appear_in_the_keitaro_clicks_log() {
+    dialect_clicks_appear_in_the_keitaro_clicks_log(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_dialect_clicks_appear_in_the_keitaro_clicks_log() {
+    dialect_clicks_appear_in_the_keitaro_clicks_log(Backend::Postgres).await;
+}

@@ -5,6 +5,7 @@ mod dialects;
 mod foundation;
 mod native;
 mod plugins;
+mod reports;
 mod routing;
 mod triggers;
 

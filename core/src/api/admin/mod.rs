@@ -2,6 +2,7 @@
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
 mod catalogue;
+mod reports;
 mod streams;
 
 use axum::Router;
@@ -16,7 +17,8 @@ use super::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     let routes = Router::new()
         .merge(catalogue::router())
-        .merge(streams::router());
+        .merge(streams::router())
+        .merge(reports::router());
     Router::new()
         .nest("/admin_api/v1", routes)
         .route_layer(middleware::from_fn_with_state(state, require_api_key))
