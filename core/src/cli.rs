@@ -253,6 +253,7 @@ async fn route(config: Config, args: RouteArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let signals = ShutdownSignals::install();
     let server = crate::server::start(config).await?;
     for secret in &server.generated_secrets {
         eprintln!(
@@ -264,27 +265,60 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Tests and scripts read the bound address from this line (port 0 picks a free port).
     println!("Switchyard listening on http://{}", server.local_addr);
-    wait_for_signal().await;
+    signals.wait().await;
     server.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT handlers, installed before the server announces it is listening so that
+/// a signal arriving at any moment after that drains the server instead of killing it.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received."),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::warn!(%error, signal = name, "Cannot listen for a shutdown signal.");
+                    None
                 }
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the server.")
+            };
+            ShutdownSignals {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => tracing::info!("SIGTERM received."),
+                _ = next(&mut self.interrupt) => tracing::info!("SIGINT received."),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
