@@ -156,6 +156,15 @@ impl Supervisor {
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.scripts = loaded.scripts;
                 state.libraries = loaded.libraries;
+                // Copies left by earlier runs or replaced builds: this process never opened
+                // them, so they can go (opened copies stay; libraries are never unloaded).
+                if self.config.cache_dir.is_dir() {
+                    match crate::native::prune_cache(&self.config.cache_dir) {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "Pruned stale plugin copies."),
+                        Err(error) => tracing::warn!(%error, "Cannot prune the plugin cache."),
+                    }
+                }
                 match rebuilt {
                     Ok(generation) => {
                         state.generation += 1;

@@ -418,3 +418,22 @@ fn plugins_command_lists_kinds_and_fails_on_errors() {
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_reload_prunes_plugin_copies_left_by_earlier_runs() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let cache = db.dir.path().join("data/plugin-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let stale = cache.join("0123456789abcdef.so");
+    std::fs::write(&stale, b"a copy from an earlier run").unwrap();
+    let keep = cache.join("notes.txt");
+    std::fs::write(&keep, b"not a library").unwrap();
+    let scripts = tempfile::tempdir().unwrap();
+    let server = start(&db, scripts.path()).await;
+    assert!(
+        !stale.exists(),
+        "the stale copy is removed by the start-up reload"
+    );
+    assert!(keep.exists(), "only library copies are pruned");
+    server.stop().await;
+}
