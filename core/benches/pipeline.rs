@@ -142,6 +142,7 @@ fn routing_data() -> RoutingData {
         streams,
         landings: Vec::new(),
         offers: Vec::new(),
+        traffic_sources: Vec::new(),
     }
 }
 

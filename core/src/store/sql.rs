@@ -936,7 +936,21 @@ macro_rules! impl_store {
                     .iter()
                     .map(offer_row)
                     .collect::<Result<Vec<_>, _>>()?;
-                    Ok(RoutingData { campaigns, streams, landings, offers })
+                    let traffic_sources = sqlx::query(
+                        "SELECT id, name FROM traffic_sources WHERE state = 'active' ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get::<i64, _>("id")?, row.try_get::<String, _>("name")?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                    Ok(RoutingData {
+                        campaigns,
+                        streams,
+                        landings,
+                        offers,
+                        traffic_sources,
+                    })
                 }
 
                 async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError> {

@@ -191,6 +191,11 @@ fn route_hop(
     let mut click = new_click(route, visit);
     click.parent_campaign_id = parent.as_ref().map(|p| p.campaign_id);
     let mut ctx = ClickContext::new(env, visit, campaign, click, options.trace);
+    ctx.traffic_source_name = campaign
+        .traffic_source_id
+        .and_then(|id| snapshot.traffic_source_name(id))
+        .unwrap_or_default()
+        .to_string();
     if let Some(parent) = parent {
         // The visitor's memory as the parent campaign left it, not as it arrived.
         ctx.cookie = parent.cookie;

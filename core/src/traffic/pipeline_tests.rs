@@ -35,6 +35,7 @@ impl Tracker {
             streams,
             landings,
             offers,
+            traffic_sources: Vec::new(),
         });
         assert!(
             snapshot.warnings.is_empty(),

@@ -14,6 +14,8 @@ pub struct RoutingData {
     pub streams: Vec<Stream>,
     pub landings: Vec<Landing>,
     pub offers: Vec<Offer>,
+    /// (id, name) of active traffic sources, for `{traffic_source_name}`.
+    pub traffic_sources: Vec<(i64, String)>,
 }
 
 /// One filter of a stream, built.
@@ -117,6 +119,7 @@ pub struct RoutingSnapshot {
     by_id: HashMap<i64, Arc<CampaignRoute>>,
     landings: HashMap<i64, TargetRoute>,
     offers: HashMap<i64, TargetRoute>,
+    traffic_sources: HashMap<i64, String>,
     /// Problems met while building (streams that cannot run), for /health and the logs.
     pub warnings: Vec<String>,
 }
@@ -128,6 +131,7 @@ impl RoutingSnapshot {
         let mut warnings = Vec::new();
         let mut snapshot = RoutingSnapshot {
             generation,
+            traffic_sources: data.traffic_sources.into_iter().collect(),
             ..RoutingSnapshot::default()
         };
         for landing in data.landings {
@@ -234,6 +238,11 @@ impl RoutingSnapshot {
 
     pub fn campaign_by_id(&self, id: i64) -> Option<&Arc<CampaignRoute>> {
         self.by_id.get(&id)
+    }
+
+    /// The name of an active traffic source.
+    pub fn traffic_source_name(&self, id: i64) -> Option<&str> {
+        self.traffic_sources.get(&id).map(String::as_str)
     }
 
     pub fn landing(&self, id: i64) -> Option<&TargetRoute> {

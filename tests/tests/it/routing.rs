@@ -571,3 +571,48 @@ async fn route_command_prints_the_decision_and_records_nothing() {
             .contains("no active campaign has the alias or token `nope`")
     );
 }
+
+async fn traffic_source_name_macro(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = server_with_trusted_proxy(&db, "").await;
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("ts", "TS", "tok-ts"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "s",
+            "https://offer.test/?ts={traffic_source_name}&id={ts_id}",
+        ))
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO traffic_sources (name, created_at, updated_at) VALUES ('Facebook Ads', 0, 0)",
+    )
+    .await
+    .unwrap();
+    db.execute(&format!("UPDATE campaigns SET traffic_source_id = (SELECT MAX(id) FROM traffic_sources) WHERE id = {}", campaign.id)).await.unwrap();
+    server.reload().await;
+    let target = location(&get(&server, "/ts", "81.2.69.160", DESKTOP).await);
+    assert!(
+        target.starts_with("https://offer.test/?ts=Facebook%20Ads&id="),
+        "{target}"
+    );
+    assert!(
+        !target.ends_with("id="),
+        "the click carries the traffic source id: {target}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_traffic_source_name_macro() {
+    traffic_source_name_macro(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_traffic_source_name_macro() {
+    traffic_source_name_macro(Backend::Postgres).await;
+}
