@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::client::{client_ip, header_text, language};
 use super::reply::resolve;
-use crate::traffic::{RouteOptions, Visit, normalise_ip, route_click};
+use crate::traffic::{LandingToken, RouteOptions, Visit, normalise_ip, route_click};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -300,19 +300,13 @@ async fn handle(
     };
     let mut result = route_click(&state.traffic, &snapshot, route, &visit, &options);
     result.click.request_url = crate::model::bounded_text(get("uri").unwrap_or_default());
-    let landing_token = result.click.stream_id.map(|stream| {
-        state.traffic.signer.sign(&json!({
-            "k": "lp",
-            "sid": result.click.sub_id,
-            "c": result.click.campaign_id,
-            "s": stream,
-            "l": result.click.landing_id,
-            "v": result.click.visitor_code,
-            "t": result.click.created_at,
-            "exp": result.click.created_at + result.cookie_ttl_hours.max(24) * 3_600,
-            "p": visit.query.iter().take(64).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<String, Value>>(),
-        }))
-    });
+    let landing_token = LandingToken::issue(
+        &state.traffic.signer,
+        &result.click,
+        &visit.query,
+        result.click.created_at,
+        result.cookie_ttl_hours * 3_600,
+    );
     let click = result.click.clone();
     if result.record {
         state.recorder.record(result.click);

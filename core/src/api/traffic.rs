@@ -147,11 +147,8 @@ fn hop(state: &AppState, token: &str) -> Response {
     let Some(url) = target else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
-    let escaped = url
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let mut escaped = String::with_capacity(url.len());
+    crate::traffic::html_escape_into(&url, &mut escaped);
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><meta http-equiv=\"refresh\" content=\"0; url={escaped}\"></head><body></body></html>\n"
     );

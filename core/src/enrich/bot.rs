@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use axum::http::HeaderMap;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
@@ -82,32 +81,24 @@ impl BotDetector {
     pub fn is_bot_ip(&self, ip: IpAddr) -> bool {
         self.networks.iter().any(|net| net.contains(ip))
     }
+}
 
-    /// True for a browser's speculative request (link prefetch, prerender, a Safari Top Sites
-    /// preview): `Purpose: prefetch`, `Sec-Purpose: prefetch[;prerender]`, `X-Moz: prefetch`
-    /// or `X-Purpose: preview`. Such a request is not a visit by a person.
-    pub fn is_prefetch(headers: &HeaderMap) -> bool {
-        let first_item_is = |name: &str, expected: &str| {
-            headers.get_all(name).iter().any(|value| {
-                value.to_str().is_ok_and(|v| {
-                    v.split([',', ';'])
-                        .next()
-                        .is_some_and(|item| item.trim().eq_ignore_ascii_case(expected))
-                })
-            })
-        };
-        first_item_is("purpose", "prefetch")
-            || first_item_is("sec-purpose", "prefetch")
-            || first_item_is("x-moz", "prefetch")
-            || first_item_is("x-purpose", "preview")
+/// True when one request header marks a browser's speculative request (link prefetch,
+/// prerender, a Safari Top Sites preview): `Purpose: prefetch`, `Sec-Purpose:
+/// prefetch[;prerender]`, `X-Moz: prefetch` or `X-Purpose: preview` (the first item of the value,
+/// any case). Such a request is not a visit by a person.
+pub fn is_prefetch_header(name: &str, value: &str) -> bool {
+    let first = value.split([',', ';']).next().unwrap_or_default().trim();
+    match name.to_ascii_lowercase().as_str() {
+        "purpose" | "sec-purpose" | "x-moz" => first.eq_ignore_ascii_case("prefetch"),
+        "x-purpose" => first.eq_ignore_ascii_case("preview"),
+        _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
-
-    use axum::http::HeaderValue;
 
     use super::*;
     use crate::enrich::device::tests::CASES;
@@ -170,10 +161,11 @@ mod tests {
 
     #[test]
     fn prefetch_headers() {
-        let with = |name: &'static str, value: &'static str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(name, HeaderValue::from_static(value));
-            headers
+        // Through the visit, as the click path asks.
+        let with = |name: &str, value: &str| {
+            let mut visit = crate::traffic::Visit::new("203.0.113.1".parse().unwrap(), "UA");
+            visit.headers = vec![(name.to_string(), value.to_string())];
+            visit
         };
         for (name, value) in [
             ("purpose", "prefetch"),
@@ -183,10 +175,7 @@ mod tests {
             ("x-moz", "prefetch"),
             ("x-purpose", "preview"),
         ] {
-            assert!(
-                BotDetector::is_prefetch(&with(name, value)),
-                "{name}: {value}"
-            );
+            assert!(with(name, value).is_prefetch(), "{name}: {value}");
         }
         for (name, value) in [
             ("purpose", "navigate"),
@@ -195,12 +184,9 @@ mod tests {
             ("x-purpose", "prefetch"),
             ("sec-fetch-dest", "document"),
         ] {
-            assert!(
-                !BotDetector::is_prefetch(&with(name, value)),
-                "{name}: {value}"
-            );
+            assert!(!with(name, value).is_prefetch(), "{name}: {value}");
         }
-        assert!(!BotDetector::is_prefetch(&HeaderMap::new()));
+        assert!(!crate::traffic::Visit::new("203.0.113.1".parse().unwrap(), "UA").is_prefetch());
     }
 
     /// `cargo test -p switchyard --lib enrich::bot -- --ignored --nocapture`

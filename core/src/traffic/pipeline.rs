@@ -72,14 +72,9 @@ impl Visit {
 
     /// Browser prefetch/preview requests (not a person's click).
     pub fn is_prefetch(&self) -> bool {
-        ["purpose", "sec-purpose", "x-purpose", "x-moz"]
+        self.headers
             .iter()
-            .any(|h| {
-                self.header(h).is_some_and(|v| {
-                    let v = v.to_ascii_lowercase();
-                    v.contains("prefetch") || v.contains("preview")
-                })
-            })
+            .any(|(name, value)| crate::enrich::is_prefetch_header(name, value))
     }
 
     /// `scheme://host` of the tracker as the visitor reached it.
@@ -498,24 +493,14 @@ fn run_stream(
 
 /// The `{offer}` link of a landing: a signed token that brings the click back to pick an offer.
 fn landing_offer_link(ctx: &ClickContext<'_>) -> String {
-    let params: serde_json::Map<String, Value> = ctx
-        .visit
-        .query
-        .iter()
-        .take(64)
-        .map(|(k, v)| (k.clone(), Value::String(v.chars().take(512).collect())))
-        .collect();
-    let token = ctx.env.signer.sign(&json!({
-        "k": "lp",
-        "sid": ctx.click.sub_id,
-        "c": ctx.click.campaign_id,
-        "s": ctx.click.stream_id,
-        "l": ctx.click.landing_id,
-        "v": ctx.click.visitor_code,
-        "t": ctx.now,
-        "exp": ctx.now + ctx.ttl_seconds().max(86_400),
-        "p": params,
-    }));
+    let token = LandingToken::issue(
+        &ctx.env.signer,
+        &ctx.click,
+        &ctx.visit.query,
+        ctx.now,
+        ctx.ttl_seconds(),
+    )
+    .unwrap_or_default();
     format!("{}/?_lp=1&_token={token}", ctx.visit.base_url())
 }
 
@@ -532,6 +517,36 @@ pub struct LandingToken {
 }
 
 impl LandingToken {
+    /// Signs the landing -> offer token of a routed click (the `{offer}` link, the Click API's
+    /// `info.token`). It carries the click's ids and up to 64 query parameters of at most 512
+    /// characters each, and lives for the campaign's `cookies_ttl` (at least a day). `None`
+    /// when the click has no stream.
+    pub fn issue(
+        signer: &super::Signer,
+        click: &Click,
+        query: &[(String, String)],
+        now: i64,
+        ttl_seconds: i64,
+    ) -> Option<String> {
+        let stream = click.stream_id?;
+        let params: serde_json::Map<String, Value> = query
+            .iter()
+            .take(64)
+            .map(|(k, v)| (k.clone(), Value::String(v.chars().take(512).collect())))
+            .collect();
+        Some(signer.sign(&json!({
+            "k": "lp",
+            "sid": click.sub_id,
+            "c": click.campaign_id,
+            "s": stream,
+            "l": click.landing_id,
+            "v": click.visitor_code,
+            "t": now,
+            "exp": now + ttl_seconds.max(86_400),
+            "p": params,
+        })))
+    }
+
     /// Verifies a token; expired, foreign or tampered tokens give `None`.
     pub fn verify(env: &TrafficEnv, token: &str, now: i64) -> Option<LandingToken> {
         let payload = env.signer.verify(token)?;
