@@ -569,6 +569,7 @@ fn kind_info(
             notes: read(kind.payload_notes, "payload notes")?,
         },
         aliases: Vec::new(),
+        modes: true,
     })
 }
 

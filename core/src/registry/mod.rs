@@ -61,6 +61,9 @@ pub struct KindInfo {
     /// Other names accepted for this kind (actions: `location` for `http`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// Filters: whether a stream's accept/reject mode applies. A mode-less filter (Keitaro's
+    /// `limit`) decides alone, whatever mode a stream stored for it.
+    pub modes: bool,
 }
 
 /// The documented shape of a kind's payload.

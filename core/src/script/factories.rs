@@ -270,6 +270,7 @@ fn load_file(
                 notes: "Passed to the script as `params`.".into(),
             },
             aliases: Vec::new(),
+            modes: true,
         },
         path: path.to_path_buf(),
         engine: engine.clone(),

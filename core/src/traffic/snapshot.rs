@@ -320,8 +320,8 @@ fn compile_stream(
             Some(factory) => match factory.build(&filter.payload) {
                 Ok(built) => filters.push(CompiledFilter {
                     name: filter.name.clone(),
-                    // `limit` has no modes (Keitaro's catalogue): its mode is ignored.
-                    reject: filter.mode == "reject" && filter.name != "limit",
+                    // A mode-less kind (Keitaro's `limit`) ignores the stored mode.
+                    reject: filter.mode == "reject" && factory.info().modes,
                     filter: built,
                 }),
                 Err(message) => problem(format!("filter `{}`: {message}", filter.name)),

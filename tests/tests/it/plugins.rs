@@ -325,6 +325,12 @@ async fn catalogue_comes_from_the_registry_and_needs_a_key() {
             "{expected} missing from {names:?}"
         );
     }
+    let modes = |name: &str| filters.iter().find(|f| f["value"] == name).unwrap()["modes"].clone();
+    assert_eq!(
+        modes("country"),
+        json!({"accept": "Accept", "reject": "Reject"})
+    );
+    assert_eq!(modes("limit"), json!({}), "limit has no modes");
     let gate = filters
         .iter()
         .find(|f| f["value"] == "script:gate")

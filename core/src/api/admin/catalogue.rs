@@ -30,7 +30,7 @@ async fn stream_filters(State(state): State<AppState>) -> Json<Value> {
             json!({
                 "value": info.name,
                 "tooltip": info.description,
-                "modes": { "accept": "Accept", "reject": "Reject" },
+                "modes": if info.modes { json!({ "accept": "Accept", "reject": "Reject" }) } else { json!({}) },
                 "group": info.group,
                 "template": "",
                 "header_template": "",

@@ -65,6 +65,7 @@ fn add(
                 notes: payload.2.to_string(),
             },
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            modes: true,
         },
         build: Box::new(build),
     };

@@ -39,6 +39,9 @@ fn boxed(f: impl Fn(&mut ClickContext<'_>) -> bool + Send + Sync + 'static) -> B
     Box::new(FnFilter(f))
 }
 
+/// Filters whose accept/reject mode Keitaro's catalogue does not apply.
+const MODELESS: &[&str] = &["limit"];
+
 fn add(
     registry: &mut Registry,
     name: &str,
@@ -59,6 +62,7 @@ fn add(
                 notes: payload.2.to_string(),
             },
             aliases: Vec::new(),
+            modes: !MODELESS.contains(&name),
         },
         build: Box::new(build),
     };
