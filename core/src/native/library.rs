@@ -205,35 +205,23 @@ pub fn load_library_with(
     let declaration = read_declaration(path, library)?;
     let library_name = path.display().to_string();
     let (name, version, filters, actions, triggers) = describe(path, declaration)?;
-    let origin = Origin::Native {
-        library: library_name.clone(),
-    };
+    let health = |info: &KindInfo| KindHealth::new(&info.name, &library_name, limits);
+    let free_bytes = declaration.free_bytes;
     let filters = filters
         .into_iter()
         .map(|(decl, info)| {
-            let health = KindHealth::new(&info.name, &library_name, limits);
-            Arc::new(NativeFilterKind::new(
-                KindInfo {
-                    origin: origin.clone(),
-                    ..info
-                },
-                *decl,
-                declaration.free_bytes,
-                health,
-            ))
+            let health = health(&info);
+            Arc::new(NativeFilterKind::new(info, *decl, free_bytes, health))
         })
         .collect();
     let actions = actions
         .into_iter()
         .map(|(decl, info)| {
-            let health = KindHealth::new(&info.name, &library_name, limits);
+            let health = health(&info);
             Arc::new(NativeActionKind::new(
-                KindInfo {
-                    origin: origin.clone(),
-                    ..info
-                },
+                info,
                 *decl,
-                declaration.free_bytes,
+                free_bytes,
                 declaration.free_reply,
                 health,
             ))
@@ -242,16 +230,8 @@ pub fn load_library_with(
     let triggers = triggers
         .into_iter()
         .map(|(decl, info)| {
-            let health = KindHealth::new(&info.name, &library_name, limits);
-            Arc::new(NativeTriggerKind::new(
-                KindInfo {
-                    origin: origin.clone(),
-                    ..info
-                },
-                *decl,
-                declaration.free_bytes,
-                health,
-            ))
+            let health = health(&info);
+            Arc::new(NativeTriggerKind::new(info, *decl, free_bytes, health))
         })
         .collect();
     tracing::info!(library = %library_name, copy = %copy.display(), plugin = %name, version = %version, "Loaded a native plugin.");
@@ -452,6 +432,9 @@ fn describe(
     file: &Path,
     declaration: &'static PluginDeclaration,
 ) -> Result<Described, PluginError> {
+    let origin = Origin::Native {
+        library: file.display().to_string(),
+    };
     let bad = |message: String| PluginError::BadDeclaration {
         file: file.to_path_buf(),
         symbol: DECLARATION_NAME,
@@ -489,7 +472,8 @@ fn describe(
     let mut seen = BTreeSet::new();
     let mut filter_infos = Vec::new();
     for decl in filters {
-        let info = kind_info(&decl.kind, &text).map_err(|m| bad(format!("filter: {m}")))?;
+        let info =
+            kind_info(&decl.kind, &text, &origin).map_err(|m| bad(format!("filter: {m}")))?;
         if !seen.insert(("filter", info.name.clone())) {
             return Err(bad(format!("filter `{}` is declared twice", info.name)));
         }
@@ -497,7 +481,8 @@ fn describe(
     }
     let mut action_infos = Vec::new();
     for decl in actions {
-        let info = kind_info(&decl.kind, &text).map_err(|m| bad(format!("action: {m}")))?;
+        let info =
+            kind_info(&decl.kind, &text, &origin).map_err(|m| bad(format!("action: {m}")))?;
         if !seen.insert(("action", info.name.clone())) {
             return Err(bad(format!("action `{}` is declared twice", info.name)));
         }
@@ -505,7 +490,8 @@ fn describe(
     }
     let mut trigger_infos = Vec::new();
     for decl in triggers {
-        let info = kind_info(&decl.kind, &text).map_err(|m| bad(format!("trigger: {m}")))?;
+        let info =
+            kind_info(&decl.kind, &text, &origin).map_err(|m| bad(format!("trigger: {m}")))?;
         if !seen.insert(("trigger", info.name.clone())) {
             return Err(bad(format!(
                 "trigger check `{}` is declared twice",
@@ -533,6 +519,7 @@ unsafe fn kind_slice<T>(pointer: *const T, count: usize) -> &'static [T] {
 fn kind_info(
     kind: &KindDecl,
     text: &impl Fn(StrRef, &str) -> Result<String, PluginError>,
+    origin: &Origin,
 ) -> Result<KindInfo, String> {
     let read = |value, what| text(value, what).map_err(|e| e.to_string());
     let name = read(kind.name, "a kind name")?;
@@ -556,7 +543,7 @@ fn kind_info(
     let group = read(kind.group, "a group")?;
     Ok(KindInfo {
         name: format!("{NAME_PREFIX}{name}"),
-        origin: Origin::Builtin,
+        origin: origin.clone(),
         group: if group.is_empty() {
             "native".into()
         } else {
