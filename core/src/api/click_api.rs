@@ -307,11 +307,8 @@ async fn handle(
         result.click.created_at,
         result.cookie_ttl_hours * 3_600,
     );
-    let click = result.click.clone();
-    if result.record {
-        state.recorder.record(result.click);
-    }
     let answer = resolve(&state, result.reply).await;
+    let click = result.click;
 
     let mut response_headers: Vec<String> = Vec::new();
     if let Some(location) = &answer.location {
@@ -371,6 +368,9 @@ async fn handle(
             json!({ super::traffic::VISITOR_COOKIE: result.cookie }),
         );
         out.insert("cookies_ttl".into(), json!(result.cookie_ttl_hours));
+    }
+    if result.record {
+        state.recorder.record(click);
     }
     axum::Json(Value::Object(out)).into_response()
 }
