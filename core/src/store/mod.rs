@@ -4,6 +4,8 @@
 
 mod click_log;
 mod migrate;
+pub mod objects;
+pub mod tables;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -58,7 +60,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: objects::ObjectStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.

@@ -38,3 +38,4 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
+super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);
