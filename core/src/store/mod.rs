@@ -5,10 +5,10 @@
 mod click_log;
 mod migrate;
 pub mod objects;
-pub mod tables;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod tables;
 
 use std::sync::Arc;
 
@@ -111,6 +111,12 @@ pub trait Store: objects::ObjectStore + Send + Sync {
 
     /// Adds entries to the bot list (existing ones are kept once).
     async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Removes entries from the bot list; returns how many were there.
+    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Replaces the whole bot list (an empty slice clears it), atomically.
+    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
 
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 
