@@ -1105,3 +1105,53 @@ async fn bot_list_and_integrations() {
     assert_eq!(status, 404);
     admin.server.stop().await;
 }
+
+/// keitaropy (the PyPI client, which posts form bodies and flattens nested fields) creates an
+/// offer, a campaign and a stream on the running server; the campaign then routes a click.
+#[tokio::test]
+async fn keitaropy_builds_a_campaign_that_routes() {
+    let python = tokio::task::spawn_blocking(|| switchyard_tests::python_env("keitaropy", &["keitaropy==0.1.1"]))
+        .await
+        .unwrap()
+        .expect("a Python environment with keitaropy");
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let admin = Admin::start(&db).await;
+    let script = r#"
+import json, os
+from keitaropy import Keitaro
+k = Keitaro(os.environ["KEY"], os.environ["HOST"] + "/admin_api/v1")
+offer = k.offers.create({"name": "KP offer", "action_payload": "https://offer.example/lp?s={subid}", "payout_value": 1.5,
+                         "payout_currency": "USD", "country": ["US"]})
+source = k.sources.create({"name": "KP source"})
+campaign = k.campaigns.create({"name": "KP campaign", "alias": "kp-campaign", "traffic_source_id": source["id"]})
+stream = k.streams.create({"campaign_id": campaign["id"], "schema": "redirect", "type": "regular",
+                           "action_payload": "https://offer.example/lp?s={subid}", "chance": 100})
+print(json.dumps({"offer": offer, "source": source, "campaign": campaign, "stream": stream}))
+"#;
+    let host = admin.server.url("");
+    let output = tokio::process::Command::new(&python)
+        .args(["-c", script])
+        .env("KEY", ADMIN_KEY)
+        .env("HOST", &host)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "keitaropy failed: {}", String::from_utf8_lossy(&output.stderr));
+    let made: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&output.stdout))
+    });
+    assert_eq!(made["offer"]["name"], "KP offer", "{made}");
+    assert_eq!(made["offer"]["payout_value"], "1.5000");
+    assert_eq!(made["offer"]["payout_auto"], true);
+    assert_eq!(made["source"]["postback_statuses"], json!(["sale", "lead"]));
+    assert_eq!(made["campaign"]["alias"], "kp-campaign");
+    assert_eq!(made["campaign"]["cost_auto"], true);
+    assert_eq!(made["stream"]["weight"], 100);
+    assert_eq!(made["stream"]["offers"], json!([]), "keitaropy's flattened offers list is ignored");
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = no_redirect.get(admin.server.url("/kp-campaign")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("https://offer.example/lp?s="), "{location}");
+    admin.server.stop().await;
+}

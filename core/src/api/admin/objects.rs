@@ -340,7 +340,7 @@ pub fn api() -> Api {
             .response(Shape::Object(groups)),
         put(
             |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
-                let row = super::resource::update(&state, &GROUPS, id, &input.fields).await?;
+                let row = super::resource::update(&state, &GROUPS, id, &input).await?;
                 group_with_count(&state, row).await
             },
         ),

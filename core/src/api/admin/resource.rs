@@ -301,18 +301,25 @@ pub fn render(resource: &Resource, row: &Map<String, Value>) -> Map<String, Valu
 /// required fields (on create). Unknown fields are ignored.
 pub fn parse_fields(
     resource: &Resource,
-    input: &Map<String, Value>,
+    input: &Input,
     create: bool,
     invalid: &mut Invalid,
 ) -> Vec<(&'static str, SqlValue)> {
     let mut values = Vec::new();
     for field in resource.fields.iter().filter(|f| f.writable) {
-        let Some(raw) = input.get(field.name) else {
+        let Some(raw) = input.fields.get(field.name) else {
             if create && field.required {
                 invalid.add(field.name, format!("{} is required.", field.name));
             }
             continue;
         };
+        if input.form && mangled_form_value(field, raw) {
+            tracing::warn!(
+                field = field.name,
+                "Ignoring a nested field that arrived mangled in a form body."
+            );
+            continue;
+        }
         match parse_value(field, raw) {
             Ok(value) => {
                 if create && field.required && value_is_blank(&value) {
@@ -325,6 +332,22 @@ pub fn parse_fields(
         }
     }
     values
+}
+
+/// A form client that flattens a nested value (keitaropy sends `parameters={"a": …}` as
+/// `parameters=a&parameters=b`) leaves only key names: such a value is not the client's intent.
+fn mangled_form_value(field: &Field, raw: &Value) -> bool {
+    let nested = matches!(field.kind, Kind::Object | Kind::Json);
+    let flattened = match raw {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        Value::String(text) => {
+            matches!(field.kind, Kind::Object)
+                && !text.trim_start().starts_with('{')
+                && !text.trim().is_empty()
+        }
+        _ => false,
+    };
+    nested && flattened
 }
 
 fn value_is_blank(value: &SqlValue) -> bool {
@@ -452,7 +475,7 @@ pub fn as_bool(raw: &Value) -> Option<bool> {
             Some(1) => Some(true),
             _ => None,
         },
-        Value::String(s) => match s.trim() {
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "on" | "yes" => Some(true),
             "0" | "false" | "off" | "no" | "" => Some(false),
             _ => None,
@@ -578,13 +601,13 @@ pub async fn changed(state: &AppState, resource: &Resource) {
 pub async fn create(
     state: &AppState,
     resource: &Resource,
-    input: &Map<String, Value>,
+    input: &Input,
 ) -> Result<Map<String, Value>, ApiFailure> {
     let mut invalid = Invalid::default();
     let values = parse_fields(resource, input, true, &mut invalid);
     let mut draft = Draft {
         id: None,
-        input,
+        input: &input.fields,
         existing: None,
         values,
         children: Vec::new(),
@@ -621,7 +644,7 @@ pub async fn update(
     state: &AppState,
     resource: &Resource,
     id: i64,
-    input: &Map<String, Value>,
+    input: &Input,
 ) -> Result<Map<String, Value>, ApiFailure> {
     let existing = load(state, resource, id).await?;
     refuse_file_managed(resource, &existing)?;
@@ -629,7 +652,7 @@ pub async fn update(
     let values = parse_fields(resource, input, false, &mut invalid);
     let mut draft = Draft {
         id: Some(id),
-        input,
+        input: &input.fields,
         existing: Some(&existing),
         values,
         children: Vec::new(),
@@ -705,7 +728,7 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(state, resource, &input).await
+    create(state, resource, &Input { fields: input, form: false }).await
 }
 
 /// A life-cycle operation a resource serves.
@@ -763,7 +786,7 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
                         .response(Shape::Object(resource)),
                     post(
                         move |State(state): State<AppState>, input: Input| async move {
-                            let row = create(&state, resource, &input.fields).await?;
+                            let row = create(&state, resource, &input).await?;
                             respond(&state, resource, &row).await
                         },
                     ),
@@ -793,7 +816,7 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
                             move |State(state): State<AppState>,
                                   Path(id): Path<i64>,
                                   input: Input| async move {
-                                let row = update(&state, resource, id, &input.fields).await?;
+                                let row = update(&state, resource, id, &input).await?;
                                 respond(&state, resource, &row).await
                             },
                         ),

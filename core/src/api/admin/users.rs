@@ -259,7 +259,7 @@ pub fn api() -> Api {
             .request(Shape::Object(users))
             .response(Shape::Object(users)),
             post(|State(state): State<AppState>, input: Input| async move {
-                let row = super::resource::create(&state, &USERS, &input.fields).await?;
+                let row = super::resource::create(&state, &USERS, &input).await?;
                 let id = row.get("id").and_then(Value::as_i64).unwrap_or(0);
                 let key = issue_key(&state, id).await?;
                 with_key(&state, &row, key).await
@@ -292,7 +292,7 @@ pub fn api() -> Api {
                         .cloned()
                         .unwrap_or(Value::Object(input.fields.clone()));
                     fields.insert("access_data".into(), access);
-                    let row = super::resource::update(&state, &USERS, id, &fields).await?;
+                    let row = super::resource::update(&state, &USERS, id, &Input { fields, form: false }).await?;
                     super::resource::respond(&state, &USERS, &row).await
                 },
             ),
