@@ -387,7 +387,13 @@ pub fn python_env(name: &str, packages: &[&str]) -> Result<PathBuf> {
             bail!("python3 -m venv {} failed", env.display());
         }
         let output = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(packages)
             .output()
             .context("pip install")?;

@@ -1110,10 +1110,12 @@ async fn bot_list_and_integrations() {
 /// offer, a campaign and a stream on the running server; the campaign then routes a click.
 #[tokio::test]
 async fn keitaropy_builds_a_campaign_that_routes() {
-    let python = tokio::task::spawn_blocking(|| switchyard_tests::python_env("keitaropy", &["keitaropy==0.1.1"]))
-        .await
-        .unwrap()
-        .expect("a Python environment with keitaropy");
+    let python = tokio::task::spawn_blocking(|| {
+        switchyard_tests::python_env("keitaropy", &["keitaropy==0.1.1"])
+    })
+    .await
+    .unwrap()
+    .expect("a Python environment with keitaropy");
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let admin = Admin::start(&db).await;
     let script = r#"
@@ -1136,10 +1138,13 @@ print(json.dumps({"offer": offer, "source": source, "campaign": campaign, "strea
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "keitaropy failed: {}", String::from_utf8_lossy(&output.stderr));
-    let made: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&output.stdout))
-    });
+    assert!(
+        output.status.success(),
+        "keitaropy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let made: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
     assert_eq!(made["offer"]["name"], "KP offer", "{made}");
     assert_eq!(made["offer"]["payout_value"], "1.5000");
     assert_eq!(made["offer"]["payout_auto"], true);
@@ -1147,11 +1152,89 @@ print(json.dumps({"offer": offer, "source": source, "campaign": campaign, "strea
     assert_eq!(made["campaign"]["alias"], "kp-campaign");
     assert_eq!(made["campaign"]["cost_auto"], true);
     assert_eq!(made["stream"]["weight"], 100);
-    assert_eq!(made["stream"]["offers"], json!([]), "keitaropy's flattened offers list is ignored");
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let response = no_redirect.get(admin.server.url("/kp-campaign")).send().await.unwrap();
+    assert_eq!(
+        made["stream"]["offers"],
+        json!([]),
+        "keitaropy's flattened offers list is ignored"
+    );
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirect
+        .get(admin.server.url("/kp-campaign"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 302);
     let location = response.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with("https://offer.example/lp?s="), "{location}");
+    assert!(
+        location.starts_with("https://offer.example/lp?s="),
+        "{location}"
+    );
     admin.server.stop().await;
+}
+
+/// schemathesis (PyPI) generates requests for every operation of the served OpenAPI document;
+/// none may answer 5xx. Prints how many cases ran.
+async fn schemathesis_finds_no_server_errors(backend: Backend, examples: u32) {
+    let schemathesis = tokio::task::spawn_blocking(|| {
+        switchyard_tests::python_env("schemathesis", &["schemathesis==4.32.5"])
+    })
+    .await
+    .unwrap()
+    .expect("a Python environment with schemathesis")
+    .with_file_name("schemathesis");
+    let db = TestDb::new(backend).await.unwrap();
+    let extra = format!("[demo]\nseed = true\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n");
+    let server = TestServer::start(&db, &extra).await.unwrap();
+    let document = client()
+        .get(server.url("/admin_api/v1/openapi.json"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let schema = db.dir.path().join("openapi.json");
+    std::fs::write(&schema, document).unwrap();
+    let output = tokio::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(&schema)
+        .args(["--url", &server.url("/admin_api/v1")])
+        .args(["-H", &format!("Api-Key: {ADMIN_KEY}")])
+        .args(["--checks", "not_a_server_error"])
+        .args(["--max-examples", &examples.to_string()])
+        .args(["--workers", "2", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let generated = report
+        .lines()
+        .find(|l| {
+            l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains(" generated")
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    println!("schemathesis ({backend:?}): {generated}");
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_sqlite() {
+    schemathesis_finds_no_server_errors(Backend::Sqlite, 10).await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_postgres() {
+    schemathesis_finds_no_server_errors(Backend::Postgres, 4).await;
 }

@@ -322,7 +322,7 @@ pub fn parse_fields(
         }
         match parse_value(field, raw) {
             Ok(value) => {
-                if create && field.required && value_is_blank(&value) {
+                if field.required && value_is_blank(&value) {
                     invalid.add(field.name, format!("{} must not be empty.", field.name));
                     continue;
                 }
@@ -361,10 +361,11 @@ fn value_is_blank(value: &SqlValue) -> bool {
 /// One field's value from JSON or form text.
 pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
     let name = field.name;
-    let null_ok = matches!(
-        field.kind,
-        Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
-    );
+    let null_ok = !field.required
+        && matches!(
+            field.kind,
+            Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
+        );
     let is_null =
         raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
     if is_null {
@@ -728,7 +729,15 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(state, resource, &Input { fields: input, form: false }).await
+    create(
+        state,
+        resource,
+        &Input {
+            fields: input,
+            form: false,
+        },
+    )
+    .await
 }
 
 /// A life-cycle operation a resource serves.

@@ -106,16 +106,23 @@ impl ResourceRules for TargetRules {
         }
         if !action_type.is_empty() {
             match state.snapshot.registry().action(&action_type) {
-                None => invalid.add("action_type", format!("there is no action named {action_type}.")),
+                None => invalid.add(
+                    "action_type",
+                    format!("there is no action named {action_type}."),
+                ),
                 Some(factory) => {
                     let parse = |column: &str| match draft.effective(column) {
                         Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
                         other => other,
                     };
                     let (payload, options) = (parse("action_payload"), parse("action_options"));
-                    let empty = payload.is_null() || payload.as_str().is_some_and(|s| s.trim().is_empty());
+                    let empty =
+                        payload.is_null() || payload.as_str().is_some_and(|s| s.trim().is_empty());
                     if !empty && let Err(message) = factory.build(&payload, &options) {
-                        invalid.add("action_payload", format!("the {action_type} action refuses this payload: {message}"));
+                        invalid.add(
+                            "action_payload",
+                            format!("the {action_type} action refuses this payload: {message}"),
+                        );
                     }
                 }
             }

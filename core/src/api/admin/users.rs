@@ -292,7 +292,16 @@ pub fn api() -> Api {
                         .cloned()
                         .unwrap_or(Value::Object(input.fields.clone()));
                     fields.insert("access_data".into(), access);
-                    let row = super::resource::update(&state, &USERS, id, &Input { fields, form: false }).await?;
+                    let row = super::resource::update(
+                        &state,
+                        &USERS,
+                        id,
+                        &Input {
+                            fields,
+                            form: false,
+                        },
+                    )
+                    .await?;
                     super::resource::respond(&state, &USERS, &row).await
                 },
             ),
