@@ -3,9 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
+use switchyard::model::{NewCampaign, NewStream, StreamType};
+use switchyard::store::Store;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 /// The benchmark campaign: regular streams (position order) and a default stream.
 #[derive(Debug, Clone, Deserialize)]
@@ -112,4 +116,98 @@ pub struct Request {
     pub user_agent: String,
     pub ip: String,
     pub language: &'static str,
+}
+
+/// Reads one HTTP/1.1 response from `stream` into `buf`; returns its status code.
+pub async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).context("response head is not text")?;
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .context("no status code")?;
+    let mut length = 0usize;
+    let mut chunked = false;
+    for line in head.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().context("bad Content-Length")?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let complete = |buf: &Vec<u8>| {
+        if chunked {
+            buf[head_end..].ends_with(b"0\r\n\r\n")
+        } else {
+            buf.len() >= head_end + length
+        }
+    };
+    while !complete(buf) {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection mid-response");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+/// Creates the campaign `alias` of `spec` through the Store API, its streams recording clicks
+/// or not; returns its id.
+pub async fn create_campaign(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    alias: &str,
+    collect_clicks: bool,
+) -> Result<i64> {
+    let mut new = NewCampaign::new(
+        alias,
+        &format!("Benchmark ({alias})"),
+        &format!("{alias}-token"),
+    );
+    new.cookies_ttl = spec.cookies_ttl_hours;
+    let campaign = store.create_campaign(&new).await?;
+    for (i, stream) in spec.streams.iter().enumerate() {
+        let mut new = NewStream::redirect(campaign.id, &stream.name, &stream.url);
+        new.position = i as i64 + 1;
+        new.collect_clicks = collect_clicks;
+        for (name, mode, payload) in &stream.filters {
+            new = new.filter(name, mode, payload.clone());
+        }
+        store.create_stream(&new).await?;
+    }
+    let mut fallback = NewStream::redirect(campaign.id, "Default", &spec.default_url);
+    fallback.stream_type = StreamType::Default;
+    fallback.collect_clicks = collect_clicks;
+    store.create_stream(&fallback).await?;
+    Ok(campaign.id)
+}
+
+/// The baseline handler of the load test: every `GET /{alias}` answers 302 with a fixed
+/// Location.
+pub fn bare_router() -> axum::Router {
+    async fn redirect() -> impl axum::response::IntoResponse {
+        (
+            axum::http::StatusCode::FOUND,
+            [(
+                axum::http::header::LOCATION,
+                "https://offer.example/lp?subid=bare&c=GB&os=iOS",
+            )],
+        )
+    }
+    axum::Router::new().route("/{alias}", axum::routing::get(redirect))
 }

@@ -6,10 +6,6 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -18,16 +14,6 @@ struct Args {
     /// Where to listen (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-}
-
-async fn redirect() -> impl IntoResponse {
-    (
-        StatusCode::FOUND,
-        [(
-            header::LOCATION,
-            "https://offer.example/lp?subid=bare&c=GB&os=iOS",
-        )],
-    )
 }
 
 fn main() -> Result<()> {
@@ -39,7 +25,7 @@ fn main() -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         // Scripts read the bound address from this line, as they do Switchyard's.
         println!("bare302 listening on http://{}", listener.local_addr()?);
-        let app = Router::new().route("/{alias}", get(redirect));
+        let app = switchyard_bench::bare_router();
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use switchyard::model::{NewCampaign, NewStream, StreamType};
-use switchyard::store::Store;
-use switchyard_bench::CampaignSpec;
+use switchyard_bench::{CampaignSpec, create_campaign};
 
 #[derive(Debug, Parser)]
 #[command(about = "Creates the benchmark campaigns through the Store API.")]
@@ -21,35 +19,6 @@ struct Args {
     campaign: PathBuf,
 }
 
-async fn create(
-    store: &dyn Store,
-    spec: &CampaignSpec,
-    alias: &str,
-    collect_clicks: bool,
-) -> Result<i64> {
-    let mut new = NewCampaign::new(
-        alias,
-        &format!("Benchmark ({alias})"),
-        &format!("{alias}-token"),
-    );
-    new.cookies_ttl = spec.cookies_ttl_hours;
-    let campaign = store.create_campaign(&new).await?;
-    for (i, stream) in spec.streams.iter().enumerate() {
-        let mut new = NewStream::redirect(campaign.id, &stream.name, &stream.url);
-        new.position = i as i64 + 1;
-        new.collect_clicks = collect_clicks;
-        for (name, mode, payload) in &stream.filters {
-            new = new.filter(name, mode, payload.clone());
-        }
-        store.create_stream(&new).await?;
-    }
-    let mut fallback = NewStream::redirect(campaign.id, "Default", &spec.default_url);
-    fallback.stream_type = StreamType::Default;
-    fallback.collect_clicks = collect_clicks;
-    store.create_stream(&fallback).await?;
-    Ok(campaign.id)
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let config = switchyard::config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -60,7 +29,7 @@ fn main() -> Result<()> {
             .context("cannot open the database")?;
         store.migrate().await?;
         for (alias, collect) in [("bench", true), ("bench-nc", false)] {
-            let id = create(store.as_ref(), &spec, alias, collect).await?;
+            let id = create_campaign(store.as_ref(), &spec, alias, collect).await?;
             println!(
                 "Created campaign #{id} /{alias}: {} regular streams of {} filters, clicks {}.",
                 spec.streams.len(),

@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use switchyard_bench::Visitors;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use switchyard_bench::{Visitors, read_response};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -58,54 +58,6 @@ struct Tally {
     sent: u64,
     errors: u64,
     unexpected_status: u64,
-}
-
-/// Reads one HTTP/1.1 response from `stream` into `buf`; returns its status code.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("the server closed the connection");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).context("response head is not text")?;
-    let status: u16 = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .context("no status code")?;
-    let mut length = 0usize;
-    let mut chunked = false;
-    for line in head.lines().skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().context("bad Content-Length")?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let complete = |buf: &Vec<u8>| {
-        if chunked {
-            buf[head_end..].ends_with(b"0\r\n\r\n")
-        } else {
-            buf.len() >= head_end + length
-        }
-    };
-    while !complete(buf) {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("the server closed the connection mid-response");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(status)
 }
 
 /// One connection's share of the schedule: requests `index`, `index + connections`, …

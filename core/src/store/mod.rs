@@ -2,6 +2,7 @@
 //! SQLite implementation (the embedded default) and a PostgreSQL one, sharing their SQL text
 //! (see `sql.rs`) and differing in connection setup and schema files.
 
+mod click_insert;
 mod click_log;
 mod migrate;
 pub mod objects;

@@ -3,8 +3,8 @@
 //! once per backend by `impl_store!`, serves both; only connection setup and schema files differ.
 
 use crate::model::{
-    Campaign, CampaignType, Click, EXTRA_PARAM_COUNT, Money, ObjectState, SUB_ID_COUNT, Stream,
-    StreamFilter, StreamSchema, StreamTarget, StreamType,
+    Campaign, CampaignType, Money, ObjectState, Stream, StreamFilter, StreamSchema, StreamTarget,
+    StreamType,
 };
 
 use super::StoreError;
@@ -25,159 +25,6 @@ pub(crate) const OFFER_COLUMNS: &str = "id, name, offer_type, url, action_type, 
 pub(crate) const STREAM_COLUMNS: &str = "id, campaign_id, type, name, position, weight, schema, \
     action_type, action_payload, action_options, collect_clicks, filter_or, comments, state, \
     created_at, updated_at";
-
-/// Bound parameters per statement: below SQLite's limit in the bundled build and far below
-/// PostgreSQL's 65 535, so a batch is split into statements of this many values at most.
-pub(crate) const MAX_BIND_PARAMETERS: usize = 8_000;
-
-/// The click columns in insert order; `bind_click` binds values in exactly this order.
-pub(crate) fn click_columns() -> Vec<String> {
-    let mut columns: Vec<String> = [
-        "sub_id",
-        "visitor_code",
-        "campaign_id",
-        "parent_campaign_id",
-        "stream_id",
-        "landing_id",
-        "offer_id",
-        "ts_id",
-        "created_at",
-        "ip",
-        "user_agent",
-        "referrer",
-        "language",
-        "country_code",
-        "region",
-        "city",
-        "isp",
-        "operator",
-        "connection_type",
-        "device_type",
-        "device_model",
-        "device_brand",
-        "os",
-        "os_version",
-        "browser",
-        "browser_version",
-        "source",
-        "keyword",
-        "search_engine",
-        "x_requested_with",
-        "ad_campaign_id",
-        "external_id",
-        "creative_id",
-        "destination",
-        "country_name",
-        "region_code",
-        "request_url",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect();
-    columns.extend((1..=SUB_ID_COUNT).map(|i| format!("sub_id_{i}")));
-    columns.extend((1..=EXTRA_PARAM_COUNT).map(|i| format!("extra_param_{i}")));
-    columns.extend(
-        [
-            "is_unique_campaign",
-            "is_unique_stream",
-            "is_unique_global",
-            "is_bot",
-            "is_using_proxy",
-            "cost_micros",
-            "params",
-            "latitude",
-            "longitude",
-        ]
-        .iter()
-        .map(|c| c.to_string()),
-    );
-    columns
-}
-
-/// One bindable click value; lets `bind_click` list values once for both backends.
-pub(crate) enum ClickValue {
-    Text(String),
-    Int(i64),
-    OptInt(Option<i64>),
-    OptFloat(Option<f64>),
-    Bool(bool),
-}
-
-/// The click's values in `click_columns()` order.
-pub(crate) fn click_values(click: &Click) -> Vec<ClickValue> {
-    use ClickValue::{Bool, Int, OptFloat, OptInt, Text};
-    let mut values = vec![
-        Text(click.sub_id.clone()),
-        Text(click.visitor_code.clone()),
-        Int(click.campaign_id),
-        OptInt(click.parent_campaign_id),
-        OptInt(click.stream_id),
-        OptInt(click.landing_id),
-        OptInt(click.offer_id),
-        OptInt(click.ts_id),
-        Int(click.created_at),
-    ];
-    for text in [
-        &click.ip,
-        &click.user_agent,
-        &click.referrer,
-        &click.language,
-        &click.country_code,
-        &click.region,
-        &click.city,
-        &click.isp,
-        &click.operator,
-        &click.connection_type,
-        &click.device_type,
-        &click.device_model,
-        &click.device_brand,
-        &click.os,
-        &click.os_version,
-        &click.browser,
-        &click.browser_version,
-        &click.source,
-        &click.keyword,
-        &click.search_engine,
-        &click.x_requested_with,
-        &click.ad_campaign_id,
-        &click.external_id,
-        &click.creative_id,
-        &click.destination,
-        &click.country_name,
-        &click.region_code,
-        &click.request_url,
-        &click.utm_source,
-        &click.utm_medium,
-        &click.utm_campaign,
-        &click.utm_term,
-        &click.utm_content,
-    ] {
-        values.push(Text(text.clone()));
-    }
-    for i in 0..SUB_ID_COUNT {
-        values.push(Text(click.sub_ids.get(i).cloned().unwrap_or_default()));
-    }
-    for i in 0..EXTRA_PARAM_COUNT {
-        values.push(Text(click.extra_params.get(i).cloned().unwrap_or_default()));
-    }
-    values.extend([
-        Bool(click.is_unique_campaign),
-        Bool(click.is_unique_stream),
-        Bool(click.is_unique_global),
-        Bool(click.is_bot),
-        Bool(click.is_using_proxy),
-        Int(click.cost.micros()),
-        Text(click.params.clone()),
-        OptFloat(click.latitude),
-        OptFloat(click.longitude),
-    ]);
-    values
-}
 
 pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
@@ -316,9 +163,8 @@ macro_rules! impl_store {
             };
             use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
             use crate::store::sql::{
-                CAMPAIGN_COLUMNS, CampaignRow, ClickValue, LANDING_COLUMNS, MAX_BIND_PARAMETERS,
-                OFFER_COLUMNS, STREAM_COLUMNS, StreamRow, click_columns, click_values, json,
-                parse_enum,
+                CAMPAIGN_COLUMNS, CampaignRow, LANDING_COLUMNS, OFFER_COLUMNS, STREAM_COLUMNS,
+                StreamRow, json, parse_enum,
             };
             use crate::store::click_log::{ColumnReader, read_record};
             use crate::store::{
@@ -606,30 +452,39 @@ macro_rules! impl_store {
             }
 
             /// Inserts clicks on an open connection or transaction; existing sub ids are skipped.
+            /// Statements of fixed row counts (see `click_insert.rs`), so they stay prepared.
             async fn insert_click_rows(
                 conn: &mut <Db as sqlx::Database>::Connection,
                 clicks: &[Click],
             ) -> Result<u64, StoreError> {
-                let columns = click_columns();
-                let rows_per_statement = (MAX_BIND_PARAMETERS / columns.len()).max(1);
-                let columns = columns.join(", ");
+                use crate::store::click_insert::{
+                    ClickValue, for_each_click_value, insert_statement, statement_rows,
+                };
                 let mut inserted = 0;
-                for chunk in clicks.chunks(rows_per_statement) {
-                    let mut builder: QueryBuilder<Db> =
-                        QueryBuilder::new(format!("INSERT INTO clicks ({columns}) "));
-                    builder.push_values(chunk, |mut row, click| {
-                        for value in click_values(click) {
-                            match value {
-                                ClickValue::Text(v) => row.push_bind(v),
-                                ClickValue::Int(v) => row.push_bind(v),
-                                ClickValue::OptInt(v) => row.push_bind(v),
-                                ClickValue::OptFloat(v) => row.push_bind(v),
-                                ClickValue::Bool(v) => row.push_bind(v),
+                let mut rest = clicks;
+                for rows in statement_rows(clicks.len()) {
+                    let (chunk, tail) = rest.split_at(rows);
+                    rest = tail;
+                    let mut query = sqlx::query(insert_statement($backend, rows));
+                    let mut bound = Ok(());
+                    for click in chunk {
+                        for_each_click_value(click, |value| {
+                            let result = match value {
+                                // NULL for '' (the statement coalesces): nothing to copy.
+                                ClickValue::Text("") => query.try_bind(None::<String>),
+                                ClickValue::Text(v) => query.try_bind(v.to_string()),
+                                ClickValue::Int(v) => query.try_bind(v),
+                                ClickValue::OptInt(v) => query.try_bind(v),
+                                ClickValue::OptFloat(v) => query.try_bind(v),
+                                ClickValue::Bool(v) => query.try_bind(v),
                             };
-                        }
-                    });
-                    builder.push(" ON CONFLICT (sub_id) DO NOTHING");
-                    inserted += builder.build().execute(&mut *conn).await?.rows_affected();
+                            if bound.is_ok() {
+                                bound = result;
+                            }
+                        });
+                    }
+                    bound.map_err(sqlx::Error::Encode)?;
+                    inserted += query.execute(&mut *conn).await?.rows_affected();
                 }
                 Ok(inserted)
             }
