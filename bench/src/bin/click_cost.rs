@@ -132,6 +132,9 @@ async fn serve_and_send(
             "recorder: queued {}, written {}, dropped {}",
             stats.queued, stats.written, stats.dropped
         );
+        if stats.written != stats.queued || stats.dropped > 0 || stats.failed_batches > 0 {
+            bail!("not every click was written: {stats:?}");
+        }
     }
     eprintln!(
         "{} requests to {:?} in {:.2} s",

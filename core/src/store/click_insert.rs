@@ -21,21 +21,14 @@ use crate::model::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 /// limit and far below PostgreSQL's 65 535.
 pub(crate) const ROWS_PER_STATEMENT: [usize; 4] = [64, 16, 4, 1];
 
-/// The number of leading columns of [`click_columns`] that are not text (ids, created_at).
-const LEADING_NON_TEXT: usize = 9;
-/// The trailing columns of [`click_columns`]: five flags, cost, params (text), lat/long.
-const TRAILING: [bool; 9] = [false, false, false, false, false, false, true, false, false];
-
-/// Whether the column at `index` of [`click_columns`] holds text.
-fn is_text_column(index: usize, count: usize) -> bool {
-    if index < LEADING_NON_TEXT {
-        return false;
-    }
-    let from_end = count - index;
-    if from_end <= TRAILING.len() {
-        return TRAILING[TRAILING.len() - from_end];
-    }
-    true
+/// For each column of [`click_columns`], whether it holds text (taken from the values
+/// [`for_each_click_value`] gives, so the two cannot disagree).
+fn text_columns() -> Vec<bool> {
+    let mut kinds = Vec::new();
+    for_each_click_value(&Click::blank(), |value| {
+        kinds.push(matches!(value, ClickValue::Text(_)));
+    });
+    kinds
 }
 
 /// The click columns in insert order; [`for_each_click_value`] visits values in exactly this
@@ -215,6 +208,7 @@ pub(crate) fn insert_statement(backend: Backend, rows: usize) -> &'static str {
 fn build_insert(backend: Backend, rows: usize) -> String {
     use std::fmt::Write;
     let columns = click_columns();
+    let texts = text_columns();
     let mut sql = format!("INSERT INTO clicks ({}) VALUES ", columns.join(", "));
     let mut n = 0;
     for row in 0..rows {
@@ -224,7 +218,7 @@ fn build_insert(backend: Backend, rows: usize) -> String {
                 sql.push_str(", ");
             }
             n += 1;
-            let text = is_text_column(column, columns.len());
+            let text = texts[column];
             if text {
                 sql.push_str("COALESCE(");
             }
@@ -278,20 +272,16 @@ mod tests {
     #[test]
     fn text_values_go_to_the_coalesced_placeholders() {
         let columns = click_columns();
-        let mut click = Click::blank();
-        click.params = "{}".into();
-        let mut kinds = Vec::new();
-        for_each_click_value(&click, |value| kinds.push(matches!(value, ClickValue::Text(_))));
-        for (index, text) in kinds.iter().enumerate() {
-            assert_eq!(
-                is_text_column(index, columns.len()),
-                *text,
-                "column {}",
-                columns[index]
-            );
+        let texts = text_columns();
+        assert_eq!(texts.len(), columns.len());
+        let text = |name: &str| texts[columns.iter().position(|c| c == name).unwrap()];
+        for name in ["sub_id", "visitor_code", "ip", "sub_id_30", "extra_param_10", "params"] {
+            assert!(text(name), "{name}");
         }
-        assert!(is_text_column(9, columns.len()), "ip");
-        assert!(!is_text_column(columns.len() - 1, columns.len()), "longitude");
-        assert!(is_text_column(columns.len() - 3, columns.len()), "params");
+        for name in ["campaign_id", "created_at", "is_bot", "cost_micros", "longitude"] {
+            assert!(!text(name), "{name}");
+        }
+        let sql = insert_statement(Backend::Sqlite, 1);
+        assert_eq!(sql.matches("COALESCE(?, '')").count(), texts.iter().filter(|t| **t).count());
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod click_api;
+mod click_rows;
 mod dialects;
 mod foundation;
 mod native;
