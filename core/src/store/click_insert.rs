@@ -21,6 +21,9 @@ use crate::model::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 /// limit and far below PostgreSQL's 65 535.
 pub(crate) const ROWS_PER_STATEMENT: [usize; 4] = [64, 16, 4, 1];
 
+/// How many columns [`click_columns`] lists (and values [`for_each_click_value`] gives).
+pub(crate) const CLICK_COLUMN_COUNT: usize = 9 + 33 + SUB_ID_COUNT + EXTRA_PARAM_COUNT + 9;
+
 /// For each column of [`click_columns`], whether it holds text (taken from the values
 /// [`for_each_click_value`] gives, so the two cannot disagree).
 fn text_columns() -> Vec<bool> {
@@ -260,6 +263,7 @@ mod tests {
         let mut values = 0;
         for_each_click_value(&click, |_| values += 1);
         assert_eq!(values, click_columns().len());
+        assert_eq!(values, CLICK_COLUMN_COUNT);
         for rows in ROWS_PER_STATEMENT {
             let sqlite = insert_statement(Backend::Sqlite, rows);
             assert_eq!(sqlite.matches('?').count(), rows * values);
