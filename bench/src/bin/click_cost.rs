@@ -26,6 +26,10 @@ use switchyard_bench::{CampaignSpec, Visitors, bare_router, create_campaign, rea
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// The allocator the `switchyard` binary uses (core/src/main.rs), so the figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
     /// `/bench`: clicks recorded into SQLite.
