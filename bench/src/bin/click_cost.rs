@@ -113,8 +113,7 @@ async fn serve_and_send(
                 city = city_db.display().to_string(),
             ),
         )?;
-        let config =
-            switchyard::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = switchyard::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let spec = CampaignSpec::read(&args.bench_dir.join("campaign.json"))?;
         let store = switchyard::store::open(&config.database).await?;
         store.migrate().await?;

@@ -98,9 +98,9 @@ impl BotDetector {
         if ua.len() > MAX_CACHED_UA_BYTES {
             return self.crawlers.is_match(ua);
         }
-        let Ok(verdict) = self
-            .verdicts
-            .get_or_insert_with(ua, || Ok::<_, std::convert::Infallible>(self.crawlers.is_match(ua)));
+        let Ok(verdict) = self.verdicts.get_or_insert_with(ua, || {
+            Ok::<_, std::convert::Infallible>(self.crawlers.is_match(ua))
+        });
         verdict
     }
 

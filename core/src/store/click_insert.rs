@@ -216,12 +216,11 @@ fn build_insert(backend: Backend, rows: usize) -> String {
     let mut n = 0;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns.len() {
+        for (column, &text) in texts.iter().enumerate() {
             if column > 0 {
                 sql.push_str(", ");
             }
             n += 1;
-            let text = texts[column];
             if text {
                 sql.push_str("COALESCE(");
             }
@@ -279,13 +278,29 @@ mod tests {
         let texts = text_columns();
         assert_eq!(texts.len(), columns.len());
         let text = |name: &str| texts[columns.iter().position(|c| c == name).unwrap()];
-        for name in ["sub_id", "visitor_code", "ip", "sub_id_30", "extra_param_10", "params"] {
+        for name in [
+            "sub_id",
+            "visitor_code",
+            "ip",
+            "sub_id_30",
+            "extra_param_10",
+            "params",
+        ] {
             assert!(text(name), "{name}");
         }
-        for name in ["campaign_id", "created_at", "is_bot", "cost_micros", "longitude"] {
+        for name in [
+            "campaign_id",
+            "created_at",
+            "is_bot",
+            "cost_micros",
+            "longitude",
+        ] {
             assert!(!text(name), "{name}");
         }
         let sql = insert_statement(Backend::Sqlite, 1);
-        assert_eq!(sql.matches("COALESCE(?, '')").count(), texts.iter().filter(|t| **t).count());
+        assert_eq!(
+            sql.matches("COALESCE(?, '')").count(),
+            texts.iter().filter(|t| **t).count()
+        );
     }
 }

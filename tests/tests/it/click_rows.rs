@@ -60,7 +60,10 @@ fn filled_click(campaign_id: i64, sub_id: &str) -> (Click, Vec<(String, String)>
         set(&format!("sub_id_{}", i + 1), &mut click.sub_ids[i]);
     }
     for i in 0..EXTRA_PARAM_COUNT {
-        set(&format!("extra_param_{}", i + 1), &mut click.extra_params[i]);
+        set(
+            &format!("extra_param_{}", i + 1),
+            &mut click.extra_params[i],
+        );
     }
     (click, texts)
 }
