@@ -38,3 +38,4 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
+super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);

@@ -2,6 +2,7 @@
 
 mod click_api;
 mod dialects;
+mod files;
 mod foundation;
 mod native;
 mod plugins;
