@@ -179,19 +179,22 @@ pub fn read_text(file: &str, text: &str, parsed: &mut ParsedDir, problems: &mut 
         let mut entries: Vec<_> = objects.iter().collect();
         entries.sort_by_key(|(key, _)| key.span().start);
         for (key, object) in entries {
+            let here = |message: String| FileProblem {
+                file: file.to_string(),
+                line: Some(line_at(text, key.span().start)),
+                path: format!("{section_name}.{}", key.get_ref()),
+                message,
+            };
             let key = key.get_ref().to_string();
             let path = format!("{section_name}.{key}");
             if let Err(message) = super::validate::check_key(&key) {
-                problems.push(parsed.locations.problem(&path, message));
+                problems.push(here(message));
             }
             let id = (kind, key.clone());
             if let Some(other) = parsed.locations.files.get(&id) {
-                if other != file {
-                    problems.push(parsed.locations.problem(
-                        &path,
-                        format!("`{key}` is also declared in {other}; keys are unique per kind"),
-                    ));
-                }
+                problems.push(here(format!(
+                    "`{key}` is also declared in {other}; keys are unique per kind"
+                )));
                 continue;
             }
             parsed.locations.files.insert(id.clone(), file.to_string());

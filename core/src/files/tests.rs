@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::store::FileStore;
 use crate::model::{CampaignType, Money, ObjectState, StreamSchema, StreamType};
 
 fn write_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -190,7 +191,7 @@ async fn loading_twice_changes_nothing_and_removal_archives() {
 // --- export -> load round trip over generated objects ---------------------------------------
 
 fn text() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 _.,'\"#éß-]{1,16}"
+    "[a-zA-Z0-9éß][a-zA-Z0-9 _.,'\"#éß-]{0,15}"
 }
 
 fn money() -> impl Strategy<Value = String> {
@@ -325,9 +326,9 @@ fn declared_set() -> impl Strategy<Value = DeclaredSet> {
             proptest::collection::vec(campaign, campaigns),
         )
             .prop_map(|(networks, offers, landings, campaigns)| {
-                let keyed = |prefix: &str, items: Vec<_>| -> BTreeMap<String, _> {
+                fn keyed<T>(prefix: &str, items: Vec<T>) -> BTreeMap<String, T> {
                     items.into_iter().enumerate().map(|(i, v)| (format!("{prefix}{i}"), v)).collect()
-                };
+                }
                 let mut set = DeclaredSet {
                     affiliate_networks: keyed("n", networks),
                     offers: keyed("o", offers),

@@ -258,14 +258,14 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
             .rows("SELECT state FROM campaigns WHERE file_key = 'dating'", &["state"])
             .await
             .unwrap();
-        if dating[0]["state"] == "deleted" {
+        // The store is written first, the snapshot rebuilt right after.
+        let (code, _, _) = visit(&server, "/dating", "216.160.83.56", FIREFOX).await;
+        if dating[0]["state"] == "deleted" && code != 302 {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(3), "the removal did not apply");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (code, _, _) = visit(&server, "/dating", "216.160.83.56", FIREFOX).await;
-    assert_ne!(code, 302, "an archived campaign no longer routes");
     let (_, location, _) = visit(&server, "/summer", "89.160.20.112", FIREFOX).await;
     assert!(location.starts_with("https://offers.example/vpn/se?"), "{location}");
     assert!(health(&server).await["campaign_files"]["last_errors"].as_array().unwrap().is_empty());
