@@ -87,11 +87,9 @@ pub fn run() -> ExitCode {
                 _ => ExitCode::SUCCESS,
             }
         }
-        Command::Export { dir } => {
-            runtime_block(config, move |config| async move {
-                crate::files::commands::export(config, &dir).await
-            })
-        }
+        Command::Export { dir } => runtime_block(config, move |config| async move {
+            crate::files::commands::export(config, &dir).await
+        }),
         Command::Diff { dir } => crate::files::commands::diff(config, dir.as_deref()),
         Command::Migrate => runtime_block(config, migrate),
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),

@@ -426,8 +426,22 @@ pub fn defaults() -> Config {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
-    "scripts", "plugins", "reload", "triggers", "dialects", "campaigns", "log",
+    "server",
+    "database",
+    "admin",
+    "postback",
+    "security",
+    "recorder",
+    "demo",
+    "geoip",
+    "fetch",
+    "scripts",
+    "plugins",
+    "reload",
+    "triggers",
+    "dialects",
+    "campaigns",
+    "log",
 ];
 
 /// Path prefixes of Switchyard's own routes, which a configurable API base path may not enter.

@@ -74,7 +74,10 @@ pub async fn export(config: Config, dir: &Path) -> anyhow::Result<()> {
 /// `switchyard diff [DIR]`: what loading `dir` would change. Exit 0 when nothing, 1 when
 /// something would change, 2 when the directory has problems (printed).
 pub fn diff(config: Config, dir: Option<&Path>) -> ExitCode {
-    let Some(dir) = dir.or(config.campaigns.dir.as_deref()).map(Path::to_path_buf) else {
+    let Some(dir) = dir
+        .or(config.campaigns.dir.as_deref())
+        .map(Path::to_path_buf)
+    else {
         eprintln!("no directory: give one (`switchyard diff DIR`) or set [campaigns] dir");
         return ExitCode::from(2);
     };

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::format::DeclaredSet;
 
-const HEADER: &str = "# Written by `switchyard export`. Keys (table names) are stable: references use them.\n\n";
+const HEADER: &str =
+    "# Written by `switchyard export`. Keys (table names) are stable: references use them.\n\n";
 
 /// The files (relative path, text) that declare `set`. Fails, naming the object, when a value
 /// cannot be written as TOML (a JSON `null` inside a payload).
@@ -51,7 +52,11 @@ pub fn render_files(set: &DeclaredSet) -> Result<Vec<(String, String)>, String> 
             campaigns: [(key.clone(), campaign.clone())].into_iter().collect(),
             ..Default::default()
         };
-        push(format!("campaigns/{key}.toml"), part, &format!("campaigns.{key}"))?;
+        push(
+            format!("campaigns/{key}.toml"),
+            part,
+            &format!("campaigns.{key}"),
+        )?;
     }
     Ok(files)
 }

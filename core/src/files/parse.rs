@@ -137,22 +137,31 @@ pub fn read_text(file: &str, text: &str, parsed: &mut ParsedDir, problems: &mut 
         }
     };
     let mut spans: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-    record_table(root.get_ref(), "", text, file, &mut parsed.locations, &mut spans);
-    let locate = |span: Option<std::ops::Range<usize>>, fallback: &str| -> (Option<usize>, String) {
-        let Some(span) = span else {
-            return (None, fallback.to_string());
+    record_table(
+        root.get_ref(),
+        "",
+        text,
+        file,
+        &mut parsed.locations,
+        &mut spans,
+    );
+    let locate =
+        |span: Option<std::ops::Range<usize>>, fallback: &str| -> (Option<usize>, String) {
+            let Some(span) = span else {
+                return (None, fallback.to_string());
+            };
+            let path = spans
+                .iter()
+                .filter(|(path, range)| {
+                    range.start <= span.start
+                        && span.start < range.end.max(range.start + 1)
+                        && path.starts_with(fallback)
+                })
+                .max_by_key(|(path, _)| path.len())
+                .map(|(path, _)| path.clone())
+                .unwrap_or_else(|| fallback.to_string());
+            (Some(line_at(text, span.start)), path)
         };
-        let path = spans
-            .iter()
-            .filter(|(path, range)| {
-                range.start <= span.start && span.start < range.end.max(range.start + 1)
-                    && path.starts_with(fallback)
-            })
-            .max_by_key(|(path, _)| path.len())
-            .map(|(path, _)| path.clone())
-            .unwrap_or_else(|| fallback.to_string());
-        (Some(line_at(text, span.start)), path)
-    };
     for (section, value) in root.get_ref() {
         let section_name = section.get_ref().as_ref();
         let Some(kind) = ObjectKind::from_section(section_name) else {
@@ -199,24 +208,24 @@ pub fn read_text(file: &str, text: &str, parsed: &mut ParsedDir, problems: &mut 
             }
             parsed.locations.files.insert(id.clone(), file.to_string());
             let ok = match kind {
-                ObjectKind::AffiliateNetwork => {
-                    object_into(object, &path, &locate, file, problems).map(|decl| {
+                ObjectKind::AffiliateNetwork => object_into(object, &path, &locate, file, problems)
+                    .map(|decl| {
                         parsed.set.affiliate_networks.insert(key.clone(), decl);
-                    })
-                }
-                ObjectKind::TrafficSource => {
-                    object_into(object, &path, &locate, file, problems).map(|decl| {
+                    }),
+                ObjectKind::TrafficSource => object_into(object, &path, &locate, file, problems)
+                    .map(|decl| {
                         parsed.set.traffic_sources.insert(key.clone(), decl);
+                    }),
+                ObjectKind::Offer => {
+                    object_into(object, &path, &locate, file, problems).map(|decl| {
+                        parsed.set.offers.insert(key.clone(), decl);
                     })
                 }
-                ObjectKind::Offer => object_into(object, &path, &locate, file, problems)
-                    .map(|decl| {
-                        parsed.set.offers.insert(key.clone(), decl);
-                    }),
-                ObjectKind::Landing => object_into(object, &path, &locate, file, problems)
-                    .map(|decl| {
+                ObjectKind::Landing => {
+                    object_into(object, &path, &locate, file, problems).map(|decl| {
                         parsed.set.landings.insert(key.clone(), decl);
-                    }),
+                    })
+                }
                 ObjectKind::Campaign => {
                     let decl: Option<super::format::CampaignDecl> =
                         object_into(object, &path, &locate, file, problems);
@@ -262,10 +271,10 @@ fn number_streams(
         }
     }
     for key in decl.streams.keys() {
-        parsed
-            .locations
-            .files
-            .insert((ObjectKind::Stream, format!("{campaign}.{key}")), file.to_string());
+        parsed.locations.files.insert(
+            (ObjectKind::Stream, format!("{campaign}.{key}")),
+            file.to_string(),
+        );
     }
 }
 

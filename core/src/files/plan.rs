@@ -46,8 +46,12 @@ impl StoredObjects {
                 .collect()
         }
         let mut set = DeclaredSet {
-            affiliate_networks: live(&self.affiliate_networks, |d| d.state).into_iter().collect(),
-            traffic_sources: live(&self.traffic_sources, |d| d.state).into_iter().collect(),
+            affiliate_networks: live(&self.affiliate_networks, |d| d.state)
+                .into_iter()
+                .collect(),
+            traffic_sources: live(&self.traffic_sources, |d| d.state)
+                .into_iter()
+                .collect(),
             offers: live(&self.offers, |d| d.state).into_iter().collect(),
             landings: live(&self.landings, |d| d.state).into_iter().collect(),
             campaigns: live(&self.campaigns, |d| d.state).into_iter().collect(),
@@ -68,7 +72,11 @@ impl StoredObjects {
     /// Only the file-managed objects.
     pub fn managed(&self) -> StoredObjects {
         fn keep<T: Clone>(objects: &[Stored<T>]) -> Vec<Stored<T>> {
-            objects.iter().filter(|o| o.file.is_some()).cloned().collect()
+            objects
+                .iter()
+                .filter(|o| o.file.is_some())
+                .cloned()
+                .collect()
         }
         StoredObjects {
             affiliate_networks: keep(&self.affiliate_networks),

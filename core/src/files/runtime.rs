@@ -47,7 +47,10 @@ impl CampaignFiles {
     }
 
     pub fn status(&self) -> FilesStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Reads and checks the directory with the current registry; when everything is valid,
@@ -68,7 +71,10 @@ impl CampaignFiles {
             })
             .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>());
         let result = match loaded {
-            Ok(loaded) => self.apply(store, cell, &loaded).await.map(|changes| (changes, loaded.set.object_count())),
+            Ok(loaded) => self
+                .apply(store, cell, &loaded)
+                .await
+                .map(|changes| (changes, loaded.set.object_count())),
             Err(problems) => Err(problems),
         };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -102,7 +108,8 @@ impl CampaignFiles {
         cell: &SnapshotCell,
         loaded: &super::LoadedDir,
     ) -> Result<usize, Vec<String>> {
-        let fail = |e: crate::store::StoreError| vec![format!("cannot apply the campaign files: {e}")];
+        let fail =
+            |e: crate::store::StoreError| vec![format!("cannot apply the campaign files: {e}")];
         let stored = store.file_objects().await.map_err(fail)?;
         let plan = super::plan_changes(loaded, &stored);
         if plan.is_empty() {

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::store::FileStore;
 use crate::model::{CampaignType, Money, ObjectState, StreamSchema, StreamType};
+use crate::store::FileStore;
 
 fn write_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +58,10 @@ fn a_valid_file_loads_with_positions_in_declaration_order_and_normal_money() {
     assert_eq!(campaign.streams["second"].position, 1);
     assert_eq!(campaign.streams["first"].position, 2);
     assert_eq!(loaded.set.offers["main"].payout, "1.5");
-    assert_eq!(loaded.file_of(ObjectKind::Campaign, "c1"), "campaigns/c1.toml");
+    assert_eq!(
+        loaded.file_of(ObjectKind::Campaign, "c1"),
+        "campaigns/c1.toml"
+    );
     assert_eq!(
         loaded.file_of(ObjectKind::Stream, "c1.first"),
         "campaigns/c1.toml"
@@ -118,15 +121,41 @@ offers = [{ offer = "missing" }]
 #[test]
 fn syntax_errors_unknown_fields_and_duplicate_keys_are_located() {
     let problems = problems_of(&[
-        ("a.toml", "[offers.x]\nname = \"X\"\nurl = \"https://a.example/\"\ncolour = 1\n"),
-        ("b.toml", "[offers.x]\nname = \"X\"\nurl = \"https://a.example/\"\n"),
+        (
+            "a.toml",
+            "[offers.x]\nname = \"X\"\nurl = \"https://a.example/\"\ncolour = 1\n",
+        ),
+        (
+            "b.toml",
+            "[offers.x]\nname = \"X\"\nurl = \"https://a.example/\"\n",
+        ),
         ("c.toml", "[offers.y\nname = 1\n"),
         ("d.toml", "[widgets.w]\nname = 1\n"),
     ]);
-    assert!(problems.iter().any(|p| p.starts_with("a.toml:") && p.contains("unknown field `colour`")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.starts_with("b.toml:1: offers.x: `x` is also declared in a.toml")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.starts_with("c.toml:1: not valid TOML")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.starts_with("d.toml:1: widgets: unknown section")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("a.toml:") && p.contains("unknown field `colour`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("b.toml:1: offers.x: `x` is also declared in a.toml")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("c.toml:1: not valid TOML")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("d.toml:1: widgets: unknown section")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -141,8 +170,19 @@ action = "http"
 payload = "not a url"
 "#;
     let problems = problems_of(&[("c.toml", text)]);
-    assert!(problems.iter().any(|p| p.starts_with("c.toml:6: campaigns.c.streams.s.filters[0].payload: filter `bot`")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.starts_with("c.toml:7: campaigns.c.streams.s.action: action `http`")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .starts_with("c.toml:6: campaigns.c.streams.s.filters[0].payload: filter `bot`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("c.toml:7: campaigns.c.streams.s.action: action `http`")),
+        "{problems:#?}"
+    );
 }
 
 async fn sqlite_store(dir: &std::path::Path) -> crate::store::SqliteStore {
@@ -174,7 +214,10 @@ async fn loading_twice_changes_nothing_and_removal_archives() {
     assert!(load_into(&store, dir.path()).await.is_empty());
     let campaign_id = store.file_objects().await.unwrap().campaigns[0].id;
     assert_eq!(
-        managed_by(&store, ObjectKind::Campaign, campaign_id).await.unwrap().as_deref(),
+        managed_by(&store, ObjectKind::Campaign, campaign_id)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("campaigns/c1.toml")
     );
     std::fs::write(
@@ -183,7 +226,12 @@ async fn loading_twice_changes_nothing_and_removal_archives() {
     )
     .unwrap();
     let changes = load_into(&store, dir.path()).await;
-    assert!(changes.iter().any(|c| c.change == ChangeKind::Archive && c.key == "c1.second"), "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.change == ChangeKind::Archive && c.key == "c1.second"),
+        "{changes:?}"
+    );
     let live = store.file_objects().await.unwrap().live_set();
     assert_eq!(live.campaigns["c1"].streams.len(), 1);
 }
@@ -238,116 +286,173 @@ fn trigger() -> impl Strategy<Value = TriggerDecl> {
 
 /// Offers and landings by index (`o0`, `l0`); streams refer to them by those keys.
 fn declared_set() -> impl Strategy<Value = DeclaredSet> {
-    (1usize..4, 1usize..3, 0usize..3, 1usize..4).prop_flat_map(|(offers, landings, networks, campaigns)| {
-        let network = (text(), state()).prop_map(|(name, state)| NetworkDecl {
-            name,
-            postback_url: "https://net.example/pb?c={subid}".into(),
-            offer_param: "s={subid}".into(),
-            state,
-            notes: String::new(),
-        });
-        let offer = (text(), money(), 0..=networks, prop_oneof![Just("UTC"), Just("Europe/Berlin")], state(), 0i64..1000)
-            .prop_map(move |(name, payout, net, tz, state, cap)| OfferDecl {
+    (1usize..4, 1usize..3, 0usize..3, 1usize..4).prop_flat_map(
+        |(offers, landings, networks, campaigns)| {
+            let network = (text(), state()).prop_map(|(name, state)| NetworkDecl {
                 name,
-                url: "https://offer.example/?s={subid}".into(),
-                affiliate_network: if net < networks { format!("n{net}") } else { String::new() },
-                payout,
-                payout_currency: "USD".into(),
-                payout_type: "CPA".into(),
-                country: vec!["DE".into()],
-                daily_cap: cap,
-                conversion_timezone: tz.into(),
-                action: "http".into(),
-                payload: None,
+                postback_url: "https://net.example/pb?c={subid}".into(),
+                offer_param: "s={subid}".into(),
                 state,
-                notes: "n".into(),
+                notes: String::new(),
             });
-        let landing = (text(), 0i64..3).prop_map(|(name, count)| LandingDecl {
-            name,
-            url: "https://lp.example/?next={offer}".into(),
-            offer_count: count,
-            ..LandingDecl::default()
-        });
-        let stream = (
-            text(),
-            prop_oneof![Just(StreamType::Forced), Just(StreamType::Regular), Just(StreamType::Default)],
-            1i64..20,
-            0i64..200,
-            any::<bool>(),
-            proptest::collection::vec(filter(), 0..3),
-            proptest::collection::vec(trigger(), 0..2),
-            (0..offers, 0..landings, 1i64..100),
-            state(),
-        )
-            .prop_map(|(name, stream_type, position, weight, landings_schema, filters, triggers, (o, l, share), state)| StreamDecl {
+            let offer = (
+                text(),
+                money(),
+                0..=networks,
+                prop_oneof![Just("UTC"), Just("Europe/Berlin")],
+                state(),
+                0i64..1000,
+            )
+                .prop_map(move |(name, payout, net, tz, state, cap)| OfferDecl {
+                    name,
+                    url: "https://offer.example/?s={subid}".into(),
+                    affiliate_network: if net < networks {
+                        format!("n{net}")
+                    } else {
+                        String::new()
+                    },
+                    payout,
+                    payout_currency: "USD".into(),
+                    payout_type: "CPA".into(),
+                    country: vec!["DE".into()],
+                    daily_cap: cap,
+                    conversion_timezone: tz.into(),
+                    action: "http".into(),
+                    payload: None,
+                    state,
+                    notes: "n".into(),
+                });
+            let landing = (text(), 0i64..3).prop_map(|(name, count)| LandingDecl {
                 name,
-                stream_type,
-                position,
-                weight,
-                schema: if landings_schema { StreamSchema::Landings } else { StreamSchema::Redirect },
-                action: "http".into(),
-                payload: (!landings_schema).then(|| json!("https://safe.example/{subid}")),
-                filter_or: weight % 2 == 0,
-                collect_clicks: weight % 3 != 0,
-                state,
-                comments: String::new(),
-                filters,
-                landings: if landings_schema { vec![LandingShare { landing: format!("l{l}"), share }] } else { Vec::new() },
-                offers: if landings_schema { vec![OfferShare { offer: format!("o{o}"), share: 100 - share + 1 }] } else { Vec::new() },
-                triggers,
+                url: "https://lp.example/?next={offer}".into(),
+                offer_count: count,
+                ..LandingDecl::default()
             });
-        let campaign = (
-            text(),
-            prop_oneof![Just(CampaignType::Position), Just(CampaignType::Weight)],
-            "[a-zA-Z0-9]{16,32}",
-            0i64..100,
-            prop_oneof![Just(""), Just("s"), Just("sl"), Just("slo")],
-            money(),
-            proptest::collection::btree_map("[a-z][a-z0-9_]{0,8}", stream, 0..4),
-            state(),
-        )
-            .prop_map(|(name, campaign_type, token, ttl, bind, cost, streams, state)| CampaignDecl {
-                alias: String::new(),
-                name,
-                campaign_type,
-                token,
-                cookies_ttl: ttl,
-                bind_visitors: bind.into(),
-                parameters: json!({"keyword": {"name": "kw"}}),
-                cost_value: cost,
-                state,
-                streams,
-                ..CampaignDecl::default()
-            });
-        (
-            proptest::collection::vec(network, networks),
-            proptest::collection::vec(offer, offers),
-            proptest::collection::vec(landing, landings),
-            proptest::collection::vec(campaign, campaigns),
-        )
-            .prop_map(|(networks, offers, landings, campaigns)| {
-                fn keyed<T>(prefix: &str, items: Vec<T>) -> BTreeMap<String, T> {
-                    items.into_iter().enumerate().map(|(i, v)| (format!("{prefix}{i}"), v)).collect()
-                }
-                let mut set = DeclaredSet {
-                    affiliate_networks: keyed("n", networks),
-                    offers: keyed("o", offers),
-                    landings: keyed("l", landings),
-                    campaigns: keyed("c", campaigns),
-                    ..Default::default()
-                };
-                for (key, campaign) in &mut set.campaigns {
-                    campaign.alias = format!("alias-{key}");
-                    // Tokens are unique per campaign.
-                    campaign.token = format!("{}{key}", campaign.token);
-                }
-                set.traffic_sources.insert(
-                    "ts".into(),
-                    SourceDecl { name: "Source".into(), parameters: json!({"sub_id_1": {"name": "s1"}}), ..SourceDecl::default() },
+            let stream = (
+                text(),
+                prop_oneof![
+                    Just(StreamType::Forced),
+                    Just(StreamType::Regular),
+                    Just(StreamType::Default)
+                ],
+                1i64..20,
+                0i64..200,
+                any::<bool>(),
+                proptest::collection::vec(filter(), 0..3),
+                proptest::collection::vec(trigger(), 0..2),
+                (0..offers, 0..landings, 1i64..100),
+                state(),
+            )
+                .prop_map(
+                    |(
+                        name,
+                        stream_type,
+                        position,
+                        weight,
+                        landings_schema,
+                        filters,
+                        triggers,
+                        (o, l, share),
+                        state,
+                    )| StreamDecl {
+                        name,
+                        stream_type,
+                        position,
+                        weight,
+                        schema: if landings_schema {
+                            StreamSchema::Landings
+                        } else {
+                            StreamSchema::Redirect
+                        },
+                        action: "http".into(),
+                        payload: (!landings_schema).then(|| json!("https://safe.example/{subid}")),
+                        filter_or: weight % 2 == 0,
+                        collect_clicks: weight % 3 != 0,
+                        state,
+                        comments: String::new(),
+                        filters,
+                        landings: if landings_schema {
+                            vec![LandingShare {
+                                landing: format!("l{l}"),
+                                share,
+                            }]
+                        } else {
+                            Vec::new()
+                        },
+                        offers: if landings_schema {
+                            vec![OfferShare {
+                                offer: format!("o{o}"),
+                                share: 100 - share + 1,
+                            }]
+                        } else {
+                            Vec::new()
+                        },
+                        triggers,
+                    },
                 );
-                set
-            })
-    })
+            let campaign = (
+                text(),
+                prop_oneof![Just(CampaignType::Position), Just(CampaignType::Weight)],
+                "[a-zA-Z0-9]{16,32}",
+                0i64..100,
+                prop_oneof![Just(""), Just("s"), Just("sl"), Just("slo")],
+                money(),
+                proptest::collection::btree_map("[a-z][a-z0-9_]{0,8}", stream, 0..4),
+                state(),
+            )
+                .prop_map(
+                    |(name, campaign_type, token, ttl, bind, cost, streams, state)| CampaignDecl {
+                        alias: String::new(),
+                        name,
+                        campaign_type,
+                        token,
+                        cookies_ttl: ttl,
+                        bind_visitors: bind.into(),
+                        parameters: json!({"keyword": {"name": "kw"}}),
+                        cost_value: cost,
+                        state,
+                        streams,
+                        ..CampaignDecl::default()
+                    },
+                );
+            (
+                proptest::collection::vec(network, networks),
+                proptest::collection::vec(offer, offers),
+                proptest::collection::vec(landing, landings),
+                proptest::collection::vec(campaign, campaigns),
+            )
+                .prop_map(|(networks, offers, landings, campaigns)| {
+                    fn keyed<T>(prefix: &str, items: Vec<T>) -> BTreeMap<String, T> {
+                        items
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| (format!("{prefix}{i}"), v))
+                            .collect()
+                    }
+                    let mut set = DeclaredSet {
+                        affiliate_networks: keyed("n", networks),
+                        offers: keyed("o", offers),
+                        landings: keyed("l", landings),
+                        campaigns: keyed("c", campaigns),
+                        ..Default::default()
+                    };
+                    for (key, campaign) in &mut set.campaigns {
+                        campaign.alias = format!("alias-{key}");
+                        // Tokens are unique per campaign.
+                        campaign.token = format!("{}{key}", campaign.token);
+                    }
+                    set.traffic_sources.insert(
+                        "ts".into(),
+                        SourceDecl {
+                            name: "Source".into(),
+                            parameters: json!({"sub_id_1": {"name": "s1"}}),
+                            ..SourceDecl::default()
+                        },
+                    );
+                    set
+                })
+        },
+    )
 }
 
 proptest! {

@@ -30,7 +30,9 @@ const MAX_KEY: usize = 64;
 /// A key (the TOML table name): 1–64 ASCII letters, digits, `_` and `-`.
 pub fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(format!("a key has 1 to {MAX_KEY} characters, `{key}` does not"));
+        return Err(format!(
+            "a key has 1 to {MAX_KEY} characters, `{key}` does not"
+        ));
     }
     if !key
         .bytes()
@@ -79,7 +81,10 @@ impl Checker<'_> {
         if !self.declared(kind, key) {
             self.fail(
                 path,
-                format!("no {} has the key `{key}`", kind.table().trim_end_matches('s')),
+                format!(
+                    "no {} has the key `{key}`",
+                    kind.table().trim_end_matches('s')
+                ),
             );
         }
     }
@@ -146,8 +151,14 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
     let mut add = |kind: ObjectKind, names: Vec<&String>| {
         keys.extend(names.into_iter().map(|k| (kind, k.clone())));
     };
-    add(ObjectKind::AffiliateNetwork, set.affiliate_networks.keys().collect());
-    add(ObjectKind::TrafficSource, set.traffic_sources.keys().collect());
+    add(
+        ObjectKind::AffiliateNetwork,
+        set.affiliate_networks.keys().collect(),
+    );
+    add(
+        ObjectKind::TrafficSource,
+        set.traffic_sources.keys().collect(),
+    );
     add(ObjectKind::Offer, set.offers.keys().collect());
     add(ObjectKind::Landing, set.landings.keys().collect());
     add(ObjectKind::Campaign, set.campaigns.keys().collect());
@@ -159,7 +170,11 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
     for (key, network) in &set.affiliate_networks {
         let path = format!("affiliate_networks.{key}");
         check.required(&format!("{path}.name"), &network.name);
-        check.url(&format!("{path}.postback_url"), &network.postback_url, false);
+        check.url(
+            &format!("{path}.postback_url"),
+            &network.postback_url,
+            false,
+        );
         check.state(&format!("{path}.state"), network.state);
     }
     for (key, source) in &set.traffic_sources {
@@ -212,7 +227,10 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
                 ),
             );
         }
-        let redirects = matches!(landing.action.as_str(), "" | "http" | "location" | "redirect");
+        let redirects = matches!(
+            landing.action.as_str(),
+            "" | "http" | "location" | "redirect"
+        );
         check.url(
             &format!("{path}.url"),
             &landing.url,
@@ -223,7 +241,12 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
                 .payload
                 .clone()
                 .unwrap_or_else(|| Value::String(landing.url.clone()));
-            check.action(&format!("{path}.action"), registry, &landing.action, &payload);
+            check.action(
+                &format!("{path}.action"),
+                registry,
+                &landing.action,
+                &payload,
+            );
         }
         check.non_negative(&format!("{path}.offer_count"), landing.offer_count);
         check.state(&format!("{path}.state"), landing.state);
@@ -275,7 +298,10 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
         if !["", "s", "sl", "slo"].contains(&campaign.bind_visitors.as_str()) {
             check.fail(
                 &format!("{path}.bind_visitors"),
-                format!("`{}` is not one of \"\", s, sl, slo", campaign.bind_visitors),
+                format!(
+                    "`{}` is not one of \"\", s, sl, slo",
+                    campaign.bind_visitors
+                ),
             );
         }
         if !["ip", "ip_ua"].contains(&campaign.uniqueness_method.as_str()) {
@@ -298,7 +324,12 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
             if let Err(message) = check_key(stream_key) {
                 check.fail(&format!("{path}.streams.{stream_key}"), message);
             }
-            check_stream(&mut check, registry, &format!("{path}.streams.{stream_key}"), stream);
+            check_stream(
+                &mut check,
+                registry,
+                &format!("{path}.streams.{stream_key}"),
+                stream,
+            );
         }
     }
     parsed.set = set;
@@ -322,13 +353,16 @@ fn check_stream(
             );
         }
         match registry.filter(&filter.name) {
-            None if filter.name.is_empty() => check.fail(&format!("{filter_path}.name"), "is required"),
+            None if filter.name.is_empty() => {
+                check.fail(&format!("{filter_path}.name"), "is required")
+            }
             None => check.fail(
                 &format!("{filter_path}.name"),
                 format!("filter `{}` is not known", filter.name),
             ),
             Some(factory) => {
-                if let Err(message) = factory.build(filter.payload.as_ref().unwrap_or(&Value::Null)) {
+                if let Err(message) = factory.build(filter.payload.as_ref().unwrap_or(&Value::Null))
+                {
                     check.fail(
                         &format!("{filter_path}.payload"),
                         format!("filter `{}`: {message}", filter.name),
@@ -368,7 +402,12 @@ fn check_stream(
         }
         StreamSchema::Redirect | StreamSchema::Action => {
             let payload = stream.payload.clone().unwrap_or(Value::Null);
-            check.action(&format!("{path}.action"), registry, &stream.action, &payload);
+            check.action(
+                &format!("{path}.action"),
+                registry,
+                &stream.action,
+                &payload,
+            );
         }
     }
     for (index, trigger) in stream.triggers.iter().enumerate() {

@@ -158,10 +158,7 @@ impl Supervisor {
             return Ok(None);
         };
         let _guard = self.reload_lock.lock().await;
-        files
-            .load(self.store.as_ref(), &self.cell)
-            .await
-            .map(Some)
+        files.load(self.store.as_ref(), &self.cell).await.map(Some)
     }
 
     /// Loads every plugin source; on success swaps the registry and rebuilds the snapshot, on

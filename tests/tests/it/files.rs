@@ -11,7 +11,8 @@ use switchyard::files::ObjectKind;
 use switchyard::model::NewCampaign;
 use switchyard_tests::{Backend, TestDb, TestServer, client, test_data};
 
-const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:126.0) Gecko/20100101 Firefox/126.0";
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:126.0) Gecko/20100101 Firefox/126.0";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
@@ -95,22 +96,37 @@ async fn examples_route_clicks(backend: Backend) {
     let status = health(&server).await;
     assert_eq!(status["status"], "ok", "{status}");
     assert_eq!(status["campaign_files"]["generation"], 1);
-    assert!(status["campaign_files"]["objects"].as_u64().unwrap() >= 20, "{status}");
+    assert!(
+        status["campaign_files"]["objects"].as_u64().unwrap() >= 20,
+        "{status}"
+    );
 
     // Cloaking: bots see the safe page, people go to their country's offer.
     let (code, _, body) = visit(&server, "/summer", "81.2.69.160", GOOGLEBOT).await;
     assert_eq!(code, 200);
-    assert!(body.contains("Ten tips for a safer summer online"), "{body}");
+    assert!(
+        body.contains("Ten tips for a safer summer online"),
+        "{body}"
+    );
     let (code, _, body) = visit(&server, "/summer", "66.249.66.1", FIREFOX).await;
     assert_eq!(code, 200, "a reviewer network sees the safe page");
     assert!(body.contains("safer summer"));
     let (code, location, _) = visit(&server, "/summer", "81.2.69.160", FIREFOX).await;
     assert_eq!(code, 302);
-    assert!(location.starts_with("https://offers.example/vpn/gb?sub="), "{location}");
+    assert!(
+        location.starts_with("https://offers.example/vpn/gb?sub="),
+        "{location}"
+    );
     let (_, location, _) = visit(&server, "/summer", "89.160.20.112", FIREFOX).await;
-    assert!(location.starts_with("https://offers.example/vpn/se?sub="), "{location}");
+    assert!(
+        location.starts_with("https://offers.example/vpn/se?sub="),
+        "{location}"
+    );
     let (_, location, _) = visit(&server, "/summer", "216.160.83.56", FIREFOX).await;
-    assert!(location.starts_with("https://offers.example/vpn/world?sub="), "{location}");
+    assert!(
+        location.starts_with("https://offers.example/vpn/world?sub="),
+        "{location}"
+    );
 
     // Split test: 70/30 between the two pre-landers; phones go to the app offer.
     let mut quiz = 0;
@@ -129,7 +145,10 @@ async fn examples_route_clicks(backend: Backend) {
     }
     assert!(quiz > story && story > 0, "quiz {quiz} story {story}");
     let (_, location, _) = visit(&server, "/dating", "216.160.83.56", IPHONE).await;
-    assert!(location.starts_with("https://apps.example/match?click="), "{location}");
+    assert!(
+        location.starts_with("https://apps.example/match?click="),
+        "{location}"
+    );
 
     // Every object a file declared is file-managed and names its file.
     let rows = db
@@ -149,9 +168,17 @@ async fn examples_route_clicks(backend: Backend) {
             .as_deref(),
         Some("cloaking/campaigns/summer.toml")
     );
-    for table in ["streams", "offers", "landings", "affiliate_networks", "traffic_sources"] {
+    for table in [
+        "streams",
+        "offers",
+        "landings",
+        "affiliate_networks",
+        "traffic_sources",
+    ] {
         let unmanaged = db
-            .count(&format!("SELECT COUNT(*) AS n FROM {table} WHERE file_source IS NULL OR file_key IS NULL"))
+            .count(&format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE file_source IS NULL OR file_key IS NULL"
+            ))
             .await
             .unwrap();
         assert_eq!(unmanaged, 0, "{table}");
@@ -176,7 +203,11 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
     // A campaign made through the Admin API (here: the store) is never touched by a load.
     let api_made = server
         .store()
-        .create_campaign(&NewCampaign::new("handmade", "Made by hand", "tokhandmade1"))
+        .create_campaign(&NewCampaign::new(
+            "handmade",
+            "Made by hand",
+            "tokhandmade1",
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -189,7 +220,10 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
     let original = std::fs::read_to_string(&offers).unwrap();
 
     // An edit reaches routing within a second.
-    let edited = original.replace("https://offers.example/vpn/gb?", "https://offers.example/vpn/uk?");
+    let edited = original.replace(
+        "https://offers.example/vpn/gb?",
+        "https://offers.example/vpn/uk?",
+    );
     let started = Instant::now();
     replace_file(&offers, &edited);
     loop {
@@ -197,16 +231,24 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         if location.starts_with("https://offers.example/vpn/uk?") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "the edit did not apply within a second");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the edit did not apply within a second"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = started.elapsed();
     println!("edit -> routed by the new file: {} ms", took.as_millis());
-    let generation = health(&server).await["campaign_files"]["generation"].as_u64().unwrap();
+    let generation = health(&server).await["campaign_files"]["generation"]
+        .as_u64()
+        .unwrap();
 
     // An invalid edit (a dangling reference and a bad URL) is reported and changes nothing.
     let offers_before = db
-        .rows("SELECT id, url, updated_at FROM offers ORDER BY id", &["id", "url", "updated_at"])
+        .rows(
+            "SELECT id, url, updated_at FROM offers ORDER BY id",
+            &["id", "url", "updated_at"],
+        )
         .await
         .unwrap();
     let summer = dir.join("cloaking/campaigns/summer.toml");
@@ -215,36 +257,64 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         &summer,
         &summer_text.replace("offer = \"vpn_se\"", "offer = \"vpn_nowhere\""),
     );
-    replace_file(&offers, &edited.replace("https://offers.example/vpn/se?", "ftp://offers.example/vpn/se?"));
+    replace_file(
+        &offers,
+        &edited.replace(
+            "https://offers.example/vpn/se?",
+            "ftp://offers.example/vpn/se?",
+        ),
+    );
     let started = Instant::now();
     let errors = loop {
         let status = health(&server).await;
-        let errors = status["campaign_files"]["last_errors"].as_array().cloned().unwrap_or_default();
+        let errors = status["campaign_files"]["last_errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if errors.len() >= 2 {
             assert_eq!(status["status"], "degraded");
             break errors;
         }
-        assert!(started.elapsed() < Duration::from_secs(3), "the bad edit was not reported: {status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the bad edit was not reported: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let errors: Vec<String> = errors.iter().map(|e| e.as_str().unwrap().to_string()).collect();
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
     assert!(
-        errors.iter().any(|e| e.starts_with("cloaking/campaigns/summer.toml:") && e.contains("streams.se.offers[0].offer: no offer has the key `vpn_nowhere`")),
+        errors
+            .iter()
+            .any(|e| e.starts_with("cloaking/campaigns/summer.toml:")
+                && e.contains("streams.se.offers[0].offer: no offer has the key `vpn_nowhere`")),
         "{errors:#?}"
     );
     assert!(
-        errors.iter().any(|e| e.starts_with("cloaking/offers.toml:") && e.contains("offers.vpn_se.url")),
+        errors
+            .iter()
+            .any(|e| e.starts_with("cloaking/offers.toml:") && e.contains("offers.vpn_se.url")),
         "{errors:#?}"
     );
     let (_, location, _) = visit(&server, "/summer", "89.160.20.112", FIREFOX).await;
-    assert!(location.starts_with("https://offers.example/vpn/se?"), "the previous state keeps serving: {location}");
+    assert!(
+        location.starts_with("https://offers.example/vpn/se?"),
+        "the previous state keeps serving: {location}"
+    );
     let offers_after = db
-        .rows("SELECT id, url, updated_at FROM offers ORDER BY id", &["id", "url", "updated_at"])
+        .rows(
+            "SELECT id, url, updated_at FROM offers ORDER BY id",
+            &["id", "url", "updated_at"],
+        )
         .await
         .unwrap();
     assert_eq!(offers_before, offers_after, "nothing was written");
     assert_eq!(
-        health(&server).await["campaign_files"]["generation"].as_u64().unwrap(),
+        health(&server).await["campaign_files"]["generation"]
+            .as_u64()
+            .unwrap(),
         generation
     );
 
@@ -255,7 +325,10 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
     let started = Instant::now();
     loop {
         let dating = db
-            .rows("SELECT state FROM campaigns WHERE file_key = 'dating'", &["state"])
+            .rows(
+                "SELECT state FROM campaigns WHERE file_key = 'dating'",
+                &["state"],
+            )
             .await
             .unwrap();
         // The store is written first, the snapshot rebuilt right after.
@@ -263,14 +336,31 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         if dating[0]["state"] == "deleted" && code != 302 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(3), "the removal did not apply");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the removal did not apply"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (_, location, _) = visit(&server, "/summer", "89.160.20.112", FIREFOX).await;
-    assert!(location.starts_with("https://offers.example/vpn/se?"), "{location}");
-    assert!(health(&server).await["campaign_files"]["last_errors"].as_array().unwrap().is_empty());
+    assert!(
+        location.starts_with("https://offers.example/vpn/se?"),
+        "{location}"
+    );
+    assert!(
+        health(&server).await["campaign_files"]["last_errors"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let handmade = db
-        .rows(&format!("SELECT state, alias FROM campaigns WHERE id = {}", api_made.id), &["state", "alias"])
+        .rows(
+            &format!(
+                "SELECT state, alias FROM campaigns WHERE id = {}",
+                api_made.id
+            ),
+            &["state", "alias"],
+        )
         .await
         .unwrap();
     assert_eq!(handmade[0]["state"], "active");
@@ -306,7 +396,10 @@ async fn validate_export_and_diff(backend: Backend) {
     let db = TestDb::new(backend).await.unwrap();
     let dir = campaigns_dir(&db);
     let config = db
-        .write_config(&format!("[demo]\nseed = false\n\n[campaigns]\ndir = \"{}\"\n", dir.display()))
+        .write_config(&format!(
+            "[demo]\nseed = false\n\n[campaigns]\ndir = \"{}\"\n",
+            dir.display()
+        ))
         .unwrap();
 
     let (code, stdout, stderr) = run(&["validate"], &config);
@@ -316,7 +409,10 @@ async fn validate_export_and_diff(backend: Backend) {
     // Before any load everything is new.
     let (code, stdout, _) = run(&["diff"], &config);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("+ campaigns.summer  [cloaking/campaigns/summer.toml]"), "{stdout}");
+    assert!(
+        stdout.contains("+ campaigns.summer  [cloaking/campaigns/summer.toml]"),
+        "{stdout}"
+    );
 
     // Load through the server, then nothing differs.
     let server = start(&db, &dir).await;
@@ -332,7 +428,9 @@ async fn validate_export_and_diff(backend: Backend) {
     assert!(exported.join("campaigns/summer.toml").is_file(), "{stdout}");
     let registry = switchyard::registry::Registry::builtin();
     let original = switchyard::files::load_dir(&dir, &registry).unwrap().set;
-    let again = switchyard::files::load_dir(&exported, &registry).unwrap().set;
+    let again = switchyard::files::load_dir(&exported, &registry)
+        .unwrap()
+        .set;
     let mut original_without_tokens = original.clone();
     let mut again_without_tokens = again.clone();
     for set in [&mut original_without_tokens, &mut again_without_tokens] {
@@ -341,7 +439,10 @@ async fn validate_export_and_diff(backend: Backend) {
         }
     }
     assert_eq!(original_without_tokens, again_without_tokens);
-    assert!(again.campaigns.values().all(|c| c.token.len() == 32), "export writes the generated tokens");
+    assert!(
+        again.campaigns.values().all(|c| c.token.len() == 32),
+        "export writes the generated tokens"
+    );
 
     // A broken directory: non-zero exit, every problem with its file.
     std::fs::write(
@@ -351,8 +452,14 @@ async fn validate_export_and_diff(backend: Backend) {
     .unwrap();
     let (code, _, stderr) = run(&["validate"], &config);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("split-test/broken.toml:3: offers.broken.url:"), "{stderr}");
-    assert!(stderr.contains("split-test/broken.toml:6: campaigns.x.alias: `health` is reserved"), "{stderr}");
+    assert!(
+        stderr.contains("split-test/broken.toml:3: offers.broken.url:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("split-test/broken.toml:6: campaigns.x.alias: `health` is reserved"),
+        "{stderr}"
+    );
     let (code, _, _) = run(&["diff"], &config);
     assert_eq!(code, 2);
 }
