@@ -236,6 +236,35 @@ async fn loading_twice_changes_nothing_and_removal_archives() {
     assert_eq!(live.campaigns["c1"].streams.len(), 1);
 }
 
+#[tokio::test]
+async fn a_load_that_fails_in_the_store_writes_nothing() {
+    use crate::model::NewCampaign;
+    use crate::store::Store;
+    let work = tempfile::tempdir().unwrap();
+    let store = sqlite_store(work.path()).await;
+    // A campaign made through the Admin API already has the alias the file declares.
+    store
+        .create_campaign(&NewCampaign::new("c1", "Hand made", "tokenhandmade"))
+        .await
+        .unwrap();
+    let dir = write_dir(&[("campaigns/c1.toml", GOOD)]);
+    let loaded = load_dir(dir.path(), &Registry::builtin()).unwrap();
+    let plan = plan_changes(&loaded, &store.file_objects().await.unwrap());
+    let error = store.apply_files(&plan).await.unwrap_err().to_string();
+    assert!(error.contains("alias `c1`"), "{error}");
+    let stored = store.file_objects().await.unwrap();
+    assert!(
+        stored.offers.is_empty(),
+        "the offer written before the conflict was rolled back"
+    );
+    assert_eq!(stored.campaigns.len(), 1);
+    assert_eq!(stored.campaigns[0].file, None);
+    assert_eq!(
+        managed_message(ObjectKind::Campaign, "campaigns/c1.toml"),
+        "this object of campaigns is managed by the campaign file `campaigns/c1.toml`; change the file instead"
+    );
+}
+
 // --- export -> load round trip over generated objects ---------------------------------------
 
 fn text() -> impl Strategy<Value = String> {
