@@ -136,14 +136,6 @@ pub fn load_dir(dir: &Path, registry: &Registry) -> Result<LoadedDir, Vec<FilePr
     }
 }
 
-/// The message of the Admin API's 409 for a change to a file-managed object.
-pub fn managed_message(kind: ObjectKind, file: &str) -> String {
-    format!(
-        "this object of {} is managed by the campaign file `{file}`; change the file instead",
-        kind.table()
-    )
-}
-
 /// Whether a stored object is file-managed, and by which file (relative to the campaigns
 /// directory): the Admin API refuses to change such objects with 409 naming the file.
 pub async fn managed_by(

@@ -5,9 +5,11 @@
 mod click_log;
 mod files;
 mod migrate;
+pub mod objects;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod tables;
 
 use std::sync::Arc;
 
@@ -60,7 +62,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: FileStore + Send + Sync {
+pub trait Store: FileStore + objects::ObjectStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.
@@ -111,6 +113,12 @@ pub trait Store: FileStore + Send + Sync {
 
     /// Adds entries to the bot list (existing ones are kept once).
     async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Removes entries from the bot list; returns how many were there.
+    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Replaces the whole bot list (an empty slice clears it), atomically.
+    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
 
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 

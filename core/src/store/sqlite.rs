@@ -39,3 +39,4 @@ impl SqliteStore {
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
 super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
+super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);

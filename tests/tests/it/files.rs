@@ -14,6 +14,7 @@ use switchyard_tests::{Backend, TestDb, TestServer, client, test_data};
 const FIREFOX: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:126.0) Gecko/20100101 Firefox/126.0";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn examples() -> PathBuf {
@@ -49,7 +50,7 @@ fn replace_file(path: &Path, text: &str) {
 
 async fn start(db: &TestDb, dir: &Path) -> TestServer {
     let text = format!(
-        "[geoip]\ncity_db = \"{}\"\n\n[campaigns]\ndir = \"{}\"\n\n[reload]\ndebounce_ms = 50\n",
+        "[admin]\napi_key = \"{ADMIN_KEY}\"\n\n[geoip]\ncity_db = \"{}\"\n\n[campaigns]\ndir = \"{}\"\n\n[reload]\ndebounce_ms = 50\n",
         test_data("geoip/GeoIP2-City-Test.mmdb").display(),
         dir.display()
     );
@@ -168,6 +169,68 @@ async fn examples_route_clicks(backend: Backend) {
             .as_deref(),
         Some("cloaking/campaigns/summer.toml")
     );
+    // The Admin API refuses to change file-managed objects, naming the file.
+    for (path, table, file) in [
+        ("campaigns", "campaigns", "cloaking/campaigns/summer.toml"),
+        ("streams", "streams", "cloaking/campaigns/summer.toml"),
+        ("offers", "offers", "cloaking/offers.toml"),
+        ("landing_pages", "landings", "split-test/catalogue.toml"),
+        (
+            "affiliate_networks",
+            "affiliate_networks",
+            "cloaking/sources.toml",
+        ),
+        (
+            "traffic_sources",
+            "traffic_sources",
+            "cloaking/sources.toml",
+        ),
+    ] {
+        let rows = db
+            .rows(
+                &format!("SELECT MIN(id) AS id FROM {table} WHERE file_source = '{file}'"),
+                &["id"],
+            )
+            .await
+            .unwrap();
+        let url = server.url(&format!("/admin_api/v1/{path}/{}", rows[0]["id"]));
+        let put = client()
+            .put(&url)
+            .json(&serde_json::json!({"name": "Renamed by hand"}))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let mut archive = client()
+            .delete(&url)
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        if archive.status() == 405 {
+            // Offers, landings, networks and sources archive at `{id}/archive`.
+            archive = client()
+                .delete(format!("{url}/archive"))
+                .header("Api-Key", ADMIN_KEY)
+                .send()
+                .await
+                .unwrap();
+        }
+        for response in [put, archive] {
+            assert_eq!(response.status(), 409, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains(file),
+                "{path}: {body}"
+            );
+        }
+    }
+    let changed = db
+        .count("SELECT COUNT(*) AS n FROM campaigns WHERE name = 'Renamed by hand' OR state = 'deleted'")
+        .await
+        .unwrap();
+    assert_eq!(changed, 0, "nothing was changed");
+
     for table in [
         "streams",
         "offers",

@@ -1,5 +1,6 @@
 //! Switchyard's integration tests: one binary, one module per capability.
 
+mod admin;
 mod click_api;
 mod dialects;
 mod files;

@@ -2,22 +2,61 @@
 //! appears here by itself; and the plugin listing and reload.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::ops::{Api, Doc, Shape};
 use crate::api::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/stream_filters", get(stream_filters))
-        .route("/streams_actions", get(stream_actions))
-        .route("/stream_actions", get(stream_actions))
-        .route("/stream_types", get(stream_types))
-        .route("/stream_schemas", get(stream_schemas))
-        .route("/plugins", get(plugins))
-        .route("/plugins/reload", post(reload_plugins))
+pub fn api() -> Api {
+    const TAG: &str = "Streams catalogue";
+    Api::default()
+        .route(
+            Method::GET,
+            "/stream_filters",
+            Doc::new(TAG, "Filter kinds: built-in, scripts and native plugins")
+                .response(Shape::Json("A list of filter kinds.")),
+            get(stream_filters),
+        )
+        .route(
+            Method::GET,
+            "/streams_actions",
+            Doc::new(TAG, "Action kinds: built-in, scripts and native plugins")
+                .response(Shape::Json("A list of action kinds.")),
+            get(stream_actions),
+        )
+        .alias("/stream_actions", get(stream_actions))
+        .route(
+            Method::GET,
+            "/stream_types",
+            Doc::new(TAG, "Stream types").response(Shape::Json("A list of stream types.")),
+            get(stream_types),
+        )
+        .route(
+            Method::GET,
+            "/stream_schemas",
+            Doc::new(TAG, "Stream schemas").response(Shape::Json("A list of stream schemas.")),
+            get(stream_schemas),
+        )
+        .route(
+            Method::GET,
+            "/plugins",
+            Doc::new(
+                "Plugins",
+                "Every filter, action and trigger kind with its origin and health",
+            )
+            .response(Shape::Json("The plugin report.")),
+            get(plugins),
+        )
+        .route(
+            Method::POST,
+            "/plugins/reload",
+            Doc::new("Plugins", "Reload scripts and native plugins now")
+                .response(Shape::Json("{success, generation, errors}")),
+            post(reload_plugins),
+        )
 }
 
 /// `GET stream_filters`: Keitaro's StreamFilter shape (value, tooltip, modes, group, defaults)

@@ -1,0 +1,250 @@
+//! Admin API input as real clients send it: a JSON body (with or without a Content-Type), a
+//! form-encoded body (PHP-style `a[b]=c` and `a[]=x` nesting understood), and the query string;
+//! all merged into one JSON object (body over query). Field checks accumulate into [`Invalid`],
+//! answered as Keitaro's 406 `{field: [messages]}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+/// The request's fields, whatever encoding they came in.
+#[derive(Debug, Default)]
+pub struct Input {
+    pub fields: Map<String, Value>,
+    /// True when the fields came form-encoded (every value a string).
+    pub form: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Input {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let mut fields = Map::new();
+        if let Some(query) = request.uri().query() {
+            merge_pairs(&mut fields, url::form_urlencoded::parse(query.as_bytes()));
+        }
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let method = request.method().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let text = body.trim_ascii();
+        if text.is_empty() {
+            return Ok(Input {
+                fields,
+                form: false,
+            });
+        }
+        let looks_json = matches!(text.first(), Some(b'{' | b'['));
+        if !is_form && looks_json {
+            match serde_json::from_slice::<Value>(text) {
+                Ok(Value::Object(body)) => {
+                    fields.extend(body);
+                    return Ok(Input {
+                        fields,
+                        form: false,
+                    });
+                }
+                Ok(Value::Array(items)) => {
+                    // `PUT botlist`-style bodies and list payloads: kept under `items`.
+                    fields.insert("items".into(), Value::Array(items));
+                    return Ok(Input {
+                        fields,
+                        form: false,
+                    });
+                }
+                Ok(_) => return Err(bad_request("the JSON body must be an object")),
+                Err(error) => {
+                    return Err(bad_request(&format!("the body is not valid JSON: {error}")));
+                }
+            }
+        }
+        if method == Method::GET && !is_form {
+            return Ok(Input {
+                fields,
+                form: false,
+            });
+        }
+        merge_pairs(&mut fields, url::form_urlencoded::parse(text));
+        Ok(Input { fields, form: true })
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// Adds form pairs to `fields`, building nested objects and arrays from PHP-style keys
+/// (`filters[0][name]=ip`, `country[]=US`). A repeated plain key becomes an array.
+pub fn merge_pairs<'a>(
+    fields: &mut Map<String, Value>,
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) {
+    for (key, value) in pairs {
+        let (head, path) = split_key(&key);
+        if head.is_empty() {
+            continue;
+        }
+        let value = Value::String(value.into_owned());
+        if path.is_empty() {
+            match fields.get_mut(head) {
+                Some(Value::Array(items)) => items.push(value),
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = Value::Array(vec![first, value]);
+                }
+                None => {
+                    fields.insert(head.to_string(), value);
+                }
+            }
+            continue;
+        }
+        let slot = fields.entry(head.to_string()).or_insert(Value::Null);
+        insert_path(slot, &path, value);
+    }
+}
+
+/// `a[b][]` -> ("a", ["b", ""]).
+fn split_key(key: &str) -> (&str, Vec<&str>) {
+    let Some(open) = key.find('[') else {
+        return (key, Vec::new());
+    };
+    let head = &key[..open];
+    let mut path = Vec::new();
+    let mut rest = &key[open..];
+    while let Some(stripped) = rest.strip_prefix('[') {
+        let Some(close) = stripped.find(']') else {
+            break;
+        };
+        path.push(&stripped[..close]);
+        rest = &stripped[close + 1..];
+    }
+    (head, path)
+}
+
+/// Nesting depth past which form keys are ignored (a hostile key cannot recurse deeply).
+const MAX_FORM_DEPTH: usize = 6;
+
+fn insert_path(slot: &mut Value, path: &[&str], value: Value) {
+    if path.len() > MAX_FORM_DEPTH {
+        return;
+    }
+    let Some((first, rest)) = path.split_first() else {
+        *slot = value;
+        return;
+    };
+    let is_index = first.is_empty() || first.parse::<usize>().is_ok();
+    if is_index {
+        if !slot.is_array() {
+            *slot = Value::Array(Vec::new());
+        }
+        let Value::Array(items) = slot else { return };
+        let index = if first.is_empty() {
+            // `a[]=x`, and `a[][k]=v` starting a new element.
+            items.len()
+        } else {
+            first
+                .parse::<usize>()
+                .unwrap_or(items.len())
+                .min(items.len())
+        };
+        if index == items.len() {
+            // Ids in forms are small; an absurd index appends instead of allocating.
+            items.push(Value::Null);
+        }
+        insert_path(&mut items[index], rest, value);
+    } else {
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        let Value::Object(map) = slot else { return };
+        let child = map.entry(first.to_string()).or_insert(Value::Null);
+        insert_path(child, rest, value);
+    }
+}
+
+/// Per-field validation messages: Keitaro's 406 `{"field": ["message", …]}`.
+#[derive(Debug, Default)]
+pub struct Invalid {
+    pub fields: Map<String, Value>,
+}
+
+impl Invalid {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        let entry = self
+            .fields
+            .entry(field.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(messages) = entry {
+            messages.push(Value::String(message.into()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn one(field: &str, message: impl Into<String>) -> Self {
+        let mut invalid = Invalid::default();
+        invalid.add(field, message);
+        invalid
+    }
+
+    /// `Ok(())` when nothing was added.
+    pub fn check(self) -> Result<(), Invalid> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl IntoResponse for Invalid {
+    fn into_response(self) -> Response {
+        (StatusCode::NOT_ACCEPTABLE, Json(Value::Object(self.fields))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Map<String, Value> {
+        let mut fields = Map::new();
+        merge_pairs(&mut fields, url::form_urlencoded::parse(body.as_bytes()));
+        fields
+    }
+
+    #[test]
+    fn php_style_nesting() {
+        let fields = parse(
+            "name=x&filters[0][name]=country&filters[0][payload][]=US&filters[0][payload][]=DE&tags[]=a&tags[]=b",
+        );
+        assert_eq!(
+            Value::Object(fields),
+            serde_json::json!({
+                "name": "x",
+                "filters": [{"name": "country", "payload": ["US", "DE"]}],
+                "tags": ["a", "b"],
+            })
+        );
+    }
+
+    #[test]
+    fn repeated_plain_keys_become_arrays_and_junk_is_harmless() {
+        let fields = parse("offers=offer_id&offers=share&a[999999999]=x&[x]=y&b[c=d");
+        assert_eq!(fields["offers"], serde_json::json!(["offer_id", "share"]));
+        assert_eq!(fields["a"], serde_json::json!(["x"]));
+        assert!(!fields.contains_key(""));
+        let deep = format!("z{}=1", "[a]".repeat(50));
+        assert_eq!(parse(&deep)["z"], Value::Null);
+    }
+}

@@ -1,0 +1,938 @@
+//! The shape shared by the Admin API's object resources (campaigns, streams, offers, landing
+//! pages, affiliate networks, traffic sources, groups, domains): a [`Resource`] declares its API
+//! fields and the columns behind them; the generic code here parses and checks input against
+//! those declarations, renders rows, and serves the life cycle (list, get, create, update, clone,
+//! enable/disable, archive, list deleted, restore). Resource-specific rules live in
+//! [`ResourceRules`] implementations beside each resource.
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::TimeZone;
+use serde_json::{Map, Value};
+
+use super::input::{Input, Invalid};
+use super::ops::{Api, Doc, Shape};
+use crate::api::AppState;
+use crate::model::{Money, unix_now};
+
+use crate::store::StoreError;
+use crate::store::objects::{ChildRows, ObjectWrite, RowFilter, SqlValue, Table};
+
+/// How an API field is typed, stored and shown.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Int,
+    /// A nullable id of a row in the given table (checked to exist).
+    Ref(&'static Table),
+    Real,
+    Text,
+    /// Text that may be null.
+    OptText,
+    /// One of the listed values.
+    Enum(&'static [&'static str]),
+    /// One of the listed values, or null.
+    OptEnum(&'static [&'static str]),
+    Bool,
+    /// Any JSON value, stored as JSON text.
+    Json,
+    /// A JSON object, stored as JSON text.
+    Object,
+    /// A list of strings (a single string is taken as a one-element list), stored as JSON text.
+    TextList,
+    /// A decimal amount, stored as micro-units, shown as a string with four decimals.
+    Money,
+    /// An absolute http(s) URL (or empty).
+    Url,
+    /// Seconds since the epoch, shown as `YYYY-MM-DD HH:MM:SS` (UTC); never written by clients.
+    Time,
+}
+
+/// An API field of a resource.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The name clients send and receive.
+    pub name: &'static str,
+    /// The column behind it.
+    pub column: &'static str,
+    pub kind: Kind,
+    /// Required when creating.
+    pub required: bool,
+    /// Clients may set it.
+    pub writable: bool,
+}
+
+impl Field {
+    pub const fn new(name: &'static str, kind: Kind) -> Self {
+        Field {
+            name,
+            column: name,
+            kind,
+            required: false,
+            writable: true,
+        }
+    }
+
+    pub const fn column(mut self, column: &'static str) -> Self {
+        self.column = column;
+        self
+    }
+
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub const fn read_only(mut self) -> Self {
+        self.writable = false;
+        self
+    }
+}
+
+/// A resource of the Admin API.
+pub struct Resource {
+    /// The path segment (`campaigns`).
+    pub path: &'static str,
+    /// What one object is called in messages (`campaign`).
+    pub noun: &'static str,
+    /// The document's tag (`Campaigns`).
+    pub tag: &'static str,
+    pub table: &'static Table,
+    pub fields: &'static [Field],
+    pub rules: &'static (dyn ResourceRules + Sync),
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// An object being created or updated: the input, the stored row (for updates), and the
+/// column values and child rows to write, which rules may add to or change.
+pub struct Draft<'a> {
+    pub id: Option<i64>,
+    pub input: &'a Map<String, Value>,
+    pub existing: Option<&'a Map<String, Value>>,
+    pub values: Vec<(&'static str, SqlValue)>,
+    pub children: Vec<ChildRows>,
+}
+
+impl Draft<'_> {
+    pub fn is_create(&self) -> bool {
+        self.existing.is_none()
+    }
+
+    /// The value a column will have after the write: the drafted one, else the stored one.
+    pub fn effective(&self, column: &str) -> Value {
+        if let Some((_, value)) = self.values.iter().find(|(c, _)| *c == column) {
+            return value.to_json();
+        }
+        self.existing
+            .and_then(|row| row.get(column).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn set(&mut self, column: &'static str, value: SqlValue) {
+        self.values.retain(|(c, _)| *c != column);
+        self.values.push((column, value));
+    }
+
+    pub fn has(&self, column: &str) -> bool {
+        self.values.iter().any(|(c, _)| *c == column)
+    }
+}
+
+/// What a resource adds to the generic life cycle.
+#[async_trait]
+pub trait ResourceRules: Send + Sync {
+    /// Checks and completes a draft (generated values, cross-field and uniqueness rules,
+    /// child rows).
+    async fn prepare(
+        &self,
+        _state: &AppState,
+        _draft: &mut Draft<'_>,
+        _invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
+    /// Adds computed fields to a rendered object (child lists, names of referenced objects).
+    async fn decorate(
+        &self,
+        _state: &AppState,
+        _objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
+    /// The values a clone changes (name "… Copy" by default).
+    fn clone_values(&self, row: &Map<String, Value>) -> Vec<(&'static str, SqlValue)> {
+        let name = row.get("name").and_then(Value::as_str).unwrap_or("");
+        vec![("name", SqlValue::Text(format!("{name} Copy")))]
+    }
+
+    /// Runs after a successful write (`event` is `created`, `updated`, `active`, `disabled`
+    /// or `deleted`).
+    async fn after_write(
+        &self,
+        _state: &AppState,
+        _id: i64,
+        _event: &str,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
+    /// Fields outside the column declarations (child lists), for the document.
+    fn extra_schema(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
+    /// Whether a change may alter routing (then the snapshot is rebuilt).
+    fn affects_routing(&self) -> bool {
+        true
+    }
+}
+
+/// A resource without rules of its own.
+pub struct PlainRules;
+
+impl ResourceRules for PlainRules {}
+
+/// Why an Admin API request failed.
+#[derive(Debug)]
+pub enum ApiFailure {
+    Invalid(Invalid),
+    NotFound(String),
+    Conflict(String),
+    BadRequest(String),
+    Forbidden(String),
+    Internal(String),
+}
+
+impl From<StoreError> for ApiFailure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { what } => ApiFailure::Conflict(format!("{what} already exists")),
+            other => ApiFailure::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<Invalid> for ApiFailure {
+    fn from(invalid: Invalid) -> Self {
+        ApiFailure::Invalid(invalid)
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiFailure::Invalid(invalid) => return invalid.into_response(),
+            ApiFailure::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiFailure::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiFailure::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiFailure::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiFailure::Internal(detail) => {
+                tracing::error!(detail, "Admin API request failed.");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+pub type ApiResult = Result<Response, ApiFailure>;
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn show_time(at: i64) -> Value {
+    chrono::Utc
+        .timestamp_opt(at, 0)
+        .single()
+        .map(|t| Value::String(t.format("%Y-%m-%d %H:%M:%S").to_string()))
+        .unwrap_or(Value::Null)
+}
+
+/// An amount as Keitaro shows it: at least four decimals (`10.0000`), more when needed.
+pub fn show_money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let magnitude = micros.unsigned_abs();
+    let fraction = format!("{:06}", magnitude % 1_000_000);
+    let kept = fraction.trim_end_matches('0');
+    let digits = if kept.len() <= 4 {
+        &fraction[..4]
+    } else {
+        kept
+    };
+    format!("{sign}{}.{digits}", magnitude / 1_000_000)
+}
+
+/// A row as the API shows it.
+pub fn render(resource: &Resource, row: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("id".into(), row.get("id").cloned().unwrap_or(Value::Null));
+    for field in resource.fields {
+        let raw = row.get(field.column).cloned().unwrap_or(Value::Null);
+        let value = match field.kind {
+            Kind::Json | Kind::Object | Kind::TextList => match &raw {
+                Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+            Kind::Money => raw
+                .as_i64()
+                .map(|m| Value::String(show_money(m)))
+                .unwrap_or(Value::Null),
+            Kind::Time => raw.as_i64().map(show_time).unwrap_or(Value::Null),
+            _ => raw,
+        };
+        out.insert(field.name.to_string(), value);
+    }
+    out
+}
+
+/// Parses the writable fields present in `input` into column values, checking types and
+/// required fields (on create). Unknown fields are ignored.
+pub fn parse_fields(
+    resource: &Resource,
+    input: &Input,
+    create: bool,
+    invalid: &mut Invalid,
+) -> Vec<(&'static str, SqlValue)> {
+    let mut values = Vec::new();
+    for field in resource.fields.iter().filter(|f| f.writable) {
+        let Some(raw) = input.fields.get(field.name) else {
+            if create && field.required {
+                invalid.add(field.name, format!("{} is required.", field.name));
+            }
+            continue;
+        };
+        if input.form && mangled_form_value(field, raw) {
+            tracing::warn!(
+                field = field.name,
+                "Ignoring a nested field that arrived mangled in a form body."
+            );
+            continue;
+        }
+        match parse_value(field, raw) {
+            Ok(value) => {
+                if create && field.required && value_is_blank(&value) {
+                    invalid.add(field.name, format!("{} must not be empty.", field.name));
+                    continue;
+                }
+                values.push((field.column, value));
+            }
+            Err(message) => invalid.add(field.name, message),
+        }
+    }
+    values
+}
+
+/// A form client that flattens a nested value (keitaropy sends `parameters={"a": …}` as
+/// `parameters=a&parameters=b`) leaves only key names: such a value is not the client's intent.
+fn mangled_form_value(field: &Field, raw: &Value) -> bool {
+    let nested = matches!(field.kind, Kind::Object | Kind::Json);
+    let flattened = match raw {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        Value::String(text) => {
+            matches!(field.kind, Kind::Object)
+                && !text.trim_start().starts_with('{')
+                && !text.trim().is_empty()
+        }
+        _ => false,
+    };
+    nested && flattened
+}
+
+fn value_is_blank(value: &SqlValue) -> bool {
+    match value {
+        SqlValue::Null => true,
+        SqlValue::Text(t) => t.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// One field's value from JSON or form text.
+pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
+    let name = field.name;
+    let null_ok = matches!(
+        field.kind,
+        Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
+    );
+    let is_null =
+        raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
+    if is_null {
+        return match field.kind {
+            Kind::Json => Ok(SqlValue::Text("null".into())),
+            _ if null_ok => Ok(SqlValue::Null),
+            Kind::Text | Kind::Url => Ok(SqlValue::Text(String::new())),
+            _ => Err(format!("{name} must not be null.")),
+        };
+    }
+    match field.kind {
+        Kind::Int | Kind::Ref(_) => as_int(raw)
+            .map(SqlValue::Int)
+            .ok_or_else(|| format!("{name} must be an integer.")),
+        Kind::Real => as_real(raw)
+            .map(SqlValue::Real)
+            .ok_or_else(|| format!("{name} must be a number.")),
+        Kind::Bool => as_bool(raw)
+            .map(SqlValue::Bool)
+            .ok_or_else(|| format!("{name} must be true or false (or 1 or 0).")),
+        Kind::Text | Kind::OptText => as_text(raw)
+            .map(SqlValue::Text)
+            .ok_or_else(|| format!("{name} must be a string.")),
+        Kind::Enum(allowed) | Kind::OptEnum(allowed) => {
+            let text = as_text(raw).ok_or_else(|| format!("{name} must be a string."))?;
+            if allowed.contains(&text.as_str()) {
+                Ok(SqlValue::Text(text))
+            } else {
+                Err(format!("{name} must be one of: {}.", allowed.join(", ")))
+            }
+        }
+        Kind::Url => {
+            let text = as_text(raw).ok_or_else(|| format!("{name} must be a string."))?;
+            check_url(&text).map_err(|m| format!("{name} {m}"))?;
+            Ok(SqlValue::Text(text))
+        }
+        Kind::Json => Ok(SqlValue::Text(raw.to_string())),
+        Kind::Object => match raw {
+            Value::Object(_) => Ok(SqlValue::Text(raw.to_string())),
+            Value::Array(items) if items.is_empty() => Ok(SqlValue::Text("{}".into())),
+            Value::String(text) => match serde_json::from_str::<Value>(text) {
+                Ok(value @ Value::Object(_)) => Ok(SqlValue::Text(value.to_string())),
+                _ => Err(format!("{name} must be an object.")),
+            },
+            _ => Err(format!("{name} must be an object.")),
+        },
+        Kind::TextList => {
+            let items: Vec<Value> = match raw {
+                Value::Array(items) => items.clone(),
+                Value::String(text) if text.is_empty() => Vec::new(),
+                Value::String(text) => match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Array(items)) => items,
+                    _ => text
+                        .split(',')
+                        .map(|s| Value::String(s.trim().to_string()))
+                        .collect(),
+                },
+                _ => return Err(format!("{name} must be a list of strings.")),
+            };
+            let mut texts = Vec::new();
+            for item in items {
+                texts.push(Value::String(
+                    as_text(&item).ok_or_else(|| format!("{name} must be a list of strings."))?,
+                ));
+            }
+            Ok(SqlValue::Text(Value::Array(texts).to_string()))
+        }
+        Kind::Money => {
+            let amount = match raw {
+                Value::String(text) => text.trim().parse::<Money>().ok(),
+                Value::Number(n) => n.as_f64().and_then(|x| x.to_string().parse::<Money>().ok()),
+                _ => None,
+            };
+            amount
+                .map(|m| SqlValue::Int(m.micros()))
+                .ok_or_else(|| format!("{name} must be a decimal amount."))
+        }
+        Kind::Time => Err(format!("{name} cannot be set.")),
+    }
+}
+
+pub fn as_int(raw: &Value) -> Option<i64> {
+    match raw {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|x| x.fract() == 0.0 && x.abs() < 9e15)
+                .map(|x| x as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Bool(b) => Some(*b as i64),
+        _ => None,
+    }
+}
+
+pub fn as_real(raw: &Value) -> Option<f64> {
+    match raw {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        _ => None,
+    }
+}
+
+pub fn as_bool(raw: &Value) -> Option<bool> {
+    match raw {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Some(true),
+            "0" | "false" | "off" | "no" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub fn as_text(raw: &Value) -> Option<String> {
+    match raw {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Empty, or an absolute http(s) URL (macros such as `{subid}` allowed).
+pub fn check_url(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let lower = text.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err("must be an http:// or https:// URL.".into());
+    }
+    if text.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters.".into());
+    }
+    Ok(())
+}
+
+/// Whether every referenced id exists (any state).
+async fn check_refs(
+    state: &AppState,
+    resource: &Resource,
+    values: &[(&'static str, SqlValue)],
+    invalid: &mut Invalid,
+) -> Result<(), ApiFailure> {
+    for field in resource.fields {
+        let Kind::Ref(table) = field.kind else {
+            continue;
+        };
+        let Some((_, SqlValue::Int(id))) = values.iter().find(|(c, _)| *c == field.column) else {
+            continue;
+        };
+        if state
+            .store
+            .object_rows(table, &RowFilter::id(*id))
+            .await?
+            .is_empty()
+        {
+            invalid.add(field.name, format!("{} {id} does not exist.", field.name));
+        }
+    }
+    Ok(())
+}
+
+/// The stored row of `id`, or 404.
+pub async fn load(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+) -> Result<Map<String, Value>, ApiFailure> {
+    state
+        .store
+        .object_rows(resource.table, &RowFilter::id(id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))
+}
+
+/// Refuses changes to objects declared in the campaigns directory.
+pub fn refuse_file_managed(
+    resource: &Resource,
+    row: &Map<String, Value>,
+) -> Result<(), ApiFailure> {
+    if let Some(file) = row.get("file_source").and_then(Value::as_str)
+        && !file.is_empty()
+    {
+        return Err(ApiFailure::Conflict(format!(
+            "this {} is managed by the file {file}; change it there",
+            resource.noun
+        )));
+    }
+    Ok(())
+}
+
+/// Rendered and decorated rows.
+pub async fn present(
+    state: &AppState,
+    resource: &Resource,
+    rows: &[Map<String, Value>],
+) -> Result<Vec<Map<String, Value>>, ApiFailure> {
+    let mut objects: Vec<Map<String, Value>> = rows.iter().map(|r| render(resource, r)).collect();
+    resource.rules.decorate(state, &mut objects).await?;
+    Ok(objects)
+}
+
+pub async fn present_one(
+    state: &AppState,
+    resource: &Resource,
+    row: &Map<String, Value>,
+) -> Result<Value, ApiFailure> {
+    Ok(present(state, resource, std::slice::from_ref(row))
+        .await?
+        .into_iter()
+        .next()
+        .map(Value::Object)
+        .unwrap_or(Value::Null))
+}
+
+/// Rebuilds the routing snapshot after a change, so it serves within the request.
+pub async fn changed(state: &AppState, resource: &Resource) {
+    if resource.rules.affects_routing() {
+        // A failed rebuild keeps the previous snapshot and is logged; the write stands.
+        let _ = state.snapshot.rebuild(&*state.store).await;
+    }
+}
+
+/// Creates an object from `input`; returns its stored row.
+pub async fn create(
+    state: &AppState,
+    resource: &Resource,
+    input: &Input,
+) -> Result<Map<String, Value>, ApiFailure> {
+    let mut invalid = Invalid::default();
+    let values = parse_fields(resource, input, true, &mut invalid);
+    let mut draft = Draft {
+        id: None,
+        input: &input.fields,
+        existing: None,
+        values,
+        children: Vec::new(),
+    };
+    resource
+        .rules
+        .prepare(state, &mut draft, &mut invalid)
+        .await?;
+    check_refs(state, resource, &draft.values, &mut invalid).await?;
+    invalid.check()?;
+    let now = unix_now();
+    for stamp in ["created_at", "updated_at"] {
+        if resource.table.column(stamp).is_some() {
+            draft.set(stamp, SqlValue::Int(now));
+        }
+    }
+    let id = state
+        .store
+        .object_write(&ObjectWrite {
+            table: resource.table,
+            id: None,
+            values: draft.values,
+            children: draft.children,
+        })
+        .await?
+        .ok_or_else(|| ApiFailure::Internal("insert returned no id".into()))?;
+    resource.rules.after_write(state, id, "created").await?;
+    changed(state, resource).await;
+    load(state, resource, id).await
+}
+
+/// Updates the fields present in `input`; returns the stored row.
+pub async fn update(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+    input: &Input,
+) -> Result<Map<String, Value>, ApiFailure> {
+    let existing = load(state, resource, id).await?;
+    refuse_file_managed(resource, &existing)?;
+    let mut invalid = Invalid::default();
+    let values = parse_fields(resource, input, false, &mut invalid);
+    let mut draft = Draft {
+        id: Some(id),
+        input: &input.fields,
+        existing: Some(&existing),
+        values,
+        children: Vec::new(),
+    };
+    resource
+        .rules
+        .prepare(state, &mut draft, &mut invalid)
+        .await?;
+    check_refs(state, resource, &draft.values, &mut invalid).await?;
+    invalid.check()?;
+    if resource.table.column("updated_at").is_some() {
+        draft.set("updated_at", SqlValue::Int(unix_now()));
+    }
+    state
+        .store
+        .object_write(&ObjectWrite {
+            table: resource.table,
+            id: Some(id),
+            values: draft.values,
+            children: draft.children,
+        })
+        .await?
+        .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))?;
+    resource.rules.after_write(state, id, "updated").await?;
+    changed(state, resource).await;
+    load(state, resource, id).await
+}
+
+/// Sets an object's state (`active`, `disabled`, `deleted`).
+pub async fn set_state(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+    new_state: &str,
+) -> Result<Map<String, Value>, ApiFailure> {
+    let existing = load(state, resource, id).await?;
+    refuse_file_managed(resource, &existing)?;
+    state
+        .store
+        .object_write(&ObjectWrite {
+            table: resource.table,
+            id: Some(id),
+            values: vec![
+                ("state", SqlValue::Text(new_state.to_string())),
+                ("updated_at", SqlValue::Int(unix_now())),
+            ],
+            children: Vec::new(),
+        })
+        .await?;
+    resource.rules.after_write(state, id, new_state).await?;
+    changed(state, resource).await;
+    load(state, resource, id).await
+}
+
+/// Copies an object (with the values the rules change) through the create path, so the copy
+/// passes the same checks.
+pub async fn clone_object(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+) -> Result<Map<String, Value>, ApiFailure> {
+    let row = load(state, resource, id).await?;
+    let mut input = render(resource, &row);
+    resource
+        .rules
+        .decorate(state, std::slice::from_mut(&mut input))
+        .await?;
+    input.remove("id");
+    let changes = resource.rules.clone_values(&row);
+    for (column, value) in changes {
+        if let Some(field) = resource.fields.iter().find(|f| f.column == column) {
+            input.insert(field.name.to_string(), value.to_json());
+        }
+    }
+    input.insert("state".into(), Value::String("active".into()));
+    create(
+        state,
+        resource,
+        &Input {
+            fields: input,
+            form: false,
+        },
+    )
+    .await
+}
+
+/// A life-cycle operation a resource serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `GET /{path}`: the objects not archived.
+    List,
+    /// `GET /{path}/{id}`.
+    Get,
+    /// `POST /{path}`.
+    Create,
+    /// `PUT /{path}/{id}`.
+    Update,
+    /// `DELETE /{path}/{id}`: archive, answering with the archived object.
+    Archive,
+    /// `DELETE /{path}/{id}/archive` (offers).
+    ArchiveAt,
+    /// `POST /{path}/{id}/clone`.
+    Clone,
+    /// `PUT /{path}/{id}/clone` (landing pages).
+    ClonePut,
+    /// `GET /{path}/deleted`.
+    Deleted,
+    /// `POST /{path}/{id}/restore`.
+    Restore,
+    /// `POST /{path}/{id}/enable` and `…/disable`.
+    EnableDisable,
+}
+
+/// The life-cycle routes of a resource under `/{path}`, documented.
+pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
+    use axum::routing::{delete, get, post, put};
+    let path = resource.path;
+    let tag = resource.tag;
+    let noun = resource.noun;
+    let one = format!("/{path}/{{id}}");
+    let mut api = Api::default();
+    for op in ops {
+        api =
+            match op {
+                Op::List => api.route(
+                    Method::GET,
+                    &format!("/{path}"),
+                    Doc::new(tag, format!("List {path} (not archived)"))
+                        .response(Shape::List(resource)),
+                    get(move |State(state): State<AppState>| async move {
+                        list(&state, resource, RowFilter::live()).await
+                    }),
+                ),
+                Op::Create => api.route(
+                    Method::POST,
+                    &format!("/{path}"),
+                    Doc::new(tag, format!("Create a {noun}"))
+                        .request(Shape::Object(resource))
+                        .response(Shape::Object(resource)),
+                    post(
+                        move |State(state): State<AppState>, input: Input| async move {
+                            let row = create(&state, resource, &input).await?;
+                            respond(&state, resource, &row).await
+                        },
+                    ),
+                ),
+                Op::Get => api.route(
+                    Method::GET,
+                    &one,
+                    Doc::new(tag, format!("Get a {noun}")).response(Shape::Object(resource)),
+                    get(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            let row = load(&state, resource, id).await?;
+                            respond(&state, resource, &row).await
+                        },
+                    ),
+                ),
+                Op::Update => {
+                    api.route(
+                        Method::PUT,
+                        &one,
+                        Doc::new(
+                            tag,
+                            format!("Update a {noun} (fields not sent keep their values)"),
+                        )
+                        .request(Shape::Object(resource))
+                        .response(Shape::Object(resource)),
+                        put(
+                            move |State(state): State<AppState>,
+                                  Path(id): Path<i64>,
+                                  input: Input| async move {
+                                let row = update(&state, resource, id, &input).await?;
+                                respond(&state, resource, &row).await
+                            },
+                        ),
+                    )
+                }
+                Op::Archive => api.route(
+                    Method::DELETE,
+                    &one,
+                    Doc::new(tag, format!("Move a {noun} to the archive"))
+                        .response(Shape::Object(resource)),
+                    delete(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "deleted").await
+                        },
+                    ),
+                ),
+                Op::ArchiveAt => api.route(
+                    Method::DELETE,
+                    &format!("{one}/archive"),
+                    Doc::new(tag, format!("Move a {noun} to the archive"))
+                        .response(Shape::Object(resource)),
+                    delete(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "deleted").await
+                        },
+                    ),
+                ),
+                Op::Clone | Op::ClonePut => {
+                    let handler = move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                        let row = clone_object(&state, resource, id).await?;
+                        respond(&state, resource, &row).await
+                    };
+                    let (method, router) = if *op == Op::Clone {
+                        (Method::POST, post(handler))
+                    } else {
+                        (Method::PUT, put(handler))
+                    };
+                    api.route(
+                        method,
+                        &format!("{one}/clone"),
+                        Doc::new(tag, format!("Clone a {noun} (named \"… Copy\")"))
+                            .response(Shape::Object(resource)),
+                        router,
+                    )
+                }
+                Op::Deleted => api.route(
+                    Method::GET,
+                    &format!("/{path}/deleted"),
+                    Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
+                    get(move |State(state): State<AppState>| async move {
+                        list(&state, resource, RowFilter::deleted()).await
+                    }),
+                ),
+                Op::Restore => api.route(
+                    Method::POST,
+                    &format!("{one}/restore"),
+                    Doc::new(tag, format!("Restore an archived {noun}"))
+                        .response(Shape::Object(resource)),
+                    post(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "active").await
+                        },
+                    ),
+                ),
+                Op::EnableDisable => api
+                    .route(
+                        Method::POST,
+                        &format!("{one}/enable"),
+                        Doc::new(tag, format!("Enable a {noun}")).response(Shape::Object(resource)),
+                        post(
+                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                                state_route(&state, resource, id, "active").await
+                            },
+                        ),
+                    )
+                    .route(
+                        Method::POST,
+                        &format!("{one}/disable"),
+                        Doc::new(tag, format!("Disable a {noun}"))
+                            .response(Shape::Object(resource)),
+                        post(
+                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                                state_route(&state, resource, id, "disabled").await
+                            },
+                        ),
+                    ),
+            };
+    }
+    api
+}
+
+/// One object, rendered and decorated.
+pub async fn respond(state: &AppState, resource: &Resource, row: &Map<String, Value>) -> ApiResult {
+    Ok(Json(present_one(state, resource, row).await?).into_response())
+}
+
+pub async fn state_route(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+    new_state: &str,
+) -> ApiResult {
+    let row = set_state(state, resource, id, new_state).await?;
+    Ok(Json(present_one(state, resource, &row).await?).into_response())
+}
+
+pub async fn list(state: &AppState, resource: &Resource, filter: RowFilter) -> ApiResult {
+    let rows = state.store.object_rows(resource.table, &filter).await?;
+    let objects = present(state, resource, &rows).await?;
+    Ok(Json(objects).into_response())
+}
