@@ -263,10 +263,13 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
             || alias.starts_with('.')
+            || alias.starts_with('_')
         {
             check.fail(
                 &format!("{path}.alias"),
-                format!("`{alias}` may only hold letters, digits, `-`, `_` and `.`"),
+                format!(
+                    "`{alias}` may only hold letters, digits, `-`, `_` and `.`, and not start with `.` or `_`"
+                ),
             );
         } else if RESERVED_ALIASES.contains(&alias.to_ascii_lowercase().as_str()) {
             check.fail(

@@ -68,7 +68,7 @@ fn alias_problem(alias: &str, reserved: &[String]) -> Option<String> {
         return Some("alias must not start with '.' or '_'.".into());
     }
     let lower = alias.to_ascii_lowercase();
-    if reserved.iter().any(|r| *r == lower) {
+    if reserved.contains(&lower) {
         return Some(format!(
             "alias {alias} is a path the tracker itself serves."
         ));
@@ -166,14 +166,15 @@ impl ResourceRules for CampaignRules {
             .find(|(c, _)| *c == "token")
             .map(|(_, v)| v.clone())
         {
-            Some(SqlValue::Text(token)) if !token.trim().is_empty() => {
-                if others
-                    .iter()
-                    .any(|row| row.get("token").and_then(Value::as_str) == Some(token.trim()))
-                {
-                    invalid.add("token", "token is already used by another campaign.");
-                }
+            Some(SqlValue::Text(token))
+                if !token.trim().is_empty()
+                    && others.iter().any(|row| {
+                        row.get("token").and_then(Value::as_str) == Some(token.trim())
+                    }) =>
+            {
+                invalid.add("token", "token is already used by another campaign.");
             }
+            Some(SqlValue::Text(token)) if !token.trim().is_empty() => {}
             _ if draft.is_create() => draft.set("token", SqlValue::Text(random_token(32))),
             Some(_) => {
                 // An empty token on update keeps the stored one.
