@@ -65,6 +65,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
         snapshot.rebuild(store.as_ref()).await?;
     }
+    if let Some(dir) = &config.campaigns.dir {
+        supervisor.set_campaign_files(Arc::new(crate::files::CampaignFiles::new(dir.clone())));
+        if supervisor.reload_campaign_files().await.is_err() {
+            tracing::warn!(
+                dir = %dir.display(),
+                "Serving the stored campaigns; fix the campaign files and they load on the next change."
+            );
+        }
+    }
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }

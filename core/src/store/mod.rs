@@ -3,6 +3,7 @@
 //! (see `sql.rs`) and differing in connection setup and schema files.
 
 mod click_log;
+mod files;
 mod migrate;
 pub mod objects;
 mod postgres;
@@ -25,6 +26,7 @@ pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
 };
+pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -60,7 +62,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: objects::ObjectStore + Send + Sync {
+pub trait Store: FileStore + objects::ObjectStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.

@@ -3,6 +3,7 @@
 mod admin;
 mod click_api;
 mod dialects;
+mod files;
 mod foundation;
 mod native;
 mod plugins;
