@@ -1200,6 +1200,8 @@ async fn schemathesis_finds_no_server_errors(backend: Backend, examples: u32) {
     let schema = db.dir.path().join("openapi.json");
     std::fs::write(&schema, document).unwrap();
     let output = tokio::process::Command::new(&schemathesis)
+        // Its caches go into the test's directory, not the source tree.
+        .current_dir(db.dir.path())
         .arg("run")
         .arg(&schema)
         .args(["--url", &server.url("/admin_api/v1")])
