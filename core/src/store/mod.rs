@@ -128,7 +128,8 @@ pub trait Store: FileStore + objects::ObjectStore + Send + Sync {
     /// A stream's current action payload and state (for trigger actions).
     async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError>;
 
-    /// Sets a stream's state (`active`, `disabled`).
+    /// Sets the state of a stream that is active (a trigger disabling it); a stream in any
+    /// other state is left as it is.
     async fn set_stream_state(
         &self,
         id: i64,

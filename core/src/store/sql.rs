@@ -1131,7 +1131,9 @@ macro_rules! impl_store {
                 }
 
                 async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3")
+                    // Only an active stream changes: a trigger that fires while the stream is being
+                    // archived or disabled through the API must not bring it back as `disabled`.
+                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'active'")
                         .bind(state.as_str())
                         .bind(unix_now())
                         .bind(id)

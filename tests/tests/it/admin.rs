@@ -306,7 +306,7 @@ async fn every_resource_life_cycle(backend: Backend) {
         "filters": [{ "name": "country", "mode": "accept", "payload": ["US", "DE"] },
                     { "name": "uniqueness", "mode": "reject", "payload": "stream" }],
         "triggers": [{ "condition": "not_respond", "target": "selected_page", "selected_page": "https://lp.example/",
-                       "action": "disable", "interval": 60 }],
+                       "action": "disable", "interval": 60, "enabled": false }],
         "landings": [{ "landing_id": id(&landing), "share": 100 }],
         "offers": [{ "offer_id": id(&offer), "share": 100, "state": "active" }],
     });
