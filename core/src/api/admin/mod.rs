@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod catalogue;
+mod files;
 pub mod input;
 mod objects;
 pub mod ops;
@@ -30,6 +31,7 @@ pub fn api() -> ops::Api {
         .merge(streams::api())
         .merge(targets::api())
         .merge(objects::api())
+        .merge(files::api())
 }
 
 /// The Admin API's routes, all behind [`require_api_key`] but for the documentation page.

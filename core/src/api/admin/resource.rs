@@ -180,6 +180,17 @@ pub trait ResourceRules: Send + Sync {
         Ok(())
     }
 
+    /// Runs after a successful create or update with the request's input, for what comes
+    /// with an object besides its row (a landing's or offer's `archive` of files).
+    async fn after_save(
+        &self,
+        _state: &AppState,
+        _id: i64,
+        _input: &Map<String, Value>,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
     /// Fields outside the column declarations (child lists), for the document.
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
@@ -585,6 +596,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiFailure::Internal("insert returned no id".into()))?;
     resource.rules.after_write(state, id, "created").await?;
+    resource.rules.after_save(state, id, input).await?;
     changed(state, resource).await;
     load(state, resource, id).await
 }
@@ -624,6 +636,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))?;
     resource.rules.after_write(state, id, "updated").await?;
+    resource.rules.after_save(state, id, input).await?;
     changed(state, resource).await;
     load(state, resource, id).await
 }

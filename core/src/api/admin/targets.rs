@@ -75,6 +75,7 @@ struct TargetRules {
 impl ResourceRules for TargetRules {
     async fn prepare(&self, state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
         let type_column = if self.offer { "offer_type" } else { "landing_type" };
+        super::files::prepare_archive(draft, type_column, invalid);
         let kind = draft.effective(type_column).as_str().unwrap_or("external").to_string();
         let action_type = draft.effective("action_type").as_str().unwrap_or("").to_string();
         // An external target redirects to its URL; the URL is what clients send.
@@ -111,6 +112,18 @@ impl ResourceRules for TargetRules {
             }
         }
         Ok(())
+    }
+
+    /// Unpacks an `archive` sent with the object into its directory.
+    async fn after_save(&self, state: &AppState, id: i64, input: &Map<String, Value>) -> Result<(), ApiFailure> {
+        super::files::unpack_archive(state, self.offer, id, input).await
+    }
+
+    fn extra_schema(&self) -> Vec<(&'static str, Value)> {
+        vec![(
+            "archive",
+            serde_json::json!({ "type": "string", "description": "A ZIP file encoded in base64; its files replace the object's (write only)." }),
+        )]
     }
 
     /// Offers also show `affiliate_network` (its name) and `conversion_cap_enabled`.
