@@ -178,8 +178,12 @@ impl RelPath {
             return Err("must use / to separate directories.".into());
         }
         let bytes = raw.as_bytes();
-        if raw.starts_with('/') || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic()) {
-            return Err("must be relative to the object's directory (like order/success.html).".into());
+        if raw.starts_with('/')
+            || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic())
+        {
+            return Err(
+                "must be relative to the object's directory (like order/success.html).".into(),
+            );
         }
         let trimmed = raw.strip_suffix('/').unwrap_or(raw);
         let segments: Vec<&str> = trimmed.split('/').collect();
@@ -191,7 +195,9 @@ impl RelPath {
                 "" => return Err("must not contain empty segments (//).".into()),
                 "." | ".." => return Err("must not contain . or .. segments.".into()),
                 name if name.len() > MAX_NAME_BYTES => {
-                    return Err(format!("must not have names longer than {MAX_NAME_BYTES} bytes."));
+                    return Err(format!(
+                        "must not have names longer than {MAX_NAME_BYTES} bytes."
+                    ));
                 }
                 _ => {}
             }
@@ -215,7 +221,9 @@ impl RelPath {
     }
 
     fn parent(&self) -> Option<RelPath> {
-        self.0.rsplit_once('/').map(|(parent, _)| RelPath(parent.to_string()))
+        self.0
+            .rsplit_once('/')
+            .map(|(parent, _)| RelPath(parent.to_string()))
     }
 }
 
@@ -256,10 +264,15 @@ impl<S: Send + Sync> FromRequest<S> for FileInput {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        if content_type.starts_with("application/octet-stream") || content_type.starts_with("text/plain") {
+        if content_type.starts_with("application/octet-stream")
+            || content_type.starts_with("text/plain")
+        {
             let mut fields = Map::new();
             if let Some(query) = request.uri().query() {
-                super::input::merge_pairs(&mut fields, url::form_urlencoded::parse(query.as_bytes()));
+                super::input::merge_pairs(
+                    &mut fields,
+                    url::form_urlencoded::parse(query.as_bytes()),
+                );
             }
             let body = Bytes::from_request(request, state)
                 .await
@@ -297,7 +310,10 @@ impl FileInput {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone().into_bytes())),
             Some(Value::Number(n)) => Ok(Some(n.to_string().into_bytes())),
-            Some(_) => Err(Invalid::one("data", "data must be a string (the file's content).")),
+            Some(_) => Err(Invalid::one(
+                "data",
+                "data must be a string (the file's content).",
+            )),
         }
     }
 }
@@ -305,17 +321,29 @@ impl FileInput {
 /// The directory of an existing object (404 when there is no such object).
 async fn object_dir(state: &AppState, owner: &Owner, id: i64) -> Result<PathBuf, ApiFailure> {
     resource::load(state, owner.resource, id).await?;
-    Ok(upload_dir(&state.config.server.data_dir, (owner.file_owner)(id)))
+    Ok(upload_dir(
+        &state.config.server.data_dir,
+        (owner.file_owner)(id),
+    ))
 }
 
 /// Where temporary files and unpacked archives wait before they are renamed into place: beside
 /// the upload directories, so the rename stays on one file system.
 fn staging_dir(state: &AppState) -> PathBuf {
-    state.config.server.data_dir.join("uploads").join(".staging")
+    state
+        .config
+        .server
+        .data_dir
+        .join("uploads")
+        .join(".staging")
 }
 
 fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{}-{:016x}", std::process::id(), rand::random::<u64>())
+    format!(
+        "{prefix}-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    )
 }
 
 fn io_failure(error: std::io::Error, path: &RelPath) -> ApiFailure {
@@ -323,9 +351,12 @@ fn io_failure(error: std::io::Error, path: &RelPath) -> ApiFailure {
     let shown = path.as_str();
     match error.kind() {
         ErrorKind::NotFound => ApiFailure::NotFound(format!("{shown} not found")),
-        ErrorKind::AlreadyExists | ErrorKind::NotADirectory | ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => {
-            ApiFailure::Conflict(format!("{shown} conflicts with an existing file or directory"))
-        }
+        ErrorKind::AlreadyExists
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::DirectoryNotEmpty => ApiFailure::Conflict(format!(
+            "{shown} conflicts with an existing file or directory"
+        )),
         _ => ApiFailure::Internal(format!("file operation on {shown}: {error}")),
     }
 }
@@ -349,7 +380,13 @@ enum WriteMode {
     Save,
 }
 
-async fn write_file(state: &AppState, owner: &Owner, id: i64, input: FileInput, mode: WriteMode) -> ApiResult {
+async fn write_file(
+    state: &AppState,
+    owner: &Owner,
+    id: i64,
+    input: FileInput,
+    mode: WriteMode,
+) -> ApiResult {
     let root = object_dir(state, owner, id).await?;
     let path = input.path()?;
     let data = input.data()?;
@@ -366,7 +403,10 @@ async fn write_file(state: &AppState, owner: &Owner, id: i64, input: FileInput, 
         let target = path.under(&root);
         match std::fs::symlink_metadata(&target) {
             Ok(meta) if meta.is_dir() => {
-                return Err(ApiFailure::Conflict(format!("{} is a directory", path.as_str())));
+                return Err(ApiFailure::Conflict(format!(
+                    "{} is a directory",
+                    path.as_str()
+                )));
             }
             Ok(_) if mode == WriteMode::Create => {
                 return Err(ApiFailure::Conflict(format!(
@@ -382,7 +422,8 @@ async fn write_file(state: &AppState, owner: &Owner, id: i64, input: FileInput, 
         std::fs::create_dir_all(&staging).map_err(|e| io_failure(e, &path))?;
         // Written aside and renamed, so a click never reads half a file.
         let temporary = staging.join(unique_name("file"));
-        let written = std::fs::write(&temporary, &data).and_then(|()| std::fs::rename(&temporary, &target));
+        let written =
+            std::fs::write(&temporary, &data).and_then(|()| std::fs::rename(&temporary, &target));
         if let Err(error) = written {
             let _ = std::fs::remove_file(&temporary);
             return Err(io_failure(error, &path));
@@ -401,7 +442,10 @@ async fn read_file(state: &AppState, owner: &Owner, id: i64, input: FileInput) -
         let target = path.under(&root);
         let meta = std::fs::metadata(&target).map_err(|e| io_failure(e, &path))?;
         if meta.is_dir() {
-            return Err(ApiFailure::BadRequest(format!("{} is a directory", path.as_str())));
+            return Err(ApiFailure::BadRequest(format!(
+                "{} is a directory",
+                path.as_str()
+            )));
         }
         if meta.len() > MAX_SHOWN_BYTES {
             return Err(ApiFailure::BadRequest(format!(
@@ -457,10 +501,14 @@ fn walk(root: &Path) -> std::io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut pending = vec![None::<RelPath>];
     while let Some(dir) = pending.pop() {
-        let at = dir.as_ref().map_or_else(|| root.to_path_buf(), |d| d.under(root));
+        let at = dir
+            .as_ref()
+            .map_or_else(|| root.to_path_buf(), |d| d.under(root));
         let listing = match std::fs::read_dir(&at) {
             Ok(listing) => listing,
-            Err(error) if dir.is_none() && error.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
+            Err(error) if dir.is_none() && error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(entries);
+            }
             Err(error) => return Err(error),
         };
         let mut children = Vec::new();
@@ -542,7 +590,8 @@ fn tree(entries: &[Entry]) -> Value {
 async fn structure(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
     let root = object_dir(state, owner, id).await?;
     run_blocking(move || {
-        let entries = walk(&root).map_err(|e| ApiFailure::Internal(format!("listing {}: {e}", root.display())))?;
+        let entries = walk(&root)
+            .map_err(|e| ApiFailure::Internal(format!("listing {}: {e}", root.display())))?;
         Ok(Json(tree(&entries)).into_response())
     })
     .await
@@ -558,7 +607,10 @@ async fn download(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
         ],
         zipped,
     )
@@ -569,7 +621,8 @@ async fn download(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
 fn pack(root: &Path) -> Result<Vec<u8>, String> {
     let entries = walk(root).map_err(|e| e.to_string())?;
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for entry in &entries {
         if entry.dir {
             writer
@@ -597,9 +650,19 @@ pub struct Archive {
     entries: Vec<(usize, RelPath, bool)>,
 }
 
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
 /// ZIP tools add these; they are not part of a landing.
 fn is_tool_litter(name: &str) -> bool {
-    name.starts_with("__MACOSX/") || name == "__MACOSX" || name.rsplit('/').next() == Some(".DS_Store")
+    name.starts_with("__MACOSX/")
+        || name == "__MACOSX"
+        || name.rsplit('/').next() == Some(".DS_Store")
 }
 
 impl Archive {
@@ -607,7 +670,10 @@ impl Archive {
     /// entry's name and kind, the entry count and the sizes the archive declares.
     pub fn open(text: &str) -> Result<Archive, String> {
         let text = match text.trim_start().strip_prefix("data:") {
-            Some(rest) => rest.split_once(";base64,").map(|(_, data)| data).unwrap_or(rest),
+            Some(rest) => rest
+                .split_once(";base64,")
+                .map(|(_, data)| data)
+                .unwrap_or(rest),
             None => text,
         };
         let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -615,11 +681,18 @@ impl Archive {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
         let bytes = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, lenient)
             .decode(&compact)
-            .or_else(|_| base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient).decode(&compact))
+            .or_else(|_| {
+                base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient)
+                    .decode(&compact)
+            })
             .map_err(|e| format!("archive is not valid base64: {e}."))?;
-        let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("archive is not a ZIP file: {e}."))?;
+        let mut zip = ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| format!("archive is not a ZIP file: {e}."))?;
         if zip.len() > MAX_ARCHIVE_ENTRIES {
-            return Err(format!("archive holds {} entries; at most {MAX_ARCHIVE_ENTRIES} are allowed.", zip.len()));
+            return Err(format!(
+                "archive holds {} entries; at most {MAX_ARCHIVE_ENTRIES} are allowed.",
+                zip.len()
+            ));
         }
         let mut entries = Vec::new();
         let mut declared: u64 = 0;
@@ -634,24 +707,35 @@ impl Archive {
                 continue;
             }
             let name = raw_name.replace('\\', "/");
-            let path = RelPath::parse(&name).map_err(|m| format!("archive entry {raw_name:?} {m}"))?;
+            let path =
+                RelPath::parse(&name).map_err(|m| format!("archive entry {raw_name:?} {m}"))?;
             if entry.is_symlink() {
-                return Err(format!("archive entry {raw_name:?} is a symbolic link; links are not allowed."));
+                return Err(format!(
+                    "archive entry {raw_name:?} is a symbolic link; links are not allowed."
+                ));
             }
             if entry.encrypted() {
-                return Err(format!("archive entry {raw_name:?} is encrypted; send an unencrypted ZIP."));
+                return Err(format!(
+                    "archive entry {raw_name:?} is encrypted; send an unencrypted ZIP."
+                ));
             }
             let dir = entry.is_dir();
             if !dir {
                 declared = declared.saturating_add(entry.size());
                 if declared > MAX_UNPACKED_BYTES {
-                    return Err(format!("archive unpacks to more than {MAX_UNPACKED_BYTES} bytes."));
+                    return Err(format!(
+                        "archive unpacks to more than {MAX_UNPACKED_BYTES} bytes."
+                    ));
                 }
                 if !files.insert(path.clone()) {
                     return Err(format!("archive holds {} twice.", path.as_str()));
                 }
             }
-            let mut parent = if dir { Some(path.clone()) } else { path.parent() };
+            let mut parent = if dir {
+                Some(path.clone())
+            } else {
+                path.parent()
+            };
             while let Some(at) = parent {
                 parent = at.parent();
                 dirs.insert(at);
@@ -660,7 +744,10 @@ impl Archive {
             entries.push((index, path, dir));
         }
         if let Some(clash) = files.intersection(&dirs).next() {
-            return Err(format!("archive holds {} both as a file and as a directory.", clash.as_str()));
+            return Err(format!(
+                "archive holds {} both as a file and as a directory.",
+                clash.as_str()
+            ));
         }
         if files.is_empty() {
             return Err("archive holds no files.".into());
@@ -671,7 +758,12 @@ impl Archive {
     /// The page a `local_file` action should serve: `index.html` (or `.htm`, `.php`) nearest to
     /// the root, else the first HTML file.
     pub fn entry_page(&self) -> String {
-        let files = || self.entries.iter().filter(|(_, _, dir)| !dir).map(|(_, path, _)| path.as_str());
+        let files = || {
+            self.entries
+                .iter()
+                .filter(|(_, _, dir)| !dir)
+                .map(|(_, path, _)| path.as_str())
+        };
         let depth = |path: &str| path.matches('/').count();
         ["index.html", "index.htm", "index.php"]
             .iter()
@@ -682,7 +774,14 @@ impl Archive {
             })
             .or_else(|| {
                 files()
-                    .filter(|path| matches!(extension_of(name_of_str(path)).to_ascii_lowercase().as_str(), "html" | "htm"))
+                    .filter(|path| {
+                        matches!(
+                            extension_of(name_of_str(path))
+                                .to_ascii_lowercase()
+                                .as_str(),
+                            "html" | "htm"
+                        )
+                    })
                     .min_by_key(|path| depth(path))
             })
             .unwrap_or("index.html")
@@ -690,7 +789,9 @@ impl Archive {
     }
 
     pub fn has_file(&self, path: &str) -> bool {
-        self.entries.iter().any(|(_, p, dir)| !dir && p.as_str() == path)
+        self.entries
+            .iter()
+            .any(|(_, p, dir)| !dir && p.as_str() == path)
     }
 
     /// Reads every entry, handing each file's data to `take` through a reader bounded by what
@@ -703,7 +804,12 @@ impl Archive {
         let mut left = MAX_UNPACKED_BYTES;
         for (index, path, dir) in &self.entries {
             if *dir {
-                take(path, None).map_err(|e| format!("archive entry {} could not be unpacked: {e}.", path.as_str()))?;
+                take(path, None).map_err(|e| {
+                    format!(
+                        "archive entry {} could not be unpacked: {e}.",
+                        path.as_str()
+                    )
+                })?;
                 continue;
             }
             let entry = self
@@ -714,12 +820,15 @@ impl Archive {
                 inner: entry.take(left + 1),
                 count: 0,
             };
-            take(path, Some(&mut counted)).map_err(|e| format!("archive entry {} is damaged: {e}.", path.as_str()))?;
+            take(path, Some(&mut counted))
+                .map_err(|e| format!("archive entry {} is damaged: {e}.", path.as_str()))?;
             // Drain what the taker left unread, so the checksum is verified and the size counted.
             std::io::copy(&mut counted, &mut std::io::sink())
                 .map_err(|e| format!("archive entry {} is damaged: {e}.", path.as_str()))?;
             if counted.count > left {
-                return Err(format!("archive unpacks to more than {MAX_UNPACKED_BYTES} bytes."));
+                return Err(format!(
+                    "archive unpacks to more than {MAX_UNPACKED_BYTES} bytes."
+                ));
             }
             left -= counted.count;
         }
@@ -784,16 +893,20 @@ pub fn prepare_archive(draft: &mut Draft<'_>, type_column: &'static str, invalid
         return;
     };
     let Some(text) = raw.as_str() else {
-        invalid.add("archive", "archive must be a string: a ZIP file encoded in base64.");
+        invalid.add(
+            "archive",
+            "archive must be a string: a ZIP file encoded in base64.",
+        );
         return;
     };
-    let archive = match Archive::open(text).and_then(|mut archive| archive.verify().map(|()| archive)) {
-        Ok(archive) => archive,
-        Err(message) => {
-            invalid.add("archive", message);
-            return;
-        }
-    };
+    let archive =
+        match Archive::open(text).and_then(|mut archive| archive.verify().map(|()| archive)) {
+            Ok(archive) => archive,
+            Err(message) => {
+                invalid.add("archive", message);
+                return;
+            }
+        };
     if !draft.input.contains_key(type_column) {
         draft.set(type_column, SqlValue::Text("local".into()));
     }
@@ -826,11 +939,16 @@ pub async fn unpack_archive(
         return Ok(());
     };
     let mut archive = Archive::open(text).map_err(ApiFailure::Internal)?;
-    let owner = if offer { FileOwner::Offer(id) } else { FileOwner::Landing(id) };
+    let owner = if offer {
+        FileOwner::Offer(id)
+    } else {
+        FileOwner::Landing(id)
+    };
     let target = upload_dir(&state.config.server.data_dir, owner);
     let staging = staging_dir(state);
     let _writer = WRITES.lock().await;
-    run_blocking(move || replace_dir(&mut archive, &staging, &target).map_err(ApiFailure::Internal)).await
+    run_blocking(move || replace_dir(&mut archive, &staging, &target).map_err(ApiFailure::Internal))
+        .await
 }
 
 fn replace_dir(archive: &mut Archive, staging: &Path, target: &Path) -> Result<(), String> {
@@ -873,7 +991,8 @@ mod tests {
 
     fn zip_of(entries: &[(&str, &[u8])]) -> String {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
         for (name, data) in entries {
             if name.ends_with('/') {
                 writer.add_directory(*name, options).unwrap();
@@ -888,11 +1007,28 @@ mod tests {
 
     #[test]
     fn paths_stay_inside() {
-        for good in ["index.html", "css/site.css", "a/b/c.js", "dir/", "..hidden", "a..b/c"] {
+        for good in [
+            "index.html",
+            "css/site.css",
+            "a/b/c.js",
+            "dir/",
+            "..hidden",
+            "a..b/c",
+        ] {
             assert!(RelPath::parse(good).is_ok(), "{good}");
         }
         for bad in [
-            "", "/etc/passwd", "../x", "a/../../x", "a/./b", ".", "a//b", "a\\..\\b", "a\0b", "C:/x", "a\nb",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            ".",
+            "a//b",
+            "a\\..\\b",
+            "a\0b",
+            "C:/x",
+            "a\nb",
         ] {
             assert!(RelPath::parse(bad).is_err(), "{bad:?}");
         }
@@ -903,19 +1039,52 @@ mod tests {
 
     #[test]
     fn archives_are_checked_before_use() {
-        let mut good = Archive::open(&zip_of(&[("index.html", b"<h1>hi</h1>"), ("css/", b""), ("css/a.css", b"b{}")])).unwrap();
+        let mut good = Archive::open(&zip_of(&[
+            ("index.html", b"<h1>hi</h1>"),
+            ("css/", b""),
+            ("css/a.css", b"b{}"),
+        ]))
+        .unwrap();
         good.verify().unwrap();
         assert_eq!(good.entry_page(), "index.html");
-        let nested = Archive::open(&zip_of(&[("site/index.html", b"x"), ("site/about.html", b"y")])).unwrap();
+        let nested = Archive::open(&zip_of(&[
+            ("site/index.html", b"x"),
+            ("site/about.html", b"y"),
+        ]))
+        .unwrap();
         assert_eq!(nested.entry_page(), "site/index.html");
-        assert!(Archive::open("not base64 !!").unwrap_err().contains("base64"));
+        assert!(
+            Archive::open("not base64 !!")
+                .unwrap_err()
+                .contains("base64")
+        );
         assert!(Archive::open("aGVsbG8=").unwrap_err().contains("not a ZIP"));
-        assert!(Archive::open(&zip_of(&[("../evil.html", b"x")])).unwrap_err().contains(".."));
-        assert!(Archive::open(&zip_of(&[("/abs.html", b"x")])).unwrap_err().contains("relative"));
-        assert!(Archive::open(&zip_of(&[("css/", b"")])).unwrap_err().contains("no files"));
-        assert!(Archive::open(&zip_of(&[("a", b"x"), ("a/b", b"y")])).unwrap_err().contains("both"));
+        assert!(
+            Archive::open(&zip_of(&[("../evil.html", b"x")]))
+                .unwrap_err()
+                .contains("..")
+        );
+        assert!(
+            Archive::open(&zip_of(&[("/abs.html", b"x")]))
+                .unwrap_err()
+                .contains("relative")
+        );
+        assert!(
+            Archive::open(&zip_of(&[("css/", b"")]))
+                .unwrap_err()
+                .contains("no files")
+        );
+        assert!(
+            Archive::open(&zip_of(&[("a", b"x"), ("a/b", b"y")]))
+                .unwrap_err()
+                .contains("both")
+        );
         // macOS litter is skipped, not refused.
-        let litter = Archive::open(&zip_of(&[("__MACOSX/._index.html", b"x"), ("index.html", b"y")])).unwrap();
+        let litter = Archive::open(&zip_of(&[
+            ("__MACOSX/._index.html", b"x"),
+            ("index.html", b"y"),
+        ]))
+        .unwrap();
         assert_eq!(litter.entries.len(), 1);
     }
 
@@ -926,7 +1095,8 @@ mod tests {
         writer.add_symlink("link", "/etc/passwd", options).unwrap();
         writer.start_file("index.html", options).unwrap();
         writer.write_all(b"x").unwrap();
-        let text = base64::engine::general_purpose::STANDARD.encode(writer.finish().unwrap().into_inner());
+        let text =
+            base64::engine::general_purpose::STANDARD.encode(writer.finish().unwrap().into_inner());
         assert!(Archive::open(&text).unwrap_err().contains("symbolic link"));
     }
 
