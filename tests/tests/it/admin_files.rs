@@ -240,6 +240,19 @@ async fn landing_from_archive_to_campaign_link(backend: Backend) {
         std::fs::read_to_string(admin.landing_dir(lid).join("form.txt")).unwrap(),
         "a+b & c"
     );
+    let multipart = admin
+        .request(
+            Method::POST,
+            &format!("/landing_pages/{lid}/add_file?path=multi.txt"),
+        )
+        .header("Content-Type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\nhello\r\n--x--\r\n");
+    assert_eq!(
+        admin.send(multipart).await.0,
+        400,
+        "multipart is refused, not saved empty"
+    );
+    assert!(!admin.landing_dir(lid).join("multi.txt").exists());
     let empty = admin
         .ok(
             Method::POST,

@@ -165,6 +165,15 @@ impl<S: Send + Sync> FromRequest<S> for FileInput {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
+        if content_type.starts_with("multipart/") {
+            // Read as a urlencoded form it would silently lose the content.
+            return Err(ApiFailure::BadRequest(
+                "multipart bodies are not read here: send data as JSON {\"data\": …}, a urlencoded form, \
+                 or the raw body as application/octet-stream"
+                    .into(),
+            )
+            .into_response());
+        }
         if content_type.starts_with("application/octet-stream")
             || content_type.starts_with("text/plain")
         {
