@@ -5,10 +5,10 @@
 mod click_log;
 mod migrate;
 pub mod objects;
+pub mod tables;
 mod postgres;
 mod sql;
 mod sqlite;
-pub mod tables;
 
 use std::sync::Arc;
 

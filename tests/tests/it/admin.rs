@@ -42,9 +42,7 @@ impl Admin {
 }
 
 fn id(value: &Value) -> i64 {
-    value["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id in {value}"))
+    value["id"].as_i64().unwrap_or_else(|| panic!("no id in {value}"))
 }
 
 fn has_fields(value: &Value, fields: &[&str]) {
@@ -54,30 +52,16 @@ fn has_fields(value: &Value, fields: &[&str]) {
 }
 
 /// create, list, get, update, clone, disable/enable, archive, list deleted, restore.
-async fn lifecycle(
-    admin: &Admin,
-    path: &str,
-    create: Value,
-    update: Value,
-    fields: &[&str],
-    archive: (&str, Method),
-) {
-    let created = admin
-        .ok(Method::POST, &format!("/{path}"), Some(create.clone()))
-        .await;
+async fn lifecycle(admin: &Admin, path: &str, create: Value, update: Value, fields: &[&str], archive: (&str, Method)) {
+    let created = admin.ok(Method::POST, &format!("/{path}"), Some(create.clone())).await;
     has_fields(&created, fields);
     assert_eq!(created["state"], "active", "{path}: {created}");
     let oid = id(&created);
     let listed = admin.ok(Method::GET, &format!("/{path}"), None).await;
-    assert!(
-        listed.as_array().unwrap().iter().any(|o| id(o) == oid),
-        "{path} list: {listed}"
-    );
+    assert!(listed.as_array().unwrap().iter().any(|o| id(o) == oid), "{path} list: {listed}");
     let got = admin.ok(Method::GET, &format!("/{path}/{oid}"), None).await;
     assert_eq!(got, created, "{path}: GET differs from the create answer");
-    let updated = admin
-        .ok(Method::PUT, &format!("/{path}/{oid}"), Some(update.clone()))
-        .await;
+    let updated = admin.ok(Method::PUT, &format!("/{path}/{oid}"), Some(update.clone())).await;
     for (key, value) in update.as_object().unwrap() {
         assert_eq!(&updated[key], value, "{path}: {key} not updated: {updated}");
     }
@@ -85,42 +69,23 @@ async fn lifecycle(
     assert_eq!(updated["created_at"], created["created_at"]);
     // Domains have no clone in Keitaro's API.
     if path != "domains" {
-        let clone_method = if path == "landing_pages" {
-            Method::PUT
-        } else {
-            Method::POST
-        };
-        let clone = admin
-            .ok(clone_method, &format!("/{path}/{oid}/clone"), None)
-            .await;
+        let clone_method = if path == "landing_pages" { Method::PUT } else { Method::POST };
+        let clone = admin.ok(clone_method, &format!("/{path}/{oid}/clone"), None).await;
         assert_ne!(id(&clone), oid);
-        assert_eq!(
-            clone["name"],
-            json!(format!("{} Copy", updated["name"].as_str().unwrap()))
-        );
+        assert_eq!(clone["name"], json!(format!("{} Copy", updated["name"].as_str().unwrap())));
     }
     let (archive_suffix, archive_method) = archive;
     let archived = admin
-        .ok(
-            archive_method,
-            &format!("/{path}/{oid}{archive_suffix}"),
-            None,
-        )
+        .ok(archive_method, &format!("/{path}/{oid}{archive_suffix}"), None)
         .await;
     assert_eq!(archived["state"], "deleted", "{path}: {archived}");
     let listed = admin.ok(Method::GET, &format!("/{path}"), None).await;
     assert!(!listed.as_array().unwrap().iter().any(|o| id(o) == oid));
-    let deleted = admin
-        .ok(Method::GET, &format!("/{path}/deleted"), None)
-        .await;
+    let deleted = admin.ok(Method::GET, &format!("/{path}/deleted"), None).await;
     assert!(deleted.as_array().unwrap().iter().any(|o| id(o) == oid));
-    let restored = admin
-        .ok(Method::POST, &format!("/{path}/{oid}/restore"), None)
-        .await;
+    let restored = admin.ok(Method::POST, &format!("/{path}/{oid}/restore"), None).await;
     assert_eq!(restored["state"], "active");
-    let (status, missing) = admin
-        .call(Method::GET, &format!("/{path}/999999"), None)
-        .await;
+    let (status, missing) = admin.call(Method::GET, &format!("/{path}/999999"), None).await;
     assert_eq!(status, 404, "{missing}");
     assert!(missing["error"].is_string());
 }
@@ -134,16 +99,7 @@ async fn every_resource_life_cycle(backend: Backend) {
         "affiliate_networks",
         json!({ "name": "test", "postback_url": "http://postback" }),
         json!({ "name": "test2", "postback_url": "http://postback2" }),
-        &[
-            "id",
-            "name",
-            "postback_url",
-            "state",
-            "template_name",
-            "created_at",
-            "updated_at",
-            "offers",
-        ],
+        &["id", "name", "postback_url", "state", "template_name", "created_at", "updated_at", "offers"],
         ("", Method::DELETE),
     )
     .await;
@@ -162,26 +118,12 @@ async fn every_resource_life_cycle(backend: Backend) {
         "domains",
         json!({ "name": "Track.Example.com" }),
         json!({ "ssl_redirect": true }),
-        &[
-            "id",
-            "name",
-            "network_status",
-            "state",
-            "wildcard",
-            "catch_not_found",
-            "ssl_redirect",
-            "allow_indexing",
-            "campaigns_count",
-        ],
+        &["id", "name", "network_status", "state", "wildcard", "catch_not_found", "ssl_redirect", "allow_indexing", "campaigns_count"],
         ("", Method::DELETE),
     )
     .await;
     let offer_network = admin
-        .ok(
-            Method::POST,
-            "/affiliate_networks",
-            Some(json!({ "name": "net" })),
-        )
+        .ok(Method::POST, "/affiliate_networks", Some(json!({ "name": "net" })))
         .await;
     lifecycle(
         &admin,
@@ -205,22 +147,8 @@ async fn every_resource_life_cycle(backend: Backend) {
     )
     .await;
     let campaign_fields = [
-        "id",
-        "alias",
-        "name",
-        "type",
-        "cookies_ttl",
-        "position",
-        "state",
-        "updated_at",
-        "cost_type",
-        "cost_value",
-        "cost_currency",
-        "group_id",
-        "bind_visitors",
-        "traffic_source_id",
-        "token",
-        "cost_auto",
+        "id", "alias", "name", "type", "cookies_ttl", "position", "state", "updated_at", "cost_type", "cost_value",
+        "cost_currency", "group_id", "bind_visitors", "traffic_source_id", "token", "cost_auto",
     ];
     lifecycle(
         &admin,
@@ -233,11 +161,7 @@ async fn every_resource_life_cycle(backend: Backend) {
     .await;
     // The seed's defaults.
     let campaign = admin
-        .ok(
-            Method::POST,
-            "/campaigns",
-            Some(json!({ "name": "Defaults", "alias": "defaults" })),
-        )
+        .ok(Method::POST, "/campaigns", Some(json!({ "name": "Defaults", "alias": "defaults" })))
         .await;
     assert_eq!(campaign["type"], "position");
     assert_eq!(campaign["cookies_ttl"], 24);
@@ -246,59 +170,22 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(campaign["bind_visitors"], Value::Null);
     assert_eq!(campaign["cost_auto"], false);
     assert!(campaign["token"].as_str().unwrap().len() >= 16);
-    let disabled = admin
-        .ok(
-            Method::POST,
-            &format!("/campaigns/{}/disable", id(&campaign)),
-            None,
-        )
-        .await;
+    let disabled = admin.ok(Method::POST, &format!("/campaigns/{}/disable", id(&campaign)), None).await;
     assert_eq!(disabled["state"], "disabled");
-    let enabled = admin
-        .ok(
-            Method::POST,
-            &format!("/campaigns/{}/enable", id(&campaign)),
-            None,
-        )
-        .await;
+    let enabled = admin.ok(Method::POST, &format!("/campaigns/{}/enable", id(&campaign)), None).await;
     assert_eq!(enabled["state"], "active");
 
     // Streams, with every child list.
     let landing = admin
-        .ok(
-            Method::POST,
-            "/landing_pages",
-            Some(json!({ "name": "L", "url": "https://lp.example/" })),
-        )
+        .ok(Method::POST, "/landing_pages", Some(json!({ "name": "L", "url": "https://lp.example/" })))
         .await;
     let offer = admin
-        .ok(
-            Method::POST,
-            "/offers",
-            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
-        )
+        .ok(Method::POST, "/offers", Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })))
         .await;
     let stream_fields = [
-        "id",
-        "type",
-        "name",
-        "campaign_id",
-        "position",
-        "chance",
-        "weight",
-        "action_options",
-        "comments",
-        "state",
-        "updated_at",
-        "action_type",
-        "action_payload",
-        "schema",
-        "collect_clicks",
-        "filter_or",
-        "filters",
-        "triggers",
-        "landings",
-        "offers",
+        "id", "type", "name", "campaign_id", "position", "chance", "weight", "action_options", "comments", "state",
+        "updated_at", "action_type", "action_payload", "schema", "collect_clicks", "filter_or", "filters", "triggers",
+        "landings", "offers",
     ];
     let create = json!({
         "campaign_id": id(&campaign), "type": "regular", "name": "Test Stream", "schema": "landings",
@@ -317,102 +204,51 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(stream["filters"][0]["payload"], json!(["US", "DE"]));
     assert_eq!(stream["filters"][1]["mode"], "reject");
     assert_eq!(stream["triggers"][0]["target"], "selected_page");
-    assert_eq!(
-        stream["triggers"][0]["selected_page"],
-        "https://lp.example/"
-    );
+    assert_eq!(stream["triggers"][0]["selected_page"], "https://lp.example/");
     assert_eq!(stream["landings"][0]["landing_id"], id(&landing));
     assert_eq!(stream["offers"][0]["offer_id"], id(&offer));
     let sid = id(&stream);
-    let streams = admin
-        .ok(
-            Method::GET,
-            &format!("/campaigns/{}/streams", id(&campaign)),
-            None,
-        )
-        .await;
+    let streams = admin.ok(Method::GET, &format!("/campaigns/{}/streams", id(&campaign)), None).await;
     assert_eq!(streams.as_array().unwrap().len(), 1);
     assert_eq!(streams[0], stream);
     // An update without the lists keeps them; with a list, replaces it.
-    let updated = admin
-        .ok(
-            Method::PUT,
-            &format!("/streams/{sid}"),
-            Some(json!({ "name": "Renamed" })),
-        )
-        .await;
+    let updated = admin.ok(Method::PUT, &format!("/streams/{sid}"), Some(json!({ "name": "Renamed" }))).await;
     assert_eq!(updated["filters"].as_array().unwrap().len(), 2);
     let updated = admin
         .ok(Method::PUT, &format!("/streams/{sid}"), Some(json!({ "filters": [{ "name": "ip", "mode": "reject", "payload": ["10.0.0.0/8"] }] })))
         .await;
     assert_eq!(updated["filters"].as_array().unwrap().len(), 1);
     assert_eq!(updated["name"], "Renamed");
-    let found = admin
-        .ok(Method::GET, "/streams/search?query=renam", None)
-        .await;
+    let found = admin.ok(Method::GET, "/streams/search?query=renam", None).await;
     assert_eq!(found.as_array().unwrap().len(), 1);
     for (path, state) in [("disable", "disabled"), ("enable", "active")] {
-        let changed = admin
-            .ok(Method::POST, &format!("/streams/{sid}/{path}"), None)
-            .await;
+        let changed = admin.ok(Method::POST, &format!("/streams/{sid}/{path}"), None).await;
         assert_eq!(changed["state"], state);
     }
-    let archived = admin
-        .ok(Method::DELETE, &format!("/streams/{sid}"), None)
-        .await;
+    let archived = admin.ok(Method::DELETE, &format!("/streams/{sid}"), None).await;
     assert_eq!(archived["state"], "deleted");
     let deleted = admin.ok(Method::GET, "/streams/deleted", None).await;
     assert!(deleted.as_array().unwrap().iter().any(|s| id(s) == sid));
-    let restored = admin
-        .ok(Method::POST, &format!("/streams/{sid}/restore"), None)
-        .await;
+    let restored = admin.ok(Method::POST, &format!("/streams/{sid}/restore"), None).await;
     assert_eq!(restored["state"], "active");
     // Every change appended a stream event.
-    let events = admin
-        .ok(Method::GET, &format!("/streams/{sid}/events"), None)
-        .await;
-    let names: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    for expected in [
-        "stream_created",
-        "stream_updated",
-        "stream_disabled",
-        "stream_enabled",
-        "stream_archived",
-    ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
+    let events = admin.ok(Method::GET, &format!("/streams/{sid}/events"), None).await;
+    let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for expected in ["stream_created", "stream_updated", "stream_disabled", "stream_enabled", "stream_archived"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
 
     // Groups: list by type, update with a count, delete.
     let group = admin
-        .ok(
-            Method::POST,
-            "/groups",
-            Some(json!({ "name": "Test Group X", "position": 2, "type": "campaigns" })),
-        )
+        .ok(Method::POST, "/groups", Some(json!({ "name": "Test Group X", "position": 2, "type": "campaigns" })))
         .await;
     has_fields(&group, &["id", "name", "position", "type"]);
     let gid = id(&group);
     admin
-        .ok(
-            Method::PUT,
-            &format!("/campaigns/{}", id(&campaign)),
-            Some(json!({ "group_id": gid })),
-        )
+        .ok(Method::PUT, &format!("/campaigns/{}", id(&campaign)), Some(json!({ "group_id": gid })))
         .await;
     let updated = admin
-        .ok(
-            Method::PUT,
-            &format!("/groups/{gid}"),
-            Some(json!({ "name": "Test Group X2" })),
-        )
+        .ok(Method::PUT, &format!("/groups/{gid}"), Some(json!({ "name": "Test Group X2" })))
         .await;
     assert_eq!(updated["name"], "Test Group X2");
     assert_eq!(updated["count"], 1);
@@ -420,12 +256,8 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(offers_groups, json!([]));
     let campaign_groups = admin.ok(Method::GET, "/groups?type=campaigns", None).await;
     assert_eq!(campaign_groups.as_array().unwrap().len(), 1);
-    admin
-        .ok(Method::DELETE, &format!("/groups/{gid}/delete"), None)
-        .await;
-    let campaign_now = admin
-        .ok(Method::GET, &format!("/campaigns/{}", id(&campaign)), None)
-        .await;
+    admin.ok(Method::DELETE, &format!("/groups/{gid}/delete"), None).await;
+    let campaign_now = admin.ok(Method::GET, &format!("/campaigns/{}", id(&campaign)), None).await;
     assert_eq!(campaign_now["group_id"], Value::Null);
     admin.server.stop().await;
 }
@@ -452,27 +284,13 @@ async fn validation_names_the_fields(backend: Backend) {
         assert!(errors[field].is_array(), "{field} not named in {errors}");
     }
     let campaign = admin
-        .ok(
-            Method::POST,
-            "/campaigns",
-            Some(json!({ "name": "A", "alias": "a", "unknown_field": [1, 2] })),
-        )
+        .ok(Method::POST, "/campaigns", Some(json!({ "name": "A", "alias": "a", "unknown_field": [1, 2] })))
         .await;
     let (status, errors) = admin
-        .call(
-            Method::POST,
-            "/campaigns",
-            Some(json!({ "name": "B", "alias": "A" })),
-        )
+        .call(Method::POST, "/campaigns", Some(json!({ "name": "B", "alias": "A" })))
         .await;
     assert_eq!(status, 406);
-    assert!(
-        errors["alias"][0]
-            .as_str()
-            .unwrap()
-            .contains("already used"),
-        "{errors}"
-    );
+    assert!(errors["alias"][0].as_str().unwrap().contains("already used"), "{errors}");
     let (status, errors) = admin
         .call(Method::POST, "/offers", Some(json!({ "name": "O", "url": "javascript:alert(1)", "payout_value": "1e9", "country": {"a": 1} })))
         .await;
@@ -488,38 +306,18 @@ async fn validation_names_the_fields(backend: Backend) {
         })))
         .await;
     assert_eq!(status, 406, "{errors}");
-    for field in [
-        "action_type",
-        "filters[0].name",
-        "filters[1].mode",
-        "offers[0].offer_id",
-    ] {
+    for field in ["action_type", "filters[0].name", "filters[1].mode", "offers[0].offer_id"] {
         assert!(errors[field].is_array(), "{field} not named in {errors}");
     }
     let (status, errors) = admin
-        .call(
-            Method::POST,
-            "/streams",
-            Some(json!({ "campaign_id": 999, "type": "regular" })),
-        )
+        .call(Method::POST, "/streams", Some(json!({ "campaign_id": 999, "type": "regular" })))
         .await;
     assert_eq!(status, 406);
     assert!(errors["campaign_id"].is_array());
     // Nothing was written by the refused requests.
-    assert_eq!(
-        db.count("SELECT COUNT(*) AS n FROM campaigns")
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        db.count("SELECT COUNT(*) AS n FROM offers").await.unwrap(),
-        0
-    );
-    assert_eq!(
-        db.count("SELECT COUNT(*) AS n FROM streams").await.unwrap(),
-        0
-    );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM campaigns").await.unwrap(), 1);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM offers").await.unwrap(), 0);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM streams").await.unwrap(), 0);
     // Malformed JSON is a 400 with an error, not a 5xx.
     let response = client()
         .post(admin.server.url("/admin_api/v1/campaigns"))
@@ -531,66 +329,27 @@ async fn validation_names_the_fields(backend: Backend) {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     // Loops through `campaign` actions are refused.
-    let other = admin
-        .ok(
-            Method::POST,
-            "/campaigns",
-            Some(json!({ "name": "B", "alias": "b" })),
-        )
-        .await;
+    let other = admin.ok(Method::POST, "/campaigns", Some(json!({ "name": "B", "alias": "b" }))).await;
     admin
-        .ok(
-            Method::POST,
-            "/streams",
-            Some(
-                json!({ "campaign_id": id(&campaign), "type": "regular", "schema": "action",
-            "action_type": "campaign", "action_payload": id(&other) }),
-            ),
-        )
+        .ok(Method::POST, "/streams", Some(json!({ "campaign_id": id(&campaign), "type": "regular", "schema": "action",
+            "action_type": "campaign", "action_payload": id(&other) })))
         .await;
     let (status, errors) = admin
-        .call(
-            Method::POST,
-            "/streams",
-            Some(
-                json!({ "campaign_id": id(&other), "type": "regular", "schema": "action",
-            "action_type": "campaign", "action_payload": "a" }),
-            ),
-        )
+        .call(Method::POST, "/streams", Some(json!({ "campaign_id": id(&other), "type": "regular", "schema": "action",
+            "action_type": "campaign", "action_payload": "a" })))
         .await;
     assert_eq!(status, 406, "{errors}");
-    assert!(
-        errors["action_payload"][0]
-            .as_str()
-            .unwrap()
-            .contains("loop"),
-        "{errors}"
-    );
+    assert!(errors["action_payload"][0].as_str().unwrap().contains("loop"), "{errors}");
     // A file-managed campaign is refused with 409 naming the file.
-    db.execute(&format!(
-        "UPDATE campaigns SET file_source = 'campaigns/shop.toml' WHERE id = {}",
-        id(&other)
-    ))
-    .await
-    .unwrap();
+    db.execute(&format!("UPDATE campaigns SET file_source = 'campaigns/shop.toml' WHERE id = {}", id(&other)))
+        .await
+        .unwrap();
     let (status, error) = admin
-        .call(
-            Method::PUT,
-            &format!("/campaigns/{}", id(&other)),
-            Some(json!({ "name": "X" })),
-        )
+        .call(Method::PUT, &format!("/campaigns/{}", id(&other)), Some(json!({ "name": "X" })))
         .await;
     assert_eq!(status, 409);
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("campaigns/shop.toml"),
-        "{error}"
-    );
-    let (status, _) = admin
-        .call(Method::DELETE, &format!("/campaigns/{}", id(&other)), None)
-        .await;
+    assert!(error["error"].as_str().unwrap().contains("campaigns/shop.toml"), "{error}");
+    let (status, _) = admin.call(Method::DELETE, &format!("/campaigns/{}", id(&other)), None).await;
     assert_eq!(status, 409);
     admin.server.stop().await;
 }
@@ -618,16 +377,13 @@ async fn form_input_and_routing_without_restart() {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.to_string())
     };
-    let campaign: Value = form(
-        "/campaigns",
-        "name=Form+Campaign&alias=form-c&cost_auto=1&cookies_ttl=12",
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let campaign: Value = form("/campaigns", "name=Form+Campaign&alias=form-c&cost_auto=1&cookies_ttl=12")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(campaign["cost_auto"], true, "{campaign}");
     assert_eq!(campaign["cookies_ttl"], 12);
     let offer: Value = client()
@@ -649,50 +405,26 @@ async fn form_input_and_routing_without_restart() {
     assert_eq!(response.status().as_u16(), 200);
     let stream: Value = response.json().await.unwrap();
     assert_eq!(stream["filters"][0]["payload"], json!(["CN"]));
-    assert_eq!(
-        stream["offers"],
-        json!([]),
-        "the mangled offers field is ignored"
-    );
+    assert_eq!(stream["offers"], json!([]), "the mangled offers field is ignored");
     assert!(id(&offer) > 0);
     // The new campaign routes at once: no restart, no reload call.
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = no_redirect
-        .get(admin.server.url("/form-c"))
-        .send()
-        .await
-        .unwrap();
+    let response = no_redirect.get(admin.server.url("/form-c")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 302);
     let location = response.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        location.starts_with("https://dest.example/?s="),
-        "{location}"
-    );
+    assert!(location.starts_with("https://dest.example/?s="), "{location}");
     // Disabling the campaign stops it routing at once too.
-    admin
-        .ok(
-            Method::POST,
-            &format!("/campaigns/{}/disable", id(&campaign)),
-            None,
-        )
-        .await;
-    let response = no_redirect
-        .get(admin.server.url("/form-c"))
-        .send()
-        .await
-        .unwrap();
+    admin.ok(Method::POST, &format!("/campaigns/{}/disable", id(&campaign)), None).await;
+    let response = no_redirect.get(admin.server.url("/form-c")).send().await.unwrap();
     assert_ne!(response.status().as_u16(), 302);
     admin.server.stop().await;
 }
 
 fn keitaro_operations() -> Vec<(String, String)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/keitaro-admin-operations.txt"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/keitaro-admin-operations.txt");
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -726,11 +458,7 @@ async fn served_operations_cover_keitaro_and_all_need_a_key() {
         .filter(|op| !documented.contains(op))
         .map(|(m, p)| format!("{m} {p}"))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "{} Keitaro operations not served: {missing:#?}",
-        missing.len()
-    );
+    assert!(missing.is_empty(), "{} Keitaro operations not served: {missing:#?}", missing.len());
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "1").replace("{type}", "system");
         let url = admin.server.url(&format!("/admin_api/v1{concrete}"));
@@ -745,11 +473,7 @@ async fn served_operations_cover_keitaro_and_all_need_a_key() {
         }
     }
     // The documentation page is served without a key and holds no data.
-    let page = client()
-        .get(admin.server.url("/admin_api/v1/docs"))
-        .send()
-        .await
-        .unwrap();
+    let page = client().get(admin.server.url("/admin_api/v1/docs")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("openapi.json"));
     admin.server.stop().await;

@@ -15,12 +15,12 @@ mod targets;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Html;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use super::AppState;
 

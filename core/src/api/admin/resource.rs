@@ -106,9 +106,7 @@ pub struct Resource {
 
 impl std::fmt::Debug for Resource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resource")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("Resource").field("path", &self.path).finish()
     }
 }
 
@@ -178,12 +176,7 @@ pub trait ResourceRules: Send + Sync {
 
     /// Runs after a successful write (`event` is `created`, `updated`, `active`, `disabled`
     /// or `deleted`).
-    async fn after_write(
-        &self,
-        _state: &AppState,
-        _id: i64,
-        _event: &str,
-    ) -> Result<(), ApiFailure> {
+    async fn after_write(&self, _state: &AppState, _id: i64, _event: &str) -> Result<(), ApiFailure> {
         Ok(())
     }
 
@@ -250,10 +243,7 @@ impl IntoResponse for ApiFailure {
             ApiFailure::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiFailure::Internal(detail) => {
                 tracing::error!(detail, "Admin API request failed.");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error".to_string(),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
             }
         };
         (status, Json(serde_json::json!({ "error": message }))).into_response()
@@ -277,11 +267,7 @@ pub fn show_money(micros: i64) -> String {
     let magnitude = micros.unsigned_abs();
     let fraction = format!("{:06}", magnitude % 1_000_000);
     let kept = fraction.trim_end_matches('0');
-    let digits = if kept.len() <= 4 {
-        &fraction[..4]
-    } else {
-        kept
-    };
+    let digits = if kept.len() <= 4 { &fraction[..4] } else { kept };
     format!("{sign}{}.{digits}", magnitude / 1_000_000)
 }
 
@@ -353,8 +339,7 @@ pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
         field.kind,
         Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
     );
-    let is_null =
-        raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
+    let is_null = raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
     if is_null {
         return match field.kind {
             Kind::Json => Ok(SqlValue::Text("null".into())),
@@ -436,11 +421,9 @@ pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
 
 pub fn as_int(raw: &Value) -> Option<i64> {
     match raw {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|x| x.fract() == 0.0 && x.abs() < 9e15)
-                .map(|x| x as i64)
-        }),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 9e15).map(|x| x as i64)),
         Value::String(s) => s.trim().parse().ok(),
         Value::Bool(b) => Some(*b as i64),
         _ => None,
@@ -523,11 +506,7 @@ async fn check_refs(
 }
 
 /// The stored row of `id`, or 404.
-pub async fn load(
-    state: &AppState,
-    resource: &Resource,
-    id: i64,
-) -> Result<Map<String, Value>, ApiFailure> {
+pub async fn load(state: &AppState, resource: &Resource, id: i64) -> Result<Map<String, Value>, ApiFailure> {
     state
         .store
         .object_rows(resource.table, &RowFilter::id(id))
@@ -538,10 +517,7 @@ pub async fn load(
 }
 
 /// Refuses changes to objects declared in the campaigns directory.
-pub fn refuse_file_managed(
-    resource: &Resource,
-    row: &Map<String, Value>,
-) -> Result<(), ApiFailure> {
+pub fn refuse_file_managed(resource: &Resource, row: &Map<String, Value>) -> Result<(), ApiFailure> {
     if let Some(file) = row.get("file_source").and_then(Value::as_str)
         && !file.is_empty()
     {
@@ -600,10 +576,7 @@ pub async fn create(
         values,
         children: Vec::new(),
     };
-    resource
-        .rules
-        .prepare(state, &mut draft, &mut invalid)
-        .await?;
+    resource.rules.prepare(state, &mut draft, &mut invalid).await?;
     check_refs(state, resource, &draft.values, &mut invalid).await?;
     invalid.check()?;
     let now = unix_now();
@@ -646,10 +619,7 @@ pub async fn update(
         values,
         children: Vec::new(),
     };
-    resource
-        .rules
-        .prepare(state, &mut draft, &mut invalid)
-        .await?;
+    resource.rules.prepare(state, &mut draft, &mut invalid).await?;
     check_refs(state, resource, &draft.values, &mut invalid).await?;
     invalid.check()?;
     if resource.table.column("updated_at").is_some() {
@@ -706,10 +676,7 @@ pub async fn clone_object(
 ) -> Result<Map<String, Value>, ApiFailure> {
     let row = load(state, resource, id).await?;
     let mut input = render(resource, &row);
-    resource
-        .rules
-        .decorate(state, std::slice::from_mut(&mut input))
-        .await?;
+    resource.rules.decorate(state, std::slice::from_mut(&mut input)).await?;
     input.remove("id");
     let changes = resource.rules.clone_values(&row);
     for (column, value) in changes {
@@ -757,143 +724,113 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
     let one = format!("/{path}/{{id}}");
     let mut api = Api::default();
     for op in ops {
-        api =
-            match op {
-                Op::List => api.route(
-                    Method::GET,
-                    &format!("/{path}"),
-                    Doc::new(tag, format!("List {path} (not archived)"))
-                        .response(Shape::List(resource)),
-                    get(move |State(state): State<AppState>| async move {
-                        list(&state, resource, RowFilter::live()).await
+        api = match op {
+            Op::List => api.route(
+                Method::GET,
+                &format!("/{path}"),
+                Doc::new(tag, format!("List {path} (not archived)")).response(Shape::List(resource)),
+                get(move |State(state): State<AppState>| async move {
+                    list(&state, resource, RowFilter::live()).await
+                }),
+            ),
+            Op::Create => api.route(
+                Method::POST,
+                &format!("/{path}"),
+                Doc::new(tag, format!("Create a {noun}"))
+                    .request(Shape::Object(resource))
+                    .response(Shape::Object(resource)),
+                post(move |State(state): State<AppState>, input: Input| async move {
+                    let row = create(&state, resource, &input.fields).await?;
+                    respond(&state, resource, &row).await
+                }),
+            ),
+            Op::Get => api.route(
+                Method::GET,
+                &one,
+                Doc::new(tag, format!("Get a {noun}")).response(Shape::Object(resource)),
+                get(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                    let row = load(&state, resource, id).await?;
+                    respond(&state, resource, &row).await
+                }),
+            ),
+            Op::Update => api.route(
+                Method::PUT,
+                &one,
+                Doc::new(tag, format!("Update a {noun} (fields not sent keep their values)"))
+                    .request(Shape::Object(resource))
+                    .response(Shape::Object(resource)),
+                put(move |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
+                    let row = update(&state, resource, id, &input.fields).await?;
+                    respond(&state, resource, &row).await
+                }),
+            ),
+            Op::Archive => api.route(
+                Method::DELETE,
+                &one,
+                Doc::new(tag, format!("Move a {noun} to the archive")).response(Shape::Object(resource)),
+                delete(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                    state_route(&state, resource, id, "deleted").await
+                }),
+            ),
+            Op::ArchiveAt => api.route(
+                Method::DELETE,
+                &format!("{one}/archive"),
+                Doc::new(tag, format!("Move a {noun} to the archive")).response(Shape::Object(resource)),
+                delete(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                    state_route(&state, resource, id, "deleted").await
+                }),
+            ),
+            Op::Clone | Op::ClonePut => {
+                let handler = move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                    let row = clone_object(&state, resource, id).await?;
+                    respond(&state, resource, &row).await
+                };
+                let (method, router) = if *op == Op::Clone {
+                    (Method::POST, post(handler))
+                } else {
+                    (Method::PUT, put(handler))
+                };
+                api.route(
+                    method,
+                    &format!("{one}/clone"),
+                    Doc::new(tag, format!("Clone a {noun} (named \"… Copy\")")).response(Shape::Object(resource)),
+                    router,
+                )
+            }
+            Op::Deleted => api.route(
+                Method::GET,
+                &format!("/{path}/deleted"),
+                Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
+                get(move |State(state): State<AppState>| async move {
+                    list(&state, resource, RowFilter::deleted()).await
+                }),
+            ),
+            Op::Restore => api.route(
+                Method::POST,
+                &format!("{one}/restore"),
+                Doc::new(tag, format!("Restore an archived {noun}")).response(Shape::Object(resource)),
+                post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                    state_route(&state, resource, id, "active").await
+                }),
+            ),
+            Op::EnableDisable => api
+                .route(
+                    Method::POST,
+                    &format!("{one}/enable"),
+                    Doc::new(tag, format!("Enable a {noun}")).response(Shape::Object(resource)),
+                    post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                        state_route(&state, resource, id, "active").await
+                    }),
+                )
+                .route(
+                    Method::POST,
+                    &format!("{one}/disable"),
+                    Doc::new(tag, format!("Disable a {noun}")).response(Shape::Object(resource)),
+                    post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                        state_route(&state, resource, id, "disabled").await
                     }),
                 ),
-                Op::Create => api.route(
-                    Method::POST,
-                    &format!("/{path}"),
-                    Doc::new(tag, format!("Create a {noun}"))
-                        .request(Shape::Object(resource))
-                        .response(Shape::Object(resource)),
-                    post(
-                        move |State(state): State<AppState>, input: Input| async move {
-                            let row = create(&state, resource, &input.fields).await?;
-                            respond(&state, resource, &row).await
-                        },
-                    ),
-                ),
-                Op::Get => api.route(
-                    Method::GET,
-                    &one,
-                    Doc::new(tag, format!("Get a {noun}")).response(Shape::Object(resource)),
-                    get(
-                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                            let row = load(&state, resource, id).await?;
-                            respond(&state, resource, &row).await
-                        },
-                    ),
-                ),
-                Op::Update => {
-                    api.route(
-                        Method::PUT,
-                        &one,
-                        Doc::new(
-                            tag,
-                            format!("Update a {noun} (fields not sent keep their values)"),
-                        )
-                        .request(Shape::Object(resource))
-                        .response(Shape::Object(resource)),
-                        put(
-                            move |State(state): State<AppState>,
-                                  Path(id): Path<i64>,
-                                  input: Input| async move {
-                                let row = update(&state, resource, id, &input.fields).await?;
-                                respond(&state, resource, &row).await
-                            },
-                        ),
-                    )
-                }
-                Op::Archive => api.route(
-                    Method::DELETE,
-                    &one,
-                    Doc::new(tag, format!("Move a {noun} to the archive"))
-                        .response(Shape::Object(resource)),
-                    delete(
-                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                            state_route(&state, resource, id, "deleted").await
-                        },
-                    ),
-                ),
-                Op::ArchiveAt => api.route(
-                    Method::DELETE,
-                    &format!("{one}/archive"),
-                    Doc::new(tag, format!("Move a {noun} to the archive"))
-                        .response(Shape::Object(resource)),
-                    delete(
-                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                            state_route(&state, resource, id, "deleted").await
-                        },
-                    ),
-                ),
-                Op::Clone | Op::ClonePut => {
-                    let handler = move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                        let row = clone_object(&state, resource, id).await?;
-                        respond(&state, resource, &row).await
-                    };
-                    let (method, router) = if *op == Op::Clone {
-                        (Method::POST, post(handler))
-                    } else {
-                        (Method::PUT, put(handler))
-                    };
-                    api.route(
-                        method,
-                        &format!("{one}/clone"),
-                        Doc::new(tag, format!("Clone a {noun} (named \"… Copy\")"))
-                            .response(Shape::Object(resource)),
-                        router,
-                    )
-                }
-                Op::Deleted => api.route(
-                    Method::GET,
-                    &format!("/{path}/deleted"),
-                    Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
-                    get(move |State(state): State<AppState>| async move {
-                        list(&state, resource, RowFilter::deleted()).await
-                    }),
-                ),
-                Op::Restore => api.route(
-                    Method::POST,
-                    &format!("{one}/restore"),
-                    Doc::new(tag, format!("Restore an archived {noun}"))
-                        .response(Shape::Object(resource)),
-                    post(
-                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                            state_route(&state, resource, id, "active").await
-                        },
-                    ),
-                ),
-                Op::EnableDisable => api
-                    .route(
-                        Method::POST,
-                        &format!("{one}/enable"),
-                        Doc::new(tag, format!("Enable a {noun}")).response(Shape::Object(resource)),
-                        post(
-                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                                state_route(&state, resource, id, "active").await
-                            },
-                        ),
-                    )
-                    .route(
-                        Method::POST,
-                        &format!("{one}/disable"),
-                        Doc::new(tag, format!("Disable a {noun}"))
-                            .response(Shape::Object(resource)),
-                        post(
-                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                                state_route(&state, resource, id, "disabled").await
-                            },
-                        ),
-                    ),
-            };
+        };
     }
     api
 }
@@ -903,12 +840,7 @@ pub async fn respond(state: &AppState, resource: &Resource, row: &Map<String, Va
     Ok(Json(present_one(state, resource, row).await?).into_response())
 }
 
-pub async fn state_route(
-    state: &AppState,
-    resource: &Resource,
-    id: i64,
-    new_state: &str,
-) -> ApiResult {
+pub async fn state_route(state: &AppState, resource: &Resource, id: i64, new_state: &str) -> ApiResult {
     let row = set_state(state, resource, id, new_state).await?;
     Ok(Json(present_one(state, resource, &row).await?).into_response())
 }
