@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod enrich;
 pub mod fetch;
+pub mod files;
 pub mod model;
 pub mod native;
 pub mod recorder;

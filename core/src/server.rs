@@ -65,6 +65,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
         snapshot.rebuild(store.as_ref()).await?;
     }
+    if let Some(dir) = &config.campaigns.dir {
+        supervisor.set_campaign_files(Arc::new(crate::files::CampaignFiles::new(dir.clone())));
+        if supervisor.reload_campaign_files().await.is_err() {
+            tracing::warn!(
+                dir = %dir.display(),
+                "Serving the stored campaigns; fix the campaign files and they load on the next change."
+            );
+        }
+    }
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }
@@ -163,6 +172,13 @@ pub fn traffic_env(
     let devices = crate::enrich::DeviceDetector::new(100_000).map_err(|e| setup(e.to_string()))?;
     let bots = crate::enrich::BotDetector::new(bot_list).map_err(|e| setup(e.to_string()))?;
     let mut traffic = TrafficEnv::in_memory(signing_key);
+    let macro_files = Arc::new(crate::traffic::MacroFiles::open(
+        config.server.data_dir.join("macro_files"),
+    ));
+    if watch {
+        macro_files.spawn_watcher(std::time::Duration::from_secs(5));
+    }
+    traffic.macro_files = macro_files;
     traffic.enrichment = crate::enrich::Enrichment {
         geo,
         devices: Arc::new(devices),

@@ -362,3 +362,49 @@ pub fn subid_of(location: &str) -> Option<String> {
         .find(|(k, _)| k == "subid")
         .map(|(_, v)| v.into_owned())
 }
+
+/// A Python virtual environment with `packages` installed from PyPI, created once under the
+/// user's cache directory (`$HOME/.cache/switchyard-py/NAME`) and reused by later runs; tests
+/// that ask for it at the same time wait on a lock file. Returns the environment's `python`.
+pub fn python_env(name: &str, packages: &[&str]) -> Result<PathBuf> {
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let root = PathBuf::from(home).join(".cache").join("switchyard-py");
+    std::fs::create_dir_all(&root)?;
+    let lock = std::fs::File::create(root.join(format!("{name}.lock")))?;
+    lock.lock()?;
+    let env = root.join(name);
+    let python = env.join("bin").join("python");
+    let marker = env.join("switchyard-packages.txt");
+    let wanted = packages.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        let _ = std::fs::remove_dir_all(&env);
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&env)
+            .status()
+            .context("python3 -m venv")?;
+        if !status.success() {
+            bail!("python3 -m venv {} failed", env.display());
+        }
+        let output = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages)
+            .output()
+            .context("pip install")?;
+        if !output.status.success() {
+            bail!(
+                "pip install {packages:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::fs::write(&marker, &wanted)?;
+    }
+    lock.unlock()?;
+    Ok(python)
+}

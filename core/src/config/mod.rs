@@ -125,6 +125,12 @@ pub struct PluginsConfig {
     pub debounce: Duration,
 }
 
+/// The campaigns directory (config-as-files); `None` when not configured.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignsConfig {
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: String,
@@ -229,6 +235,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub triggers: TriggersConfig,
     pub dialects: DialectsConfig,
+    pub campaigns: CampaignsConfig,
     pub log: LogConfig,
 }
 
@@ -308,6 +315,7 @@ pub fn from_sources(
     let reload: RawReload = section(&table, "reload", &locator, &mut problems);
     let triggers: RawTriggers = section(&table, "triggers", &locator, &mut problems);
     let dialects: RawDialects = section(&table, "dialects", &locator, &mut problems);
+    let campaigns: RawCampaigns = section(&table, "campaigns", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -395,6 +403,11 @@ pub fn from_sources(
             rest_clicks_campaign: Some(dialects.rest_clicks_campaign.trim().to_string())
                 .filter(|alias| !alias.is_empty()),
         },
+        campaigns: CampaignsConfig {
+            dir: Some(campaigns.dir.trim())
+                .filter(|d| !d.is_empty())
+                .map(|d| base.join(d)),
+        },
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -413,8 +426,22 @@ pub fn defaults() -> Config {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
-    "scripts", "plugins", "reload", "triggers", "dialects", "log",
+    "server",
+    "database",
+    "admin",
+    "postback",
+    "security",
+    "recorder",
+    "demo",
+    "geoip",
+    "fetch",
+    "scripts",
+    "plugins",
+    "reload",
+    "triggers",
+    "dialects",
+    "campaigns",
+    "log",
 ];
 
 /// Path prefixes of Switchyard's own routes, which a configurable API base path may not enter.
@@ -450,6 +477,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("reload", table(RawReload::default())),
         ("triggers", table(RawTriggers::default())),
         ("dialects", table(RawDialects::default())),
+        ("campaigns", table(RawCampaigns::default())),
         ("log", table(RawLog::default())),
     ])
 }

@@ -192,6 +192,14 @@ impl Default for RawPlugins {
     }
 }
 
+/// Config-as-files: a directory of TOML files declaring campaigns and what they use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCampaigns {
+    /// The campaigns directory ("" = none), relative to the config file; watched for changes.
+    pub dir: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawReload {

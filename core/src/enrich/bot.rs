@@ -43,7 +43,8 @@ pub(super) fn crawler_entries() -> Result<Vec<CrawlerEntry>, EnrichError> {
 #[derive(Debug)]
 pub struct BotDetector {
     crawlers: Regex,
-    networks: Vec<IpNet>,
+    /// The stored bot list; replaced whole when the Admin API changes it.
+    networks: arc_swap::ArcSwap<Vec<IpNet>>,
 }
 
 impl BotDetector {
@@ -66,7 +67,7 @@ impl BotDetector {
             })?;
         Ok(BotDetector {
             crawlers,
-            networks: extra_ips.to_vec(),
+            networks: arc_swap::ArcSwap::from_pointee(extra_ips.to_vec()),
         })
     }
 
@@ -79,7 +80,12 @@ impl BotDetector {
     /// True when `ip` is in one of the configured bot networks (a linear scan: the list is
     /// meant to be short).
     pub fn is_bot_ip(&self, ip: IpAddr) -> bool {
-        self.networks.iter().any(|net| net.contains(ip))
+        self.networks.load().iter().any(|net| net.contains(ip))
+    }
+
+    /// Replaces the bot list (clicks routed after this call see the new one).
+    pub fn set_networks(&self, networks: Vec<IpNet>) {
+        self.networks.store(std::sync::Arc::new(networks));
     }
 }
 

@@ -79,6 +79,8 @@ pub trait BotSignals: Send + Sync {
     fn is_bot_user_agent(&self, user_agent: &str) -> bool;
     /// True when the address is on the bot list.
     fn is_bot_ip(&self, ip: std::net::IpAddr) -> bool;
+    /// Replaces the bot list (a source without one ignores it).
+    fn set_bot_list(&self, _networks: Vec<crate::traffic::IpNet>) {}
 }
 
 /// No data: empty geography, empty devices, only an empty UA is a bot.
@@ -144,5 +146,9 @@ impl BotSignals for BotDetector {
 
     fn is_bot_ip(&self, ip: std::net::IpAddr) -> bool {
         BotDetector::is_bot_ip(self, ip)
+    }
+
+    fn set_bot_list(&self, networks: Vec<crate::traffic::IpNet>) {
+        self.set_networks(networks);
     }
 }

@@ -22,6 +22,9 @@ pub struct SnapshotCell {
     registry: ArcSwap<Registry>,
     generation: AtomicU64,
     last_error: LastError,
+    /// One rebuild at a time, so a rebuild that read the store earlier never replaces one that
+    /// read it later (Admin API writes rebuild concurrently).
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl Default for SnapshotCell {
@@ -31,6 +34,7 @@ impl Default for SnapshotCell {
             registry: ArcSwap::from_pointee(Registry::builtin()),
             generation: AtomicU64::new(0),
             last_error: LastError::default(),
+            rebuilding: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -63,6 +67,7 @@ impl SnapshotCell {
 
     /// Rebuilds from the store and swaps. On failure the old snapshot keeps serving.
     pub async fn rebuild(&self, store: &dyn Store) -> Result<u64, StoreError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
         match store.routing_data().await {
             Ok(data) => {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;

@@ -3,12 +3,13 @@
 //! (see `sql.rs`) and differing in connection setup and schema files.
 
 mod click_log;
+mod files;
 mod migrate;
 pub mod objects;
-pub mod tables;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod tables;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
 };
+pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -60,7 +62,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: objects::ObjectStore + Send + Sync {
+pub trait Store: FileStore + objects::ObjectStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.
@@ -111,6 +113,12 @@ pub trait Store: objects::ObjectStore + Send + Sync {
 
     /// Adds entries to the bot list (existing ones are kept once).
     async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Removes entries from the bot list; returns how many were there.
+    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Replaces the whole bot list (an empty slice clears it), atomically.
+    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
 
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 

@@ -168,11 +168,17 @@ pub trait ObjectStore: Send + Sync {
 }
 
 /// `$1, $2, …` placeholders and the values list of a filter, in bind order.
-pub(crate) fn where_clause(table: &Table, filter: &RowFilter) -> (String, Vec<(ColumnType, SqlValue)>) {
+pub(crate) fn where_clause(
+    table: &Table,
+    filter: &RowFilter,
+) -> (String, Vec<(ColumnType, SqlValue)>) {
     let mut parts = Vec::new();
     let mut binds = Vec::new();
     for (column, value) in &filter.equal {
-        let ty = table.column(column).map(|c| c.ty).unwrap_or(ColumnType::Int);
+        let ty = table
+            .column(column)
+            .map(|c| c.ty)
+            .unwrap_or(ColumnType::Int);
         binds.push((ty, value.clone()));
         parts.push(format!("{column} = ${}", binds.len()));
     }
@@ -298,10 +304,9 @@ macro_rules! impl_object_store {
                 if name == "id" {
                     return Ok(ColumnType::Int);
                 }
-                table
-                    .column(name)
-                    .map(|c| c.ty)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{} has no column {name}", table.name)))
+                table.column(name).map(|c| c.ty).ok_or_else(|| {
+                    StoreError::Corrupt(format!("{} has no column {name}", table.name))
+                })
             }
 
             fn insert_sql(table: &Table, values: &[(&'static str, SqlValue)]) -> String {
@@ -337,12 +342,16 @@ macro_rules! impl_object_store {
                     rows.iter().map(|row| read(row, table)).collect()
                 }
 
-                async fn object_write(&self, write: &ObjectWrite) -> Result<Option<i64>, StoreError> {
+                async fn object_write(
+                    &self,
+                    write: &ObjectWrite,
+                ) -> Result<Option<i64>, StoreError> {
                     let table = write.table;
                     let mut tx = self.pool.begin().await?;
                     let id = match write.id {
                         None => {
-                            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(table, &write.values)));
+                            let mut query =
+                                sqlx::query(sqlx::AssertSqlSafe(insert_sql(table, &write.values)));
                             for (name, value) in &write.values {
                                 query = bind(query, column_type(table, name)?, value.clone());
                             }
@@ -404,10 +413,13 @@ macro_rules! impl_object_store {
                             let mut values = row.clone();
                             values.retain(|(name, _)| *name != children.parent_column);
                             values.push((children.parent_column, SqlValue::Int(id)));
-                            let mut query =
-                                sqlx::query(sqlx::AssertSqlSafe(insert_sql(children.table, &values)));
+                            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(
+                                children.table,
+                                &values,
+                            )));
                             for (name, value) in &values {
-                                query = bind(query, column_type(children.table, name)?, value.clone());
+                                query =
+                                    bind(query, column_type(children.table, name)?, value.clone());
                             }
                             query
                                 .fetch_one(&mut *tx)
@@ -419,7 +431,11 @@ macro_rules! impl_object_store {
                     Ok(Some(id))
                 }
 
-                async fn object_delete(&self, table: &'static Table, id: i64) -> Result<bool, StoreError> {
+                async fn object_delete(
+                    &self,
+                    table: &'static Table,
+                    id: i64,
+                ) -> Result<bool, StoreError> {
                     let sql = format!("DELETE FROM {} WHERE id = $1", table.name);
                     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(id)

@@ -1062,6 +1062,36 @@ macro_rules! impl_store {
                     Ok(added)
                 }
 
+                async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut removed = 0;
+                    for entry in entries {
+                        removed += sqlx::query("DELETE FROM bot_list WHERE value = $1")
+                            .bind(entry.trim().to_string())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(removed)
+                }
+
+                async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("DELETE FROM bot_list").execute(&mut *tx).await?;
+                    let mut added = 0;
+                    for entry in entries {
+                        added += sqlx::query("INSERT INTO bot_list (value, created_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING")
+                            .bind(entry.trim().to_string())
+                            .bind(unix_now())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(added)
+                }
+
                 async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
                     let row = sqlx::query(
                         "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \

@@ -38,4 +38,5 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
+super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
 super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);

@@ -21,6 +21,8 @@ pub struct TrafficEnv {
     pub signer: Signer,
     /// Keys the visitor fingerprints; random per process.
     pub hasher: RandomState,
+    /// Line lists of the `{from_file:NAME}` macro.
+    pub macro_files: Arc<super::macro_files::MacroFiles>,
 }
 
 impl TrafficEnv {
@@ -32,6 +34,7 @@ impl TrafficEnv {
             hits: Arc::new(HitCounters::default()),
             signer: Signer::new(signing_key),
             hasher: RandomState::new(),
+            macro_files: Arc::default(),
         }
     }
 }

@@ -92,6 +92,9 @@ impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
                         .unwrap_or_default(),
                 ))
             }
+            "from_file" => Some(Cow::Owned(
+                ctx.env.macro_files.pick(args).unwrap_or_default(),
+            )),
             "debug" => Some(Cow::Owned(format!(
                 "sub_id={} campaign={} stream={} ip={} country={} device={} bot={}",
                 click.sub_id,

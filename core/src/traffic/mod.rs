@@ -9,6 +9,7 @@ mod counters;
 pub(crate) mod fixtures;
 mod ids;
 mod ipnet;
+mod macro_files;
 mod macros;
 #[cfg(test)]
 mod macros_tests;
@@ -27,6 +28,7 @@ pub use context::{ClickContext, TrafficEnv, UniqueFlags};
 pub use counters::{HitCounters, Hits};
 pub use ids::{new_sub_id, random_token};
 pub use ipnet::{IpNet, normalise as normalise_ip};
+pub use macro_files::MacroFiles;
 pub use macros::ClickMacros;
 pub use pipeline::{
     LandingToken, RouteOptions, RouteResult, Visit, route_click, route_landing_click,

@@ -42,7 +42,9 @@ impl Admin {
 }
 
 fn id(value: &Value) -> i64 {
-    value["id"].as_i64().unwrap_or_else(|| panic!("no id in {value}"))
+    value["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id in {value}"))
 }
 
 fn has_fields(value: &Value, fields: &[&str]) {
@@ -52,16 +54,30 @@ fn has_fields(value: &Value, fields: &[&str]) {
 }
 
 /// create, list, get, update, clone, disable/enable, archive, list deleted, restore.
-async fn lifecycle(admin: &Admin, path: &str, create: Value, update: Value, fields: &[&str], archive: (&str, Method)) {
-    let created = admin.ok(Method::POST, &format!("/{path}"), Some(create.clone())).await;
+async fn lifecycle(
+    admin: &Admin,
+    path: &str,
+    create: Value,
+    update: Value,
+    fields: &[&str],
+    archive: (&str, Method),
+) {
+    let created = admin
+        .ok(Method::POST, &format!("/{path}"), Some(create.clone()))
+        .await;
     has_fields(&created, fields);
     assert_eq!(created["state"], "active", "{path}: {created}");
     let oid = id(&created);
     let listed = admin.ok(Method::GET, &format!("/{path}"), None).await;
-    assert!(listed.as_array().unwrap().iter().any(|o| id(o) == oid), "{path} list: {listed}");
+    assert!(
+        listed.as_array().unwrap().iter().any(|o| id(o) == oid),
+        "{path} list: {listed}"
+    );
     let got = admin.ok(Method::GET, &format!("/{path}/{oid}"), None).await;
     assert_eq!(got, created, "{path}: GET differs from the create answer");
-    let updated = admin.ok(Method::PUT, &format!("/{path}/{oid}"), Some(update.clone())).await;
+    let updated = admin
+        .ok(Method::PUT, &format!("/{path}/{oid}"), Some(update.clone()))
+        .await;
     for (key, value) in update.as_object().unwrap() {
         assert_eq!(&updated[key], value, "{path}: {key} not updated: {updated}");
     }
@@ -69,23 +85,42 @@ async fn lifecycle(admin: &Admin, path: &str, create: Value, update: Value, fiel
     assert_eq!(updated["created_at"], created["created_at"]);
     // Domains have no clone in Keitaro's API.
     if path != "domains" {
-        let clone_method = if path == "landing_pages" { Method::PUT } else { Method::POST };
-        let clone = admin.ok(clone_method, &format!("/{path}/{oid}/clone"), None).await;
+        let clone_method = if path == "landing_pages" {
+            Method::PUT
+        } else {
+            Method::POST
+        };
+        let clone = admin
+            .ok(clone_method, &format!("/{path}/{oid}/clone"), None)
+            .await;
         assert_ne!(id(&clone), oid);
-        assert_eq!(clone["name"], json!(format!("{} Copy", updated["name"].as_str().unwrap())));
+        assert_eq!(
+            clone["name"],
+            json!(format!("{} Copy", updated["name"].as_str().unwrap()))
+        );
     }
     let (archive_suffix, archive_method) = archive;
     let archived = admin
-        .ok(archive_method, &format!("/{path}/{oid}{archive_suffix}"), None)
+        .ok(
+            archive_method,
+            &format!("/{path}/{oid}{archive_suffix}"),
+            None,
+        )
         .await;
     assert_eq!(archived["state"], "deleted", "{path}: {archived}");
     let listed = admin.ok(Method::GET, &format!("/{path}"), None).await;
     assert!(!listed.as_array().unwrap().iter().any(|o| id(o) == oid));
-    let deleted = admin.ok(Method::GET, &format!("/{path}/deleted"), None).await;
+    let deleted = admin
+        .ok(Method::GET, &format!("/{path}/deleted"), None)
+        .await;
     assert!(deleted.as_array().unwrap().iter().any(|o| id(o) == oid));
-    let restored = admin.ok(Method::POST, &format!("/{path}/{oid}/restore"), None).await;
+    let restored = admin
+        .ok(Method::POST, &format!("/{path}/{oid}/restore"), None)
+        .await;
     assert_eq!(restored["state"], "active");
-    let (status, missing) = admin.call(Method::GET, &format!("/{path}/999999"), None).await;
+    let (status, missing) = admin
+        .call(Method::GET, &format!("/{path}/999999"), None)
+        .await;
     assert_eq!(status, 404, "{missing}");
     assert!(missing["error"].is_string());
 }
@@ -99,7 +134,16 @@ async fn every_resource_life_cycle(backend: Backend) {
         "affiliate_networks",
         json!({ "name": "test", "postback_url": "http://postback" }),
         json!({ "name": "test2", "postback_url": "http://postback2" }),
-        &["id", "name", "postback_url", "state", "template_name", "created_at", "updated_at", "offers"],
+        &[
+            "id",
+            "name",
+            "postback_url",
+            "state",
+            "template_name",
+            "created_at",
+            "updated_at",
+            "offers",
+        ],
         ("", Method::DELETE),
     )
     .await;
@@ -118,12 +162,26 @@ async fn every_resource_life_cycle(backend: Backend) {
         "domains",
         json!({ "name": "Track.Example.com" }),
         json!({ "ssl_redirect": true }),
-        &["id", "name", "network_status", "state", "wildcard", "catch_not_found", "ssl_redirect", "allow_indexing", "campaigns_count"],
+        &[
+            "id",
+            "name",
+            "network_status",
+            "state",
+            "wildcard",
+            "catch_not_found",
+            "ssl_redirect",
+            "allow_indexing",
+            "campaigns_count",
+        ],
         ("", Method::DELETE),
     )
     .await;
     let offer_network = admin
-        .ok(Method::POST, "/affiliate_networks", Some(json!({ "name": "net" })))
+        .ok(
+            Method::POST,
+            "/affiliate_networks",
+            Some(json!({ "name": "net" })),
+        )
         .await;
     lifecycle(
         &admin,
@@ -147,8 +205,22 @@ async fn every_resource_life_cycle(backend: Backend) {
     )
     .await;
     let campaign_fields = [
-        "id", "alias", "name", "type", "cookies_ttl", "position", "state", "updated_at", "cost_type", "cost_value",
-        "cost_currency", "group_id", "bind_visitors", "traffic_source_id", "token", "cost_auto",
+        "id",
+        "alias",
+        "name",
+        "type",
+        "cookies_ttl",
+        "position",
+        "state",
+        "updated_at",
+        "cost_type",
+        "cost_value",
+        "cost_currency",
+        "group_id",
+        "bind_visitors",
+        "traffic_source_id",
+        "token",
+        "cost_auto",
     ];
     lifecycle(
         &admin,
@@ -161,7 +233,11 @@ async fn every_resource_life_cycle(backend: Backend) {
     .await;
     // The seed's defaults.
     let campaign = admin
-        .ok(Method::POST, "/campaigns", Some(json!({ "name": "Defaults", "alias": "defaults" })))
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Defaults", "alias": "defaults" })),
+        )
         .await;
     assert_eq!(campaign["type"], "position");
     assert_eq!(campaign["cookies_ttl"], 24);
@@ -170,22 +246,59 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(campaign["bind_visitors"], Value::Null);
     assert_eq!(campaign["cost_auto"], false);
     assert!(campaign["token"].as_str().unwrap().len() >= 16);
-    let disabled = admin.ok(Method::POST, &format!("/campaigns/{}/disable", id(&campaign)), None).await;
+    let disabled = admin
+        .ok(
+            Method::POST,
+            &format!("/campaigns/{}/disable", id(&campaign)),
+            None,
+        )
+        .await;
     assert_eq!(disabled["state"], "disabled");
-    let enabled = admin.ok(Method::POST, &format!("/campaigns/{}/enable", id(&campaign)), None).await;
+    let enabled = admin
+        .ok(
+            Method::POST,
+            &format!("/campaigns/{}/enable", id(&campaign)),
+            None,
+        )
+        .await;
     assert_eq!(enabled["state"], "active");
 
     // Streams, with every child list.
     let landing = admin
-        .ok(Method::POST, "/landing_pages", Some(json!({ "name": "L", "url": "https://lp.example/" })))
+        .ok(
+            Method::POST,
+            "/landing_pages",
+            Some(json!({ "name": "L", "url": "https://lp.example/" })),
+        )
         .await;
     let offer = admin
-        .ok(Method::POST, "/offers", Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })))
+        .ok(
+            Method::POST,
+            "/offers",
+            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
+        )
         .await;
     let stream_fields = [
-        "id", "type", "name", "campaign_id", "position", "chance", "weight", "action_options", "comments", "state",
-        "updated_at", "action_type", "action_payload", "schema", "collect_clicks", "filter_or", "filters", "triggers",
-        "landings", "offers",
+        "id",
+        "type",
+        "name",
+        "campaign_id",
+        "position",
+        "chance",
+        "weight",
+        "action_options",
+        "comments",
+        "state",
+        "updated_at",
+        "action_type",
+        "action_payload",
+        "schema",
+        "collect_clicks",
+        "filter_or",
+        "filters",
+        "triggers",
+        "landings",
+        "offers",
     ];
     let create = json!({
         "campaign_id": id(&campaign), "type": "regular", "name": "Test Stream", "schema": "landings",
@@ -204,51 +317,102 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(stream["filters"][0]["payload"], json!(["US", "DE"]));
     assert_eq!(stream["filters"][1]["mode"], "reject");
     assert_eq!(stream["triggers"][0]["target"], "selected_page");
-    assert_eq!(stream["triggers"][0]["selected_page"], "https://lp.example/");
+    assert_eq!(
+        stream["triggers"][0]["selected_page"],
+        "https://lp.example/"
+    );
     assert_eq!(stream["landings"][0]["landing_id"], id(&landing));
     assert_eq!(stream["offers"][0]["offer_id"], id(&offer));
     let sid = id(&stream);
-    let streams = admin.ok(Method::GET, &format!("/campaigns/{}/streams", id(&campaign)), None).await;
+    let streams = admin
+        .ok(
+            Method::GET,
+            &format!("/campaigns/{}/streams", id(&campaign)),
+            None,
+        )
+        .await;
     assert_eq!(streams.as_array().unwrap().len(), 1);
     assert_eq!(streams[0], stream);
     // An update without the lists keeps them; with a list, replaces it.
-    let updated = admin.ok(Method::PUT, &format!("/streams/{sid}"), Some(json!({ "name": "Renamed" }))).await;
+    let updated = admin
+        .ok(
+            Method::PUT,
+            &format!("/streams/{sid}"),
+            Some(json!({ "name": "Renamed" })),
+        )
+        .await;
     assert_eq!(updated["filters"].as_array().unwrap().len(), 2);
     let updated = admin
         .ok(Method::PUT, &format!("/streams/{sid}"), Some(json!({ "filters": [{ "name": "ip", "mode": "reject", "payload": ["10.0.0.0/8"] }] })))
         .await;
     assert_eq!(updated["filters"].as_array().unwrap().len(), 1);
     assert_eq!(updated["name"], "Renamed");
-    let found = admin.ok(Method::GET, "/streams/search?query=renam", None).await;
+    let found = admin
+        .ok(Method::GET, "/streams/search?query=renam", None)
+        .await;
     assert_eq!(found.as_array().unwrap().len(), 1);
     for (path, state) in [("disable", "disabled"), ("enable", "active")] {
-        let changed = admin.ok(Method::POST, &format!("/streams/{sid}/{path}"), None).await;
+        let changed = admin
+            .ok(Method::POST, &format!("/streams/{sid}/{path}"), None)
+            .await;
         assert_eq!(changed["state"], state);
     }
-    let archived = admin.ok(Method::DELETE, &format!("/streams/{sid}"), None).await;
+    let archived = admin
+        .ok(Method::DELETE, &format!("/streams/{sid}"), None)
+        .await;
     assert_eq!(archived["state"], "deleted");
     let deleted = admin.ok(Method::GET, "/streams/deleted", None).await;
     assert!(deleted.as_array().unwrap().iter().any(|s| id(s) == sid));
-    let restored = admin.ok(Method::POST, &format!("/streams/{sid}/restore"), None).await;
+    let restored = admin
+        .ok(Method::POST, &format!("/streams/{sid}/restore"), None)
+        .await;
     assert_eq!(restored["state"], "active");
     // Every change appended a stream event.
-    let events = admin.ok(Method::GET, &format!("/streams/{sid}/events"), None).await;
-    let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    for expected in ["stream_created", "stream_updated", "stream_disabled", "stream_enabled", "stream_archived"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    let events = admin
+        .ok(Method::GET, &format!("/streams/{sid}/events"), None)
+        .await;
+    let names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "stream_created",
+        "stream_updated",
+        "stream_disabled",
+        "stream_enabled",
+        "stream_archived",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 
     // Groups: list by type, update with a count, delete.
     let group = admin
-        .ok(Method::POST, "/groups", Some(json!({ "name": "Test Group X", "position": 2, "type": "campaigns" })))
+        .ok(
+            Method::POST,
+            "/groups",
+            Some(json!({ "name": "Test Group X", "position": 2, "type": "campaigns" })),
+        )
         .await;
     has_fields(&group, &["id", "name", "position", "type"]);
     let gid = id(&group);
     admin
-        .ok(Method::PUT, &format!("/campaigns/{}", id(&campaign)), Some(json!({ "group_id": gid })))
+        .ok(
+            Method::PUT,
+            &format!("/campaigns/{}", id(&campaign)),
+            Some(json!({ "group_id": gid })),
+        )
         .await;
     let updated = admin
-        .ok(Method::PUT, &format!("/groups/{gid}"), Some(json!({ "name": "Test Group X2" })))
+        .ok(
+            Method::PUT,
+            &format!("/groups/{gid}"),
+            Some(json!({ "name": "Test Group X2" })),
+        )
         .await;
     assert_eq!(updated["name"], "Test Group X2");
     assert_eq!(updated["count"], 1);
@@ -256,8 +420,12 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(offers_groups, json!([]));
     let campaign_groups = admin.ok(Method::GET, "/groups?type=campaigns", None).await;
     assert_eq!(campaign_groups.as_array().unwrap().len(), 1);
-    admin.ok(Method::DELETE, &format!("/groups/{gid}/delete"), None).await;
-    let campaign_now = admin.ok(Method::GET, &format!("/campaigns/{}", id(&campaign)), None).await;
+    admin
+        .ok(Method::DELETE, &format!("/groups/{gid}/delete"), None)
+        .await;
+    let campaign_now = admin
+        .ok(Method::GET, &format!("/campaigns/{}", id(&campaign)), None)
+        .await;
     assert_eq!(campaign_now["group_id"], Value::Null);
     admin.server.stop().await;
 }
@@ -284,13 +452,27 @@ async fn validation_names_the_fields(backend: Backend) {
         assert!(errors[field].is_array(), "{field} not named in {errors}");
     }
     let campaign = admin
-        .ok(Method::POST, "/campaigns", Some(json!({ "name": "A", "alias": "a", "unknown_field": [1, 2] })))
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "A", "alias": "a", "unknown_field": [1, 2] })),
+        )
         .await;
     let (status, errors) = admin
-        .call(Method::POST, "/campaigns", Some(json!({ "name": "B", "alias": "A" })))
+        .call(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "B", "alias": "A" })),
+        )
         .await;
     assert_eq!(status, 406);
-    assert!(errors["alias"][0].as_str().unwrap().contains("already used"), "{errors}");
+    assert!(
+        errors["alias"][0]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{errors}"
+    );
     let (status, errors) = admin
         .call(Method::POST, "/offers", Some(json!({ "name": "O", "url": "javascript:alert(1)", "payout_value": "1e9", "country": {"a": 1} })))
         .await;
@@ -306,18 +488,38 @@ async fn validation_names_the_fields(backend: Backend) {
         })))
         .await;
     assert_eq!(status, 406, "{errors}");
-    for field in ["action_type", "filters[0].name", "filters[1].mode", "offers[0].offer_id"] {
+    for field in [
+        "action_type",
+        "filters[0].name",
+        "filters[1].mode",
+        "offers[0].offer_id",
+    ] {
         assert!(errors[field].is_array(), "{field} not named in {errors}");
     }
     let (status, errors) = admin
-        .call(Method::POST, "/streams", Some(json!({ "campaign_id": 999, "type": "regular" })))
+        .call(
+            Method::POST,
+            "/streams",
+            Some(json!({ "campaign_id": 999, "type": "regular" })),
+        )
         .await;
     assert_eq!(status, 406);
     assert!(errors["campaign_id"].is_array());
     // Nothing was written by the refused requests.
-    assert_eq!(db.count("SELECT COUNT(*) AS n FROM campaigns").await.unwrap(), 1);
-    assert_eq!(db.count("SELECT COUNT(*) AS n FROM offers").await.unwrap(), 0);
-    assert_eq!(db.count("SELECT COUNT(*) AS n FROM streams").await.unwrap(), 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM campaigns")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM offers").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM streams").await.unwrap(),
+        0
+    );
     // Malformed JSON is a 400 with an error, not a 5xx.
     let response = client()
         .post(admin.server.url("/admin_api/v1/campaigns"))
@@ -329,27 +531,66 @@ async fn validation_names_the_fields(backend: Backend) {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     // Loops through `campaign` actions are refused.
-    let other = admin.ok(Method::POST, "/campaigns", Some(json!({ "name": "B", "alias": "b" }))).await;
+    let other = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "B", "alias": "b" })),
+        )
+        .await;
     admin
-        .ok(Method::POST, "/streams", Some(json!({ "campaign_id": id(&campaign), "type": "regular", "schema": "action",
-            "action_type": "campaign", "action_payload": id(&other) })))
+        .ok(
+            Method::POST,
+            "/streams",
+            Some(
+                json!({ "campaign_id": id(&campaign), "type": "regular", "schema": "action",
+            "action_type": "campaign", "action_payload": id(&other) }),
+            ),
+        )
         .await;
     let (status, errors) = admin
-        .call(Method::POST, "/streams", Some(json!({ "campaign_id": id(&other), "type": "regular", "schema": "action",
-            "action_type": "campaign", "action_payload": "a" })))
+        .call(
+            Method::POST,
+            "/streams",
+            Some(
+                json!({ "campaign_id": id(&other), "type": "regular", "schema": "action",
+            "action_type": "campaign", "action_payload": id(&campaign) }),
+            ),
+        )
         .await;
     assert_eq!(status, 406, "{errors}");
-    assert!(errors["action_payload"][0].as_str().unwrap().contains("loop"), "{errors}");
+    assert!(
+        errors["action_payload"][0]
+            .as_str()
+            .unwrap()
+            .contains("loop"),
+        "{errors}"
+    );
     // A file-managed campaign is refused with 409 naming the file.
-    db.execute(&format!("UPDATE campaigns SET file_source = 'campaigns/shop.toml' WHERE id = {}", id(&other)))
-        .await
-        .unwrap();
+    db.execute(&format!(
+        "UPDATE campaigns SET file_source = 'campaigns/shop.toml' WHERE id = {}",
+        id(&other)
+    ))
+    .await
+    .unwrap();
     let (status, error) = admin
-        .call(Method::PUT, &format!("/campaigns/{}", id(&other)), Some(json!({ "name": "X" })))
+        .call(
+            Method::PUT,
+            &format!("/campaigns/{}", id(&other)),
+            Some(json!({ "name": "X" })),
+        )
         .await;
     assert_eq!(status, 409);
-    assert!(error["error"].as_str().unwrap().contains("campaigns/shop.toml"), "{error}");
-    let (status, _) = admin.call(Method::DELETE, &format!("/campaigns/{}", id(&other)), None).await;
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("campaigns/shop.toml"),
+        "{error}"
+    );
+    let (status, _) = admin
+        .call(Method::DELETE, &format!("/campaigns/{}", id(&other)), None)
+        .await;
     assert_eq!(status, 409);
     admin.server.stop().await;
 }
@@ -377,13 +618,16 @@ async fn form_input_and_routing_without_restart() {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.to_string())
     };
-    let campaign: Value = form("/campaigns", "name=Form+Campaign&alias=form-c&cost_auto=1&cookies_ttl=12")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let campaign: Value = form(
+        "/campaigns",
+        "name=Form+Campaign&alias=form-c&cost_auto=1&cookies_ttl=12",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(campaign["cost_auto"], true, "{campaign}");
     assert_eq!(campaign["cookies_ttl"], 12);
     let offer: Value = client()
@@ -405,26 +649,50 @@ async fn form_input_and_routing_without_restart() {
     assert_eq!(response.status().as_u16(), 200);
     let stream: Value = response.json().await.unwrap();
     assert_eq!(stream["filters"][0]["payload"], json!(["CN"]));
-    assert_eq!(stream["offers"], json!([]), "the mangled offers field is ignored");
+    assert_eq!(
+        stream["offers"],
+        json!([]),
+        "the mangled offers field is ignored"
+    );
     assert!(id(&offer) > 0);
     // The new campaign routes at once: no restart, no reload call.
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = no_redirect.get(admin.server.url("/form-c")).send().await.unwrap();
+    let response = no_redirect
+        .get(admin.server.url("/form-c"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 302);
     let location = response.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with("https://dest.example/?s="), "{location}");
+    assert!(
+        location.starts_with("https://dest.example/?s="),
+        "{location}"
+    );
     // Disabling the campaign stops it routing at once too.
-    admin.ok(Method::POST, &format!("/campaigns/{}/disable", id(&campaign)), None).await;
-    let response = no_redirect.get(admin.server.url("/form-c")).send().await.unwrap();
+    admin
+        .ok(
+            Method::POST,
+            &format!("/campaigns/{}/disable", id(&campaign)),
+            None,
+        )
+        .await;
+    let response = no_redirect
+        .get(admin.server.url("/form-c"))
+        .send()
+        .await
+        .unwrap();
     assert_ne!(response.status().as_u16(), 302);
     admin.server.stop().await;
 }
 
 fn keitaro_operations() -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/keitaro-admin-operations.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/keitaro-admin-operations.txt"
+    );
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -458,7 +726,11 @@ async fn served_operations_cover_keitaro_and_all_need_a_key() {
         .filter(|op| !documented.contains(op))
         .map(|(m, p)| format!("{m} {p}"))
         .collect();
-    assert!(missing.is_empty(), "{} Keitaro operations not served: {missing:#?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} Keitaro operations not served: {missing:#?}",
+        missing.len()
+    );
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "1").replace("{type}", "system");
         let url = admin.server.url(&format!("/admin_api/v1{concrete}"));
@@ -473,8 +745,496 @@ async fn served_operations_cover_keitaro_and_all_need_a_key() {
         }
     }
     // The documentation page is served without a key and holds no data.
-    let page = client().get(admin.server.url("/admin_api/v1/docs")).send().await.unwrap();
+    let page = client()
+        .get(admin.server.url("/admin_api/v1/docs"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("openapi.json"));
     admin.server.stop().await;
+}
+
+/// Users get keys; a USER's access is enforced per resource: read-only, groups and selection,
+/// and admin-only areas.
+async fn users_keys_and_access(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let admin = Admin::start(&db).await;
+    let group = admin
+        .ok(
+            Method::POST,
+            "/groups",
+            Some(json!({ "name": "Mine", "type": "campaigns" })),
+        )
+        .await;
+    let mine = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Mine", "alias": "mine", "group_id": id(&group) })),
+        )
+        .await;
+    let selected = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Sel", "alias": "sel" })),
+        )
+        .await;
+    let other = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Other", "alias": "other" })),
+        )
+        .await;
+    let (status, errors) = admin
+        .call(
+            Method::POST,
+            "/users",
+            Some(json!({ "login": "bob", "type": "USER", "new_password": "short" })),
+        )
+        .await;
+    assert_eq!(status, 406);
+    assert!(errors["new_password"].is_array(), "{errors}");
+    let user = admin
+        .ok(Method::POST, "/users", Some(json!({
+            "login": "bob", "type": "USER", "new_password": "correct horse", "new_password_confirmation": "correct horse",
+            "preferences": { "language": "en", "timezone": "Europe/Berlin" },
+            "access_data": { "campaigns_access_type": "to_groups_and_selected", "campaigns_groups": [id(&group)],
+                             "campaigns_selected": [id(&selected)], "offers_access_type": "read_only" },
+        })))
+        .await;
+    has_fields(
+        &user,
+        &[
+            "id",
+            "login",
+            "type",
+            "access_data",
+            "preferences",
+            "api_key",
+        ],
+    );
+    assert!(user.get("password_hash").is_none(), "{user}");
+    let key = user["api_key"].as_str().unwrap().to_string();
+    // The key is never shown again.
+    let again = admin
+        .ok(Method::GET, &format!("/users/{}", id(&user)), None)
+        .await;
+    assert!(again.get("api_key").is_none());
+    let stored = db
+        .rows("SELECT key_hash FROM api_keys", &["key_hash"])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0]["key_hash"], key);
+
+    let as_bob = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = client()
+            .request(method, admin.server.url(&format!("/admin_api/v1{path}")))
+            .header("Api-Key", key.clone());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, list) = as_bob(Method::GET, "/campaigns", None).await;
+    assert_eq!(status, 200);
+    let ids: Vec<i64> = list.as_array().unwrap().iter().map(id).collect();
+    assert_eq!(
+        ids,
+        vec![id(&mine), id(&selected)],
+        "only the group's and the selected campaigns"
+    );
+    let (status, _) = as_bob(Method::GET, &format!("/campaigns/{}", id(&other)), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = as_bob(
+        Method::PUT,
+        &format!("/campaigns/{}", id(&mine)),
+        Some(json!({ "name": "Mine 2" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = as_bob(
+        Method::PUT,
+        &format!("/campaigns/{}", id(&other)),
+        Some(json!({ "name": "X" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = as_bob(
+        Method::POST,
+        "/campaigns",
+        Some(json!({ "name": "New", "alias": "new" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = as_bob(Method::GET, "/offers", None).await;
+    assert_eq!(status, 200);
+    let (status, error) = as_bob(
+        Method::POST,
+        "/offers",
+        Some(json!({ "name": "O", "url": "https://o.example/" })),
+    )
+    .await;
+    assert_eq!(status, 403, "{error}");
+    assert!(error["error"].is_string());
+    for path in ["/users", "/botlist", "/integrations/avscan", "/plugins"] {
+        let (status, _) = as_bob(Method::GET, path, None).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, _) = as_bob(Method::GET, "/stream_filters", None).await;
+    assert_eq!(status, 200);
+    // Disabling the user disables its key; deleting removes it.
+    admin
+        .ok(
+            Method::PUT,
+            &format!("/users/{}", id(&user)),
+            Some(json!({ "state": "disabled" })),
+        )
+        .await;
+    let (status, _) = as_bob(Method::GET, "/offers", None).await;
+    assert_eq!(status, 401);
+    admin
+        .ok(
+            Method::PUT,
+            &format!("/users/{}", id(&user)),
+            Some(json!({ "state": "active" })),
+        )
+        .await;
+    let access = admin
+        .ok(
+            Method::PUT,
+            &format!("/users/{}/access", id(&user)),
+            Some(json!({ "access_data": { "campaigns_access_type": "full_access" } })),
+        )
+        .await;
+    assert_eq!(
+        access["access_data"]["campaigns_access_type"],
+        "full_access"
+    );
+    let (status, _) = as_bob(
+        Method::POST,
+        "/campaigns",
+        Some(json!({ "name": "New", "alias": "new" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    admin
+        .ok(Method::DELETE, &format!("/users/{}", id(&user)), None)
+        .await;
+    let (status, _) = as_bob(Method::GET, "/campaigns", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM api_keys")
+            .await
+            .unwrap(),
+        0
+    );
+    admin.server.stop().await;
+}
+
+#[tokio::test]
+async fn users_keys_and_access_sqlite() {
+    users_keys_and_access(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn users_keys_and_access_postgres() {
+    users_keys_and_access(Backend::Postgres).await;
+}
+
+/// The bot list over the API changes what the click path calls a bot, at once; integration
+/// settings round-trip.
+#[tokio::test]
+async fn bot_list_and_integrations() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let admin = Admin::start(&db).await;
+    let (status, errors) = admin
+        .call(
+            Method::POST,
+            "/botlist/add",
+            Some(json!({ "value": "1.2.3.4\nnot-an-ip" })),
+        )
+        .await;
+    assert_eq!(status, 406);
+    assert!(errors["value"][0].as_str().unwrap().contains("not-an-ip"));
+    assert_eq!(
+        admin.ok(Method::GET, "/botlist", None).await["count"],
+        0,
+        "a refused request writes nothing"
+    );
+    let added = admin
+        .ok(
+            Method::POST,
+            "/botlist/add",
+            Some(json!({ "value": "127.0.0.1\n10.0.0.0/8\n192.168.0.0-192.168.0.255" })),
+        )
+        .await;
+    assert_eq!(added["count"], 3);
+    assert_eq!(added["value"], "127.0.0.1\n10.0.0.0/8\n192.168.0.0/24");
+    // A bot stream catches the test client's own address (127.0.0.1) once it is listed.
+    let campaign = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "C", "alias": "bots" })),
+        )
+        .await;
+    admin
+        .ok(Method::POST, "/streams", Some(json!({ "campaign_id": id(&campaign), "type": "forced", "schema": "redirect",
+            "action_type": "http", "action_payload": "https://bots.example/", "filters": [{ "name": "bot", "mode": "accept", "payload": null }] })))
+        .await;
+    admin
+        .ok(
+            Method::POST,
+            "/streams",
+            Some(
+                json!({ "campaign_id": id(&campaign), "type": "default", "schema": "redirect",
+            "action_type": "http", "action_payload": "https://people.example/" }),
+            ),
+        )
+        .await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location =
+        |response: reqwest::Response| response.headers()["location"].to_str().unwrap().to_string();
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let first = no_redirect
+        .get(admin.server.url("/bots"))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert!(location(first).starts_with("https://bots.example/"));
+    let excluded = admin
+        .ok(
+            Method::POST,
+            "/botlist/exclude",
+            Some(json!({ "value": "127.0.0.1" })),
+        )
+        .await;
+    assert_eq!(excluded["count"], 2);
+    let second = no_redirect
+        .get(admin.server.url("/bots"))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert!(location(second).starts_with("https://people.example/"));
+    let replaced = admin
+        .ok(
+            Method::PUT,
+            "/botlist",
+            Some(json!({ "value": "203.0.113.0/24" })),
+        )
+        .await;
+    assert_eq!(replaced["value"], "203.0.113.0/24");
+    let cleared = admin.ok(Method::DELETE, "/botlist", None).await;
+    assert_eq!(cleared["count"], 0);
+
+    let avscan = admin
+        .ok(Method::PUT, "/integrations/avscan?avscan_key=abc123", None)
+        .await;
+    assert_eq!(avscan, json!({ "avscan_key": "abc123" }));
+    assert_eq!(
+        admin.ok(Method::GET, "/integrations/avscan", None).await,
+        avscan
+    );
+    let (status, _) = admin
+        .call(
+            Method::PUT,
+            "/integrations/imklo?imklo_api_url=ftp://x",
+            None,
+        )
+        .await;
+    assert_eq!(status, 406);
+    let fb = admin
+        .ok(
+            Method::POST,
+            "/integrations/facebook",
+            Some(json!({ "name": "FB", "ad_account_id": "act_1", "token": "secret-token-9876" })),
+        )
+        .await;
+    assert_eq!(fb["token"], "…9876", "tokens are shown masked");
+    let fid = id(&fb);
+    admin
+        .ok(
+            Method::POST,
+            &format!("/integrations/facebook/{fid}/campaign"),
+            Some(json!({ "campaign_id": id(&campaign) })),
+        )
+        .await;
+    let assigned = admin
+        .ok(
+            Method::GET,
+            &format!("/integrations/facebook/{fid}/campaign"),
+            None,
+        )
+        .await;
+    assert_eq!(assigned, json!([{ "name": "C", "value": id(&campaign) }]));
+    admin
+        .ok(
+            Method::DELETE,
+            &format!("/integrations/facebook/{fid}/campaign"),
+            Some(json!({ "campaign_id": id(&campaign) })),
+        )
+        .await;
+    let list = admin.ok(Method::GET, "/integrations/facebook", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    admin
+        .ok(
+            Method::DELETE,
+            &format!("/integrations/facebook/{fid}"),
+            None,
+        )
+        .await;
+    let (status, _) = admin
+        .call(Method::GET, &format!("/integrations/facebook/{fid}"), None)
+        .await;
+    assert_eq!(status, 404);
+    admin.server.stop().await;
+}
+
+/// keitaropy (the PyPI client, which posts form bodies and flattens nested fields) creates an
+/// offer, a campaign and a stream on the running server; the campaign then routes a click.
+#[tokio::test]
+async fn keitaropy_builds_a_campaign_that_routes() {
+    let python = tokio::task::spawn_blocking(|| {
+        switchyard_tests::python_env("keitaropy", &["keitaropy==0.1.1"])
+    })
+    .await
+    .unwrap()
+    .expect("a Python environment with keitaropy");
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let admin = Admin::start(&db).await;
+    let script = r#"
+import json, os
+from keitaropy import Keitaro
+k = Keitaro(os.environ["KEY"], os.environ["HOST"] + "/admin_api/v1")
+offer = k.offers.create({"name": "KP offer", "action_payload": "https://offer.example/lp?s={subid}", "payout_value": 1.5,
+                         "payout_currency": "USD", "country": ["US"]})
+source = k.sources.create({"name": "KP source"})
+campaign = k.campaigns.create({"name": "KP campaign", "alias": "kp-campaign", "traffic_source_id": source["id"]})
+stream = k.streams.create({"campaign_id": campaign["id"], "schema": "redirect", "type": "regular",
+                           "action_payload": "https://offer.example/lp?s={subid}", "chance": 100})
+print(json.dumps({"offer": offer, "source": source, "campaign": campaign, "stream": stream}))
+"#;
+    let host = admin.server.url("");
+    let output = tokio::process::Command::new(&python)
+        .args(["-c", script])
+        .env("KEY", ADMIN_KEY)
+        .env("HOST", &host)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "keitaropy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let made: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(made["offer"]["name"], "KP offer", "{made}");
+    assert_eq!(made["offer"]["payout_value"], "1.5000");
+    assert_eq!(made["offer"]["payout_auto"], true);
+    assert_eq!(made["source"]["postback_statuses"], json!(["sale", "lead"]));
+    assert_eq!(made["campaign"]["alias"], "kp-campaign");
+    assert_eq!(made["campaign"]["cost_auto"], true);
+    assert_eq!(made["stream"]["weight"], 100);
+    assert_eq!(
+        made["stream"]["offers"],
+        json!([]),
+        "keitaropy's flattened offers list is ignored"
+    );
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirect
+        .get(admin.server.url("/kp-campaign"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://offer.example/lp?s="),
+        "{location}"
+    );
+    admin.server.stop().await;
+}
+
+/// schemathesis (PyPI) generates requests for every operation of the served OpenAPI document;
+/// none may answer 5xx. Prints how many cases ran.
+async fn schemathesis_finds_no_server_errors(backend: Backend, examples: u32) {
+    let schemathesis = tokio::task::spawn_blocking(|| {
+        switchyard_tests::python_env("schemathesis", &["schemathesis==4.32.5"])
+    })
+    .await
+    .unwrap()
+    .expect("a Python environment with schemathesis")
+    .with_file_name("schemathesis");
+    let db = TestDb::new(backend).await.unwrap();
+    let extra = format!("[demo]\nseed = true\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n");
+    let server = TestServer::start(&db, &extra).await.unwrap();
+    let document = client()
+        .get(server.url("/admin_api/v1/openapi.json"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let schema = db.dir.path().join("openapi.json");
+    std::fs::write(&schema, document).unwrap();
+    let output = tokio::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(&schema)
+        .args(["--url", &server.url("/admin_api/v1")])
+        .args(["-H", &format!("Api-Key: {ADMIN_KEY}")])
+        .args(["--checks", "not_a_server_error"])
+        .args(["--max-examples", &examples.to_string()])
+        .args(["--workers", "2", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let generated = report
+        .lines()
+        .find(|l| {
+            l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains(" generated")
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    println!("schemathesis ({backend:?}): {generated}");
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_sqlite() {
+    schemathesis_finds_no_server_errors(Backend::Sqlite, 10).await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_postgres() {
+    schemathesis_finds_no_server_errors(Backend::Postgres, 4).await;
 }

@@ -4,6 +4,7 @@ mod admin;
 mod admin_files;
 mod click_api;
 mod dialects;
+mod files;
 mod foundation;
 mod native;
 mod plugins;

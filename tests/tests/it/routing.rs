@@ -616,3 +616,43 @@ async fn sqlite_traffic_source_name_macro() {
 async fn postgres_traffic_source_name_macro() {
     traffic_source_name_macro(Backend::Postgres).await;
 }
+
+/// `{from_file:NAME}` takes a random line of `<data_dir>/macro_files/NAME.txt`; a changed file
+/// is picked up without a restart.
+#[tokio::test]
+async fn from_file_macro_reads_a_line_list() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let files = db.dir.path().join("data").join("macro_files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("hosts.txt"), "one.example\ntwo.example\n").unwrap();
+    let server = server_with_trusted_proxy(&db, "").await;
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("ff", "From file", "tok-ff"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "s",
+            "https://{from_file:hosts}/x?m={from_file:missing}",
+        ))
+        .await
+        .unwrap();
+    server.reload().await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let target = location(&get(&server, "/ff", "81.2.69.160", DESKTOP).await);
+        assert!(
+            target == "https://one.example/x?m=" || target == "https://two.example/x?m=",
+            "{target}"
+        );
+        seen.insert(target);
+    }
+    assert_eq!(seen.len(), 2, "both lines are picked");
+    std::fs::write(files.join("hosts.txt"), "three.example\n").unwrap();
+    server.server.state.traffic.macro_files.reload_if_changed();
+    let target = location(&get(&server, "/ff", "81.2.69.160", DESKTOP).await);
+    assert_eq!(target, "https://three.example/x?m=");
+    server.stop().await;
+}

@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 
 use super::input::Invalid;
 use super::ops::{Api, Doc, Shape};
-use super::resource::{ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load};
+use super::resource::{
+    ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load,
+};
 use crate::api::AppState;
 use crate::config::RESERVED_PATH_PREFIXES;
 use crate::store::objects::{RowFilter, SqlValue};
@@ -66,8 +68,10 @@ fn alias_problem(alias: &str, reserved: &[String]) -> Option<String> {
         return Some("alias must not start with '.' or '_'.".into());
     }
     let lower = alias.to_ascii_lowercase();
-    if reserved.iter().any(|r| *r == lower) {
-        return Some(format!("alias {alias} is a path the tracker itself serves."));
+    if reserved.contains(&lower) {
+        return Some(format!(
+            "alias {alias} is a path the tracker itself serves."
+        ));
     }
     None
 }
@@ -76,7 +80,13 @@ fn alias_problem(alias: &str, reserved: &[String]) -> Option<String> {
 fn reserved_aliases(state: &AppState) -> Vec<String> {
     let mut reserved: Vec<String> = RESERVED_PATH_PREFIXES
         .iter()
-        .chain(&["/api", "/postback", "/favicon.ico", "/robots.txt", "/metrics"])
+        .chain(&[
+            "/api",
+            "/postback",
+            "/favicon.ico",
+            "/robots.txt",
+            "/metrics",
+        ])
         .map(|p| first_segment(p))
         .collect();
     reserved.push(first_segment(&state.config.dialects.rest_clicks_base_path));
@@ -113,35 +123,58 @@ fn postbacks_problem(raw: &Value) -> Option<String> {
 
 #[async_trait]
 impl ResourceRules for CampaignRules {
-    async fn prepare(&self, state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
-        let others = state.store.object_rows(&tables::CAMPAIGNS, &RowFilter::all()).await?;
+    async fn prepare(
+        &self,
+        state: &AppState,
+        draft: &mut Draft<'_>,
+        invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
+        let others = state
+            .store
+            .object_rows(&tables::CAMPAIGNS, &RowFilter::all())
+            .await?;
         let others: Vec<&Map<String, Value>> = others
             .iter()
             .filter(|row| row.get("id").and_then(Value::as_i64) != draft.id)
             .collect();
-        if let Some(alias) = draft.values.iter().find(|(c, _)| *c == "alias").and_then(|(_, v)| match v {
-            SqlValue::Text(t) => Some(t.trim().to_string()),
-            _ => None,
-        }) {
+        if let Some(alias) = draft
+            .values
+            .iter()
+            .find(|(c, _)| *c == "alias")
+            .and_then(|(_, v)| match v {
+                SqlValue::Text(t) => Some(t.trim().to_string()),
+                _ => None,
+            })
+        {
             if let Some(problem) = alias_problem(&alias, &reserved_aliases(state)) {
                 invalid.add("alias", problem);
-            } else if others
-                .iter()
-                .any(|row| row.get("alias").and_then(Value::as_str).is_some_and(|a| a.eq_ignore_ascii_case(&alias)))
-            {
-                invalid.add("alias", format!("alias {alias} is already used by another campaign."));
+            } else if others.iter().any(|row| {
+                row.get("alias")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&alias))
+            }) {
+                invalid.add(
+                    "alias",
+                    format!("alias {alias} is already used by another campaign."),
+                );
             }
             draft.set("alias", SqlValue::Text(alias));
         }
-        match draft.values.iter().find(|(c, _)| *c == "token").map(|(_, v)| v.clone()) {
-            Some(SqlValue::Text(token)) if !token.trim().is_empty() => {
-                if others
-                    .iter()
-                    .any(|row| row.get("token").and_then(Value::as_str) == Some(token.trim()))
-                {
-                    invalid.add("token", "token is already used by another campaign.");
-                }
+        match draft
+            .values
+            .iter()
+            .find(|(c, _)| *c == "token")
+            .map(|(_, v)| v.clone())
+        {
+            Some(SqlValue::Text(token))
+                if !token.trim().is_empty()
+                    && others.iter().any(|row| {
+                        row.get("token").and_then(Value::as_str) == Some(token.trim())
+                    }) =>
+            {
+                invalid.add("token", "token is already used by another campaign.");
             }
+            Some(SqlValue::Text(token)) if !token.trim().is_empty() => {}
             _ if draft.is_create() => draft.set("token", SqlValue::Text(random_token(32))),
             Some(_) => {
                 // An empty token on update keeps the stored one.
@@ -157,7 +190,10 @@ impl ResourceRules for CampaignRules {
         if let Some(loss) = draft.effective("traffic_loss").as_f64()
             && !(0.0..=100.0).contains(&loss)
         {
-            invalid.add("traffic_loss", "traffic_loss must be a percentage from 0 to 100.");
+            invalid.add(
+                "traffic_loss",
+                "traffic_loss must be a percentage from 0 to 100.",
+            );
         }
         if let Some(raw) = draft.input.get("postbacks")
             && let Some(problem) = postbacks_problem(raw)
@@ -200,15 +236,17 @@ pub fn api() -> Api {
         "/campaigns/{id}/streams",
         Doc::new("Streams", "List a campaign's streams (not archived)")
             .response(Shape::List(&super::streams::STREAMS)),
-        get(|State(state): State<AppState>, Path(id): Path<i64>| async move {
-            load(&state, &CAMPAIGNS, id).await?;
-            list(
-                &state,
-                &super::streams::STREAMS,
-                RowFilter::live().equal("campaign_id", SqlValue::Int(id)),
-            )
-            .await
-        }),
+        get(
+            |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                load(&state, &CAMPAIGNS, id).await?;
+                list(
+                    &state,
+                    &super::streams::STREAMS,
+                    RowFilter::live().equal("campaign_id", SqlValue::Int(id)),
+                )
+                .await
+            },
+        ),
     )
 }
 
@@ -232,7 +270,12 @@ mod tests {
     #[test]
     fn postbacks() {
         assert!(postbacks_problem(&serde_json::json!([])).is_none());
-        assert!(postbacks_problem(&serde_json::json!([{"url": "https://a.example/pb?s={subid}", "method": "POST"}])).is_none());
+        assert!(
+            postbacks_problem(
+                &serde_json::json!([{"url": "https://a.example/pb?s={subid}", "method": "POST"}])
+            )
+            .is_none()
+        );
         assert!(postbacks_problem(&serde_json::json!([{"url": "ftp://x"}])).is_some());
         assert!(postbacks_problem(&serde_json::json!([{"method": "GET"}])).is_some());
         assert!(postbacks_problem(&serde_json::json!({"url": "x"})).is_some());

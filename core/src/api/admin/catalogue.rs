@@ -43,8 +43,11 @@ pub fn api() -> Api {
         .route(
             Method::GET,
             "/plugins",
-            Doc::new("Plugins", "Every filter, action and trigger kind with its origin and health")
-                .response(Shape::Json("The plugin report.")),
+            Doc::new(
+                "Plugins",
+                "Every filter, action and trigger kind with its origin and health",
+            )
+            .response(Shape::Json("The plugin report.")),
             get(plugins),
         )
         .route(

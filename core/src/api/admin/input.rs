@@ -154,7 +154,10 @@ fn insert_path(slot: &mut Value, path: &[&str], value: Value) {
             // `a[]=x`, and `a[][k]=v` starting a new element.
             items.len()
         } else {
-            first.parse::<usize>().unwrap_or(items.len()).min(items.len())
+            first
+                .parse::<usize>()
+                .unwrap_or(items.len())
+                .min(items.len())
         };
         if index == items.len() {
             // Ids in forms are small; an absurd index appends instead of allocating.

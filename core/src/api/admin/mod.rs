@@ -1,26 +1,30 @@
 //! The Admin API (`/admin_api/v1`): Keitaro's management operations. Every route requires an
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
+mod access;
+mod botlist;
 mod campaigns;
 mod catalogue;
 mod files;
 pub mod input;
+mod integrations;
 mod objects;
 pub mod ops;
 mod reports;
 pub mod resource;
 mod streams;
 mod targets;
+mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::response::Html;
-use axum::routing::get;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
+use axum::response::Html;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 use super::AppState;
 
@@ -31,6 +35,9 @@ pub fn api() -> ops::Api {
         .merge(streams::api())
         .merge(targets::api())
         .merge(objects::api())
+        .merge(botlist::api())
+        .merge(users::api())
+        .merge(integrations::api())
         .merge(files::api())
 }
 
@@ -52,20 +59,42 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin_api/v1/docs", get(|| async { Html(ops::DOCS_PAGE) }))
 }
 
-/// Rejects requests without a valid `Api-Key` with 401.
+/// Rejects requests without a valid `Api-Key` with 401, and requests the key's user may not
+/// make with 403.
 async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get("api-key")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
     if presented.is_empty() {
         return unauthorized("The Api-Key header is required.");
     }
-    if !crate::secrets::key_matches(presented, &state.secrets.admin_api_key_hash) {
-        return unauthorized("The Api-Key is not valid.");
+    let principal = match users::principal_of_key(&state, &presented).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => return unauthorized("The Api-Key is not valid."),
+        Err(failure) => return failure.into_response(),
+    };
+    let path = request
+        .uri()
+        .path()
+        .strip_prefix("/admin_api/v1")
+        .unwrap_or("")
+        .to_string();
+    match access::decide(&state, &principal, request.method(), &path).await {
+        Ok(access::Decision::Allow) => next.run(request).await,
+        Ok(access::Decision::FilterList(scope)) => {
+            let response = next.run(request).await;
+            access::filter_list(response, &scope).await
+        }
+        Ok(access::Decision::Deny(message)) => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": message })),
+        )
+            .into_response(),
+        Err(failure) => failure.into_response(),
     }
-    next.run(request).await
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, ApiResult, Draft, Field, Kind, Op, PlainRules, Resource, ResourceRules,
-    lifecycle, load, present, respond,
+    ApiFailure, ApiResult, Draft, Field, Kind, Op, PlainRules, Resource, ResourceRules, lifecycle,
+    load, present, respond,
 };
 use crate::api::AppState;
 use crate::store::objects::{RowFilter, SqlValue};
@@ -44,8 +44,15 @@ struct NetworkRules;
 #[async_trait]
 impl ResourceRules for NetworkRules {
     /// Adds `offers`: how many offers use the network.
-    async fn decorate(&self, state: &AppState, objects: &mut [Map<String, Value>]) -> Result<(), ApiFailure> {
-        let offers = state.store.object_rows(&tables::OFFERS, &RowFilter::live()).await?;
+    async fn decorate(
+        &self,
+        state: &AppState,
+        objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
+        let offers = state
+            .store
+            .object_rows(&tables::OFFERS, &RowFilter::live())
+            .await?;
         for object in objects {
             let id = object.get("id").and_then(Value::as_i64);
             let count = offers
@@ -83,11 +90,19 @@ struct SourceRules;
 
 #[async_trait]
 impl ResourceRules for SourceRules {
-    async fn prepare(&self, _state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
+    async fn prepare(
+        &self,
+        _state: &AppState,
+        draft: &mut Draft<'_>,
+        invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
         if let Some(loss) = draft.effective("traffic_loss").as_f64()
             && !(0.0..=100.0).contains(&loss)
         {
-            invalid.add("traffic_loss", "traffic_loss must be a percentage from 0 to 100.");
+            invalid.add(
+                "traffic_loss",
+                "traffic_loss must be a percentage from 0 to 100.",
+            );
         }
         if let Some(url) = draft.effective("postback_url").as_str()
             && let Err(message) = super::resource::check_url(url)
@@ -98,7 +113,11 @@ impl ResourceRules for SourceRules {
     }
 
     /// Keitaro shows `accept_parameters` (true when parameters are declared).
-    async fn decorate(&self, _state: &AppState, objects: &mut [Map<String, Value>]) -> Result<(), ApiFailure> {
+    async fn decorate(
+        &self,
+        _state: &AppState,
+        objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
         for object in objects {
             let any = object
                 .get("parameters")
@@ -150,22 +169,40 @@ struct DomainRules;
 
 #[async_trait]
 impl ResourceRules for DomainRules {
-    async fn prepare(&self, state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
-        if let Some(SqlValue::Text(name)) = draft.values.iter().find(|(c, _)| *c == "name").map(|(_, v)| v.clone()) {
+    async fn prepare(
+        &self,
+        state: &AppState,
+        draft: &mut Draft<'_>,
+        invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
+        if let Some(SqlValue::Text(name)) = draft
+            .values
+            .iter()
+            .find(|(c, _)| *c == "name")
+            .map(|(_, v)| v.clone())
+        {
             let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
             let valid = !name.is_empty()
                 && name.len() <= 253
                 && name.split('.').all(|label| {
                     !label.is_empty()
                         && label.len() <= 63
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+                        && label
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
                 });
             if !valid {
-                invalid.add("name", "name must be a domain name such as tracker.example.com.");
+                invalid.add(
+                    "name",
+                    "name must be a domain name such as tracker.example.com.",
+                );
             } else {
                 let taken = state
                     .store
-                    .object_rows(&tables::DOMAINS, &RowFilter::all().equal("name", SqlValue::Text(name.clone())))
+                    .object_rows(
+                        &tables::DOMAINS,
+                        &RowFilter::all().equal("name", SqlValue::Text(name.clone())),
+                    )
                     .await?
                     .iter()
                     .any(|row| row.get("id").and_then(Value::as_i64) != draft.id);
@@ -180,8 +217,15 @@ impl ResourceRules for DomainRules {
 
     /// Adds `network_status` (no DNS lookups are made: always `unchecked` until `check`) and
     /// `campaigns_count`.
-    async fn decorate(&self, state: &AppState, objects: &mut [Map<String, Value>]) -> Result<(), ApiFailure> {
-        let campaigns = state.store.object_rows(&tables::CAMPAIGNS, &RowFilter::live()).await?;
+    async fn decorate(
+        &self,
+        state: &AppState,
+        objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
+        let campaigns = state
+            .store
+            .object_rows(&tables::CAMPAIGNS, &RowFilter::live())
+            .await?;
         for object in objects {
             let id = object.get("id").and_then(Value::as_i64);
             let count = campaigns
@@ -210,66 +254,112 @@ pub fn api() -> Api {
     let groups = &GROUPS;
     lifecycle(
         &AFFILIATE_NETWORKS,
-        &[Op::List, Op::Create, Op::Get, Op::Update, Op::Archive, Op::Clone, Op::Deleted, Op::Restore],
+        &[
+            Op::List,
+            Op::Create,
+            Op::Get,
+            Op::Update,
+            Op::Archive,
+            Op::Clone,
+            Op::Deleted,
+            Op::Restore,
+        ],
     )
     .merge(lifecycle(
         &TRAFFIC_SOURCES,
-        &[Op::List, Op::Create, Op::Get, Op::Update, Op::Archive, Op::Clone, Op::Deleted, Op::Restore],
+        &[
+            Op::List,
+            Op::Create,
+            Op::Get,
+            Op::Update,
+            Op::Archive,
+            Op::Clone,
+            Op::Deleted,
+            Op::Restore,
+        ],
     ))
     .merge(lifecycle(
         &DOMAINS,
-        &[Op::List, Op::Create, Op::Get, Op::Update, Op::Archive, Op::Deleted, Op::Restore],
+        &[
+            Op::List,
+            Op::Create,
+            Op::Get,
+            Op::Update,
+            Op::Archive,
+            Op::Deleted,
+            Op::Restore,
+        ],
     ))
     .route(
         Method::POST,
         "/domains/{id}/check",
-        Doc::new("Domains", "Check a domain (answers the domain; no DNS lookup is made)").response(Shape::Object(&DOMAINS)),
-        post(|State(state): State<AppState>, Path(id): Path<i64>| async move {
-            let row = load(&state, &DOMAINS, id).await?;
-            respond(&state, &DOMAINS, &row).await
-        }),
+        Doc::new(
+            "Domains",
+            "Check a domain (answers the domain; no DNS lookup is made)",
+        )
+        .response(Shape::Object(&DOMAINS)),
+        post(
+            |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                let row = load(&state, &DOMAINS, id).await?;
+                respond(&state, &DOMAINS, &row).await
+            },
+        ),
     )
     .route(
         Method::GET,
         "/groups",
-        Doc::new("Groups", "List groups of a type (campaigns, offers or landings)")
-            .query("type", true)
-            .response(Shape::List(groups)),
-        get(|State(state): State<AppState>, Query(query): Query<GroupQuery>| async move {
-            let mut filter = RowFilter::all();
-            if let Some(kind) = query.group_type.filter(|k| !k.is_empty()) {
-                if !GROUP_TYPES.contains(&kind.as_str()) {
-                    return Err(ApiFailure::Invalid(Invalid::one(
-                        "type",
-                        "type must be one of: campaigns, offers, landings.",
-                    )));
+        Doc::new(
+            "Groups",
+            "List groups of a type (campaigns, offers or landings)",
+        )
+        .query("type", true)
+        .response(Shape::List(groups)),
+        get(
+            |State(state): State<AppState>, Query(query): Query<GroupQuery>| async move {
+                let mut filter = RowFilter::all();
+                if let Some(kind) = query.group_type.filter(|k| !k.is_empty()) {
+                    if !GROUP_TYPES.contains(&kind.as_str()) {
+                        return Err(ApiFailure::Invalid(Invalid::one(
+                            "type",
+                            "type must be one of: campaigns, offers, landings.",
+                        )));
+                    }
+                    filter = filter.equal("type", SqlValue::Text(kind));
                 }
-                filter = filter.equal("type", SqlValue::Text(kind));
-            }
-            let rows = state.store.object_rows(&tables::GROUPS, &filter).await?;
-            Ok(Json(present(&state, &GROUPS, &rows).await?).into_response())
-        }),
+                let rows = state.store.object_rows(&tables::GROUPS, &filter).await?;
+                Ok(Json(present(&state, &GROUPS, &rows).await?).into_response())
+            },
+        ),
     )
     .merge(lifecycle(groups, &[Op::Create]))
     .route(
         Method::PUT,
         "/groups/{id}",
-        Doc::new("Groups", "Update a group").request(Shape::Object(groups)).response(Shape::Object(groups)),
-        put(|State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
-            let row = super::resource::update(&state, &GROUPS, id, &input.fields).await?;
-            group_with_count(&state, row).await
-        }),
+        Doc::new("Groups", "Update a group")
+            .request(Shape::Object(groups))
+            .response(Shape::Object(groups)),
+        put(
+            |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
+                let row = super::resource::update(&state, &GROUPS, id, &input).await?;
+                group_with_count(&state, row).await
+            },
+        ),
     )
     .route(
         Method::DELETE,
         "/groups/{id}/delete",
-        Doc::new("Groups", "Delete a group (its objects keep existing, without a group)"),
-        delete(|State(state): State<AppState>, Path(id): Path<i64>| async move {
-            load(&state, &GROUPS, id).await?;
-            state.store.object_delete(&tables::GROUPS, id).await?;
-            let _ = state.snapshot.rebuild(&*state.store).await;
-            Ok::<_, ApiFailure>(Json(serde_json::json!({ "success": true })).into_response())
-        }),
+        Doc::new(
+            "Groups",
+            "Delete a group (its objects keep existing, without a group)",
+        ),
+        delete(
+            |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                load(&state, &GROUPS, id).await?;
+                state.store.object_delete(&tables::GROUPS, id).await?;
+                let _ = state.snapshot.rebuild(&*state.store).await;
+                Ok::<_, ApiFailure>(Json(serde_json::json!({ "success": true })).into_response())
+            },
+        ),
     )
 }
 
@@ -283,7 +373,10 @@ async fn group_with_count(state: &AppState, row: Map<String, Value>) -> ApiResul
     let id = row.get("id").and_then(Value::as_i64).unwrap_or(0);
     let count = state
         .store
-        .object_rows(table, &RowFilter::live().equal("group_id", SqlValue::Int(id)))
+        .object_rows(
+            table,
+            &RowFilter::live().equal("group_id", SqlValue::Int(id)),
+        )
         .await?
         .len();
     let mut object = super::resource::render(&GROUPS, &row);

@@ -90,7 +90,13 @@ impl Doc {
 
 impl Api {
     /// Adds `handler` for `method` at `path` and records its documentation.
-    pub fn route(mut self, method: Method, path: &str, doc: Doc, handler: MethodRouter<AppState>) -> Self {
+    pub fn route(
+        mut self,
+        method: Method,
+        path: &str,
+        doc: Doc,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         self.router = self.router.route(path, handler);
         self.operations.push(Operation {
             method,
@@ -136,7 +142,9 @@ fn field_schema(field: &Field) -> Value {
         Kind::Json => json!({ "description": "Any JSON value." }),
         Kind::Object => json!({ "type": "object" }),
         Kind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
-        Kind::Money => json!({ "type": "string", "description": "A decimal amount (a number is accepted on input)." }),
+        Kind::Money => {
+            json!({ "type": "string", "description": "A decimal amount (a number is accepted on input)." })
+        }
         Kind::Time => json!({ "type": "string", "description": "YYYY-MM-DD HH:MM:SS (UTC)." }),
     }
 }
@@ -218,8 +226,14 @@ pub fn openapi(operations: &[Operation], version: &str) -> Value {
         let mut parameters = Vec::new();
         for segment in op.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                let schema = if name == "id" { json!({ "type": "integer" }) } else { json!({ "type": "string" }) };
-                parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
+                let schema = if name == "id" {
+                    json!({ "type": "integer" })
+                } else {
+                    json!({ "type": "string" })
+                };
+                parameters.push(
+                    json!({ "name": name, "in": "path", "required": true, "schema": schema }),
+                );
             }
         }
         for (name, required) in &op.query {
@@ -227,15 +241,18 @@ pub fn openapi(operations: &[Operation], version: &str) -> Value {
         }
         let mut responses = Map::new();
         let ok = match shape_schema(&op.response, false) {
-            Some(schema) => json!({ "description": "Success", "content": { "application/json": { "schema": schema } } }),
+            Some(schema) => {
+                json!({ "description": "Success", "content": { "application/json": { "schema": schema } } })
+            }
             None => json!({ "description": "Success" }),
         };
         responses.insert("200".into(), ok);
-        let error = |description: &str| {
-            json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
-        };
+        let error = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
         responses.insert("400".into(), error("The request is malformed."));
-        responses.insert("401".into(), error("The Api-Key header is missing or wrong."));
+        responses.insert(
+            "401".into(),
+            error("The Api-Key header is missing or wrong."),
+        );
         responses.insert("403".into(), error("The key's user may not do this."));
         if op.path.contains('{') {
             responses.insert("404".into(), error("No such object."));

@@ -106,7 +106,9 @@ pub struct Resource {
 
 impl std::fmt::Debug for Resource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resource").field("path", &self.path).finish()
+        f.debug_struct("Resource")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -176,7 +178,12 @@ pub trait ResourceRules: Send + Sync {
 
     /// Runs after a successful write (`event` is `created`, `updated`, `active`, `disabled`
     /// or `deleted`).
-    async fn after_write(&self, _state: &AppState, _id: i64, _event: &str) -> Result<(), ApiFailure> {
+    async fn after_write(
+        &self,
+        _state: &AppState,
+        _id: i64,
+        _event: &str,
+    ) -> Result<(), ApiFailure> {
         Ok(())
     }
 
@@ -243,7 +250,10 @@ impl IntoResponse for ApiFailure {
             ApiFailure::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiFailure::Internal(detail) => {
                 tracing::error!(detail, "Admin API request failed.");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
             }
         };
         (status, Json(serde_json::json!({ "error": message }))).into_response()
@@ -267,7 +277,11 @@ pub fn show_money(micros: i64) -> String {
     let magnitude = micros.unsigned_abs();
     let fraction = format!("{:06}", magnitude % 1_000_000);
     let kept = fraction.trim_end_matches('0');
-    let digits = if kept.len() <= 4 { &fraction[..4] } else { kept };
+    let digits = if kept.len() <= 4 {
+        &fraction[..4]
+    } else {
+        kept
+    };
     format!("{sign}{}.{digits}", magnitude / 1_000_000)
 }
 
@@ -298,21 +312,28 @@ pub fn render(resource: &Resource, row: &Map<String, Value>) -> Map<String, Valu
 /// required fields (on create). Unknown fields are ignored.
 pub fn parse_fields(
     resource: &Resource,
-    input: &Map<String, Value>,
+    input: &Input,
     create: bool,
     invalid: &mut Invalid,
 ) -> Vec<(&'static str, SqlValue)> {
     let mut values = Vec::new();
     for field in resource.fields.iter().filter(|f| f.writable) {
-        let Some(raw) = input.get(field.name) else {
+        let Some(raw) = input.fields.get(field.name) else {
             if create && field.required {
                 invalid.add(field.name, format!("{} is required.", field.name));
             }
             continue;
         };
+        if input.form && mangled_form_value(field, raw) {
+            tracing::warn!(
+                field = field.name,
+                "Ignoring a nested field that arrived mangled in a form body."
+            );
+            continue;
+        }
         match parse_value(field, raw) {
             Ok(value) => {
-                if create && field.required && value_is_blank(&value) {
+                if field.required && value_is_blank(&value) {
                     invalid.add(field.name, format!("{} must not be empty.", field.name));
                     continue;
                 }
@@ -322,6 +343,22 @@ pub fn parse_fields(
         }
     }
     values
+}
+
+/// A form client that flattens a nested value (keitaropy sends `parameters={"a": …}` as
+/// `parameters=a&parameters=b`) leaves only key names: such a value is not the client's intent.
+fn mangled_form_value(field: &Field, raw: &Value) -> bool {
+    let nested = matches!(field.kind, Kind::Object | Kind::Json);
+    let flattened = match raw {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        Value::String(text) => {
+            matches!(field.kind, Kind::Object)
+                && !text.trim_start().starts_with('{')
+                && !text.trim().is_empty()
+        }
+        _ => false,
+    };
+    nested && flattened
 }
 
 fn value_is_blank(value: &SqlValue) -> bool {
@@ -335,11 +372,13 @@ fn value_is_blank(value: &SqlValue) -> bool {
 /// One field's value from JSON or form text.
 pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
     let name = field.name;
-    let null_ok = matches!(
-        field.kind,
-        Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
-    );
-    let is_null = raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
+    let null_ok = !field.required
+        && matches!(
+            field.kind,
+            Kind::Ref(_) | Kind::OptText | Kind::OptEnum(_) | Kind::Json
+        );
+    let is_null =
+        raw.is_null() || (null_ok && raw.as_str().is_some_and(|s| s.is_empty() || s == "null"));
     if is_null {
         return match field.kind {
             Kind::Json => Ok(SqlValue::Text("null".into())),
@@ -421,9 +460,11 @@ pub fn parse_value(field: &Field, raw: &Value) -> Result<SqlValue, String> {
 
 pub fn as_int(raw: &Value) -> Option<i64> {
     match raw {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 9e15).map(|x| x as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|x| x.fract() == 0.0 && x.abs() < 9e15)
+                .map(|x| x as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         Value::Bool(b) => Some(*b as i64),
         _ => None,
@@ -446,7 +487,7 @@ pub fn as_bool(raw: &Value) -> Option<bool> {
             Some(1) => Some(true),
             _ => None,
         },
-        Value::String(s) => match s.trim() {
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "on" | "yes" => Some(true),
             "0" | "false" | "off" | "no" | "" => Some(false),
             _ => None,
@@ -506,7 +547,11 @@ async fn check_refs(
 }
 
 /// The stored row of `id`, or 404.
-pub async fn load(state: &AppState, resource: &Resource, id: i64) -> Result<Map<String, Value>, ApiFailure> {
+pub async fn load(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+) -> Result<Map<String, Value>, ApiFailure> {
     state
         .store
         .object_rows(resource.table, &RowFilter::id(id))
@@ -517,7 +562,10 @@ pub async fn load(state: &AppState, resource: &Resource, id: i64) -> Result<Map<
 }
 
 /// Refuses changes to objects declared in the campaigns directory.
-pub fn refuse_file_managed(resource: &Resource, row: &Map<String, Value>) -> Result<(), ApiFailure> {
+pub fn refuse_file_managed(
+    resource: &Resource,
+    row: &Map<String, Value>,
+) -> Result<(), ApiFailure> {
     if let Some(file) = row.get("file_source").and_then(Value::as_str)
         && !file.is_empty()
     {
@@ -565,18 +613,21 @@ pub async fn changed(state: &AppState, resource: &Resource) {
 pub async fn create(
     state: &AppState,
     resource: &Resource,
-    input: &Map<String, Value>,
+    input: &Input,
 ) -> Result<Map<String, Value>, ApiFailure> {
     let mut invalid = Invalid::default();
     let values = parse_fields(resource, input, true, &mut invalid);
     let mut draft = Draft {
         id: None,
-        input,
+        input: &input.fields,
         existing: None,
         values,
         children: Vec::new(),
     };
-    resource.rules.prepare(state, &mut draft, &mut invalid).await?;
+    resource
+        .rules
+        .prepare(state, &mut draft, &mut invalid)
+        .await?;
     check_refs(state, resource, &draft.values, &mut invalid).await?;
     invalid.check()?;
     let now = unix_now();
@@ -606,7 +657,7 @@ pub async fn update(
     state: &AppState,
     resource: &Resource,
     id: i64,
-    input: &Map<String, Value>,
+    input: &Input,
 ) -> Result<Map<String, Value>, ApiFailure> {
     let existing = load(state, resource, id).await?;
     refuse_file_managed(resource, &existing)?;
@@ -614,12 +665,15 @@ pub async fn update(
     let values = parse_fields(resource, input, false, &mut invalid);
     let mut draft = Draft {
         id: Some(id),
-        input,
+        input: &input.fields,
         existing: Some(&existing),
         values,
         children: Vec::new(),
     };
-    resource.rules.prepare(state, &mut draft, &mut invalid).await?;
+    resource
+        .rules
+        .prepare(state, &mut draft, &mut invalid)
+        .await?;
     check_refs(state, resource, &draft.values, &mut invalid).await?;
     invalid.check()?;
     if resource.table.column("updated_at").is_some() {
@@ -676,7 +730,10 @@ pub async fn clone_object(
 ) -> Result<Map<String, Value>, ApiFailure> {
     let row = load(state, resource, id).await?;
     let mut input = render(resource, &row);
-    resource.rules.decorate(state, std::slice::from_mut(&mut input)).await?;
+    resource
+        .rules
+        .decorate(state, std::slice::from_mut(&mut input))
+        .await?;
     input.remove("id");
     let changes = resource.rules.clone_values(&row);
     for (column, value) in changes {
@@ -685,7 +742,15 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(state, resource, &input).await
+    create(
+        state,
+        resource,
+        &Input {
+            fields: input,
+            form: false,
+        },
+    )
+    .await
 }
 
 /// A life-cycle operation a resource serves.
@@ -724,113 +789,143 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
     let one = format!("/{path}/{{id}}");
     let mut api = Api::default();
     for op in ops {
-        api = match op {
-            Op::List => api.route(
-                Method::GET,
-                &format!("/{path}"),
-                Doc::new(tag, format!("List {path} (not archived)")).response(Shape::List(resource)),
-                get(move |State(state): State<AppState>| async move {
-                    list(&state, resource, RowFilter::live()).await
-                }),
-            ),
-            Op::Create => api.route(
-                Method::POST,
-                &format!("/{path}"),
-                Doc::new(tag, format!("Create a {noun}"))
-                    .request(Shape::Object(resource))
-                    .response(Shape::Object(resource)),
-                post(move |State(state): State<AppState>, input: Input| async move {
-                    let row = create(&state, resource, &input.fields).await?;
-                    respond(&state, resource, &row).await
-                }),
-            ),
-            Op::Get => api.route(
-                Method::GET,
-                &one,
-                Doc::new(tag, format!("Get a {noun}")).response(Shape::Object(resource)),
-                get(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                    let row = load(&state, resource, id).await?;
-                    respond(&state, resource, &row).await
-                }),
-            ),
-            Op::Update => api.route(
-                Method::PUT,
-                &one,
-                Doc::new(tag, format!("Update a {noun} (fields not sent keep their values)"))
-                    .request(Shape::Object(resource))
-                    .response(Shape::Object(resource)),
-                put(move |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
-                    let row = update(&state, resource, id, &input.fields).await?;
-                    respond(&state, resource, &row).await
-                }),
-            ),
-            Op::Archive => api.route(
-                Method::DELETE,
-                &one,
-                Doc::new(tag, format!("Move a {noun} to the archive")).response(Shape::Object(resource)),
-                delete(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                    state_route(&state, resource, id, "deleted").await
-                }),
-            ),
-            Op::ArchiveAt => api.route(
-                Method::DELETE,
-                &format!("{one}/archive"),
-                Doc::new(tag, format!("Move a {noun} to the archive")).response(Shape::Object(resource)),
-                delete(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                    state_route(&state, resource, id, "deleted").await
-                }),
-            ),
-            Op::Clone | Op::ClonePut => {
-                let handler = move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                    let row = clone_object(&state, resource, id).await?;
-                    respond(&state, resource, &row).await
-                };
-                let (method, router) = if *op == Op::Clone {
-                    (Method::POST, post(handler))
-                } else {
-                    (Method::PUT, put(handler))
-                };
-                api.route(
-                    method,
-                    &format!("{one}/clone"),
-                    Doc::new(tag, format!("Clone a {noun} (named \"… Copy\")")).response(Shape::Object(resource)),
-                    router,
-                )
-            }
-            Op::Deleted => api.route(
-                Method::GET,
-                &format!("/{path}/deleted"),
-                Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
-                get(move |State(state): State<AppState>| async move {
-                    list(&state, resource, RowFilter::deleted()).await
-                }),
-            ),
-            Op::Restore => api.route(
-                Method::POST,
-                &format!("{one}/restore"),
-                Doc::new(tag, format!("Restore an archived {noun}")).response(Shape::Object(resource)),
-                post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                    state_route(&state, resource, id, "active").await
-                }),
-            ),
-            Op::EnableDisable => api
-                .route(
-                    Method::POST,
-                    &format!("{one}/enable"),
-                    Doc::new(tag, format!("Enable a {noun}")).response(Shape::Object(resource)),
-                    post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                        state_route(&state, resource, id, "active").await
-                    }),
-                )
-                .route(
-                    Method::POST,
-                    &format!("{one}/disable"),
-                    Doc::new(tag, format!("Disable a {noun}")).response(Shape::Object(resource)),
-                    post(move |State(state): State<AppState>, Path(id): Path<i64>| async move {
-                        state_route(&state, resource, id, "disabled").await
+        api =
+            match op {
+                Op::List => api.route(
+                    Method::GET,
+                    &format!("/{path}"),
+                    Doc::new(tag, format!("List {path} (not archived)"))
+                        .response(Shape::List(resource)),
+                    get(move |State(state): State<AppState>| async move {
+                        list(&state, resource, RowFilter::live()).await
                     }),
                 ),
-        };
+                Op::Create => api.route(
+                    Method::POST,
+                    &format!("/{path}"),
+                    Doc::new(tag, format!("Create a {noun}"))
+                        .request(Shape::Object(resource))
+                        .response(Shape::Object(resource)),
+                    post(
+                        move |State(state): State<AppState>, input: Input| async move {
+                            let row = create(&state, resource, &input).await?;
+                            respond(&state, resource, &row).await
+                        },
+                    ),
+                ),
+                Op::Get => api.route(
+                    Method::GET,
+                    &one,
+                    Doc::new(tag, format!("Get a {noun}")).response(Shape::Object(resource)),
+                    get(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            let row = load(&state, resource, id).await?;
+                            respond(&state, resource, &row).await
+                        },
+                    ),
+                ),
+                Op::Update => {
+                    api.route(
+                        Method::PUT,
+                        &one,
+                        Doc::new(
+                            tag,
+                            format!("Update a {noun} (fields not sent keep their values)"),
+                        )
+                        .request(Shape::Object(resource))
+                        .response(Shape::Object(resource)),
+                        put(
+                            move |State(state): State<AppState>,
+                                  Path(id): Path<i64>,
+                                  input: Input| async move {
+                                let row = update(&state, resource, id, &input).await?;
+                                respond(&state, resource, &row).await
+                            },
+                        ),
+                    )
+                }
+                Op::Archive => api.route(
+                    Method::DELETE,
+                    &one,
+                    Doc::new(tag, format!("Move a {noun} to the archive"))
+                        .response(Shape::Object(resource)),
+                    delete(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "deleted").await
+                        },
+                    ),
+                ),
+                Op::ArchiveAt => api.route(
+                    Method::DELETE,
+                    &format!("{one}/archive"),
+                    Doc::new(tag, format!("Move a {noun} to the archive"))
+                        .response(Shape::Object(resource)),
+                    delete(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "deleted").await
+                        },
+                    ),
+                ),
+                Op::Clone | Op::ClonePut => {
+                    let handler = move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                        let row = clone_object(&state, resource, id).await?;
+                        respond(&state, resource, &row).await
+                    };
+                    let (method, router) = if *op == Op::Clone {
+                        (Method::POST, post(handler))
+                    } else {
+                        (Method::PUT, put(handler))
+                    };
+                    api.route(
+                        method,
+                        &format!("{one}/clone"),
+                        Doc::new(tag, format!("Clone a {noun} (named \"… Copy\")"))
+                            .response(Shape::Object(resource)),
+                        router,
+                    )
+                }
+                Op::Deleted => api.route(
+                    Method::GET,
+                    &format!("/{path}/deleted"),
+                    Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
+                    get(move |State(state): State<AppState>| async move {
+                        list(&state, resource, RowFilter::deleted()).await
+                    }),
+                ),
+                Op::Restore => api.route(
+                    Method::POST,
+                    &format!("{one}/restore"),
+                    Doc::new(tag, format!("Restore an archived {noun}"))
+                        .response(Shape::Object(resource)),
+                    post(
+                        move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                            state_route(&state, resource, id, "active").await
+                        },
+                    ),
+                ),
+                Op::EnableDisable => api
+                    .route(
+                        Method::POST,
+                        &format!("{one}/enable"),
+                        Doc::new(tag, format!("Enable a {noun}")).response(Shape::Object(resource)),
+                        post(
+                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                                state_route(&state, resource, id, "active").await
+                            },
+                        ),
+                    )
+                    .route(
+                        Method::POST,
+                        &format!("{one}/disable"),
+                        Doc::new(tag, format!("Disable a {noun}"))
+                            .response(Shape::Object(resource)),
+                        post(
+                            move |State(state): State<AppState>, Path(id): Path<i64>| async move {
+                                state_route(&state, resource, id, "disabled").await
+                            },
+                        ),
+                    ),
+            };
     }
     api
 }
@@ -840,7 +935,12 @@ pub async fn respond(state: &AppState, resource: &Resource, row: &Map<String, Va
     Ok(Json(present_one(state, resource, row).await?).into_response())
 }
 
-pub async fn state_route(state: &AppState, resource: &Resource, id: i64, new_state: &str) -> ApiResult {
+pub async fn state_route(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+    new_state: &str,
+) -> ApiResult {
     let row = set_state(state, resource, id, new_state).await?;
     Ok(Json(present_one(state, resource, &row).await?).into_response())
 }

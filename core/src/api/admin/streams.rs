@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use super::input::Invalid;
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, as_bool, as_int,
-    lifecycle, present, show_time,
+    ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, as_bool, as_int, lifecycle,
+    present, show_time,
 };
 use crate::api::AppState;
 use crate::model::unix_now;
@@ -34,7 +34,10 @@ pub static STREAMS: Resource = Resource {
         Field::new("name", Kind::Text),
         Field::new("position", Kind::Int),
         Field::new("weight", Kind::Int),
-        Field::new("schema", Kind::Enum(&["landings", "redirect", "action", "offers"])),
+        Field::new(
+            "schema",
+            Kind::Enum(&["landings", "redirect", "action", "offers"]),
+        ),
         Field::new("action_type", Kind::Text),
         Field::new("action_payload", Kind::Json),
         Field::new("action_options", Kind::Json),
@@ -53,7 +56,10 @@ struct StreamRules;
 /// A list field's object items; `None` when the field is absent or holds no objects at all
 /// (form clients such as keitaropy send nested lists mangled, e.g. `offers=share`: such a
 /// field is ignored with a warning instead of wiping the stream's list).
-fn object_items<'a>(input: &'a Map<String, Value>, field: &str) -> Option<Vec<&'a Map<String, Value>>> {
+fn object_items<'a>(
+    input: &'a Map<String, Value>,
+    field: &str,
+) -> Option<Vec<&'a Map<String, Value>>> {
     let raw = input.get(field)?;
     let items: Vec<&Value> = match raw {
         Value::Array(items) => items.iter().collect(),
@@ -63,7 +69,10 @@ fn object_items<'a>(input: &'a Map<String, Value>, field: &str) -> Option<Vec<&'
     };
     let objects: Vec<&Map<String, Value>> = items.iter().filter_map(|v| v.as_object()).collect();
     if objects.is_empty() && !items.is_empty() {
-        tracing::warn!(field, "Ignoring a stream list field that holds no objects (a mangled form field?).");
+        tracing::warn!(
+            field,
+            "Ignoring a stream list field that holds no objects (a mangled form field?)."
+        );
         return None;
     }
     Some(objects)
@@ -82,7 +91,12 @@ fn payload_of(item: &Map<String, Value>) -> Value {
 }
 
 impl StreamRules {
-    fn filters(&self, state: &AppState, items: &[&Map<String, Value>], invalid: &mut Invalid) -> ChildRows {
+    fn filters(
+        &self,
+        state: &AppState,
+        items: &[&Map<String, Value>],
+        invalid: &mut Invalid,
+    ) -> ChildRows {
         let registry = state.snapshot.registry();
         let mut rows = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -95,16 +109,25 @@ impl StreamRules {
                 "accept" | "allow" => "accept",
                 "reject" | "deny" => "reject",
                 other => {
-                    invalid.add(&format!("{key}.mode"), format!("mode {other} must be accept or reject."));
+                    invalid.add(
+                        &format!("{key}.mode"),
+                        format!("mode {other} must be accept or reject."),
+                    );
                     continue;
                 }
             };
             let payload = payload_of(item);
             match registry.filter(name) {
-                None => invalid.add(&format!("{key}.name"), format!("there is no filter named {name}.")),
+                None => invalid.add(
+                    &format!("{key}.name"),
+                    format!("there is no filter named {name}."),
+                ),
                 Some(factory) => {
                     if let Err(message) = factory.build(&payload) {
-                        invalid.add(&format!("{key}.payload"), format!("the {name} filter refuses this payload: {message}"));
+                        invalid.add(
+                            &format!("{key}.payload"),
+                            format!("the {name} filter refuses this payload: {message}"),
+                        );
                     }
                 }
             }
@@ -115,7 +138,11 @@ impl StreamRules {
                 ("payload", SqlValue::Text(payload.to_string())),
             ]);
         }
-        ChildRows { table: &tables::STREAM_FILTERS, parent_column: "stream_id", rows }
+        ChildRows {
+            table: &tables::STREAM_FILTERS,
+            parent_column: "stream_id",
+            rows,
+        }
     }
 
     fn triggers(&self, items: &[&Map<String, Value>], invalid: &mut Invalid) -> ChildRows {
@@ -130,22 +157,48 @@ impl StreamRules {
                 invalid.add(&format!("{key}.condition"), "condition must be not_respond, not_contains, always, script:NAME or native:NAME.");
             }
             let action = item.get("action").and_then(as_text_ref).unwrap_or("");
-            if !matches!(action, "disable" | "replace_url" | "grab_from_page" | "webhook") {
-                invalid.add(&format!("{key}.action"), "action must be disable, replace_url, grab_from_page or webhook.");
+            if !matches!(
+                action,
+                "disable" | "replace_url" | "grab_from_page" | "webhook"
+            ) {
+                invalid.add(
+                    &format!("{key}.action"),
+                    "action must be disable, replace_url, grab_from_page or webhook.",
+                );
             }
             let target_kind = item.get("target").and_then(as_text_ref).unwrap_or("stream");
-            let selected_page = item.get("selected_page").and_then(as_text_ref).unwrap_or("");
-            let target = if target_kind == "selected_page" { selected_page } else { "" };
+            let selected_page = item
+                .get("selected_page")
+                .and_then(as_text_ref)
+                .unwrap_or("");
+            let target = if target_kind == "selected_page" {
+                selected_page
+            } else {
+                ""
+            };
             if let Err(message) = super::resource::check_url(target) {
-                invalid.add(&format!("{key}.selected_page"), format!("selected_page {message}"));
+                invalid.add(
+                    &format!("{key}.selected_page"),
+                    format!("selected_page {message}"),
+                );
             }
             let interval = item.get("interval").and_then(as_int).unwrap_or(300);
             if !(10..=86_400 * 7).contains(&interval) {
-                invalid.add(&format!("{key}.interval"), "interval must be 10 to 604800 seconds.");
+                invalid.add(
+                    &format!("{key}.interval"),
+                    "interval must be 10 to 604800 seconds.",
+                );
             }
             let mut payload = Map::new();
             payload.insert("target_kind".into(), Value::String(target_kind.to_string()));
-            for name in ["pattern", "alternative_urls", "grab_from_page", "av_settings", "webhook_url", "params"] {
+            for name in [
+                "pattern",
+                "alternative_urls",
+                "grab_from_page",
+                "av_settings",
+                "webhook_url",
+                "params",
+            ] {
                 if let Some(value) = item.get(name) {
                     payload.insert(name.into(), value.clone());
                 }
@@ -162,11 +215,18 @@ impl StreamRules {
                 ("action", SqlValue::Text(action.to_string())),
                 ("target", SqlValue::Text(target.to_string())),
                 ("interval_seconds", SqlValue::Int(interval)),
-                ("payload", SqlValue::Text(Value::Object(payload).to_string())),
+                (
+                    "payload",
+                    SqlValue::Text(Value::Object(payload).to_string()),
+                ),
                 ("enabled", SqlValue::Bool(enabled)),
             ]);
         }
-        ChildRows { table: &tables::STREAM_TRIGGERS, parent_column: "stream_id", rows }
+        ChildRows {
+            table: &tables::STREAM_TRIGGERS,
+            parent_column: "stream_id",
+            rows,
+        }
     }
 
     async fn targets(
@@ -187,13 +247,28 @@ impl StreamRules {
         for (i, item) in items.iter().enumerate() {
             let key = format!("{field}[{i}]");
             let Some(target) = item.get(id_field).and_then(as_int) else {
-                invalid.add(&format!("{key}.{id_field}"), format!("{id_field} is required."));
+                invalid.add(
+                    &format!("{key}.{id_field}"),
+                    format!("{id_field} is required."),
+                );
                 continue;
             };
-            if state.store.object_rows(table, &RowFilter::id(target)).await?.is_empty() {
-                invalid.add(&format!("{key}.{id_field}"), format!("{id_field} {target} does not exist."));
+            if state
+                .store
+                .object_rows(table, &RowFilter::id(target))
+                .await?
+                .is_empty()
+            {
+                invalid.add(
+                    &format!("{key}.{id_field}"),
+                    format!("{id_field} {target} does not exist."),
+                );
             }
-            let share = item.get("share").or_else(|| item.get("weight")).and_then(as_int).unwrap_or(100);
+            let share = item
+                .get("share")
+                .or_else(|| item.get("weight"))
+                .and_then(as_int)
+                .unwrap_or(100);
             if !(0..=100_000).contains(&share) {
                 invalid.add(&format!("{key}.share"), "share must be 0 or more.");
             }
@@ -209,7 +284,11 @@ impl StreamRules {
                 ("updated_at", SqlValue::Int(now)),
             ]);
         }
-        Ok(ChildRows { table: child, parent_column: "stream_id", rows })
+        Ok(ChildRows {
+            table: child,
+            parent_column: "stream_id",
+            rows,
+        })
     }
 }
 
@@ -253,7 +332,12 @@ fn makes_loop(edges: &HashMap<i64, HashSet<i64>>, from: i64, to: i64) -> bool {
 
 #[async_trait]
 impl ResourceRules for StreamRules {
-    async fn prepare(&self, state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
+    async fn prepare(
+        &self,
+        state: &AppState,
+        draft: &mut Draft<'_>,
+        invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
         // Older clients send the weight as `chance` or `share`.
         if !draft.has("weight") {
             for alias in ["chance", "share"] {
@@ -277,10 +361,17 @@ impl ResourceRules for StreamRules {
         let registry = state.snapshot.registry();
         let action_type = draft.effective("action_type");
         let action_type = action_type.as_str().unwrap_or("http").to_string();
-        let schema = draft.effective("schema").as_str().unwrap_or("redirect").to_string();
+        let schema = draft
+            .effective("schema")
+            .as_str()
+            .unwrap_or("redirect")
+            .to_string();
         if schema != "landings" {
             match registry.action(&action_type) {
-                None => invalid.add("action_type", format!("there is no action named {action_type}.")),
+                None => invalid.add(
+                    "action_type",
+                    format!("there is no action named {action_type}."),
+                ),
                 Some(factory) => {
                     let payload = match draft.effective("action_payload") {
                         Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
@@ -291,7 +382,10 @@ impl ResourceRules for StreamRules {
                         other => other,
                     };
                     if let Err(message) = factory.build(&payload, &options) {
-                        invalid.add("action_payload", format!("the {action_type} action refuses this payload: {message}"));
+                        invalid.add(
+                            "action_payload",
+                            format!("the {action_type} action refuses this payload: {message}"),
+                        );
                     } else if action_type == "campaign" {
                         self.check_loop(state, draft, &payload, invalid).await?;
                     }
@@ -307,18 +401,29 @@ impl ResourceRules for StreamRules {
             draft.children.push(rows);
         }
         if let Some(items) = object_items(draft.input, "landings") {
-            let rows = self.targets(state, "landings", "landing_id", &items, invalid).await?;
+            let rows = self
+                .targets(state, "landings", "landing_id", &items, invalid)
+                .await?;
             draft.children.push(rows);
         }
         if let Some(items) = object_items(draft.input, "offers") {
-            let rows = self.targets(state, "offers", "offer_id", &items, invalid).await?;
+            let rows = self
+                .targets(state, "offers", "offer_id", &items, invalid)
+                .await?;
             draft.children.push(rows);
         }
         Ok(())
     }
 
-    async fn decorate(&self, state: &AppState, objects: &mut [Map<String, Value>]) -> Result<(), ApiFailure> {
-        let ids: Vec<i64> = objects.iter().filter_map(|o| o.get("id").and_then(Value::as_i64)).collect();
+    async fn decorate(
+        &self,
+        state: &AppState,
+        objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
+        let ids: Vec<i64> = objects
+            .iter()
+            .filter_map(|o| o.get("id").and_then(Value::as_i64))
+            .collect();
         let children = |table| {
             let filter = RowFilter::children_of("stream_id", ids.clone());
             async move { state.store.object_rows(table, &filter).await }
@@ -327,7 +432,9 @@ impl ResourceRules for StreamRules {
         let triggers = children(&tables::STREAM_TRIGGERS).await?;
         let landings = children(&tables::STREAM_LANDINGS).await?;
         let offers = children(&tables::STREAM_OFFERS).await?;
-        let of = |rows: &[Map<String, Value>], id: Option<i64>, show: &dyn Fn(&Map<String, Value>) -> Value| {
+        let of = |rows: &[Map<String, Value>],
+                  id: Option<i64>,
+                  show: &dyn Fn(&Map<String, Value>) -> Value| {
             Value::Array(
                 rows.iter()
                     .filter(|r| r.get("stream_id").and_then(Value::as_i64) == id)
@@ -372,19 +479,34 @@ impl ResourceRules for StreamRules {
 
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         vec![
-            ("filters", json!({ "type": "array", "items": { "type": "object", "properties": {
+            (
+                "filters",
+                json!({ "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "integer" }, "name": { "type": "string" },
-                "mode": { "type": "string", "enum": ["accept", "reject"] }, "payload": {} } } })),
-            ("triggers", json!({ "type": "array", "items": { "type": "object", "properties": {
+                "mode": { "type": "string", "enum": ["accept", "reject"] }, "payload": {} } } }),
+            ),
+            (
+                "triggers",
+                json!({ "type": "array", "items": { "type": "object", "properties": {
                 "condition": { "type": "string" }, "target": { "type": "string" }, "selected_page": { "type": "string" },
                 "pattern": { "type": "string" }, "action": { "type": "string" }, "interval": { "type": "integer" },
                 "alternative_urls": { "type": "string" }, "grab_from_page": { "type": "string" },
-                "reverse": { "type": "boolean" }, "enabled": { "type": "boolean" } } } })),
-            ("landings", json!({ "type": "array", "items": { "type": "object", "properties": {
-                "landing_id": { "type": "integer" }, "share": { "type": "integer" }, "state": { "type": "string" } } } })),
-            ("offers", json!({ "type": "array", "items": { "type": "object", "properties": {
-                "offer_id": { "type": "integer" }, "share": { "type": "integer" }, "state": { "type": "string" } } } })),
-            ("chance", json!({ "type": "integer", "description": "The weight, as older clients call it." })),
+                "reverse": { "type": "boolean" }, "enabled": { "type": "boolean" } } } }),
+            ),
+            (
+                "landings",
+                json!({ "type": "array", "items": { "type": "object", "properties": {
+                "landing_id": { "type": "integer" }, "share": { "type": "integer" }, "state": { "type": "string" } } } }),
+            ),
+            (
+                "offers",
+                json!({ "type": "array", "items": { "type": "object", "properties": {
+                "offer_id": { "type": "integer" }, "share": { "type": "integer" }, "state": { "type": "string" } } } }),
+            ),
+            (
+                "chance",
+                json!({ "type": "integer", "description": "The weight, as older clients call it." }),
+            ),
         ]
     }
 }
@@ -397,19 +519,34 @@ impl StreamRules {
         payload: &Value,
         invalid: &mut Invalid,
     ) -> Result<(), ApiFailure> {
-        let campaigns = state.store.object_rows(&tables::CAMPAIGNS, &RowFilter::all()).await?;
+        let campaigns = state
+            .store
+            .object_rows(&tables::CAMPAIGNS, &RowFilter::all())
+            .await?;
         let Some(target) = campaign_target(payload, &campaigns) else {
-            invalid.add("action_payload", "the campaign action needs a campaign id or alias.");
+            invalid.add(
+                "action_payload",
+                "the campaign action needs a campaign id or alias.",
+            );
             return Ok(());
         };
-        if !campaigns.iter().any(|c| c.get("id").and_then(Value::as_i64) == Some(target)) {
-            invalid.add("action_payload", format!("campaign {target} does not exist."));
+        if !campaigns
+            .iter()
+            .any(|c| c.get("id").and_then(Value::as_i64) == Some(target))
+        {
+            invalid.add(
+                "action_payload",
+                format!("campaign {target} does not exist."),
+            );
             return Ok(());
         }
         let Some(from) = draft.effective("campaign_id").as_i64() else {
             return Ok(());
         };
-        let streams = state.store.object_rows(&tables::STREAMS, &RowFilter::live()).await?;
+        let streams = state
+            .store
+            .object_rows(&tables::STREAMS, &RowFilter::live())
+            .await?;
         let mut edges: HashMap<i64, HashSet<i64>> = HashMap::new();
         for stream in &streams {
             if stream.get("id").and_then(Value::as_i64) == draft.id
@@ -430,7 +567,10 @@ impl StreamRules {
             }
         }
         if makes_loop(&edges, from, target) {
-            invalid.add("action_payload", format!("sending campaign {from} to campaign {target} would make a loop."));
+            invalid.add(
+                "action_payload",
+                format!("sending campaign {from} to campaign {target} would make a loop."),
+            );
         }
         Ok(())
     }
@@ -491,40 +631,68 @@ struct SearchQuery {
 }
 
 pub fn api() -> Api {
-    let events = |State(state): State<AppState>, Path(id): Path<i64>, Query(query): Query<EventsQuery>| async move {
+    let events = |State(state): State<AppState>,
+                  Path(id): Path<i64>,
+                  Query(query): Query<EventsQuery>| async move {
         let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
-        let events = state.store.stream_events(id, limit).await.map_err(ApiFailure::from)?;
+        let events = state
+            .store
+            .stream_events(id, limit)
+            .await
+            .map_err(ApiFailure::from)?;
         Ok::<_, ApiFailure>(Json(events).into_response())
     };
     lifecycle(
         &STREAMS,
-        &[Op::Create, Op::Deleted, Op::Get, Op::Update, Op::Archive, Op::EnableDisable, Op::Restore],
+        &[
+            Op::Create,
+            Op::Deleted,
+            Op::Get,
+            Op::Update,
+            Op::Archive,
+            Op::EnableDisable,
+            Op::Restore,
+        ],
     )
     .route(
         Method::GET,
         "/streams/search",
-        Doc::new("Streams", "Search streams by name, action payload or comments")
-            .query("query", true)
-            .response(Shape::List(&STREAMS)),
-        get(|State(state): State<AppState>, Query(query): Query<SearchQuery>| async move {
-            let needle = query.query.unwrap_or_default().to_lowercase();
-            let rows = state.store.object_rows(&tables::STREAMS, &RowFilter::live()).await?;
-            let found: Vec<Map<String, Value>> = rows
-                .into_iter()
-                .filter(|row| {
-                    !needle.is_empty()
-                        && ["name", "action_payload", "comments"].iter().any(|c| {
-                            row.get(*c).and_then(Value::as_str).is_some_and(|t| t.to_lowercase().contains(&needle))
-                        })
-                })
-                .collect();
-            Ok::<_, ApiFailure>(Json(present(&state, &STREAMS, &found).await?).into_response())
-        }),
+        Doc::new(
+            "Streams",
+            "Search streams by name, action payload or comments",
+        )
+        .query("query", true)
+        .response(Shape::List(&STREAMS)),
+        get(
+            |State(state): State<AppState>, Query(query): Query<SearchQuery>| async move {
+                let needle = query.query.unwrap_or_default().to_lowercase();
+                let rows = state
+                    .store
+                    .object_rows(&tables::STREAMS, &RowFilter::live())
+                    .await?;
+                let found: Vec<Map<String, Value>> = rows
+                    .into_iter()
+                    .filter(|row| {
+                        !needle.is_empty()
+                            && ["name", "action_payload", "comments"].iter().any(|c| {
+                                row.get(*c)
+                                    .and_then(Value::as_str)
+                                    .is_some_and(|t| t.to_lowercase().contains(&needle))
+                            })
+                    })
+                    .collect();
+                Ok::<_, ApiFailure>(Json(present(&state, &STREAMS, &found).await?).into_response())
+            },
+        ),
     )
     .route(
         Method::GET,
         "/streams/{id}/events",
-        Doc::new("Streams", "A stream's events (trigger checks and changes), newest first").query("limit", false),
+        Doc::new(
+            "Streams",
+            "A stream's events (trigger checks and changes), newest first",
+        )
+        .query("limit", false),
         get(events),
     )
     // Keitaro's route table also lists the singular form.

@@ -25,7 +25,10 @@ pub static OFFERS: Resource = Resource {
         Field::new("action_type", Kind::Text),
         Field::new("action_payload", Kind::Json),
         Field::new("action_options", Kind::Json),
-        Field::new("affiliate_network_id", Kind::Ref(&tables::AFFILIATE_NETWORKS)),
+        Field::new(
+            "affiliate_network_id",
+            Kind::Ref(&tables::AFFILIATE_NETWORKS),
+        ),
         Field::new("payout_value", Kind::Money).column("payout_value_micros"),
         Field::new("payout_currency", Kind::Text),
         Field::new("payout_type", Kind::Enum(&["CPA", "CPC"])),
@@ -73,11 +76,28 @@ struct TargetRules {
 
 #[async_trait]
 impl ResourceRules for TargetRules {
-    async fn prepare(&self, state: &AppState, draft: &mut Draft<'_>, invalid: &mut Invalid) -> Result<(), ApiFailure> {
-        let type_column = if self.offer { "offer_type" } else { "landing_type" };
+    async fn prepare(
+        &self,
+        state: &AppState,
+        draft: &mut Draft<'_>,
+        invalid: &mut Invalid,
+    ) -> Result<(), ApiFailure> {
+        let type_column = if self.offer {
+            "offer_type"
+        } else {
+            "landing_type"
+        };
         super::files::prepare_archive(draft, type_column, invalid);
-        let kind = draft.effective(type_column).as_str().unwrap_or("external").to_string();
-        let action_type = draft.effective("action_type").as_str().unwrap_or("").to_string();
+        let kind = draft
+            .effective(type_column)
+            .as_str()
+            .unwrap_or("external")
+            .to_string();
+        let action_type = draft
+            .effective("action_type")
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         // An external target redirects to its URL; the URL is what clients send.
         if kind == "external" {
             let url = draft.effective("url").as_str().unwrap_or("").to_string();
@@ -85,17 +105,43 @@ impl ResourceRules for TargetRules {
                 invalid.add("url", "url is required for an external target.");
             }
         }
-        if !action_type.is_empty() && state.snapshot.registry().action(&action_type).is_none() {
-            invalid.add("action_type", format!("there is no action named {action_type}."));
+        if !action_type.is_empty() {
+            match state.snapshot.registry().action(&action_type) {
+                None => invalid.add(
+                    "action_type",
+                    format!("there is no action named {action_type}."),
+                ),
+                Some(factory) => {
+                    let parse = |column: &str| match draft.effective(column) {
+                        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+                        other => other,
+                    };
+                    let (payload, options) = (parse("action_payload"), parse("action_options"));
+                    let empty =
+                        payload.is_null() || payload.as_str().is_some_and(|s| s.trim().is_empty());
+                    if !empty && let Err(message) = factory.build(&payload, &options) {
+                        invalid.add(
+                            "action_payload",
+                            format!("the {action_type} action refuses this payload: {message}"),
+                        );
+                    }
+                }
+            }
         }
         if self.offer {
             if let Some(zone) = draft.effective("conversion_timezone").as_str()
                 && zone.parse::<chrono_tz::Tz>().is_err()
             {
-                invalid.add("conversion_timezone", format!("{zone} is not a time zone name such as Europe/Berlin."));
+                invalid.add(
+                    "conversion_timezone",
+                    format!("{zone} is not a time zone name such as Europe/Berlin."),
+                );
             }
             // Keitaro's switch: a disabled cap is a cap of zero.
-            if let Some(enabled) = draft.input.get("conversion_cap_enabled").and_then(super::resource::as_bool)
+            if let Some(enabled) = draft
+                .input
+                .get("conversion_cap_enabled")
+                .and_then(super::resource::as_bool)
                 && !enabled
             {
                 draft.set("daily_cap", SqlValue::Int(0));
@@ -105,10 +151,14 @@ impl ResourceRules for TargetRules {
             {
                 invalid.add("daily_cap", "daily_cap must be 0 (no cap) or more.");
             }
-            if let (Some(id), Some(alternative)) = (draft.id, draft.effective("alternative_offer_id").as_i64())
+            if let (Some(id), Some(alternative)) =
+                (draft.id, draft.effective("alternative_offer_id").as_i64())
                 && id == alternative
             {
-                invalid.add("alternative_offer_id", "an offer cannot be its own alternative.");
+                invalid.add(
+                    "alternative_offer_id",
+                    "an offer cannot be its own alternative.",
+                );
             }
         }
         Ok(())
@@ -135,7 +185,11 @@ impl ResourceRules for TargetRules {
     }
 
     /// Offers also show `affiliate_network` (its name) and `conversion_cap_enabled`.
-    async fn decorate(&self, state: &AppState, objects: &mut [Map<String, Value>]) -> Result<(), ApiFailure> {
+    async fn decorate(
+        &self,
+        state: &AppState,
+        objects: &mut [Map<String, Value>],
+    ) -> Result<(), ApiFailure> {
         if !self.offer {
             return Ok(());
         }
@@ -146,7 +200,11 @@ impl ResourceRules for TargetRules {
         for object in objects {
             let network = object.get("affiliate_network_id").and_then(Value::as_i64);
             let name = network
-                .and_then(|id| networks.iter().find(|n| n.get("id").and_then(Value::as_i64) == Some(id)))
+                .and_then(|id| {
+                    networks
+                        .iter()
+                        .find(|n| n.get("id").and_then(Value::as_i64) == Some(id))
+                })
                 .and_then(|n| n.get("name").cloned())
                 .unwrap_or(Value::Null);
             object.insert("affiliate_network".into(), name);
@@ -160,10 +218,28 @@ impl ResourceRules for TargetRules {
 pub fn api() -> Api {
     lifecycle(
         &OFFERS,
-        &[Op::List, Op::Create, Op::Get, Op::Update, Op::ArchiveAt, Op::Clone, Op::Deleted, Op::Restore],
+        &[
+            Op::List,
+            Op::Create,
+            Op::Get,
+            Op::Update,
+            Op::ArchiveAt,
+            Op::Clone,
+            Op::Deleted,
+            Op::Restore,
+        ],
     )
     .merge(lifecycle(
         &LANDINGS,
-        &[Op::List, Op::Create, Op::Get, Op::Update, Op::Archive, Op::ClonePut, Op::Deleted, Op::Restore],
+        &[
+            Op::List,
+            Op::Create,
+            Op::Get,
+            Op::Update,
+            Op::Archive,
+            Op::ClonePut,
+            Op::Deleted,
+            Op::Restore,
+        ],
     ))
 }

@@ -1,0 +1,168 @@
+//! What a caller may do: ADMINs (and the bootstrap key) everything; a USER what its
+//! `access_data` grants per resource (see `users.rs`). Decided per request from the method and
+//! path, before the handler runs; lists under `to_groups_and_selected` are filtered after it.
+
+use axum::body::Body;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::resource::ApiFailure;
+use super::users::Principal;
+use crate::api::AppState;
+use crate::store::objects::{RowFilter, Table};
+use crate::store::tables;
+
+/// The outcome of an access check.
+#[derive(Debug)]
+pub enum Decision {
+    Allow,
+    Deny(String),
+    /// Allowed, but only these objects may be shown of the list the handler answers.
+    FilterList(Scope),
+}
+
+/// The objects a `to_groups_and_selected` grant covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub groups: Vec<i64>,
+    pub selected: Vec<i64>,
+}
+
+impl Scope {
+    fn covers(&self, object: &Map<String, Value>) -> bool {
+        let id = object.get("id").and_then(Value::as_i64);
+        let group = object.get("group_id").and_then(Value::as_i64);
+        id.is_some_and(|id| self.selected.contains(&id))
+            || group.is_some_and(|g| self.groups.contains(&g))
+    }
+}
+
+fn ids(access: &Map<String, Value>, key: &str) -> Vec<i64> {
+    access
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(super::resource::as_int).collect())
+        .unwrap_or_default()
+}
+
+/// The access resource and table a path's first segment belongs to.
+fn resource_of(segment: &str) -> Option<(&'static str, &'static Table)> {
+    Some(match segment {
+        "campaigns" => ("campaigns", &tables::CAMPAIGNS),
+        "offers" => ("offers", &tables::OFFERS),
+        "landing_pages" => ("landings", &tables::LANDINGS),
+        "traffic_sources" => ("traffic_sources", &tables::TRAFFIC_SOURCES),
+        "streams" | "stream" => ("streams", &tables::STREAMS),
+        "affiliate_networks" => ("affiliate_networks", &tables::AFFILIATE_NETWORKS),
+        "domains" => ("domains", &tables::DOMAINS),
+        _ => return None,
+    })
+}
+
+/// Whether `principal` may make this request. `path` is below `/admin_api/v1`.
+pub async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    method: &Method,
+    path: &str,
+) -> Result<Decision, ApiFailure> {
+    let access = match principal {
+        Principal::Admin | Principal::User { admin: true, .. } => return Ok(Decision::Allow),
+        Principal::User { access, .. } => access,
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let first = segments.first().copied().unwrap_or("");
+    let reading = *method == Method::GET;
+    let grant = |resource: &str| {
+        access
+            .get(&format!("{resource}_access_type"))
+            .and_then(Value::as_str)
+            .unwrap_or("read_only")
+            .to_string()
+    };
+    match first {
+        "stream_filters" | "streams_actions" | "stream_actions" | "stream_types"
+        | "stream_schemas" | "openapi.json" => {
+            return Ok(Decision::Allow);
+        }
+        "groups" if reading => return Ok(Decision::Allow),
+        // Reports read clicks of every campaign: a USER needs full or read-only campaign access;
+        // changing clicks (costs, clean) needs full access.
+        "report" | "clicks" | "conversions" => {
+            let campaigns = grant("campaigns");
+            let writes = matches!(segments.get(1), Some(&"clean") | Some(&"update_costs"));
+            return Ok(match (campaigns.as_str(), writes) {
+                ("full_access", _) | ("read_only", false) => Decision::Allow,
+                _ => Decision::Deny(
+                    "this key's user may not read or change the clicks of every campaign".into(),
+                ),
+            });
+        }
+        _ => {}
+    }
+    let Some((resource, table)) = resource_of(first) else {
+        return Ok(Decision::Deny(format!("only ADMIN users may use /{first}")));
+    };
+    // `campaigns/{id}/streams` reads; `campaigns/{id}/update_costs` changes the campaign.
+    let writes = !reading;
+    let kind = grant(resource);
+    match kind.as_str() {
+        "full_access" => Ok(Decision::Allow),
+        "read_only" if !writes => Ok(Decision::Allow),
+        "read_only" => Ok(Decision::Deny(format!(
+            "this key's user may only read {resource}"
+        ))),
+        _ => {
+            let scope = Scope {
+                groups: ids(access, &format!("{resource}_groups")),
+                selected: ids(access, &format!("{resource}_selected")),
+            };
+            match segments.get(1).and_then(|s| s.parse::<i64>().ok()) {
+                Some(id) => {
+                    let row = state
+                        .store
+                        .object_rows(table, &RowFilter::id(id))
+                        .await?
+                        .into_iter()
+                        .next();
+                    match row {
+                        // A missing object is the handler's 404.
+                        None => Ok(Decision::Allow),
+                        Some(row) if scope.covers(&row) => Ok(Decision::Allow),
+                        Some(_) => Ok(Decision::Deny(format!(
+                            "{resource} {id} is outside this key's user's groups and selection"
+                        ))),
+                    }
+                }
+                None if reading => Ok(Decision::FilterList(scope)),
+                None => Ok(Decision::Deny(format!(
+                    "this key's user may change only selected {resource}, not create them"
+                ))),
+            }
+        }
+    }
+}
+
+/// Keeps only the covered objects of a JSON list answer.
+pub async fn filter_list(response: Response, scope: &Scope) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return ApiFailure::Internal("the list answer could not be read".into()).into_response();
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Array(items)) => {
+            let kept: Vec<Value> = items
+                .into_iter()
+                .filter(|item| item.as_object().is_some_and(|o| scope.covers(o)))
+                .collect();
+            let body = serde_json::to_vec(&kept).unwrap_or_default();
+            let mut response = Response::from_parts(parts, Body::from(body));
+            response
+                .headers_mut()
+                .remove(axum::http::header::CONTENT_LENGTH);
+            response
+        }
+        _ => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
