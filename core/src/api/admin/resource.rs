@@ -647,7 +647,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiFailure::Internal("insert returned no id".into()))?;
     resource.rules.after_write(state, id, "created").await?;
-    resource.rules.after_save(state, id, input).await?;
+    resource.rules.after_save(state, id, &input.fields).await?;
     changed(state, resource).await;
     load(state, resource, id).await
 }
@@ -690,7 +690,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))?;
     resource.rules.after_write(state, id, "updated").await?;
-    resource.rules.after_save(state, id, input).await?;
+    resource.rules.after_save(state, id, &input.fields).await?;
     changed(state, resource).await;
     load(state, resource, id).await
 }
