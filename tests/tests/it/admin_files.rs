@@ -437,6 +437,28 @@ async fn landing_from_archive_to_campaign_link(backend: Backend) {
         0
     );
 
+    // A clone serves a copy of the files: changing the copy leaves the original alone.
+    let clone = admin
+        .ok(Method::PUT, &format!("/landing_pages/{lid}/clone"), None)
+        .await;
+    let cid = id(&clone);
+    assert_eq!(clone["action_type"], "local_file");
+    assert_eq!(
+        files_under(&admin.landing_dir(cid)),
+        ["site/a.css", "site/index.html"]
+    );
+    admin
+        .ok(
+            Method::PUT,
+            &format!("/landing_pages/{cid}/update_file?path=site/index.html&data=copy"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(admin.landing_dir(lid).join("site/index.html")).unwrap(),
+        "<h1>Second</h1>"
+    );
+
     // An explicit type and action win over the archive's defaults.
     let explicit = admin
         .ok(

@@ -33,7 +33,7 @@ use crate::api::reply::upload_dir;
 use crate::registry::FileOwner;
 use crate::store::objects::SqlValue;
 
-use archive::{Archive, pack, replace_dir};
+use archive::{Archive, copy_tree, pack, replace_dir};
 use paths::{RelPath, refuse_links, tree, walk};
 
 /// Largest file `get_file` shows (bigger ones are downloaded).
@@ -501,6 +501,37 @@ pub async fn unpack_archive(
     let target = upload_dir(&state.config.server.data_dir, owner);
     let staging = staging_dir(state);
     let _writer = WRITES.lock().await;
-    run_blocking(move || replace_dir(&mut archive, &staging, &target).map_err(ApiFailure::Internal))
-        .await
+    run_blocking(move || {
+        replace_dir(&staging, &target, |fresh| archive.unpack_into(fresh))
+            .map_err(ApiFailure::Internal)
+    })
+    .await
+}
+
+/// After a landing or offer was cloned: the copy gets the original's files.
+pub async fn copy_files(
+    state: &AppState,
+    offer: bool,
+    original: i64,
+    copy: i64,
+) -> Result<(), ApiFailure> {
+    let owner = |id| {
+        if offer {
+            FileOwner::Offer(id)
+        } else {
+            FileOwner::Landing(id)
+        }
+    };
+    let source = upload_dir(&state.config.server.data_dir, owner(original));
+    if !source.is_dir() {
+        return Ok(());
+    }
+    let target = upload_dir(&state.config.server.data_dir, owner(copy));
+    let staging = staging_dir(state);
+    let _writer = WRITES.lock().await;
+    run_blocking(move || {
+        replace_dir(&staging, &target, |fresh| copy_tree(&source, fresh))
+            .map_err(ApiFailure::Internal)
+    })
+    .await
 }

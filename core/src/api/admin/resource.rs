@@ -198,6 +198,17 @@ pub trait ResourceRules: Send + Sync {
         Ok(())
     }
 
+    /// Runs after `original` was cloned into `copy`, for what comes with an object besides its
+    /// row (a landing's or offer's files).
+    async fn after_clone(
+        &self,
+        _state: &AppState,
+        _original: i64,
+        _copy: i64,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
     /// Fields outside the column declarations (child lists), for the document.
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
@@ -742,7 +753,7 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(
+    let copy = create(
         state,
         resource,
         &Input {
@@ -750,7 +761,11 @@ pub async fn clone_object(
             form: false,
         },
     )
-    .await
+    .await?;
+    if let Some(copy_id) = copy.get("id").and_then(Value::as_i64) {
+        resource.rules.after_clone(state, id, copy_id).await?;
+    }
+    Ok(copy)
 }
 
 /// A life-cycle operation a resource serves.

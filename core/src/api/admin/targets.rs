@@ -174,6 +174,16 @@ impl ResourceRules for TargetRules {
         super::files::unpack_archive(state, self.offer, id, input).await
     }
 
+    /// A clone gets a copy of the original's files.
+    async fn after_clone(
+        &self,
+        state: &AppState,
+        original: i64,
+        copy: i64,
+    ) -> Result<(), ApiFailure> {
+        super::files::copy_files(state, self.offer, original, copy).await
+    }
+
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         vec![(
             "archive",

@@ -221,7 +221,7 @@ impl Archive {
     }
 
     /// Unpacks into `fresh` (a new, empty directory).
-    fn unpack_into(&mut self, fresh: &Path) -> Result<(), String> {
+    pub fn unpack_into(&mut self, fresh: &Path) -> Result<(), String> {
         self.each_entry(|path, data| {
             let target = path.under(fresh);
             match data {
@@ -252,12 +252,19 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-pub fn replace_dir(archive: &mut Archive, staging: &Path, target: &Path) -> Result<(), String> {
+/// Replaces the directory `target` with a new one that `fill` writes in `staging` (on the same
+/// file system): the old directory is renamed aside, the new one renamed into place, the old one
+/// removed. A visitor reading a file meanwhile gets the old file or the new one.
+pub fn replace_dir(
+    staging: &Path,
+    target: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
     let failed = |what: &str, e: std::io::Error| format!("{what}: {e}");
     std::fs::create_dir_all(staging).map_err(|e| failed("creating the staging directory", e))?;
     let fresh = staging.join(unique_name("unpack"));
     std::fs::create_dir(&fresh).map_err(|e| failed("creating the unpack directory", e))?;
-    if let Err(message) = archive.unpack_into(&fresh) {
+    if let Err(message) = fill(&fresh) {
         let _ = std::fs::remove_dir_all(&fresh);
         return Err(message);
     }
@@ -282,6 +289,20 @@ pub fn replace_dir(archive: &mut Archive, staging: &Path, target: &Path) -> Resu
     }
     if had_files && let Err(error) = std::fs::remove_dir_all(&old) {
         tracing::warn!(%error, path = %old.display(), "The replaced files could not be removed.");
+    }
+    Ok(())
+}
+
+/// Copies every file and directory under `source` (links left out) into `fresh`.
+pub fn copy_tree(source: &Path, fresh: &Path) -> Result<(), String> {
+    for entry in walk(source).map_err(|e| e.to_string())? {
+        let target = entry.path.under(fresh);
+        let copied = if entry.dir {
+            std::fs::create_dir_all(&target)
+        } else {
+            std::fs::copy(entry.path.under(source), &target).map(drop)
+        };
+        copied.map_err(|e| format!("copying {}: {e}", entry.path.as_str()))?;
     }
     Ok(())
 }
