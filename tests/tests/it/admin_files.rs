@@ -625,6 +625,52 @@ async fn paths_stay_in_the_object_directory(backend: Backend) {
         1,
         "links are not listed: {tree}"
     );
+
+    // A USER with read-only access to landings reads files and changes none.
+    let user = admin
+        .ok(
+            Method::POST,
+            "/users",
+            Some(json!({
+                "login": "reader", "type": "USER", "new_password": "correct horse",
+                "new_password_confirmation": "correct horse",
+                "access_data": { "landings_access_type": "read_only" },
+            })),
+        )
+        .await;
+    let key = user["api_key"].as_str().unwrap().to_string();
+    let as_reader = |method: Method, path: String| {
+        client()
+            .request(method, admin.server.url(&format!("/admin_api/v1{path}")))
+            .header("Api-Key", key.clone())
+    };
+    for route in ["get_structure", "get_file?path=index.html", "download"] {
+        let path = format!("/landing_pages/{lid}/{route}");
+        let status = as_reader(Method::GET, path.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+    for (method, route) in [
+        (Method::POST, "add_file?path=new.html"),
+        (Method::PUT, "update_file?path=index.html&data=x"),
+        (Method::DELETE, "remove_file?path=index.html"),
+    ] {
+        let path = format!("/landing_pages/{lid}/{route}");
+        let status = as_reader(method.clone(), path.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 403, "{method} {path}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("index.html")).unwrap(),
+        "x"
+    );
+    assert!(!dir.join("new.html").exists());
     admin.server.stop().await;
 }
 
