@@ -693,7 +693,10 @@ async fn save(
         .ok_or_else(|| ApiFailure::NotFound(format!("{} not found", resource.noun)))?;
     let event = if id.is_none() { "created" } else { "updated" };
     resource.rules.after_write(state, written, event).await?;
-    resource.rules.after_save(state, written, &input.fields).await?;
+    resource
+        .rules
+        .after_save(state, written, &input.fields)
+        .await?;
     changed(state, resource).await;
     load(state, resource, written).await
 }
