@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one binary, one module per capability.
 
 mod admin;
+mod admin_files;
 mod click_api;
 mod dialects;
 mod files;

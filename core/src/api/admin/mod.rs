@@ -5,6 +5,7 @@ mod access;
 mod botlist;
 mod campaigns;
 mod catalogue;
+mod files;
 pub mod input;
 mod integrations;
 mod objects;
@@ -37,6 +38,7 @@ pub fn api() -> ops::Api {
         .merge(botlist::api())
         .merge(users::api())
         .merge(integrations::api())
+        .merge(files::api())
 }
 
 /// The Admin API's routes, all behind [`require_api_key`] but for the documentation page.

@@ -187,6 +187,28 @@ pub trait ResourceRules: Send + Sync {
         Ok(())
     }
 
+    /// Runs after a successful create or update with the request's input, for what comes
+    /// with an object besides its row (a landing's or offer's `archive` of files).
+    async fn after_save(
+        &self,
+        _state: &AppState,
+        _id: i64,
+        _input: &Map<String, Value>,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
+    /// Runs after `original` was cloned into `copy`, for what comes with an object besides its
+    /// row (a landing's or offer's files).
+    async fn after_clone(
+        &self,
+        _state: &AppState,
+        _original: i64,
+        _copy: i64,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
     /// Fields outside the column declarations (child lists), for the document.
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
@@ -671,6 +693,10 @@ async fn save(
         .ok_or_else(|| ApiFailure::NotFound(format!("{} not found", resource.noun)))?;
     let event = if id.is_none() { "created" } else { "updated" };
     resource.rules.after_write(state, written, event).await?;
+    resource
+        .rules
+        .after_save(state, written, &input.fields)
+        .await?;
     changed(state, resource).await;
     load(state, resource, written).await
 }
@@ -722,7 +748,7 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(
+    let copy = create(
         state,
         resource,
         &Input {
@@ -730,7 +756,11 @@ pub async fn clone_object(
             form: false,
         },
     )
-    .await
+    .await?;
+    if let Some(copy_id) = copy.get("id").and_then(Value::as_i64) {
+        resource.rules.after_clone(state, id, copy_id).await?;
+    }
+    Ok(copy)
 }
 
 /// A life-cycle operation a resource serves.
