@@ -20,7 +20,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // `REGEXP` for report filters, backed by the linear-time `regex` crate.
+            .with_regexp();
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
