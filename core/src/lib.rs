@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod conversions;
 pub mod enrich;
 pub mod fetch;
 pub mod model;

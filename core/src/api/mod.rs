@@ -6,6 +6,7 @@ mod client;
 mod dialects;
 mod error;
 mod health;
+mod postback;
 pub mod reply;
 mod traffic;
 
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(admin::router(state.clone()))
         .merge(click_api::router())
+        .merge(postback::router(config.postback.keyless))
         .merge(dialects::router(state.clone()))
         .merge(traffic::router())
         .with_state(state)

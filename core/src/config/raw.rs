@@ -64,6 +64,12 @@ pub struct RawAdmin {
 pub struct RawPostback {
     /// Secret path segment of `/{key}/postback`. Unset: generated on first start.
     pub key: Option<String>,
+    /// Also serve `/postback` without the key (only behind a trusted network).
+    pub keyless: bool,
+    /// The tracker's currency (ISO code); revenue is converted into it. Empty: USD.
+    pub currency: String,
+    /// Units of the tracker's currency per unit of another currency: `{ EUR = "1.08" }`.
+    pub rates: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

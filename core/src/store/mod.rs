@@ -5,6 +5,7 @@
 mod click_log;
 mod migrate;
 mod postgres;
+mod reports;
 mod sql;
 mod sqlite;
 
@@ -25,6 +26,10 @@ pub use click_log::{
 };
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
+pub use reports::{
+    ConversionOutcome, ConversionStatus, NewConversion, PostbackClick, ReceivedPostback,
+    ReportStore,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -58,7 +63,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ReportStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.

@@ -27,3 +27,4 @@ impl PostgresStore {
 }
 
 super::sql::impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres, postgres);
+super::reports::impl_report_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);

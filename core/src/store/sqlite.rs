@@ -40,3 +40,4 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
+super::reports::impl_report_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);

@@ -1,6 +1,7 @@
 //! The Admin API (`/admin_api/v1`): Keitaro's management operations. Every route requires an
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
+mod body;
 mod catalogue;
 mod reports;
 mod streams;

@@ -1,69 +1,273 @@
-//! Report endpoints of the Admin API (so far: `clicks/log`).
+//! Report endpoints of the Admin API: `report/build`, `report/definition`, `clicks/log`,
+//! `conversions/log` and the logs (`logs/types`, `logs/{type}`). Bodies may be JSON (with or
+//! without a Content-Type) or forms; a bad request answers 400 naming the field.
+
+use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use chrono::TimeZone;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::body;
 use crate::api::AppState;
-use crate::model::{Money, unix_now};
-use crate::report::{Cell, parse_log_query};
+use crate::model::unix_now;
+use crate::report::{
+    Cell, LogQuery, METRICS, column, column_kind_name, conversion_column, grouping_names,
+    parse_conversion_log_query, parse_log_query, parse_report_query,
+};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/clicks/log", post(clicks_log))
+    Router::new()
+        .route("/clicks/log", post(clicks_log))
+        .route("/conversions/log", get(conversions_log).post(conversions_log))
+        .route("/report/build", post(report_build))
+        .route("/report/definition", get(report_definition).post(report_definition))
+        .route("/logs/types", get(log_types).post(log_types))
+        .route("/logs/{kind}", get(read_log).delete(clear_log))
 }
 
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
-/// `POST clicks/log`: `{range, columns, filters, sort|order, limit, offset}` ->
-/// `{rows: [{column: value}], total}`. Times are shown in the range's time zone.
-async fn clicks_log(State(state): State<AppState>, body: Bytes) -> Response {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(value) => value,
-            Err(error) => return bad_request(format!("the body is not valid JSON: {error}")),
-        }
-    };
-    let query = match parse_log_query(&body, unix_now()) {
-        Ok(query) => query,
-        Err(error) => return bad_request(error.to_string()),
-    };
-    let (rows, total) = match state.store.clicks_log(&query).await {
-        Ok(found) => found,
-        Err(error) => return crate::api::ApiError::Internal(error.to_string()).into_response(),
-    };
-    let show_time = |at: Option<i64>| {
-        at.and_then(|t| query.timezone.timestamp_opt(t, 0).single())
-            .map(|t| Value::String(t.format("%Y-%m-%d %H:%M:%S").to_string()))
-            .unwrap_or(Value::Null)
-    };
-    let rows: Vec<Value> = rows
-        .into_iter()
+fn internal(error: impl std::fmt::Display) -> Response {
+    crate::api::ApiError::Internal(error.to_string()).into_response()
+}
+
+fn log_rows(query: &LogQuery, rows: Vec<Vec<Cell>>) -> Vec<Value> {
+    rows.into_iter()
         .map(|cells| {
             let mut row = Map::new();
             for (column, cell) in query.columns.iter().zip(cells) {
-                let value = match cell {
-                    Cell::Text(text) => Value::String(text),
-                    Cell::Int(number) => number.map(Value::from).unwrap_or(Value::Null),
-                    Cell::Bool(flag) => Value::Bool(flag),
-                    Cell::Money(micros) => {
-                        serde_json::to_value(Money::from_micros(micros)).unwrap_or(Value::Null)
-                    }
-                    Cell::Time(at) => show_time(at),
-                };
-                row.insert(column.name.clone(), value);
+                row.insert(column.name.clone(), cell.to_json(query.timezone));
             }
             Value::Object(row)
         })
+        .collect()
+}
+
+/// `POST clicks/log`: `{range, columns, filters, sort|order, limit, offset}` ->
+/// `{rows: [{column: value}], total}`. Times are shown in the range's time zone.
+async fn clicks_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let query = match parse_log_query(&request, unix_now()) {
+        Ok(query) => query,
+        Err(error) => return bad_request(error.to_string()),
+    };
+    match state.store.clicks_log(&query).await {
+        Ok((rows, total)) => Json(json!({ "rows": log_rows(&query, rows), "total": total }))
+            .into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+/// `GET|POST conversions/log`: like `clicks/log` over conversions (`range` by the time the
+/// postback arrived).
+async fn conversions_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let query = match parse_conversion_log_query(&request, unix_now()) {
+        Ok(query) => query,
+        Err(error) => return bad_request(error.to_string()),
+    };
+    match state.store.conversions_log(&query).await {
+        Ok((rows, total)) => Json(json!({ "rows": log_rows(&query, rows), "total": total }))
+            .into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+/// `POST report/build`: `{range, grouping, metrics, filters, sort, limit, offset, summary}` ->
+/// `{rows, total, summary?, meta}`.
+async fn report_build(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let query = match parse_report_query(&request, unix_now()) {
+        Ok(query) => query,
+        Err(error) => return bad_request(error.to_string()),
+    };
+    let rows = match state.store.report_rows(&query.sql).await {
+        Ok(rows) => rows,
+        Err(error) => return internal(error),
+    };
+    let mut names = HashMap::new();
+    for (table, ids) in query.named_ids(&rows) {
+        match state.store.object_names(table, &ids).await {
+            Ok(found) => names.extend(found.into_iter().map(|(id, name)| ((table, id), name))),
+            Err(error) => return internal(error),
+        }
+    }
+    let mut answer = query.answer(rows, &names);
+    answer["meta"] = json!({
+        "datetime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        "execution_time": format!("{:.4}", started.elapsed().as_secs_f64()),
+    });
+    Json(answer).into_response()
+}
+
+/// `GET report/definition`: the groupings, metrics, filter operators and intervals
+/// `report/build` accepts.
+async fn report_definition() -> Response {
+    let click_columns = [
+        "click_id", "sub_id", "visitor_code", "campaign_id", "parent_campaign_id", "stream_id",
+        "landing_id", "offer_id", "ts_id", "datetime", "landing_clicked_datetime", "ip",
+        "user_agent", "referrer", "language", "country_code", "country", "region", "city", "isp",
+        "operator", "connection_type", "device_type", "device_model", "os", "os_version",
+        "browser", "browser_version", "source", "keyword", "search_engine", "x_requested_with",
+        "ad_campaign_id", "external_id", "creative_id", "destination", "is_unique_campaign",
+        "is_unique_stream", "is_unique_global", "is_bot", "is_using_proxy", "is_lead", "is_sale",
+        "is_rejected", "cost", "revenue", "profit",
+    ];
+    let mut dimensions: Vec<Value> = click_columns
+        .iter()
+        .filter_map(|name| column(name))
+        .map(|c| json!({"name": c.name, "type": column_kind_name(c.kind)}))
         .collect();
-    Json(json!({ "rows": rows, "total": total })).into_response()
+    dimensions.push(json!({"name": "sub_id_1..sub_id_30", "type": "string"}));
+    dimensions.push(json!({"name": "extra_param_1..extra_param_10", "type": "string"}));
+    for name in grouping_names() {
+        dimensions.push(json!({"name": name, "type": "grouping"}));
+    }
+    let metrics: Vec<Value> = METRICS
+        .iter()
+        .map(|m| json!({"name": m.name, "type": format!("{:?}", m.kind).to_lowercase(), "description": m.description}))
+        .collect();
+    let conversion_columns: Vec<Value> = [
+        "conversion_id", "sub_id", "tid", "status", "previous_status", "original_status",
+        "revenue", "cost", "profit", "currency", "click_id", "campaign_id", "stream_id",
+        "landing_id", "offer_id", "ts_id", "affiliate_network_id", "datetime",
+        "postback_datetime", "click_datetime", "params",
+    ]
+    .iter()
+    .filter_map(|name| conversion_column(name))
+    .map(|c| json!({"name": c.name, "type": column_kind_name(c.kind)}))
+    .collect();
+    Json(json!({
+        "dimensions": dimensions,
+        "metrics": metrics,
+        "conversion_columns": conversion_columns,
+        "operators": [
+            "EQUALS", "NOT_EQUAL", "GREATER_THAN", "LESS_THAN", "EQUALS_OR_GREATER_THAN",
+            "EQUALS_OR_LESS_THAN", "CONTAINS", "NOT_CONTAIN", "BEGINS_WITH", "ENDS_WITH",
+            "MATCH_REGEXP", "NOT_MATCH_REGEXP", "IN_LIST", "NOT_IN_LIST", "BETWEEN", "IS_SET",
+            "IS_NOT_SET", "IS_TRUE", "IS_FALSE"
+        ],
+        "intervals": [
+            "today", "yesterday", "7_days_ago", "first_day_of_this_week", "1_month_ago",
+            "first_day_of_this_month", "1_year_ago", "first_day_of_this_year", "all_time"
+        ],
+    }))
+    .into_response()
+}
+
+/// The logs `logs/{type}` serves.
+const LOG_TYPES: &[(&str, &str)] = &[("postbacks", "Received postbacks")];
+
+async fn log_types() -> Response {
+    let types: Vec<Value> = LOG_TYPES
+        .iter()
+        .map(|(key, name)| json!({"key": key, "name": name}))
+        .collect();
+    Json(Value::Array(types)).into_response()
+}
+
+/// `GET logs/{type}?limit=&offset=`: entries, newest first.
+async fn read_log(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !LOG_TYPES.iter().any(|(k, _)| *k == kind) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("type: unknown log `{kind}`")})),
+        )
+            .into_response();
+    }
+    let query = body::form(raw.unwrap_or_default().as_bytes());
+    let number = |key: &str, default: i64, max: i64| -> Result<i64, Response> {
+        match query.get(key).and_then(Value::as_str) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=max).contains(n))
+                .ok_or_else(|| bad_request(format!("{key}: must be a whole number from 0 to {max}"))),
+        }
+    };
+    let limit = match number("limit", 100, 10_000) {
+        Ok(n) => n,
+        Err(response) => return response,
+    };
+    let offset = match number("offset", 0, i64::from(i32::MAX)) {
+        Ok(n) => n,
+        Err(response) => return response,
+    };
+    match state.store.received_postbacks(limit, offset).await {
+        Ok(entries) => {
+            let rows: Vec<Value> = entries
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "id": e.id,
+                        "sub_id": e.sub_id,
+                        "tid": e.tid,
+                        "status": e.status,
+                        "outcome": e.outcome,
+                        "message": e.message,
+                        "conversion_id": e.conversion_id,
+                        "params": serde_json::from_str::<Value>(&e.params).unwrap_or(Value::String(e.params)),
+                        "datetime": Cell::Time(Some(e.created_at)).to_json(chrono_tz::UTC),
+                    })
+                })
+                .collect();
+            Json(Value::Array(rows)).into_response()
+        }
+        Err(error) => internal(error),
+    }
+}
+
+/// `DELETE logs/{type}`: empties the log.
+async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> Response {
+    if !LOG_TYPES.iter().any(|(k, _)| *k == kind) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("type: unknown log `{kind}`")})),
+        )
+            .into_response();
+    }
+    match state.store.clear_received_postbacks().await {
+        Ok(removed) => Json(json!({"success": true, "removed": removed})).into_response(),
+        Err(error) => internal(error),
+    }
 }
