@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one binary, one module per capability.
 
 mod click_api;
+mod conversions;
 mod dialects;
 mod foundation;
 mod native;

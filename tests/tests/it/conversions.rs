@@ -1,0 +1,405 @@
+//! Conversions and reports over HTTP on SQLite and PostgreSQL: clicks, postbacks (a lead, a
+//! sale for the same tid, a duplicate, a rejection, a wrong key, an unknown sub id, money in
+//! another currency, concurrent duplicates), then `report/build`, `conversions/log`,
+//! `clicks/log` and `logs/postbacks` show exactly what happened; a click created through a
+//! dialect counts in the report; both backends give identical reports for the same data.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::model::{Click, NewCampaign, NewStream};
+use switchyard_tests::{Backend, TestDb, TestServer, client, subid_of};
+
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
+const POSTBACK_KEY: &str = "test-postback-key-0123456789";
+const REST_TOKEN: &str = "rest-clicks-token-0123456789";
+const REST_BASE: &str = "/partner/v2";
+
+fn extra() -> String {
+    format!(
+        "[demo]\nseed = false\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n[postback]\nkey = \"{POSTBACK_KEY}\"\nrates = {{ EUR = \"2\" }}\n\n[dialects]\nrest_clicks_token = \"{REST_TOKEN}\"\nrest_clicks_base_path = \"{REST_BASE}\"\n"
+    )
+}
+
+async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let response = client()
+        .post(server.url(&format!("/admin_api/v1/{path}")))
+        .header("Api-Key", ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
+    )
+}
+
+async fn postback(server: &TestServer, key: &str, query: &str) -> (u16, String) {
+    let response = client()
+        .get(server.url(&format!("/{key}/postback?{query}")))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn click(server: &TestServer, alias: &str) -> String {
+    let response = client()
+        .get(server.url(&format!("/{alias}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    subid_of(&location).expect("subid in the redirect")
+}
+
+async fn wait_for_clicks(server: &TestServer, expected: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = admin(server, "clicks/log", json!({})).await;
+        if body["total"] == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clicks were not written: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcome(text: &str) -> String {
+    serde_json::from_str::<Value>(text).unwrap()["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn postbacks_close_the_loop(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("conv", "Conv", "tok-conv"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    db.execute("UPDATE campaigns SET cost_type = 'CPC', cost_value_micros = 2000000")
+        .await
+        .unwrap();
+    server.reload().await;
+    let a = click(&server, "conv").await;
+    let b = click(&server, "conv").await;
+    let c = click(&server, "conv").await;
+    wait_for_clicks(&server, 3).await;
+
+    // A lead, then the sale of the same tid, then the same sale again.
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=lead&payout=5")).await;
+    assert_eq!((status, outcome(&body).as_str()), (200, "accepted"), "{body}");
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=sale&payout=10")).await;
+    assert_eq!((status, outcome(&body).as_str()), (200, "transition"), "{body}");
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=sale&payout=10")).await;
+    assert_eq!((status, outcome(&body).as_str()), (200, "duplicate"), "{body}");
+    // A rejection; nothing leaves `rejected`.
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={b}&status=declined&payout=3")).await;
+    assert_eq!(outcome(&body), "accepted", "{body}");
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={b}&status=sale&payout=3")).await;
+    assert_eq!(outcome(&body), "ignored", "{body}");
+    // Euros at the configured rate, a sub id update and a custom answer.
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={c}&status=approved&payout=4&currency=EUR&sub_id_2=from-network&return=OK"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    // A wrong key changes nothing; an unknown sub id is logged; bad values are named.
+    let (status, _) = postback(&server, "wrong-key-0123456789abc", &format!("subid={a}&status=rejected")).await;
+    assert_eq!(status, 404);
+    let (status, body) = postback(&server, POSTBACK_KEY, "subid=nosuchclick&status=sale&payout=1").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1e5")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("payout"), "{body}");
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1&currency=JPY")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("currency"), "{body}");
+
+    let metrics = json!(["clicks", "conversions", "leads", "sales", "rejected", "revenue", "cost", "profit", "cr", "epc", "roi", "rejected_revenue", "approve"]);
+    let (status, report) = admin(
+        &server,
+        "report/build",
+        json!({"range": {"interval": "today"}, "metrics": metrics}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["total"], 1, "{report}");
+    let totals = &report["rows"][0];
+    assert_eq!(totals["clicks"], 3, "{report}");
+    assert_eq!(totals["conversions"], 3);
+    assert_eq!(totals["leads"], 0);
+    assert_eq!(totals["sales"], 2);
+    assert_eq!(totals["rejected"], 1);
+    assert_eq!(totals["revenue"], 18, "10 + 4 EUR × 2: {report}");
+    assert_eq!(totals["rejected_revenue"], 3);
+    assert_eq!(totals["cost"], 6, "3 clicks × 2 (CPC)");
+    assert_eq!(totals["profit"], 12);
+    assert_eq!(totals["cr"], 100.0);
+    assert_eq!(totals["epc"], 6);
+    assert_eq!(totals["roi"], 200.0);
+    assert_eq!(totals["approve"], 66.67);
+
+    // Grouped by the campaign's name and the day, with a summary.
+    let (_, grouped) = admin(
+        &server,
+        "report/build",
+        json!({"range": {"interval": "7_days_ago", "timezone": "Asia/Kathmandu"}, "grouping": ["campaign", "day"], "metrics": ["clicks", "sales", "revenue"], "summary": true, "sort": [{"name": "clicks", "order": "desc"}]}),
+    )
+    .await;
+    assert_eq!(grouped["rows"][0]["campaign"], "Conv", "{grouped}");
+    assert_eq!(grouped["rows"][0]["day"].as_str().unwrap().len(), 10);
+    assert_eq!(grouped["summary"]["clicks"], 3);
+    assert_eq!(grouped["summary"]["revenue"], 18);
+
+    // A regular expression and a metric filter.
+    let (status, only_c) = admin(
+        &server,
+        "report/build",
+        json!({"grouping": ["sub_id"], "metrics": ["clicks", "sales", "revenue"], "filters": [{"name": "sub_id", "operator": "MATCH_REGEXP", "expression": format!("/^{}$/i", c.to_uppercase())}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{only_c}");
+    assert_eq!(only_c["total"], 1, "{only_c}");
+    assert_eq!(only_c["rows"][0]["revenue"], 8);
+    let (_, with_sales) = admin(
+        &server,
+        "report/build",
+        json!({"grouping": ["sub_id"], "metrics": ["clicks"], "filters": [{"name": "sales", "operator": "EQUALS_OR_GREATER_THAN", "expression": 1}]}),
+    )
+    .await;
+    assert_eq!(with_sales["total"], 2, "{with_sales}");
+
+    // Bad report requests name the field.
+    for (body, field) in [
+        (json!({"grouping": ["nope"]}), "grouping[0]"),
+        (json!({"metrics": ["clicks", "bogus"]}), "metrics[1]"),
+        (json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "(x"}]}), "filters[0].expression"),
+    ] {
+        let (status, answer) = admin(&server, "report/build", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+    }
+
+    // The conversion log and the click log.
+    let (_, conversions) = admin(
+        &server,
+        "conversions/log",
+        json!({"columns": ["sub_id", "status", "previous_status", "original_status", "revenue", "currency"], "sort": [{"name": "sub_id", "order": "asc"}]}),
+    )
+    .await;
+    assert_eq!(conversions["total"], 3, "{conversions}");
+    let by_sub = |sub: &str| {
+        conversions["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["sub_id"] == sub)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_sub(&a)["status"], "sale");
+    assert_eq!(by_sub(&a)["previous_status"], "lead");
+    assert_eq!(by_sub(&a)["original_status"], "lead");
+    assert_eq!(by_sub(&b)["status"], "rejected");
+    assert_eq!(by_sub(&c)["revenue"], 8);
+    assert_eq!(by_sub(&c)["currency"], "EUR");
+    let (_, clicks) = admin(
+        &server,
+        "clicks/log",
+        json!({"columns": ["sub_id", "sub_id_2", "is_sale", "revenue", "cost"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": c}]}),
+    )
+    .await;
+    assert_eq!(clicks["rows"][0]["sub_id_2"], "from-network", "{clicks}");
+    assert_eq!(clicks["rows"][0]["is_sale"], true);
+    assert_eq!(clicks["rows"][0]["revenue"], 8);
+
+    // The received-postbacks log keeps the unknown sub id and the refused ones.
+    let response = client()
+        .get(server.url("/admin_api/v1/logs/postbacks?limit=50"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = response.json().await.unwrap();
+    let outcomes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 9, "{log}"); // the wrong key left no trace
+    assert!(outcomes.contains(&"unknown_sub_id"));
+    assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 2);
+    assert!(outcomes.contains(&"duplicate"));
+
+    // Concurrent copies of one postback count once.
+    let d = click(&server, "conv").await;
+    wait_for_clicks(&server, 4).await;
+    let copies: Vec<_> = (0..16)
+        .map(|_| {
+            let url = server.url(&format!("/{POSTBACK_KEY}/postback?subid={d}&tid=X&status=sale&payout=7"));
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for copy in copies {
+        assert_eq!(copy.await.unwrap(), 200);
+    }
+    let (_, only_d) = admin(
+        &server,
+        "report/build",
+        json!({"metrics": ["conversions", "revenue"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": d}]}),
+    )
+    .await;
+    assert_eq!(only_d["rows"][0]["conversions"], 1, "{only_d}");
+    assert_eq!(only_d["rows"][0]["revenue"], 7);
+
+    // Issue #8: a click created through a dialect appears in report/build totals.
+    let response = client()
+        .post(server.url(&format!("{REST_BASE}/clicks")))
+        .bearer_auth(REST_TOKEN)
+        .json(&json!({"ip": "81.2.69.160", "uri": "https://tracker.test/conv?utm_source=partner"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    let (_, totals) = admin(&server, "report/build", json!({"metrics": ["clicks"]})).await;
+    assert_eq!(totals["rows"][0]["clicks"], 5, "{totals}");
+
+    // A form-encoded body.
+    let response = client()
+        .post(server.url("/admin_api/v1/report/build"))
+        .header("Api-Key", ADMIN_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("metrics[]=clicks&metrics[]=sales&range[interval]=today&grouping[]=campaign_id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let form: Value = response.json().await.unwrap();
+    assert_eq!(form["rows"][0]["clicks"], 5, "{form}");
+    assert_eq!(form["rows"][0]["sales"], 3);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_postbacks_close_the_loop() {
+    postbacks_close_the_loop(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_postbacks_close_the_loop() {
+    postbacks_close_the_loop(Backend::Postgres).await;
+}
+
+/// A deterministic data set: clicks over three days in several countries and campaigns,
+/// with conversions of every status.
+fn data_set() -> Vec<Click> {
+    let countries = ["GB", "DE", "US", "", "FR"];
+    let keywords = ["shoes", "Boots", "50%_off", "", "hats"];
+    (0..300i64)
+        .map(|i| {
+            let mut click = Click::blank();
+            click.sub_id = format!("s{i:04}");
+            click.campaign_id = 1 + i % 3;
+            click.stream_id = Some(10 + i % 4);
+            click.created_at = 1_795_000_000 + i * 877; // about 2.6 days
+            click.country_code = countries[(i % 5) as usize].to_string();
+            click.keyword = keywords[(i * 7 % 5) as usize].to_string();
+            click.is_unique_campaign = i % 2 == 0;
+            click.is_bot = i % 11 == 0;
+            click.referrer = if i % 3 == 0 { String::new() } else { "https://r.test/".into() };
+            click.cost = switchyard::model::Money::from_micros(1_000 * (i % 7));
+            click
+        })
+        .collect()
+}
+
+async fn load(server: &TestServer) {
+    use switchyard::store::{ConversionStatus, NewConversion};
+    let store = server.store();
+    store.insert_clicks(&data_set()).await.unwrap();
+    for i in (0..300i64).step_by(4) {
+        let click = store
+            .postback_click(&format!("s{i:04}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let statuses: &[ConversionStatus] = match i % 3 {
+            0 => &[ConversionStatus::Lead],
+            1 => &[ConversionStatus::Lead, ConversionStatus::Sale],
+            _ => &[ConversionStatus::Sale, ConversionStatus::Rejected],
+        };
+        for (n, status) in statuses.iter().enumerate() {
+            store
+                .record_conversion(&NewConversion {
+                    click: click.clone(),
+                    tid: String::new(),
+                    status: *status,
+                    original_status: status.as_str().into(),
+                    revenue: Some(switchyard::model::Money::from_micros(1_234_567 * (i % 5 + n as i64))),
+                    default_revenue: switchyard::model::Money::ZERO,
+                    cost: switchyard::model::Money::ZERO,
+                    currency: "USD".into(),
+                    sub_id_updates: Vec::new(),
+                    params: "{}".into(),
+                    at: 1_795_300_000,
+                })
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_give_identical_reports() {
+    let sqlite_db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let postgres_db = TestDb::new(Backend::Postgres).await.unwrap();
+    let sqlite = TestServer::start(&sqlite_db, &extra()).await.unwrap();
+    let postgres = TestServer::start(&postgres_db, &extra()).await.unwrap();
+    load(&sqlite).await;
+    load(&postgres).await;
+    let all_metrics: Vec<&str> = switchyard::report::METRICS.iter().map(|m| m.name).collect();
+    let requests = [
+        json!({"range": {"interval": "all_time"}, "metrics": all_metrics, "summary": true}),
+        json!({"range": {"from": "2026-11-17", "to": "2026-11-21", "timezone": "America/New_York"}, "grouping": ["campaign_id", "country_code", "day"], "metrics": all_metrics, "summary": true}),
+        json!({"range": {"interval": "all_time", "timezone": "Asia/Kolkata"}, "grouping": ["day_hour", "keyword"], "metrics": ["clicks", "conversions", "revenue", "cr", "epc", "roi"], "sort": [{"name": "revenue", "order": "desc"}], "limit": 20, "offset": 5}),
+        json!({"grouping": ["keyword", "weekday", "week", "month", "year", "hour"], "metrics": ["clicks", "sales", "bot_share"], "filters": [{"name": "keyword", "operator": "CONTAINS", "expression": "o"}, {"name": "country_code", "operator": "NOT_IN_LIST", "expression": ["US"]}]}),
+        json!({"grouping": ["stream_id", "is_bot"], "metrics": ["clicks", "leads", "rejected"], "filters": [{"name": "keyword", "operator": "MATCH_REGEXP", "expression": "/^(shoes|boots)$/i"}, {"name": "clicks", "operator": "GREATER_THAN", "expression": 3}]}),
+    ];
+    for request in requests {
+        let (s1, mut from_sqlite) = admin(&sqlite, "report/build", request.clone()).await;
+        let (s2, mut from_postgres) = admin(&postgres, "report/build", request.clone()).await;
+        assert_eq!((s1, s2), (200, 200), "{from_sqlite} {from_postgres}");
+        from_sqlite["meta"] = Value::Null;
+        from_postgres["meta"] = Value::Null;
+        assert!(from_sqlite["total"].as_i64().unwrap() > 0, "{request}: {from_sqlite}");
+        assert_eq!(from_sqlite, from_postgres, "{request}");
+    }
+    let (_, a) = admin(&sqlite, "conversions/log", json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "sort": [{"name": "sub_id"}], "limit": 500})).await;
+    let (_, b) = admin(&postgres, "conversions/log", json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "sort": [{"name": "sub_id"}], "limit": 500})).await;
+    assert_eq!(a, b);
+    sqlite.stop().await;
+    postgres.stop().await;
+}
