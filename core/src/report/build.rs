@@ -660,7 +660,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.sql.bucket, Some((0, 3_600)));
         // 2026-11-20 23:30 UTC is 2026-11-21 00:30 in Berlin.
-        let bucket = (1_795_181_400_i64) / 3_600;
+        let bucket = 1_795_217_400_i64 / 3_600;
         let rows = vec![(
             vec![Cell::Int(Some(bucket))],
             Sums {

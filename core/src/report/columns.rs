@@ -164,6 +164,8 @@ mod tests {
             "",
         ] {
             assert!(column(bad).is_none(), "{bad}");
+        }
+        for bad in ["sub_id_1", "id; DROP TABLE conversions", "", "country"] {
             assert!(conversion_column(bad).is_none(), "{bad}");
         }
         assert_eq!(conversion_column("click_datetime").unwrap().sql, "click_created_at");

@@ -6,6 +6,8 @@ mod click_log;
 mod migrate;
 mod postgres;
 mod reports;
+#[cfg(test)]
+mod reports_props;
 mod sql;
 mod sqlite;
 
