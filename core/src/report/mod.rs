@@ -19,6 +19,11 @@ pub use query::{
     parse_log_query,
 };
 
+/// Unix seconds of a local time in `tz` (the earlier one when it is ambiguous).
+pub fn local_time(tz: chrono_tz::Tz, at: chrono::NaiveDateTime) -> Option<i64> {
+    query::local(tz, at)
+}
+
 /// One value of a report row, as the store read it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cell {

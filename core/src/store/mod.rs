@@ -29,7 +29,7 @@ pub use click_log::{
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
-    ConversionOutcome, ConversionStatus, NewConversion, PostbackClick, ReceivedPostback,
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, ReceivedPostback,
     ReportStore,
 };
 pub use sqlite::SqliteStore;

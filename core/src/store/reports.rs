@@ -150,6 +150,21 @@ pub struct ReceivedPostback {
     pub created_at: i64,
 }
 
+/// A cost to spread over matching clicks (`update_costs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostSpread {
+    pub campaign_ids: Vec<i64>,
+    /// Clicks at or after `from` and before `to` (Unix seconds).
+    pub from: i64,
+    pub to: i64,
+    /// The total, in the tracker's currency.
+    pub total: Money,
+    /// Only clicks unique in their campaign.
+    pub only_uniques: bool,
+    /// Further conditions on click columns (values bound).
+    pub conditions: Vec<crate::report::Condition>,
+}
+
 /// Reports and conversions. Every method is one statement or one transaction.
 #[async_trait]
 pub trait ReportStore: Send + Sync {
@@ -191,6 +206,10 @@ pub trait ReportStore: Send + Sync {
 
     /// Empties the received-postbacks log; returns how many entries went.
     async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// Sets the cost of the matching clicks so that they add up to exactly `total`: each gets
+    /// `total / n` micro-units, the first `total % n` (by id) one more. Returns `n`.
+    async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError>;
 }
 
 /// Expands [`ReportStore`] for one backend: `impl_report_store!(Type, sqlx::Db, Backend::X)`.
@@ -205,7 +224,7 @@ macro_rules! impl_report_store {
             use crate::model::Money;
             use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
             use crate::store::reports::{
-                ConversionOutcome, ConversionStatus, NewConversion, PostbackClick, ReceivedPostback, ReportStore,
+                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, ReceivedPostback, ReportStore,
             };
             use crate::store::StoreError;
 
@@ -659,6 +678,51 @@ macro_rules! impl_report_store {
 
                 async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
                     Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError> {
+                    if spread.campaign_ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let matching = |builder: &mut QueryBuilder<Db>| {
+                        push_conditions(builder, "created_at", Some(spread.from), Some(spread.to), &spread.conditions);
+                        builder.push(" AND campaign_id IN (");
+                        let mut list = builder.separated(", ");
+                        for id in &spread.campaign_ids {
+                            list.push_bind(*id);
+                        }
+                        builder.push(")");
+                        if spread.only_uniques {
+                            builder.push(" AND is_unique_campaign = ").push_bind(true);
+                        }
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    // A write first, so that SQLite takes the write lock before the count.
+                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
+                    let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
+                    matching(&mut count);
+                    let n: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+                    if n == 0 {
+                        tx.commit().await?;
+                        return Ok(0);
+                    }
+                    let total = spread.total.micros();
+                    let (base, rest) = (total.div_euclid(n), total.rem_euclid(n));
+                    // The id of the last click that gets one micro-unit more (none when rest = 0).
+                    let threshold: i64 = if rest == 0 {
+                        i64::MIN
+                    } else {
+                        let mut nth: QueryBuilder<Db> = QueryBuilder::new("SELECT id FROM clicks");
+                        matching(&mut nth);
+                        nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
+                        nth.build_query_scalar().fetch_one(&mut *tx).await?
+                    };
+                    let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
+                    update.push_bind(threshold).push(" THEN ").push_bind(base + 1).push(" ELSE ").push_bind(base).push(" END");
+                    matching(&mut update);
+                    let updated = update.build().execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    Ok(updated)
                 }
             }
         }

@@ -403,3 +403,72 @@ async fn sqlite_and_postgres_give_identical_reports() {
     sqlite.stop().await;
     postgres.stop().await;
 }
+
+async fn cost_totals(server: &TestServer) -> Value {
+    let (_, report) = admin(server, "report/build", json!({"metrics": ["cost", "cpc"]})).await;
+    report["rows"][0].clone()
+}
+
+async fn costs_are_spread_exactly(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("costs", "Costs", "tok-costs"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .await
+        .unwrap();
+    server.reload().await;
+    for _ in 0..3 {
+        click(&server, "costs").await;
+    }
+    wait_for_clicks(&server, 3).await;
+    let (status, answer) = admin(
+        &server,
+        &format!("campaigns/{}/update_costs", campaign.id),
+        json!({"start_date": "2000-01-01", "end_date": "2100-01-01 00:00", "timezone": "Europe/Madrid", "cost": "10", "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["updated_clicks"], 3);
+    let totals = cost_totals(&server).await;
+    assert_eq!(totals["cost"], 10, "3.333334 + 3.333333 + 3.333333: {totals}");
+    assert_eq!(totals["cpc"], 3.333333);
+    // In bulk, in euros at the configured rate; a filter no click matches changes nothing.
+    let (status, answer) = admin(
+        &server,
+        "clicks/update_costs",
+        json!({"campaign_ids": [campaign.id], "timezone": "UTC", "currency": "EUR", "costs": [
+            {"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1.5"},
+            {"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "99", "filters": {"source": "nowhere,elsewhere"}}
+        ]}),
+    )
+    .await;
+    assert_eq!((status, answer["updated_clicks"].as_i64()), (200, Some(3)), "{answer}");
+    assert_eq!(cost_totals(&server).await["cost"], 3);
+    for (path, body, field) in [
+        (format!("campaigns/{}/update_costs", campaign.id), json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "abc"}), "cost"),
+        (format!("campaigns/{}/update_costs", campaign.id), json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "currency": "JPY"}), "currency"),
+        ("clicks/update_costs".to_string(), json!({"campaign_ids": [campaign.id], "costs": [{"end_date": "2100-01-01", "cost": "1"}]}), "costs[0].start_date"),
+        ("clicks/update_costs".to_string(), json!({"campaign_ids": [campaign.id], "costs": [{"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "filters": {"ip": "1.2.3.4"}}]}), "costs[0].filters"),
+    ] {
+        let (status, answer) = admin(&server, &path, body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+    }
+    assert_eq!(cost_totals(&server).await["cost"], 3, "refused requests changed nothing");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_costs_are_spread_exactly() {
+    costs_are_spread_exactly(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_costs_are_spread_exactly() {
+    costs_are_spread_exactly(Backend::Postgres).await;
+}

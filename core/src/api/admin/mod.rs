@@ -3,6 +3,7 @@
 
 mod body;
 mod catalogue;
+mod costs;
 mod reports;
 mod streams;
 
@@ -19,7 +20,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     let routes = Router::new()
         .merge(catalogue::router())
         .merge(streams::router())
-        .merge(reports::router());
+        .merge(reports::router())
+        .merge(costs::router());
     Router::new()
         .nest("/admin_api/v1", routes)
         .route_layer(middleware::from_fn_with_state(state, require_api_key))
