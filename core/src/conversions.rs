@@ -265,6 +265,8 @@ mod tests {
             keyless: false,
             currency: "USD".into(),
             rates: vec![("EUR".into(), "1.08".parse().unwrap())],
+            retry_base: std::time::Duration::from_secs(1),
+            max_attempts: 4,
         };
         assert_eq!(
             convert("10".parse().unwrap(), "eur", &config),

@@ -16,6 +16,7 @@ pub mod enrich;
 pub mod fetch;
 pub mod model;
 pub mod native;
+pub mod outbound;
 pub mod recorder;
 pub mod registry;
 pub mod reload;

@@ -106,7 +106,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
         Arc::new(runner).spawn(config.triggers.tick);
     }
+    let postbacks = crate::outbound::PostbackSender::start(
+        store.clone(),
+        fetcher.clone(),
+        config.postback.retry_base,
+        config.postback.max_attempts,
+    );
     let state = AppState {
+        postbacks,
         config: Arc::new(config),
         store,
         snapshot,

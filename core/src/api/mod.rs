@@ -43,6 +43,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Plugin reloads and their report.
     pub supervisor: Arc<Supervisor>,
+    /// Outgoing S2S postbacks (a bounded queue and its sending worker).
+    pub postbacks: crate::outbound::PostbackSender,
     /// `remote` action answers, reused for a minute.
     pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::conversions::{convert, parse_postback};
+use crate::outbound::{Macros, OutgoingPostback, expand, fires};
 use crate::model::unix_now;
 use crate::store::{ConversionOutcome, ConversionStatus, NewConversion, ReceivedPostback};
 
@@ -220,6 +221,14 @@ async fn receive(
     };
     match state.store.record_conversion(&new).await {
         Ok(outcome) => {
+            if matches!(
+                outcome,
+                ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
+            ) {
+                let state = state.clone();
+                let new = new.clone();
+                tokio::spawn(async move { queue_postbacks(&state, &new, outcome.id()).await });
+            }
             let mut body = json!({"status": outcome.name(), "conversion_id": outcome.id()});
             match outcome {
                 ConversionOutcome::Transition { from, .. } => {
@@ -237,5 +246,93 @@ async fn receive(
             answer(StatusCode::OK, text, body)
         }
         Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
+    }
+}
+
+/// Queues the campaign's and the traffic source's postbacks that fire for the conversion's
+/// new status (runs after the answer, off the request path).
+async fn queue_postbacks(state: &AppState, new: &NewConversion, conversion_id: i64) {
+    let click = &new.click;
+    let targets = match state
+        .store
+        .postback_targets(click.campaign_id, click.ts_id)
+        .await
+    {
+        Ok(targets) => targets,
+        Err(error) => {
+            tracing::error!(error = %error, "Could not read the postbacks of a campaign.");
+            return;
+        }
+    };
+    let id = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let revenue = new.revenue.unwrap_or(new.default_revenue).to_string();
+    let macros: Macros = vec![
+        ("subid", click.sub_id.clone()),
+        ("sub_id", click.sub_id.clone()),
+        ("tid", new.tid.clone()),
+        ("status", new.status.as_str().to_string()),
+        ("original_status", new.original_status.clone()),
+        ("payout", revenue.clone()),
+        ("revenue", revenue),
+        ("cost", new.cost.to_string()),
+        ("currency", state.config.postback.currency.clone()),
+        ("conversion_id", conversion_id.to_string()),
+        ("click_id", click.click_id.to_string()),
+        ("campaign_id", click.campaign_id.to_string()),
+        ("stream_id", id(click.stream_id)),
+        ("landing_id", id(click.landing_id)),
+        ("offer_id", id(click.offer_id)),
+        ("ts_id", id(click.ts_id)),
+    ];
+    let body: serde_json::Value = macros
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let status = new.status.as_str();
+    let campaign: Vec<serde_json::Value> =
+        serde_json::from_str(&targets.campaign_postbacks).unwrap_or_default();
+    for postback in campaign {
+        let url = postback.get("url").and_then(serde_json::Value::as_str).unwrap_or("");
+        let statuses: Vec<String> = postback
+            .get("statuses")
+            .and_then(serde_json::Value::as_array)
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if url.is_empty() || !fires(&statuses, status) {
+            continue;
+        }
+        let method = postback
+            .get("method")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("GET")
+            .to_ascii_uppercase();
+        state
+            .postbacks
+            .send(OutgoingPostback {
+                conversion_id,
+                origin: "campaign",
+                method: if method == "POST" { "POST".into() } else { "GET".into() },
+                url: expand(url, &macros),
+                body: body.clone(),
+            })
+            .await;
+    }
+    if let Some((url, statuses)) = targets.traffic_source
+        && !url.trim().is_empty()
+    {
+        let statuses: Vec<String> = serde_json::from_str(&statuses).unwrap_or_default();
+        if fires(&statuses, status) {
+            state
+                .postbacks
+                .send(OutgoingPostback {
+                    conversion_id,
+                    origin: "traffic_source",
+                    method: "GET".into(),
+                    url: expand(url.trim(), &macros),
+                    body,
+                })
+                .await;
+        }
     }
 }

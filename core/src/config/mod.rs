@@ -242,6 +242,10 @@ pub struct PostbackConfig {
     pub currency: String,
     /// Units of the tracker's currency per unit of each other currency (upper-case codes).
     pub rates: Vec<(String, crate::model::Money)>,
+    /// First wait before an outgoing postback is retried; it doubles after each try.
+    pub retry_base: Duration,
+    /// Tries per outgoing postback (1–10).
+    pub max_attempts: u32,
 }
 
 /// Reads the file at `path` and the process environment.
@@ -755,10 +759,27 @@ impl Checker<'_, '_> {
                 ),
             }
         }
+        if raw.max_attempts > 10 {
+            self.fail(
+                "postback",
+                "max_attempts",
+                format!("{} is more than 10", raw.max_attempts),
+            );
+        }
         PostbackConfig {
             keyless: raw.keyless,
             currency,
             rates,
+            retry_base: Duration::from_millis(if raw.retry_base_ms == 0 {
+                1_000
+            } else {
+                raw.retry_base_ms
+            }),
+            max_attempts: if raw.max_attempts == 0 {
+                4
+            } else {
+                raw.max_attempts.min(10)
+            },
         }
     }
 

@@ -29,7 +29,8 @@ pub use click_log::{
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
-    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, ReceivedPostback,
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets,
+    ReceivedPostback, SentPostback,
     ReportStore,
 };
 pub use sqlite::SqliteStore;

@@ -150,6 +150,32 @@ pub struct ReceivedPostback {
     pub created_at: i64,
 }
 
+/// One entry of the sent-postbacks log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentPostback {
+    pub id: i64,
+    pub conversion_id: Option<i64>,
+    /// `campaign` or `traffic_source`.
+    pub origin: String,
+    pub method: String,
+    pub url: String,
+    pub body: String,
+    /// The last answer's status, if any came.
+    pub http_status: Option<i64>,
+    pub attempts: i64,
+    /// Why it failed ("" when it was delivered).
+    pub error: String,
+    pub created_at: i64,
+}
+
+/// Where a conversion's postbacks go: the campaign's S2S postbacks (`[{method, statuses,
+/// url}]`, JSON) and its traffic source's postback URL and statuses (JSON array).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostbackTargets {
+    pub campaign_postbacks: String,
+    pub traffic_source: Option<(String, String)>,
+}
+
 /// A cost to spread over matching clicks (`update_costs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostSpread {
@@ -207,6 +233,23 @@ pub trait ReportStore: Send + Sync {
     /// Empties the received-postbacks log; returns how many entries went.
     async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
 
+    /// Logs a sent (or failed) postback.
+    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
+
+    /// The sent-postbacks log, newest first.
+    async fn sent_postbacks(&self, limit: i64, offset: i64)
+    -> Result<Vec<SentPostback>, StoreError>;
+
+    /// Empties the sent-postbacks log; returns how many entries went.
+    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// The postback configuration of a campaign and a traffic source.
+    async fn postback_targets(
+        &self,
+        campaign_id: i64,
+        ts_id: Option<i64>,
+    ) -> Result<PostbackTargets, StoreError>;
+
     /// Sets the cost of the matching clicks so that they add up to exactly `total`: each gets
     /// `total / n` micro-units, the first `total % n` (by id) one more. Returns `n`.
     async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError>;
@@ -224,7 +267,8 @@ macro_rules! impl_report_store {
             use crate::model::Money;
             use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
             use crate::store::reports::{
-                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, ReceivedPostback, ReportStore,
+                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
+                SentPostback,
             };
             use crate::store::StoreError;
 
@@ -678,6 +722,78 @@ macro_rules! impl_report_store {
 
                 async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
                     Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO sent_postbacks (conversion_id, origin, method, url, body, http_status, attempts, error, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(entry.conversion_id)
+                    .bind(entry.origin.clone())
+                    .bind(entry.method.clone())
+                    .bind(entry.url.clone())
+                    .bind(entry.body.clone())
+                    .bind(entry.http_status)
+                    .bind(entry.attempts)
+                    .bind(entry.error.clone())
+                    .bind(entry.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn sent_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<SentPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
+                         FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    )
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SentPostback {
+                                id: row.try_get("id")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                origin: row.try_get("origin")?,
+                                method: row.try_get("method")?,
+                                url: row.try_get("url")?,
+                                body: row.try_get("body")?,
+                                http_status: row.try_get("http_status")?,
+                                attempts: row.try_get("attempts")?,
+                                error: row.try_get("error")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM sent_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn postback_targets(&self, campaign_id: i64, ts_id: Option<i64>) -> Result<PostbackTargets, StoreError> {
+                    let campaign_postbacks: Option<String> = sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
+                        .bind(campaign_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let traffic_source = match ts_id {
+                        None => None,
+                        Some(id) => sqlx::query("SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .map(|row| -> Result<(String, String), StoreError> {
+                                Ok((row.try_get("postback_url")?, row.try_get("postback_statuses")?))
+                            })
+                            .transpose()?,
+                    };
+                    Ok(PostbackTargets {
+                        campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
+                        traffic_source,
+                    })
                 }
 
                 async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError> {

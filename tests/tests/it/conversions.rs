@@ -472,3 +472,139 @@ async fn sqlite_costs_are_spread_exactly() {
 async fn postgres_costs_are_spread_exactly() {
     costs_are_spread_exactly(Backend::Postgres).await;
 }
+
+/// A loopback HTTP server that records each request (`METHOD path` and body) and answers the
+/// given statuses in turn (then 200).
+async fn recording_server(
+    statuses: Vec<u16>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(statuses));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let record = record.clone();
+            let statuses = statuses.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16_384];
+                let mut read = 0;
+                // Read the head, then the body by Content-Length.
+                loop {
+                    let n = socket.read(&mut buffer[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if read >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                let line = text.lines().next().unwrap_or("").to_string();
+                let request = line.rsplit_once(' ').map(|(r, _)| r.to_string()).unwrap_or(line);
+                let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                record.lock().unwrap().push((request, body));
+                let status = {
+                    let mut statuses = statuses.lock().unwrap();
+                    if statuses.is_empty() { 200 } else { statuses.remove(0) }
+                };
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = socket.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+async fn postbacks_go_out(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let config = extra().replace(
+        "[postback]\n",
+        "[fetch]\nallow_networks = [\"127.0.0.0/8\"]\n\n[postback]\nretry_base_ms = 20\nmax_attempts = 3\n",
+    );
+    let server = TestServer::start(&db, &config).await.unwrap();
+    let (network, seen) = recording_server(vec![500]).await;
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("s2s", "S2S", "tok-s2s"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .await
+        .unwrap();
+    let postbacks = json!([
+        {"method": "GET", "statuses": ["sale"], "url": format!("{network}/campaign?s={{subid}}&p={{payout}}&st={{status}}")},
+        {"method": "POST", "statuses": ["lead"], "url": format!("{network}/post")}
+    ]);
+    db.execute(&format!("UPDATE campaigns SET postbacks = '{postbacks}'")).await.unwrap();
+    db.execute(&format!(
+        "INSERT INTO traffic_sources (name, postback_url, postback_statuses, created_at, updated_at) VALUES ('TS', '{network}/ts?sub={{subid}}&status={{status}}', '[]', 0, 0)"
+    ))
+    .await
+    .unwrap();
+    server.reload().await;
+    let sub = click(&server, "s2s").await;
+    wait_for_clicks(&server, 1).await;
+    db.execute("UPDATE clicks SET ts_id = (SELECT MAX(id) FROM traffic_sources)").await.unwrap();
+
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=lead&payout=2")).await;
+    assert_eq!(outcome(&body), "accepted");
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=sale&payout=10.5")).await;
+    assert_eq!(outcome(&body), "transition");
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=sale&payout=10.5")).await;
+    assert_eq!(outcome(&body), "duplicate", "a duplicate sends nothing");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let response = client()
+            .get(server.url("/admin_api/v1/logs/sent_postbacks"))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let log: Value = response.json().await.unwrap();
+        if log.as_array().unwrap().len() >= 4 {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "postbacks were not sent: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log.as_array().unwrap().len(), 4, "{log}");
+    for entry in log.as_array().unwrap() {
+        assert_eq!(entry["error"], "", "{log}");
+        assert_eq!(entry["status"], 200, "{log}");
+    }
+    let attempts: i64 = log.as_array().unwrap().iter().map(|e| e["attempts"].as_i64().unwrap()).sum();
+    assert_eq!(attempts, 5, "the first request got a 500 and was retried: {log}");
+    let requests: Vec<(String, String)> = seen.lock().unwrap().clone();
+    let lines: Vec<&str> = requests.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(lines.contains(&format!("GET /campaign?s={sub}&p=10.5&st=sale").as_str()), "{lines:?}");
+    assert!(lines.contains(&format!("GET /ts?sub={sub}&status=lead").as_str()), "{lines:?}");
+    assert!(lines.contains(&format!("GET /ts?sub={sub}&status=sale").as_str()), "{lines:?}");
+    let post = requests.iter().find(|(r, _)| r == "POST /post").expect("the lead's POST");
+    let sent: Value = serde_json::from_str(&post.1).unwrap();
+    assert_eq!(sent["status"], "lead");
+    assert_eq!(sent["subid"], sub.as_str());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_postbacks_go_out() {
+    postbacks_go_out(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_postbacks_go_out() {
+    postbacks_go_out(Backend::Postgres).await;
+}

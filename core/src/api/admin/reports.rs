@@ -190,7 +190,10 @@ async fn report_definition() -> Response {
 }
 
 /// The logs `logs/{type}` serves.
-const LOG_TYPES: &[(&str, &str)] = &[("postbacks", "Received postbacks")];
+const LOG_TYPES: &[(&str, &str)] = &[
+    ("postbacks", "Received postbacks"),
+    ("sent_postbacks", "Sent postbacks"),
+];
 
 async fn log_types() -> Response {
     let types: Vec<Value> = LOG_TYPES
@@ -233,6 +236,31 @@ async fn read_log(
         Ok(n) => n,
         Err(response) => return response,
     };
+    if kind == "sent_postbacks" {
+        return match state.store.sent_postbacks(limit, offset).await {
+            Ok(entries) => Json(Value::Array(
+                entries
+                    .into_iter()
+                    .map(|e| {
+                        json!({
+                            "id": e.id,
+                            "conversion_id": e.conversion_id,
+                            "origin": e.origin,
+                            "method": e.method,
+                            "url": e.url,
+                            "body": e.body,
+                            "status": e.http_status,
+                            "attempts": e.attempts,
+                            "error": e.error,
+                            "datetime": Cell::Time(Some(e.created_at)).to_json(chrono_tz::UTC),
+                        })
+                    })
+                    .collect(),
+            ))
+            .into_response(),
+            Err(error) => internal(error),
+        };
+    }
     match state.store.received_postbacks(limit, offset).await {
         Ok(entries) => {
             let rows: Vec<Value> = entries
@@ -266,7 +294,12 @@ async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> R
         )
             .into_response();
     }
-    match state.store.clear_received_postbacks().await {
+    let cleared = if kind == "sent_postbacks" {
+        state.store.clear_sent_postbacks().await
+    } else {
+        state.store.clear_received_postbacks().await
+    };
+    match cleared {
         Ok(removed) => Json(json!({"success": true, "removed": removed})).into_response(),
         Err(error) => internal(error),
     }
