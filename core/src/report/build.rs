@@ -258,7 +258,7 @@ pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportE
     }
 
     let mut metric_filters = Vec::new();
-    let conditions = parse_filters(body, timezone, column, |i, filter| {
+    let conditions = parse_filters(body, true, timezone, column, |i, filter| {
         let name = filter.get("name").and_then(Value::as_str).unwrap_or("");
         let Some(m) = metric(name) else {
             return Ok(false);

@@ -48,6 +48,10 @@ pub enum Operator {
     /// operand is the pattern, with `(?i)` in front for a `/…/i` expression.
     MatchRegexp,
     NotMatchRegexp,
+    /// The value has this label (`whitelist`, `blacklist`) in the click's campaign; operands:
+    /// the label and the ref name. Only on the label ref names of clicks.
+    HasLabel,
+    NotHasLabel,
 }
 
 impl Operator {
@@ -72,6 +76,8 @@ impl Operator {
             "IS_FALSE" => Operator::IsFalse,
             "MATCH_REGEXP" => Operator::MatchRegexp,
             "NOT_MATCH_REGEXP" => Operator::NotMatchRegexp,
+            "HAS_LABEL" => Operator::HasLabel,
+            "NOT_HAS_LABEL" => Operator::NotHasLabel,
             _ => return None,
         })
     }
@@ -176,8 +182,24 @@ pub(crate) fn zone_and_range(
 }
 
 /// Parses the `filters` of a request whose names `resolve` knows.
+/// Names labels are kept for.
+pub const LABEL_REFS: &str =
+    "ip, source, ad_campaign_id, creative_id, keyword, external_id, sub_id_1..sub_id_30";
+
+/// Whether `name` is a ref name of labels.
+pub fn is_label_ref(name: &str) -> bool {
+    matches!(
+        name,
+        "ip" | "source" | "ad_campaign_id" | "creative_id" | "keyword" | "external_id"
+    ) || name
+        .strip_prefix("sub_id_")
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=crate::model::SUB_ID_COUNT).contains(&n))
+}
+
 pub(crate) fn parse_filters(
     body: &Value,
+    labels: bool,
     timezone: Tz,
     resolve: impl Fn(&str) -> Option<Column>,
     mut other: impl FnMut(usize, &Value) -> Result<bool, ReportError>,
@@ -204,10 +226,12 @@ pub(crate) fn parse_filters(
             .get("operator")
             .and_then(Value::as_str)
             .unwrap_or("EQUALS");
-        if matches!(op_text, "HAS_LABEL" | "NOT_HAS_LABEL") {
+        if matches!(op_text, "HAS_LABEL" | "NOT_HAS_LABEL")
+            && !(labels && is_label_ref(&column.name))
+        {
             return Err(error(
                 field("operator"),
-                format!("`{op_text}` is not supported yet"),
+                format!("`{op_text}` applies to the label names ({LABEL_REFS}), not `{name}`"),
             ));
         }
         let operator = Operator::parse(op_text)
@@ -312,7 +336,8 @@ fn parse_log_query_of(
         Some(_) => return Err(error("columns", "must be an array of column names")),
     };
 
-    let conditions = parse_filters(body, timezone, column, |_, _| Ok(false))?;
+    let labels = default_sort == "click_id";
+    let conditions = parse_filters(body, labels, timezone, column, |_, _| Ok(false))?;
     let mut sort = Vec::new();
     for (i, (name, descending)) in parse_sort(body)?.into_iter().enumerate() {
         let column = column(&name).ok_or_else(|| {
@@ -476,6 +501,14 @@ pub(crate) fn operands(
             }
             Ok(vec![Bound::Bool(operator == IsTrue)])
         }
+        HasLabel | NotHasLabel => {
+            let label = items
+                .first()
+                .map(|l| l.trim().to_ascii_lowercase())
+                .filter(|l| !l.is_empty())
+                .ok_or("needs a label (whitelist or blacklist)")?;
+            Ok(vec![Bound::Text(label), Bound::Text(column.name.clone())])
+        }
         MatchRegexp | NotMatchRegexp => {
             if column.kind != ColumnKind::Text {
                 return Err(format!(
@@ -625,7 +658,7 @@ mod tests {
                 "filters[0].expression",
             ),
             (
-                json!({"filters": [{"name": "ip", "operator": "HAS_LABEL", "expression": "white"}]}),
+                json!({"filters": [{"name": "country", "operator": "HAS_LABEL", "expression": "white"}]}),
                 "filters[0].operator",
             ),
             (

@@ -250,6 +250,32 @@ pub trait ReportStore: Send + Sync {
         ts_id: Option<i64>,
     ) -> Result<PostbackTargets, StoreError>;
 
+    /// Labels of a campaign for one ref name (`ip`, `source`, `sub_id_1`, …): (value, label).
+    async fn labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Sets labels in one transaction: `Some(label)` sets, `None` removes. Returns how many
+    /// values changed.
+    async fn set_labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+        items: &[(String, Option<String>)],
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the clicks in `[from, to)` (of one campaign, or all) with their conversions
+    /// and what the dialects keep about them, in one transaction. Returns (clicks,
+    /// conversions) deleted.
+    async fn clean_clicks(
+        &self,
+        from: i64,
+        to: i64,
+        campaign_id: Option<i64>,
+    ) -> Result<(u64, u64), StoreError>;
+
     /// Sets the cost of the matching clicks so that they add up to exactly `total`: each gets
     /// `total / n` micro-units, the first `total % n` (by id) one more. Returns `n`.
     async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError>;
@@ -330,6 +356,17 @@ macro_rules! impl_report_store {
                             }
                             builder.push("(").push(column);
                             builder.push(if $backend == Backend::Postgres { " ~ " } else { " REGEXP " });
+                            bind_value(builder, &values[0]);
+                            builder.push(")");
+                        }
+                        Operator::HasLabel | Operator::NotHasLabel => {
+                            // values: [label, ref name]; the column is a plain click column.
+                            if condition.operator == Operator::NotHasLabel {
+                                builder.push("NOT ");
+                            }
+                            builder.push("EXISTS (SELECT 1 FROM labels l WHERE l.campaign_id = clicks.campaign_id AND l.ref_name = ");
+                            bind_value(builder, &values[1]);
+                            builder.push(" AND l.ref_value = clicks.").push(column).push(" AND l.label = ");
                             bind_value(builder, &values[0]);
                             builder.push(")");
                         }
@@ -794,6 +831,83 @@ macro_rules! impl_report_store {
                         campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
                         traffic_source,
                     })
+                }
+
+                async fn labels(&self, campaign_id: i64, ref_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT ref_value, label FROM labels WHERE campaign_id = $1 AND ref_name = $2 ORDER BY ref_value",
+                    )
+                    .bind(campaign_id)
+                    .bind(ref_name.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(|row| Ok((row.try_get("ref_value")?, row.try_get("label")?))).collect()
+                }
+
+                async fn set_labels(
+                    &self,
+                    campaign_id: i64,
+                    ref_name: &str,
+                    items: &[(String, Option<String>)],
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut changed = 0;
+                    for (value, label) in items {
+                        changed += match label {
+                            Some(label) => sqlx::query(
+                                "INSERT INTO labels (campaign_id, ref_name, ref_value, label, created_at) VALUES ($1, $2, $3, $4, $5) \
+                                 ON CONFLICT (campaign_id, ref_name, ref_value) DO UPDATE SET label = excluded.label",
+                            )
+                            .bind(campaign_id)
+                            .bind(ref_name.to_string())
+                            .bind(value.clone())
+                            .bind(label.clone())
+                            .bind(crate::model::unix_now())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                            None => sqlx::query("DELETE FROM labels WHERE campaign_id = $1 AND ref_name = $2 AND ref_value = $3")
+                                .bind(campaign_id)
+                                .bind(ref_name.to_string())
+                                .bind(value.clone())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                        };
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+
+                async fn clean_clicks(&self, from: i64, to: i64, campaign_id: Option<i64>) -> Result<(u64, u64), StoreError> {
+                    let scope = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE created_at >= ").push_bind(from).push(" AND created_at < ").push_bind(to);
+                        if let Some(id) = campaign_id {
+                            builder.push(" AND campaign_id = ").push_bind(id);
+                        }
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
+                    scope(&mut conversions);
+                    conversions.push(")");
+                    let conversions = conversions.build().execute(&mut *tx).await?.rows_affected();
+                    for table in ["dialect_clicks", "dialect_click_keys"] {
+                        let mut dialect: QueryBuilder<Db> = QueryBuilder::new(format!("DELETE FROM {table} WHERE sub_id IN (SELECT sub_id FROM clicks"));
+                        scope(&mut dialect);
+                        dialect.push(")");
+                        dialect.build().execute(&mut *tx).await?;
+                    }
+                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM clicks");
+                    scope(&mut clicks);
+                    let clicks = clicks.build().execute(&mut *tx).await?.rows_affected();
+                    sqlx::query(
+                        "DELETE FROM click_profiles WHERE id NOT IN \
+                         (SELECT profile_id FROM dialect_clicks WHERE profile_id IS NOT NULL)",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok((clicks, conversions))
                 }
 
                 async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError> {

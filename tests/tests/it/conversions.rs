@@ -608,3 +608,81 @@ async fn sqlite_postbacks_go_out() {
 async fn postgres_postbacks_go_out() {
     postbacks_go_out(Backend::Postgres).await;
 }
+
+async fn labels_and_clean(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("lab", "Lab", "tok-lab"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .await
+        .unwrap();
+    server.reload().await;
+    let mut subs = Vec::new();
+    for keyword in ["a", "b", "c"] {
+        subs.push(click(&server, &format!("lab?keyword={keyword}")).await);
+    }
+    wait_for_clicks(&server, 3).await;
+    let (_, _) = postback(&server, POSTBACK_KEY, &format!("subid={}&status=sale&payout=1", subs[0])).await;
+
+    let (status, answer) = admin(
+        &server,
+        "report/labels",
+        json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"a": "whitelist", "b": "blacklist"}}),
+    )
+    .await;
+    assert_eq!((status, answer["changed"].as_i64()), (200, Some(2)), "{answer}");
+    let labels = |server: &TestServer| {
+        client()
+            .get(server.url(&format!("/admin_api/v1/report/labels?campaign_id={}&ref_name=keyword", campaign.id)))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+    };
+    let got: Value = labels(&server).await.unwrap().json().await.unwrap();
+    assert_eq!(got, json!({"a": "whitelist", "b": "blacklist"}));
+    let count = |answer: &Value| answer["rows"][0]["clicks"].as_i64().unwrap_or(0);
+    let (_, white) = admin(&server, "report/build", json!({"metrics": ["clicks"], "filters": [{"name": "keyword", "operator": "HAS_LABEL", "expression": "whitelist"}]})).await;
+    assert_eq!(count(&white), 1, "{white}");
+    let (_, not_black) = admin(&server, "report/build", json!({"metrics": ["clicks"], "filters": [{"name": "keyword", "operator": "NOT_HAS_LABEL", "expression": "blacklist"}]})).await;
+    assert_eq!(count(&not_black), 2, "{not_black}");
+    let (_, log) = admin(&server, "clicks/log", json!({"filters": [{"name": "keyword", "operator": "HAS_LABEL", "expression": "blacklist"}]})).await;
+    assert_eq!(log["total"], 1, "{log}");
+    admin(&server, "report/labels", json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"b": ""}})).await;
+    let got: Value = labels(&server).await.unwrap().json().await.unwrap();
+    assert_eq!(got, json!({"a": "whitelist"}));
+    for (body, field) in [
+        (json!({"campaign_id": campaign.id, "ref_name": "country", "items": {}}), "ref_name"),
+        (json!({"campaign_id": campaign.id, "ref_name": "ip", "items": {"1.2.3.4": "grey"}}), "items.1.2.3.4"),
+        (json!({"ref_name": "ip", "items": {}}), "campaign_id"),
+    ] {
+        let (status, answer) = admin(&server, "report/labels", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+    }
+
+    // Cleaning the period deletes the clicks and their conversions.
+    let (status, answer) = admin(&server, "clicks/clean", json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "campaign_id": campaign.id})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["deleted_clicks"], 3);
+    assert_eq!(answer["deleted_conversions"], 1);
+    let (_, after) = admin(&server, "report/build", json!({"metrics": ["clicks", "conversions"]})).await;
+    assert_eq!(after["total"], 0, "{after}");
+    let (status, answer) = admin(&server, "clicks/clean", json!({"end_date": "2100-01-01"})).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().unwrap().starts_with("start_date"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_labels_and_clean() {
+    labels_and_clean(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_labels_and_clean() {
+    labels_and_clean(Backend::Postgres).await;
+}

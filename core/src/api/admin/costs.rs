@@ -51,7 +51,7 @@ fn text_of(value: &Value) -> Option<String> {
 
 /// A start or end in the time zone: `YYYY-MM-DD HH:MM[:SS]` or a date (an end date includes
 /// its whole day).
-fn moment(value: Option<&Value>, field: &str, tz: Tz, end: bool) -> Result<i64, String> {
+pub(super) fn moment(value: Option<&Value>, field: &str, tz: Tz, end: bool) -> Result<i64, String> {
     let text = value
         .and_then(text_of)
         .filter(|t| !t.is_empty())
@@ -142,7 +142,7 @@ fn spread(
     })
 }
 
-fn zone(request: &Value) -> Result<Tz, String> {
+pub(super) fn zone(request: &Value) -> Result<Tz, String> {
     match request.get("timezone").and_then(Value::as_str).filter(|t| !t.is_empty()) {
         None => Ok(chrono_tz::UTC),
         Some(name) => name

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/conversions/log", get(conversions_log).post(conversions_log))
         .route("/report/build", post(report_build))
         .route("/report/definition", get(report_definition).post(report_definition))
+        .route("/report/labels", get(get_labels).post(set_labels))
+        .route("/clicks/clean", post(clean_clicks))
         .route("/logs/types", get(log_types).post(log_types))
         .route("/logs/{kind}", get(read_log).delete(clear_log))
 }
@@ -301,6 +303,148 @@ async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> R
     };
     match cleared {
         Ok(removed) => Json(json!({"success": true, "removed": removed})).into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+fn id_of(request: &Value, key: &str) -> Result<i64, Response> {
+    request
+        .get(key)
+        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad_request(format!("{key}: a campaign id is required")))
+}
+
+fn ref_name_of(request: &Value) -> Result<String, Response> {
+    let name = request
+        .get("ref_name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if crate::report::is_label_ref(&name) {
+        Ok(name)
+    } else {
+        Err(bad_request(format!(
+            "ref_name: `{name}` is not one of {}",
+            crate::report::LABEL_REFS
+        )))
+    }
+}
+
+/// `GET report/labels?campaign_id=&ref_name=`: `{value: label}`.
+async fn get_labels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
+        (Ok(id), Ok(name)) => (id, name),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    match state.store.labels(campaign_id, &ref_name).await {
+        Ok(labels) => Json(Value::Object(
+            labels
+                .into_iter()
+                .map(|(value, label)| (value, Value::String(label)))
+                .collect(),
+        ))
+        .into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+/// `POST report/labels`: `{campaign_id, ref_name, items: {value: "whitelist" | "blacklist" |
+/// ""}}` (an empty label removes one).
+async fn set_labels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
+        (Ok(id), Ok(name)) => (id, name),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    let Some(Value::Object(items)) = request.get("items") else {
+        return bad_request("items: an object {value: label} is required".into());
+    };
+    if items.len() > 10_000 {
+        return bad_request("items: at most 10000 values at once".into());
+    }
+    let mut changes = Vec::new();
+    for (value, label) in items {
+        let label = match label {
+            Value::Null => None,
+            Value::String(s) if s.trim().is_empty() => None,
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                l @ ("whitelist" | "blacklist") => Some(l.to_string()),
+                other => {
+                    return bad_request(format!(
+                        "items.{value}: `{other}` is not whitelist, blacklist or empty"
+                    ));
+                }
+            },
+            _ => return bad_request(format!("items.{value}: must be a label")),
+        };
+        if value.chars().count() > 255 {
+            return bad_request("items: a value is longer than 255 characters".into());
+        }
+        changes.push((value.clone(), label));
+    }
+    match state.store.set_labels(campaign_id, &ref_name, &changes).await {
+        Ok(changed) => Json(json!({"success": true, "changed": changed})).into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+/// `POST clicks/clean`: `{start_date, end_date, campaign_id?, timezone?}` deletes the clicks
+/// of the period and their conversions.
+async fn clean_clicks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let request = match body::read(&headers, raw.as_deref(), &bytes) {
+        Ok(value) => value,
+        Err(message) => return bad_request(message),
+    };
+    let tz = match super::costs::zone(&request) {
+        Ok(tz) => tz,
+        Err(message) => return bad_request(message),
+    };
+    let from = match super::costs::moment(request.get("start_date"), "start_date", tz, false) {
+        Ok(at) => at,
+        Err(message) => return bad_request(message),
+    };
+    let to = match super::costs::moment(request.get("end_date"), "end_date", tz, true) {
+        Ok(at) => at,
+        Err(message) => return bad_request(message),
+    };
+    let campaign_id = match request.get("campaign_id") {
+        None | Some(Value::Null) => None,
+        Some(_) => match id_of(&request, "campaign_id") {
+            Ok(id) => Some(id),
+            Err(response) => return response,
+        },
+    };
+    match state.store.clean_clicks(from, to, campaign_id).await {
+        Ok((clicks, conversions)) => Json(json!({
+            "success": true,
+            "deleted_clicks": clicks,
+            "deleted_conversions": conversions,
+        }))
+        .into_response(),
         Err(error) => internal(error),
     }
 }
