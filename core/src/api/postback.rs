@@ -221,6 +221,7 @@ async fn receive(
     };
     match state.store.record_conversion(&new).await {
         Ok(outcome) => {
+            count_for_cap(&state, &new, outcome);
             if matches!(
                 outcome,
                 ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
@@ -334,5 +335,24 @@ async fn queue_postbacks(state: &AppState, new: &NewConversion, conversion_id: i
                 })
                 .await;
         }
+    }
+}
+
+/// Keeps the in-memory daily count of the click's offer (for its cap) in step: a new
+/// conversion that is not rejected counts, a counted one that becomes rejected stops counting.
+fn count_for_cap(state: &AppState, new: &NewConversion, outcome: ConversionOutcome) {
+    let Some(offer) = new.click.offer_id else {
+        return;
+    };
+    let Some(cap) = state.snapshot.load().offer(offer).and_then(|o| o.cap) else {
+        return;
+    };
+    let delta = match outcome {
+        ConversionOutcome::Accepted { .. } if new.status != ConversionStatus::Rejected => 1,
+        ConversionOutcome::Transition { .. } if new.status == ConversionStatus::Rejected => -1,
+        _ => 0,
+    };
+    if delta != 0 {
+        state.traffic.caps.add(offer, cap.timezone, new.at, delta);
     }
 }

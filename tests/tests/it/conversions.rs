@@ -686,3 +686,64 @@ async fn sqlite_labels_and_clean() {
 async fn postgres_labels_and_clean() {
     labels_and_clean(Backend::Postgres).await;
 }
+
+async fn location(server: &TestServer, alias: &str) -> String {
+    let response = client().get(server.url(&format!("/{alias}"))).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn capped_offers_send_to_the_alternative(backend: Backend) {
+    use switchyard::model::{NewTarget, StreamSchema, StreamType};
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let capped = store
+        .create_offer(&NewTarget::external("Capped", "https://capped.test/?subid={subid}"))
+        .await
+        .unwrap()
+        .id;
+    let alternative = store
+        .create_offer(&NewTarget::external("Alternative", "https://alternative.test/?subid={subid}"))
+        .await
+        .unwrap()
+        .id;
+    db.execute(&format!(
+        "UPDATE offers SET daily_cap = 1, conversion_timezone = 'Pacific/Auckland', alternative_offer_id = {alternative} WHERE id = {capped}"
+    ))
+    .await
+    .unwrap();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("cap", "Cap", "tok-cap"))
+        .await
+        .unwrap();
+    let mut stream = NewStream::new(campaign.id, StreamType::Regular, StreamSchema::Landings, "http");
+    stream.offers = vec![(capped, 100)];
+    store.create_stream(&stream).await.unwrap();
+    server.reload().await;
+
+    let first = location(&server, "cap").await;
+    assert!(first.starts_with("https://capped.test/"), "{first}");
+    wait_for_clicks(&server, 1).await;
+    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={}&status=lead", subid_of(&first).unwrap())).await;
+    assert_eq!(outcome(&body), "accepted");
+    let second = location(&server, "cap").await;
+    assert!(second.starts_with("https://alternative.test/"), "the cap of 1 is reached: {second}");
+    server.stop().await;
+
+    // After a restart the count comes back from the store.
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let third = location(&server, "cap").await;
+    assert!(third.starts_with("https://alternative.test/"), "{third}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_capped_offers_send_to_the_alternative() {
+    capped_offers_send_to_the_alternative(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_capped_offers_send_to_the_alternative() {
+    capped_offers_send_to_the_alternative(Backend::Postgres).await;
+}
