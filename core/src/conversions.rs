@@ -126,8 +126,12 @@ pub fn parse_postback(params: &BTreeMap<String, String>) -> Result<Postback, Pos
     }
     let cost = money("cost")?.unwrap_or(Money::ZERO);
     let currency = get("currency").unwrap_or("").to_ascii_uppercase();
-    if !currency.is_empty() && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
-        return Err(error("currency", format!("`{currency}` is not a three-letter currency code")));
+    let well_formed = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
+    if !currency.is_empty() && !well_formed {
+        return Err(error(
+            "currency",
+            format!("`{currency}` is not a three-letter currency code"),
+        ));
     }
     let mut sub_id_updates = Vec::new();
     for n in 1..=SUB_ID_COUNT {
@@ -272,7 +276,10 @@ mod tests {
             convert("10".parse().unwrap(), "eur", &config),
             Some("10.8".parse().unwrap())
         );
-        assert_eq!(convert(Money::units(3), "USD", &config), Some(Money::units(3)));
+        assert_eq!(
+            convert(Money::units(3), "USD", &config),
+            Some(Money::units(3))
+        );
         assert_eq!(convert(Money::units(3), "GBP", &config), None);
     }
 }

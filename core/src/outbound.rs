@@ -45,9 +45,9 @@ pub fn expand(template: &str, macros: &Macros) -> String {
             Some(close) => {
                 let name = &after[..close];
                 match macros.iter().find(|(n, _)| *n == name) {
-                    Some((_, value)) => out.extend(url::form_urlencoded::byte_serialize(
-                        value.as_bytes(),
-                    )),
+                    Some((_, value)) => {
+                        out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()))
+                    }
                     None => {
                         out.push('{');
                         out.push_str(name);
@@ -111,8 +111,9 @@ impl PostbackSender {
 
     /// Queues a postback; a full queue logs it as dropped instead.
     pub async fn send(&self, postback: OutgoingPostback) {
-        if let Err(mpsc::error::TrySendError::Full(postback) | mpsc::error::TrySendError::Closed(postback)) =
-            self.tx.try_send(postback)
+        if let Err(
+            mpsc::error::TrySendError::Full(postback) | mpsc::error::TrySendError::Closed(postback),
+        ) = self.tx.try_send(postback)
         {
             tracing::warn!(url = %postback.url, "The postback queue is full; the postback is dropped.");
             let entry = SentPostback {
@@ -198,7 +199,10 @@ mod tests {
     fn expands_and_encodes_macros() {
         let macros: Macros = vec![("subid", "a b&c".into()), ("payout", "1.5".into())];
         assert_eq!(
-            expand("http://n.test/pb?s={subid}&p={payout}&x={unknown}&{", &macros),
+            expand(
+                "http://n.test/pb?s={subid}&p={payout}&x={unknown}&{",
+                &macros
+            ),
             "http://n.test/pb?s=a+b%26c&p=1.5&x={unknown}&{"
         );
     }

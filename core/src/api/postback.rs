@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::conversions::{convert, parse_postback};
-use crate::outbound::{Macros, OutgoingPostback, expand, fires};
 use crate::model::unix_now;
+use crate::outbound::{Macros, OutgoingPostback, expand, fires};
 use crate::store::{ConversionOutcome, ConversionStatus, NewConversion, ReceivedPostback};
 
 pub fn router(keyless: bool) -> Router<AppState> {
@@ -57,7 +57,10 @@ fn answer(status: StatusCode, text: Option<&str>, value: serde_json::Value) -> R
     match text {
         Some(text) => (
             status,
-            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
             text.to_string(),
         )
             .into_response(),
@@ -80,7 +83,10 @@ async fn receive(
     if is_json {
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&body) {
             for (k, v) in map {
-                let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 params.insert(k, text);
             }
         }
@@ -153,7 +159,10 @@ async fn receive(
     let Some(status) = postback.status else {
         let entry = log(
             "ignored",
-            format!("status `{}` is ignored (ignore_status)", postback.original_status),
+            format!(
+                "status `{}` is ignored (ignore_status)",
+                postback.original_status
+            ),
             &postback.sub_id,
         );
         if let Err(e) = state.store.log_received_postback(&entry).await {
@@ -171,7 +180,11 @@ async fn receive(
         if let Err(e) = state.store.log_received_postback(&entry).await {
             return crate::api::ApiError::Internal(e.to_string()).into_response();
         }
-        return answer(StatusCode::OK, text, json!({"status": "ignored", "message": message}));
+        return answer(
+            StatusCode::OK,
+            text,
+            json!({"status": "ignored", "message": message}),
+        );
     }
     let config = &state.config.postback;
     let converted = |amount, currency: &str| convert(amount, currency, config);
@@ -195,8 +208,7 @@ async fn receive(
         }
         (revenue, Some(cost)) => (revenue.flatten(), cost),
     };
-    let default_revenue =
-        converted(click.payout, &click.payout_currency).unwrap_or(click.payout);
+    let default_revenue = converted(click.payout, &click.payout_currency).unwrap_or(click.payout);
     let key = if click.upsell || status == ConversionStatus::Rebill {
         postback.tid.clone()
     } else {
@@ -294,11 +306,18 @@ async fn queue_postbacks(state: &AppState, new: &NewConversion, conversion_id: i
     let campaign: Vec<serde_json::Value> =
         serde_json::from_str(&targets.campaign_postbacks).unwrap_or_default();
     for postback in campaign {
-        let url = postback.get("url").and_then(serde_json::Value::as_str).unwrap_or("");
+        let url = postback
+            .get("url")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
         let statuses: Vec<String> = postback
             .get("statuses")
             .and_then(serde_json::Value::as_array)
-            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if url.is_empty() || !fires(&statuses, status) {
             continue;
@@ -313,7 +332,11 @@ async fn queue_postbacks(state: &AppState, new: &NewConversion, conversion_id: i
             .send(OutgoingPostback {
                 conversion_id,
                 origin: "campaign",
-                method: if method == "POST" { "POST".into() } else { "GET".into() },
+                method: if method == "POST" {
+                    "POST".into()
+                } else {
+                    "GET".into()
+                },
                 url: expand(url, &macros),
                 body: body.clone(),
             })

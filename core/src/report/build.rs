@@ -15,9 +15,7 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
 use super::metrics::{Metric, Sums, metric};
-use super::query::{
-    error, parse_filters, parse_number, parse_sort, zone_and_range,
-};
+use super::query::{error, parse_filters, parse_number, parse_sort, zone_and_range};
 use super::{Cell, Column, ColumnKind, Condition, Operator, ReportError, column};
 
 /// A time bucket of the click's time in the report's time zone.
@@ -62,9 +60,7 @@ impl TimeBucket {
             TimeBucket::Year => Cell::Int(Some(i64::from(local.year()))),
             TimeBucket::Month => Cell::Text(local.format("%Y-%m").to_string()),
             TimeBucket::Week => Cell::Text(local.format("%G-W%V").to_string()),
-            TimeBucket::Weekday => Cell::Int(Some(i64::from(
-                local.weekday().number_from_monday(),
-            ))),
+            TimeBucket::Weekday => Cell::Int(Some(i64::from(local.weekday().number_from_monday()))),
             TimeBucket::Day => Cell::Text(local.format("%Y-%m-%d").to_string()),
             TimeBucket::Hour => Cell::Int(Some(i64::from(local.hour()))),
             TimeBucket::DayHour => Cell::Text(local.format("%Y-%m-%d %H:00").to_string()),
@@ -235,7 +231,10 @@ pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportE
                 format!("unknown grouping `{name}`"),
             ));
         };
-        if groupings.iter().any(|g: &Grouping| g.name() == grouping.name()) {
+        if groupings
+            .iter()
+            .any(|g: &Grouping| g.name() == grouping.name())
+        {
             return Err(error(
                 format!("grouping[{i}]"),
                 format!("`{}` is named twice", grouping.name()),
@@ -246,9 +245,8 @@ pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportE
 
     let mut metrics = Vec::new();
     for (i, name) in names("metrics")?.into_iter().enumerate() {
-        let m = metric(&name).ok_or_else(|| {
-            error(format!("metrics[{i}]"), format!("unknown metric `{name}`"))
-        })?;
+        let m = metric(&name)
+            .ok_or_else(|| error(format!("metrics[{i}]"), format!("unknown metric `{name}`")))?;
         if !metrics.contains(&m) {
             metrics.push(m);
         }
@@ -478,11 +476,7 @@ impl ReportQuery {
         rows: Vec<(Vec<Cell>, Sums)>,
         names: &HashMap<(&'static str, i64), String>,
     ) -> Groups {
-        let bucket_at = self
-            .sql
-            .keys
-            .iter()
-            .position(|k| *k == GroupingKey::Bucket);
+        let bucket_at = self.sql.keys.iter().position(|k| *k == GroupingKey::Bucket);
         let mut groups = Groups::new();
         for (cells, sums) in rows {
             let local = bucket_at.and_then(|at| match cells.get(at) {
@@ -538,10 +532,7 @@ impl ReportQuery {
             for (key, descending) in &self.sort {
                 let order = match key {
                     SortKey::Grouping(at) => ka.get(*at).cmp(&kb.get(*at)),
-                    SortKey::Metric(m) => m
-                        .value(sa)
-                        .number()
-                        .total_cmp(&m.value(sb).number()),
+                    SortKey::Metric(m) => m.value(sa).number().total_cmp(&m.value(sb).number()),
                 };
                 let order = if *descending { order.reverse() } else { order };
                 if order.is_ne() {

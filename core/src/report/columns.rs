@@ -104,7 +104,11 @@ const CONVERSION: &[(&str, &str, ColumnKind)] = &[
     ("landing_id", "landing_id", ColumnKind::Int),
     ("offer_id", "offer_id", ColumnKind::Int),
     ("ts_id", "ts_id", ColumnKind::Int),
-    ("affiliate_network_id", "affiliate_network_id", ColumnKind::Int),
+    (
+        "affiliate_network_id",
+        "affiliate_network_id",
+        ColumnKind::Int,
+    ),
     ("datetime", "created_at", ColumnKind::Time),
     ("postback_datetime", "created_at", ColumnKind::Time),
     ("click_datetime", "click_created_at", ColumnKind::Time),
@@ -168,6 +172,9 @@ mod tests {
         for bad in ["sub_id_1", "id; DROP TABLE conversions", "", "country"] {
             assert!(conversion_column(bad).is_none(), "{bad}");
         }
-        assert_eq!(conversion_column("click_datetime").unwrap().sql, "click_created_at");
+        assert_eq!(
+            conversion_column("click_datetime").unwrap().sql,
+            "click_created_at"
+        );
     }
 }

@@ -274,14 +274,26 @@ mod tests {
             let _ = m.value(&s).to_json();
         }
         assert_eq!(metric("cr").unwrap().value(&s), MetricValue::Percent(50.0));
-        assert_eq!(metric("roi").unwrap().value(&s), MetricValue::Percent(200.0));
-        assert_eq!(metric("epc").unwrap().value(&s), MetricValue::Money(1_500_000));
-        assert_eq!(metric("profit").unwrap().value(&s), MetricValue::Money(4_000_000));
+        assert_eq!(
+            metric("roi").unwrap().value(&s),
+            MetricValue::Percent(200.0)
+        );
+        assert_eq!(
+            metric("epc").unwrap().value(&s),
+            MetricValue::Money(1_500_000)
+        );
+        assert_eq!(
+            metric("profit").unwrap().value(&s),
+            MetricValue::Money(4_000_000)
+        );
         assert_eq!(
             metric("uc_campaign_rate").unwrap().value(&s),
             MetricValue::Percent(75.0)
         );
-        assert_eq!(metric("cps").unwrap().value(&Sums::default()), MetricValue::Money(0));
+        assert_eq!(
+            metric("cps").unwrap().value(&Sums::default()),
+            MetricValue::Money(0)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use build::{
 pub use columns::{Column, ColumnKind, column, conversion_column};
 pub use metrics::{METRICS, Metric, MetricKind, MetricValue, Sums, metric};
 pub use query::{
-    Bound, Condition, LogQuery, Operator, ReportError, is_label_ref, LABEL_REFS,
+    Bound, Condition, LABEL_REFS, LogQuery, Operator, ReportError, is_label_ref,
     parse_conversion_log_query, parse_log_query,
 };
 
@@ -46,10 +46,8 @@ impl Cell {
             Cell::Text(text) => Value::String(text.clone()),
             Cell::Int(number) => number.map(Value::from).unwrap_or(Value::Null),
             Cell::Bool(flag) => Value::Bool(*flag),
-            Cell::Money(micros) => {
-                serde_json::to_value(crate::model::Money::from_micros(*micros))
-                    .unwrap_or(Value::Null)
-            }
+            Cell::Money(micros) => serde_json::to_value(crate::model::Money::from_micros(*micros))
+                .unwrap_or(Value::Null),
             Cell::Time(at) => at
                 .and_then(|t| timezone.timestamp_opt(t, 0).single())
                 .map(|t| Value::String(t.format("%Y-%m-%d %H:%M:%S").to_string()))

@@ -207,7 +207,12 @@ pub(crate) fn parse_filters(
     let filters = match body.get("filters") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.clone(),
-        Some(_) => return Err(error("filters", "must be an array of {name, operator, expression}")),
+        Some(_) => {
+            return Err(error(
+                "filters",
+                "must be an array of {name, operator, expression}",
+            ));
+        }
     };
     let mut conditions = Vec::new();
     for (i, filter) in filters.iter().enumerate() {
@@ -349,7 +354,10 @@ fn parse_log_query_of(
         sort.push((column, descending));
     }
     if sort.is_empty() {
-        sort.push((column(default_sort).expect("the default sort is a column"), true));
+        sort.push((
+            column(default_sort).expect("the default sort is a column"),
+            true,
+        ));
     }
     let number = |key: &str, default: i64, max: i64| parse_number(body, key, default, max);
     Ok(LogQuery {

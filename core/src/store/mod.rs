@@ -30,8 +30,7 @@ pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
     ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets,
-    ReceivedPostback, SentPostback,
-    ReportStore,
+    ReceivedPostback, ReportStore, SentPostback,
 };
 pub use sqlite::SqliteStore;
 

@@ -207,8 +207,7 @@ pub trait ReportStore: Send + Sync {
     ) -> Result<Vec<(i64, String)>, StoreError>;
 
     /// A page of the conversion log and how many conversions match in all.
-    async fn conversions_log(&self, query: &LogQuery)
-    -> Result<(Vec<Vec<Cell>>, i64), StoreError>;
+    async fn conversions_log(&self, query: &LogQuery) -> Result<(Vec<Vec<Cell>>, i64), StoreError>;
 
     /// The click a postback names, with its offer's payout rules.
     async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError>;
@@ -237,8 +236,11 @@ pub trait ReportStore: Send + Sync {
     async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
 
     /// The sent-postbacks log, newest first.
-    async fn sent_postbacks(&self, limit: i64, offset: i64)
-    -> Result<Vec<SentPostback>, StoreError>;
+    async fn sent_postbacks(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SentPostback>, StoreError>;
 
     /// Empties the sent-postbacks log; returns how many entries went.
     async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;

@@ -529,7 +529,7 @@ fn uncapped_offer<'s>(
     let others: Vec<(i64, i64)> = stream
         .offers
         .iter()
-        .filter(|(id, _)| *id != offer.id && snapshot.offer(*id).is_some_and(|o| open(o)))
+        .filter(|(id, _)| *id != offer.id && snapshot.offer(*id).is_some_and(&open))
         .copied()
         .collect();
     let other = pick_share(&others, None, rng).and_then(|id| snapshot.offer(id));

@@ -105,16 +105,53 @@ async fn postbacks_close_the_loop(backend: Backend) {
     wait_for_clicks(&server, 3).await;
 
     // A lead, then the sale of the same tid, then the same sale again.
-    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=lead&payout=5")).await;
-    assert_eq!((status, outcome(&body).as_str()), (200, "accepted"), "{body}");
-    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=sale&payout=10")).await;
-    assert_eq!((status, outcome(&body).as_str()), (200, "transition"), "{body}");
-    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&tid=T1&status=sale&payout=10")).await;
-    assert_eq!((status, outcome(&body).as_str()), (200, "duplicate"), "{body}");
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=lead&payout=5"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "accepted"),
+        "{body}"
+    );
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=sale&payout=10"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "transition"),
+        "{body}"
+    );
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=sale&payout=10"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "duplicate"),
+        "{body}"
+    );
     // A rejection; nothing leaves `rejected`.
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={b}&status=declined&payout=3")).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={b}&status=declined&payout=3"),
+    )
+    .await;
     assert_eq!(outcome(&body), "accepted", "{body}");
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={b}&status=sale&payout=3")).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={b}&status=sale&payout=3"),
+    )
+    .await;
     assert_eq!(outcome(&body), "ignored", "{body}");
     // Euros at the configured rate, a sub id update and a custom answer.
     let (status, body) = postback(
@@ -125,18 +162,47 @@ async fn postbacks_close_the_loop(backend: Backend) {
     .await;
     assert_eq!((status, body.as_str()), (200, "OK"));
     // A wrong key changes nothing; an unknown sub id is logged; bad values are named.
-    let (status, _) = postback(&server, "wrong-key-0123456789abc", &format!("subid={a}&status=rejected")).await;
+    let (status, _) = postback(
+        &server,
+        "wrong-key-0123456789abc",
+        &format!("subid={a}&status=rejected"),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, body) = postback(&server, POSTBACK_KEY, "subid=nosuchclick&status=sale&payout=1").await;
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        "subid=nosuchclick&status=sale&payout=1",
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1e5")).await;
     assert_eq!(status, 400);
     assert!(body.contains("payout"), "{body}");
-    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1&currency=JPY")).await;
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&payout=1&currency=JPY"),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("currency"), "{body}");
 
-    let metrics = json!(["clicks", "conversions", "leads", "sales", "rejected", "revenue", "cost", "profit", "cr", "epc", "roi", "rejected_revenue", "approve"]);
+    let metrics = json!([
+        "clicks",
+        "conversions",
+        "leads",
+        "sales",
+        "rejected",
+        "revenue",
+        "cost",
+        "profit",
+        "cr",
+        "epc",
+        "roi",
+        "rejected_revenue",
+        "approve"
+    ]);
     let (status, report) = admin(
         &server,
         "report/build",
@@ -194,11 +260,17 @@ async fn postbacks_close_the_loop(backend: Backend) {
     for (body, field) in [
         (json!({"grouping": ["nope"]}), "grouping[0]"),
         (json!({"metrics": ["clicks", "bogus"]}), "metrics[1]"),
-        (json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "(x"}]}), "filters[0].expression"),
+        (
+            json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "(x"}]}),
+            "filters[0].expression",
+        ),
     ] {
         let (status, answer) = admin(&server, "report/build", body).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
     }
 
     // The conversion log and the click log.
@@ -258,7 +330,9 @@ async fn postbacks_close_the_loop(backend: Backend) {
     wait_for_clicks(&server, 4).await;
     let copies: Vec<_> = (0..16)
         .map(|_| {
-            let url = server.url(&format!("/{POSTBACK_KEY}/postback?subid={d}&tid=X&status=sale&payout=7"));
+            let url = server.url(&format!(
+                "/{POSTBACK_KEY}/postback?subid={d}&tid=X&status=sale&payout=7"
+            ));
             tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
         })
         .collect();
@@ -282,7 +356,11 @@ async fn postbacks_close_the_loop(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
     let (_, totals) = admin(&server, "report/build", json!({"metrics": ["clicks"]})).await;
     assert_eq!(totals["rows"][0]["clicks"], 5, "{totals}");
 
@@ -329,7 +407,11 @@ fn data_set() -> Vec<Click> {
             click.keyword = keywords[(i * 7 % 5) as usize].to_string();
             click.is_unique_campaign = i % 2 == 0;
             click.is_bot = i % 11 == 0;
-            click.referrer = if i % 3 == 0 { String::new() } else { "https://r.test/".into() };
+            click.referrer = if i % 3 == 0 {
+                String::new()
+            } else {
+                "https://r.test/".into()
+            };
             click.cost = switchyard::model::Money::from_micros(1_000 * (i % 7));
             click
         })
@@ -358,7 +440,9 @@ async fn load(server: &TestServer) {
                     tid: String::new(),
                     status: *status,
                     original_status: status.as_str().into(),
-                    revenue: Some(switchyard::model::Money::from_micros(1_234_567 * (i % 5 + n as i64))),
+                    revenue: Some(switchyard::model::Money::from_micros(
+                        1_234_567 * (i % 5 + n as i64),
+                    )),
                     default_revenue: switchyard::model::Money::ZERO,
                     cost: switchyard::model::Money::ZERO,
                     currency: "USD".into(),
@@ -394,7 +478,10 @@ async fn sqlite_and_postgres_give_identical_reports() {
         assert_eq!((s1, s2), (200, 200), "{from_sqlite} {from_postgres}");
         from_sqlite["meta"] = Value::Null;
         from_postgres["meta"] = Value::Null;
-        assert!(from_sqlite["total"].as_i64().unwrap() > 0, "{request}: {from_sqlite}");
+        assert!(
+            from_sqlite["total"].as_i64().unwrap() > 0,
+            "{request}: {from_sqlite}"
+        );
         assert_eq!(from_sqlite, from_postgres, "{request}");
     }
     let (_, a) = admin(&sqlite, "conversions/log", json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "sort": [{"name": "sub_id"}], "limit": 500})).await;
@@ -418,7 +505,11 @@ async fn costs_are_spread_exactly(backend: Backend) {
         .await
         .unwrap();
     store
-        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
         .await
         .unwrap();
     server.reload().await;
@@ -435,7 +526,10 @@ async fn costs_are_spread_exactly(backend: Backend) {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["updated_clicks"], 3);
     let totals = cost_totals(&server).await;
-    assert_eq!(totals["cost"], 10, "3.333334 + 3.333333 + 3.333333: {totals}");
+    assert_eq!(
+        totals["cost"], 10,
+        "3.333334 + 3.333333 + 3.333333: {totals}"
+    );
     assert_eq!(totals["cpc"], 3.333333);
     // In bulk, in euros at the configured rate; a filter no click matches changes nothing.
     let (status, answer) = admin(
@@ -447,19 +541,46 @@ async fn costs_are_spread_exactly(backend: Backend) {
         ]}),
     )
     .await;
-    assert_eq!((status, answer["updated_clicks"].as_i64()), (200, Some(3)), "{answer}");
+    assert_eq!(
+        (status, answer["updated_clicks"].as_i64()),
+        (200, Some(3)),
+        "{answer}"
+    );
     assert_eq!(cost_totals(&server).await["cost"], 3);
     for (path, body, field) in [
-        (format!("campaigns/{}/update_costs", campaign.id), json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "abc"}), "cost"),
-        (format!("campaigns/{}/update_costs", campaign.id), json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "currency": "JPY"}), "currency"),
-        ("clicks/update_costs".to_string(), json!({"campaign_ids": [campaign.id], "costs": [{"end_date": "2100-01-01", "cost": "1"}]}), "costs[0].start_date"),
-        ("clicks/update_costs".to_string(), json!({"campaign_ids": [campaign.id], "costs": [{"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "filters": {"ip": "1.2.3.4"}}]}), "costs[0].filters"),
+        (
+            format!("campaigns/{}/update_costs", campaign.id),
+            json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "abc"}),
+            "cost",
+        ),
+        (
+            format!("campaigns/{}/update_costs", campaign.id),
+            json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "currency": "JPY"}),
+            "currency",
+        ),
+        (
+            "clicks/update_costs".to_string(),
+            json!({"campaign_ids": [campaign.id], "costs": [{"end_date": "2100-01-01", "cost": "1"}]}),
+            "costs[0].start_date",
+        ),
+        (
+            "clicks/update_costs".to_string(),
+            json!({"campaign_ids": [campaign.id], "costs": [{"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "filters": {"ip": "1.2.3.4"}}]}),
+            "costs[0].filters",
+        ),
     ] {
         let (status, answer) = admin(&server, &path, body).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
     }
-    assert_eq!(cost_totals(&server).await["cost"], 3, "refused requests changed nothing");
+    assert_eq!(
+        cost_totals(&server).await["cost"],
+        3,
+        "refused requests changed nothing"
+    );
     server.stop().await;
 }
 
@@ -477,7 +598,10 @@ async fn postgres_costs_are_spread_exactly() {
 /// given statuses in turn (then 200).
 async fn recording_server(
     statuses: Vec<u16>,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -502,7 +626,11 @@ async fn recording_server(
                     if let Some(end) = text.find("\r\n\r\n") {
                         let length = text[..end]
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if read >= end + 4 + length {
                             break;
@@ -511,14 +639,26 @@ async fn recording_server(
                 }
                 let text = String::from_utf8_lossy(&buffer[..read]).to_string();
                 let line = text.lines().next().unwrap_or("").to_string();
-                let request = line.rsplit_once(' ').map(|(r, _)| r.to_string()).unwrap_or(line);
-                let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                let request = line
+                    .rsplit_once(' ')
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or(line);
+                let body = text
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
                 record.lock().unwrap().push((request, body));
                 let status = {
                     let mut statuses = statuses.lock().unwrap();
-                    if statuses.is_empty() { 200 } else { statuses.remove(0) }
+                    if statuses.is_empty() {
+                        200
+                    } else {
+                        statuses.remove(0)
+                    }
                 };
-                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
                 let _ = socket.write_all(head.as_bytes()).await;
             });
         }
@@ -540,14 +680,20 @@ async fn postbacks_go_out(backend: Backend) {
         .await
         .unwrap();
     store
-        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
         .await
         .unwrap();
     let postbacks = json!([
         {"method": "GET", "statuses": ["sale"], "url": format!("{network}/campaign?s={{subid}}&p={{payout}}&st={{status}}")},
         {"method": "POST", "statuses": ["lead"], "url": format!("{network}/post")}
     ]);
-    db.execute(&format!("UPDATE campaigns SET postbacks = '{postbacks}'")).await.unwrap();
+    db.execute(&format!("UPDATE campaigns SET postbacks = '{postbacks}'"))
+        .await
+        .unwrap();
     db.execute(&format!(
         "INSERT INTO traffic_sources (name, postback_url, postback_statuses, created_at, updated_at) VALUES ('TS', '{network}/ts?sub={{subid}}&status={{status}}', '[]', 0, 0)"
     ))
@@ -556,13 +702,30 @@ async fn postbacks_go_out(backend: Backend) {
     server.reload().await;
     let sub = click(&server, "s2s").await;
     wait_for_clicks(&server, 1).await;
-    db.execute("UPDATE clicks SET ts_id = (SELECT MAX(id) FROM traffic_sources)").await.unwrap();
+    db.execute("UPDATE clicks SET ts_id = (SELECT MAX(id) FROM traffic_sources)")
+        .await
+        .unwrap();
 
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=lead&payout=2")).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=lead&payout=2"),
+    )
+    .await;
     assert_eq!(outcome(&body), "accepted");
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=sale&payout=10.5")).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=sale&payout=10.5"),
+    )
+    .await;
     assert_eq!(outcome(&body), "transition");
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={sub}&status=sale&payout=10.5")).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=sale&payout=10.5"),
+    )
+    .await;
     assert_eq!(outcome(&body), "duplicate", "a duplicate sends nothing");
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -577,7 +740,10 @@ async fn postbacks_go_out(backend: Backend) {
         if log.as_array().unwrap().len() >= 4 {
             break log;
         }
-        assert!(std::time::Instant::now() < deadline, "postbacks were not sent: {log}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "postbacks were not sent: {log}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(log.as_array().unwrap().len(), 4, "{log}");
@@ -585,14 +751,34 @@ async fn postbacks_go_out(backend: Backend) {
         assert_eq!(entry["error"], "", "{log}");
         assert_eq!(entry["status"], 200, "{log}");
     }
-    let attempts: i64 = log.as_array().unwrap().iter().map(|e| e["attempts"].as_i64().unwrap()).sum();
-    assert_eq!(attempts, 5, "the first request got a 500 and was retried: {log}");
+    let attempts: i64 = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attempts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        attempts, 5,
+        "the first request got a 500 and was retried: {log}"
+    );
     let requests: Vec<(String, String)> = seen.lock().unwrap().clone();
     let lines: Vec<&str> = requests.iter().map(|(r, _)| r.as_str()).collect();
-    assert!(lines.contains(&format!("GET /campaign?s={sub}&p=10.5&st=sale").as_str()), "{lines:?}");
-    assert!(lines.contains(&format!("GET /ts?sub={sub}&status=lead").as_str()), "{lines:?}");
-    assert!(lines.contains(&format!("GET /ts?sub={sub}&status=sale").as_str()), "{lines:?}");
-    let post = requests.iter().find(|(r, _)| r == "POST /post").expect("the lead's POST");
+    assert!(
+        lines.contains(&format!("GET /campaign?s={sub}&p=10.5&st=sale").as_str()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("GET /ts?sub={sub}&status=lead").as_str()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("GET /ts?sub={sub}&status=sale").as_str()),
+        "{lines:?}"
+    );
+    let post = requests
+        .iter()
+        .find(|(r, _)| r == "POST /post")
+        .expect("the lead's POST");
     let sent: Value = serde_json::from_str(&post.1).unwrap();
     assert_eq!(sent["status"], "lead");
     assert_eq!(sent["subid"], sub.as_str());
@@ -618,7 +804,11 @@ async fn labels_and_clean(backend: Backend) {
         .await
         .unwrap();
     store
-        .create_stream(&NewStream::redirect(campaign.id, "all", "https://offer.test/?subid={subid}"))
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
         .await
         .unwrap();
     server.reload().await;
@@ -627,7 +817,12 @@ async fn labels_and_clean(backend: Backend) {
         subs.push(click(&server, &format!("lab?keyword={keyword}")).await);
     }
     wait_for_clicks(&server, 3).await;
-    let (_, _) = postback(&server, POSTBACK_KEY, &format!("subid={}&status=sale&payout=1", subs[0])).await;
+    let (_, _) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={}&status=sale&payout=1", subs[0]),
+    )
+    .await;
 
     let (status, answer) = admin(
         &server,
@@ -635,10 +830,17 @@ async fn labels_and_clean(backend: Backend) {
         json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"a": "whitelist", "b": "blacklist"}}),
     )
     .await;
-    assert_eq!((status, answer["changed"].as_i64()), (200, Some(2)), "{answer}");
+    assert_eq!(
+        (status, answer["changed"].as_i64()),
+        (200, Some(2)),
+        "{answer}"
+    );
     let labels = |server: &TestServer| {
         client()
-            .get(server.url(&format!("/admin_api/v1/report/labels?campaign_id={}&ref_name=keyword", campaign.id)))
+            .get(server.url(&format!(
+                "/admin_api/v1/report/labels?campaign_id={}&ref_name=keyword",
+                campaign.id
+            )))
             .header("Api-Key", ADMIN_KEY)
             .send()
     };
@@ -651,25 +853,49 @@ async fn labels_and_clean(backend: Backend) {
     assert_eq!(count(&not_black), 2, "{not_black}");
     let (_, log) = admin(&server, "clicks/log", json!({"filters": [{"name": "keyword", "operator": "HAS_LABEL", "expression": "blacklist"}]})).await;
     assert_eq!(log["total"], 1, "{log}");
-    admin(&server, "report/labels", json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"b": ""}})).await;
+    admin(
+        &server,
+        "report/labels",
+        json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"b": ""}}),
+    )
+    .await;
     let got: Value = labels(&server).await.unwrap().json().await.unwrap();
     assert_eq!(got, json!({"a": "whitelist"}));
     for (body, field) in [
-        (json!({"campaign_id": campaign.id, "ref_name": "country", "items": {}}), "ref_name"),
-        (json!({"campaign_id": campaign.id, "ref_name": "ip", "items": {"1.2.3.4": "grey"}}), "items.1.2.3.4"),
+        (
+            json!({"campaign_id": campaign.id, "ref_name": "country", "items": {}}),
+            "ref_name",
+        ),
+        (
+            json!({"campaign_id": campaign.id, "ref_name": "ip", "items": {"1.2.3.4": "grey"}}),
+            "items.1.2.3.4",
+        ),
         (json!({"ref_name": "ip", "items": {}}), "campaign_id"),
     ] {
         let (status, answer) = admin(&server, "report/labels", body).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"].as_str().unwrap().starts_with(field), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
     }
 
     // Cleaning the period deletes the clicks and their conversions.
-    let (status, answer) = admin(&server, "clicks/clean", json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "campaign_id": campaign.id})).await;
+    let (status, answer) = admin(
+        &server,
+        "clicks/clean",
+        json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "campaign_id": campaign.id}),
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["deleted_clicks"], 3);
     assert_eq!(answer["deleted_conversions"], 1);
-    let (_, after) = admin(&server, "report/build", json!({"metrics": ["clicks", "conversions"]})).await;
+    let (_, after) = admin(
+        &server,
+        "report/build",
+        json!({"metrics": ["clicks", "conversions"]}),
+    )
+    .await;
     assert_eq!(after["total"], 0, "{after}");
     let (status, answer) = admin(&server, "clicks/clean", json!({"end_date": "2100-01-01"})).await;
     assert_eq!(status, 400);
@@ -688,7 +914,11 @@ async fn postgres_labels_and_clean() {
 }
 
 async fn location(server: &TestServer, alias: &str) -> String {
-    let response = client().get(server.url(&format!("/{alias}"))).send().await.unwrap();
+    let response = client()
+        .get(server.url(&format!("/{alias}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 302);
     response.headers()["location"].to_str().unwrap().to_string()
 }
@@ -699,12 +929,18 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     let server = TestServer::start(&db, &extra()).await.unwrap();
     let store = server.store();
     let capped = store
-        .create_offer(&NewTarget::external("Capped", "https://capped.test/?subid={subid}"))
+        .create_offer(&NewTarget::external(
+            "Capped",
+            "https://capped.test/?subid={subid}",
+        ))
         .await
         .unwrap()
         .id;
     let alternative = store
-        .create_offer(&NewTarget::external("Alternative", "https://alternative.test/?subid={subid}"))
+        .create_offer(&NewTarget::external(
+            "Alternative",
+            "https://alternative.test/?subid={subid}",
+        ))
         .await
         .unwrap()
         .id;
@@ -717,7 +953,12 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
         .create_campaign(&NewCampaign::new("cap", "Cap", "tok-cap"))
         .await
         .unwrap();
-    let mut stream = NewStream::new(campaign.id, StreamType::Regular, StreamSchema::Landings, "http");
+    let mut stream = NewStream::new(
+        campaign.id,
+        StreamType::Regular,
+        StreamSchema::Landings,
+        "http",
+    );
     stream.offers = vec![(capped, 100)];
     store.create_stream(&stream).await.unwrap();
     server.reload().await;
@@ -725,10 +966,18 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     let first = location(&server, "cap").await;
     assert!(first.starts_with("https://capped.test/"), "{first}");
     wait_for_clicks(&server, 1).await;
-    let (_, body) = postback(&server, POSTBACK_KEY, &format!("subid={}&status=lead", subid_of(&first).unwrap())).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={}&status=lead", subid_of(&first).unwrap()),
+    )
+    .await;
     assert_eq!(outcome(&body), "accepted");
     let second = location(&server, "cap").await;
-    assert!(second.starts_with("https://alternative.test/"), "the cap of 1 is reached: {second}");
+    assert!(
+        second.starts_with("https://alternative.test/"),
+        "the cap of 1 is reached: {second}"
+    );
     server.stop().await;
 
     // After a restart the count comes back from the store.

@@ -81,8 +81,8 @@ fn insert(node: &mut Value, path: &[String], value: Value) {
 fn arrays(value: Value) -> Value {
     match value {
         Value::Object(map) => {
-            let numbered = !map.is_empty()
-                && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
+            let numbered =
+                !map.is_empty() && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
             if numbered {
                 let mut map = map;
                 Value::Array(
@@ -127,7 +127,11 @@ mod tests {
             json!({"a": 1})
         );
         assert_eq!(read(&headers, None, b"  ").unwrap(), json!({}));
-        assert!(read(&headers, None, b"{nope").unwrap_err().starts_with("body"));
+        assert!(
+            read(&headers, None, b"{nope")
+                .unwrap_err()
+                .starts_with("body")
+        );
         assert_eq!(
             read(&headers, Some("limit=3"), b"").unwrap(),
             json!({"limit": "3"})

@@ -66,7 +66,8 @@ pub(super) fn moment(value: Option<&Value>, field: &str, tz: Tz, end: bool) -> R
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
         .ok_or_else(|| format!("{field}: `{text}` is not a date or date and time"))?;
-    crate::report::local_time(tz, at).ok_or_else(|| format!("{field}: `{text}` does not exist in {tz}"))
+    crate::report::local_time(tz, at)
+        .ok_or_else(|| format!("{field}: `{text}` does not exist in {tz}"))
 }
 
 /// One cost of a request: its range, total and filters, in `tz` and `currency`.
@@ -143,7 +144,11 @@ fn spread(
 }
 
 pub(super) fn zone(request: &Value) -> Result<Tz, String> {
-    match request.get("timezone").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    match request
+        .get("timezone")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         None => Ok(chrono_tz::UTC),
         Some(name) => name
             .parse()
@@ -240,19 +245,27 @@ async fn bulk_costs(
                     .or_else(|| item.as_str().and_then(|s| s.trim().parse().ok()))
                 {
                     Some(id) => ids.push(id),
-                    None => return bad_request(format!("campaign_ids[{i}]: must be a campaign id")),
+                    None => {
+                        return bad_request(format!("campaign_ids[{i}]: must be a campaign id"));
+                    }
                 }
             }
             ids
         }
-        _ => return bad_request("campaign_ids: a non-empty array of campaign ids is required".into()),
+        _ => {
+            return bad_request(
+                "campaign_ids: a non-empty array of campaign ids is required".into(),
+            );
+        }
     };
     let tz = match zone(&request) {
         Ok(tz) => tz,
         Err(message) => return bad_request(message),
     };
     let Some(Value::Array(costs)) = request.get("costs") else {
-        return bad_request("costs: an array of {start_date, end_date, cost, filters} is required".into());
+        return bad_request(
+            "costs: an array of {start_date, end_date, cost, filters} is required".into(),
+        );
     };
     let mut spreads = Vec::new();
     for (i, item) in costs.iter().enumerate() {

@@ -25,9 +25,15 @@ use crate::report::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/clicks/log", post(clicks_log))
-        .route("/conversions/log", get(conversions_log).post(conversions_log))
+        .route(
+            "/conversions/log",
+            get(conversions_log).post(conversions_log),
+        )
         .route("/report/build", post(report_build))
-        .route("/report/definition", get(report_definition).post(report_definition))
+        .route(
+            "/report/definition",
+            get(report_definition).post(report_definition),
+        )
         .route("/report/labels", get(get_labels).post(set_labels))
         .route("/clicks/clean", post(clean_clicks))
         .route("/logs/types", get(log_types).post(log_types))
@@ -71,8 +77,9 @@ async fn clicks_log(
         Err(error) => return bad_request(error.to_string()),
     };
     match state.store.clicks_log(&query).await {
-        Ok((rows, total)) => Json(json!({ "rows": log_rows(&query, rows), "total": total }))
-            .into_response(),
+        Ok((rows, total)) => {
+            Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response()
+        }
         Err(error) => internal(error),
     }
 }
@@ -94,8 +101,9 @@ async fn conversions_log(
         Err(error) => return bad_request(error.to_string()),
     };
     match state.store.conversions_log(&query).await {
-        Ok((rows, total)) => Json(json!({ "rows": log_rows(&query, rows), "total": total }))
-            .into_response(),
+        Ok((rows, total)) => {
+            Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response()
+        }
         Err(error) => internal(error),
     }
 }
@@ -140,14 +148,53 @@ async fn report_build(
 /// `report/build` accepts.
 async fn report_definition() -> Response {
     let click_columns = [
-        "click_id", "sub_id", "visitor_code", "campaign_id", "parent_campaign_id", "stream_id",
-        "landing_id", "offer_id", "ts_id", "datetime", "landing_clicked_datetime", "ip",
-        "user_agent", "referrer", "language", "country_code", "country", "region", "city", "isp",
-        "operator", "connection_type", "device_type", "device_model", "os", "os_version",
-        "browser", "browser_version", "source", "keyword", "search_engine", "x_requested_with",
-        "ad_campaign_id", "external_id", "creative_id", "destination", "is_unique_campaign",
-        "is_unique_stream", "is_unique_global", "is_bot", "is_using_proxy", "is_lead", "is_sale",
-        "is_rejected", "cost", "revenue", "profit",
+        "click_id",
+        "sub_id",
+        "visitor_code",
+        "campaign_id",
+        "parent_campaign_id",
+        "stream_id",
+        "landing_id",
+        "offer_id",
+        "ts_id",
+        "datetime",
+        "landing_clicked_datetime",
+        "ip",
+        "user_agent",
+        "referrer",
+        "language",
+        "country_code",
+        "country",
+        "region",
+        "city",
+        "isp",
+        "operator",
+        "connection_type",
+        "device_type",
+        "device_model",
+        "os",
+        "os_version",
+        "browser",
+        "browser_version",
+        "source",
+        "keyword",
+        "search_engine",
+        "x_requested_with",
+        "ad_campaign_id",
+        "external_id",
+        "creative_id",
+        "destination",
+        "is_unique_campaign",
+        "is_unique_stream",
+        "is_unique_global",
+        "is_bot",
+        "is_using_proxy",
+        "is_lead",
+        "is_sale",
+        "is_rejected",
+        "cost",
+        "revenue",
+        "profit",
     ];
     let mut dimensions: Vec<Value> = click_columns
         .iter()
@@ -164,10 +211,27 @@ async fn report_definition() -> Response {
         .map(|m| json!({"name": m.name, "type": format!("{:?}", m.kind).to_lowercase(), "description": m.description}))
         .collect();
     let conversion_columns: Vec<Value> = [
-        "conversion_id", "sub_id", "tid", "status", "previous_status", "original_status",
-        "revenue", "cost", "profit", "currency", "click_id", "campaign_id", "stream_id",
-        "landing_id", "offer_id", "ts_id", "affiliate_network_id", "datetime",
-        "postback_datetime", "click_datetime", "params",
+        "conversion_id",
+        "sub_id",
+        "tid",
+        "status",
+        "previous_status",
+        "original_status",
+        "revenue",
+        "cost",
+        "profit",
+        "currency",
+        "click_id",
+        "campaign_id",
+        "stream_id",
+        "landing_id",
+        "offer_id",
+        "ts_id",
+        "affiliate_network_id",
+        "datetime",
+        "postback_datetime",
+        "click_datetime",
+        "params",
     ]
     .iter()
     .filter_map(|name| conversion_column(name))
@@ -219,7 +283,7 @@ async fn read_log(
             .into_response();
     }
     let query = body::form(raw.unwrap_or_default().as_bytes());
-    let number = |key: &str, default: i64, max: i64| -> Result<i64, Response> {
+    let number = |key: &str, default: i64, max: i64| -> Result<i64, String> {
         match query.get(key).and_then(Value::as_str) {
             None => Ok(default),
             Some(text) => text
@@ -227,16 +291,16 @@ async fn read_log(
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (0..=max).contains(n))
-                .ok_or_else(|| bad_request(format!("{key}: must be a whole number from 0 to {max}"))),
+                .ok_or_else(|| format!("{key}: must be a whole number from 0 to {max}")),
         }
     };
     let limit = match number("limit", 100, 10_000) {
         Ok(n) => n,
-        Err(response) => return response,
+        Err(message) => return bad_request(message),
     };
     let offset = match number("offset", 0, i64::from(i32::MAX)) {
         Ok(n) => n,
-        Err(response) => return response,
+        Err(message) => return bad_request(message),
     };
     if kind == "sent_postbacks" {
         return match state.store.sent_postbacks(limit, offset).await {
@@ -307,15 +371,18 @@ async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> R
     }
 }
 
-fn id_of(request: &Value, key: &str) -> Result<i64, Response> {
+fn id_of(request: &Value, key: &str) -> Result<i64, String> {
     request
         .get(key)
-        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
         .filter(|id| *id > 0)
-        .ok_or_else(|| bad_request(format!("{key}: a campaign id is required")))
+        .ok_or_else(|| format!("{key}: a campaign id is required"))
 }
 
-fn ref_name_of(request: &Value) -> Result<String, Response> {
+fn ref_name_of(request: &Value) -> Result<String, String> {
     let name = request
         .get("ref_name")
         .and_then(Value::as_str)
@@ -325,10 +392,10 @@ fn ref_name_of(request: &Value) -> Result<String, Response> {
     if crate::report::is_label_ref(&name) {
         Ok(name)
     } else {
-        Err(bad_request(format!(
+        Err(format!(
             "ref_name: `{name}` is not one of {}",
             crate::report::LABEL_REFS
-        )))
+        ))
     }
 }
 
@@ -345,7 +412,7 @@ async fn get_labels(
     };
     let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
         (Ok(id), Ok(name)) => (id, name),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(message), _) | (_, Err(message)) => return bad_request(message),
     };
     match state.store.labels(campaign_id, &ref_name).await {
         Ok(labels) => Json(Value::Object(
@@ -373,7 +440,7 @@ async fn set_labels(
     };
     let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
         (Ok(id), Ok(name)) => (id, name),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(message), _) | (_, Err(message)) => return bad_request(message),
     };
     let Some(Value::Object(items)) = request.get("items") else {
         return bad_request("items: an object {value: label} is required".into());
@@ -401,7 +468,11 @@ async fn set_labels(
         }
         changes.push((value.clone(), label));
     }
-    match state.store.set_labels(campaign_id, &ref_name, &changes).await {
+    match state
+        .store
+        .set_labels(campaign_id, &ref_name, &changes)
+        .await
+    {
         Ok(changed) => Json(json!({"success": true, "changed": changed})).into_response(),
         Err(error) => internal(error),
     }
@@ -435,7 +506,7 @@ async fn clean_clicks(
         None | Some(Value::Null) => None,
         Some(_) => match id_of(&request, "campaign_id") {
             Ok(id) => Some(id),
-            Err(response) => return response,
+            Err(message) => return bad_request(message),
         },
     };
     match state.store.clean_clicks(from, to, campaign_id).await {
