@@ -14,7 +14,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::json;
 use switchyard::config::{Backend, DatabaseConfig};
-use switchyard::store::ReportStore;
 
 #[derive(Parser)]
 struct Args {
@@ -53,11 +52,10 @@ fn generate_sql(backend: Backend, clicks: i64, conversions: i64) -> Vec<String> 
         format!(
             "INSERT INTO clicks (sub_id, campaign_id, stream_id, created_at, country_code, country_name, \
              is_unique_campaign, is_bot, cost_micros, referrer) \
-             SELECT 'c' || i, 1 + i % {CAMPAIGNS}, 100 + i % 7, {START} + (i * 7919) % {span}, \
-             'C' || (i % {COUNTRIES}), 'Country ' || (i % {COUNTRIES}), {}, {}, (i % 5) * 10000, \
+             SELECT 'c' || i, 1 + (i * 13 % 101) % {CAMPAIGNS}, 100 + i % 7, {START} + (i * 7919) % {span}, \
+             'C' || ((i * 7 % 103) % {COUNTRIES}), 'Country ' || ((i * 7 % 103) % {COUNTRIES}), {}, {}, (i % 5) * 10000, \
              CASE WHEN i % 4 = 0 THEN '' ELSE 'https://ref.test/' END FROM ({series}) AS g",
-            "(i % 3 <> 0)",
-            "(i % 17 = 0)",
+            "(i % 3 <> 0)", "(i % 17 = 0)",
         ),
         format!(
             "INSERT INTO conversions (sub_id, tid, click_id, campaign_id, status, original_status, revenue_micros, \
@@ -81,17 +79,27 @@ const HAND_CONVERSIONS: &str = "SELECT k.campaign_id, k.country_name, k.created_
 
 async fn hand_written(url: &str, backend: Backend) -> Result<usize> {
     macro_rules! run {
-        ($pool:ty) => {{
-            let pool = <$pool>::connect(url).await?;
+        ($pool:ty, $options:expr) => {{
+            let pool = <$pool>::connect_with($options).await?;
             let a = sqlx::query(HAND_CLICKS).fetch_all(&pool).await?.len();
             let b = sqlx::query(HAND_CONVERSIONS).fetch_all(&pool).await?.len();
             pool.close().await;
             a + b
         }};
     }
+    use std::str::FromStr;
     Ok(match backend {
-        Backend::Sqlite => run!(sqlx::SqlitePool),
-        Backend::Postgres => run!(sqlx::PgPool),
+        // The store's connection settings, so that both sides read the same way.
+        Backend::Sqlite => run!(
+            sqlx::SqlitePool,
+            sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                .pragma("temp_store", "memory")
+                .pragma("cache_size", "-65536")
+        ),
+        Backend::Postgres => run!(
+            sqlx::PgPool,
+            sqlx::postgres::PgConnectOptions::from_str(url)?
+        ),
     })
 }
 

@@ -120,7 +120,33 @@ pub struct ReportSql {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub conditions: Vec<Condition>,
+    /// The click sums the metrics need (others are not computed); `clicks` always is.
+    pub click_sums: Vec<&'static str>,
+    /// Whether any metric reads conversions (else their aggregate is skipped).
+    pub conversions: bool,
 }
+
+impl ReportSql {
+    /// Every sum computed (for tests and callers that read `Sums` directly).
+    pub fn with_every_sum(mut self) -> Self {
+        self.click_sums = ALL_CLICK_SUMS.to_vec();
+        self.conversions = true;
+        self
+    }
+}
+
+/// The click sums the store can compute besides `clicks`.
+pub const ALL_CLICK_SUMS: &[&str] = &[
+    "campaign_unique",
+    "stream_unique",
+    "global_unique",
+    "bots",
+    "proxies",
+    "empty_referrers",
+    "lp_clicks",
+    "lp_seconds",
+    "cost",
+];
 
 /// How bucket numbers become local times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,6 +397,20 @@ pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportE
         (Some((0, size)), BucketMode::Zoned)
     };
 
+    let read: Vec<&Metric> = metrics
+        .iter()
+        .chain(metric_filters.iter().map(|f| &f.metric))
+        .chain(sort.iter().filter_map(|(k, _)| match k {
+            SortKey::Metric(m) => Some(m),
+            SortKey::Grouping(_) => None,
+        }))
+        .collect();
+    let click_sums: Vec<&'static str> = ALL_CLICK_SUMS
+        .iter()
+        .copied()
+        .filter(|sum| read.iter().any(|m| m.click_sums().contains(sum)))
+        .collect();
+    let conversions = read.iter().any(|m| m.needs_conversions());
     Ok(ReportQuery {
         groupings,
         metrics,
@@ -381,6 +421,8 @@ pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportE
             from,
             to,
             conditions,
+            click_sums,
+            conversions,
         },
         mode,
         metric_filters,

@@ -195,6 +195,57 @@ impl MetricValue {
 }
 
 impl Metric {
+    /// The click sums (see `CLICK_SUMS` in the store) this metric reads besides `clicks`.
+    pub fn click_sums(&self) -> &'static [&'static str] {
+        match self.name {
+            "campaign_unique_clicks" | "uc_campaign_rate" => &["campaign_unique"],
+            "ecpc" => &["campaign_unique", "cost"],
+            "stream_unique_clicks" | "uc_stream_rate" => &["stream_unique"],
+            "global_unique_clicks" | "uc_global_rate" => &["global_unique"],
+            "bots" | "bot_share" => &["bots"],
+            "proxies" => &["proxies"],
+            "empty_referrers" => &["empty_referrers"],
+            "lp_clicks" | "lp_ctr" => &["lp_clicks"],
+            "landing_clicked_period" => &["lp_clicks", "lp_seconds"],
+            "roi" | "roi_confirmed" | "cps" | "cpa" | "cpc" | "profitability" | "cost"
+            | "profit" | "profit_confirmed" => &["cost"],
+            _ => &[],
+        }
+    }
+
+    /// Whether the metric reads conversions.
+    pub fn needs_conversions(&self) -> bool {
+        matches!(
+            self.name,
+            "conversions"
+                | "leads"
+                | "sales"
+                | "rejected"
+                | "rebills"
+                | "approve"
+                | "cr"
+                | "crs"
+                | "crl"
+                | "roi"
+                | "roi_confirmed"
+                | "epc"
+                | "epc_confirmed"
+                | "cps"
+                | "cpa"
+                | "ecpm"
+                | "ecpm_confirmed"
+                | "ec"
+                | "ec_confirmed"
+                | "profitability"
+                | "revenue"
+                | "profit"
+                | "lead_revenue"
+                | "sale_revenue"
+                | "rejected_revenue"
+                | "profit_confirmed"
+        )
+    }
+
     /// The metric over `s`.
     pub fn value(&self, s: &Sums) -> MetricValue {
         use MetricValue::{Count, Money as M, Percent as P};

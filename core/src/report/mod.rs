@@ -9,8 +9,8 @@ mod metrics;
 mod query;
 
 pub use build::{
-    Grouping, GroupingKey, MetricFilter, ReportQuery, ReportSql, SortKey, TimeBucket,
-    column_kind_name, grouping_names, parse_report_query,
+    ALL_CLICK_SUMS, Grouping, GroupingKey, MetricFilter, ReportQuery, ReportSql, SortKey,
+    TimeBucket, column_kind_name, grouping_names, parse_report_query,
 };
 pub use columns::{Column, ColumnKind, column, conversion_column};
 pub use metrics::{METRICS, Metric, MetricKind, MetricValue, Sums, metric};

@@ -443,17 +443,33 @@ macro_rules! impl_report_store {
                 })
             }
 
-            const CLICK_SUMS: &str = "COUNT(*) AS clicks, \
-                COALESCE(SUM(CASE WHEN is_unique_campaign THEN 1 ELSE 0 END), 0) AS campaign_unique, \
-                COALESCE(SUM(CASE WHEN is_unique_stream THEN 1 ELSE 0 END), 0) AS stream_unique, \
-                COALESCE(SUM(CASE WHEN is_unique_global THEN 1 ELSE 0 END), 0) AS global_unique, \
-                COALESCE(SUM(CASE WHEN is_bot THEN 1 ELSE 0 END), 0) AS bots, \
-                COALESCE(SUM(CASE WHEN is_using_proxy THEN 1 ELSE 0 END), 0) AS proxies, \
-                COALESCE(SUM(CASE WHEN referrer = '' THEN 1 ELSE 0 END), 0) AS empty_referrers, \
-                COALESCE(SUM(CASE WHEN landing_clicked THEN 1 ELSE 0 END), 0) AS lp_clicks, \
-                CAST(COALESCE(SUM(CASE WHEN landing_clicked THEN COALESCE(landing_clicked_at - created_at, 0) ELSE 0 END), 0) AS BIGINT) AS lp_seconds, \
-                CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost \
-                FROM clicks";
+            /// The click sums besides `COUNT(*) AS clicks`: (name, expression).
+            const CLICK_SUMS: &[(&str, &str)] = &[
+                ("campaign_unique", "COALESCE(SUM(CASE WHEN is_unique_campaign THEN 1 ELSE 0 END), 0)"),
+                ("stream_unique", "COALESCE(SUM(CASE WHEN is_unique_stream THEN 1 ELSE 0 END), 0)"),
+                ("global_unique", "COALESCE(SUM(CASE WHEN is_unique_global THEN 1 ELSE 0 END), 0)"),
+                ("bots", "COALESCE(SUM(CASE WHEN is_bot THEN 1 ELSE 0 END), 0)"),
+                ("proxies", "COALESCE(SUM(CASE WHEN is_using_proxy THEN 1 ELSE 0 END), 0)"),
+                ("empty_referrers", "COALESCE(SUM(CASE WHEN referrer = '' THEN 1 ELSE 0 END), 0)"),
+                ("lp_clicks", "COALESCE(SUM(CASE WHEN landing_clicked THEN 1 ELSE 0 END), 0)"),
+                ("lp_seconds", "CAST(COALESCE(SUM(CASE WHEN landing_clicked THEN COALESCE(landing_clicked_at - created_at, 0) ELSE 0 END), 0) AS BIGINT)"),
+                ("cost", "CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)"),
+            ];
+
+            /// `COUNT(*) AS clicks` and each click sum: computed when `needed`, else a zero.
+            fn push_click_sums(builder: &mut QueryBuilder<Db>, needed: &[&str]) {
+                builder.push("COUNT(*) AS clicks");
+                for (name, expression) in CLICK_SUMS {
+                    builder.push(", ");
+                    if needed.contains(name) {
+                        builder.push(*expression);
+                    } else {
+                        builder.push("CAST(0 AS BIGINT)");
+                    }
+                    builder.push(" AS ").push(*name);
+                }
+                builder.push(" FROM clicks");
+            }
 
             const CONVERSION_SUMS: &str = "COUNT(*) AS conversions, \
                 COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN 1 ELSE 0 END), 0) AS leads, \
@@ -470,7 +486,7 @@ macro_rules! impl_report_store {
             pub(crate) fn report_statements(sql: &ReportSql) -> (QueryBuilder<Db>, QueryBuilder<Db>) {
                 let mut clicks: QueryBuilder<Db> = QueryBuilder::new("");
                 push_keys(&mut clicks, sql);
-                clicks.push(CLICK_SUMS);
+                push_click_sums(&mut clicks, &sql.click_sums);
                 push_conditions(&mut clicks, "created_at", sql.from, sql.to, &sql.conditions);
                 push_group_by(&mut clicks, sql.keys.len());
                 let mut conversions: QueryBuilder<Db> = QueryBuilder::new("");
@@ -515,7 +531,12 @@ macro_rules! impl_report_store {
                             ..Sums::default()
                         }));
                     }
-                    for row in conversions.build().fetch_all(&self.pool).await? {
+                    let conversion_rows = if sql.conversions {
+                        conversions.build().fetch_all(&self.pool).await?
+                    } else {
+                        Vec::new()
+                    };
+                    for row in conversion_rows {
                         let mut cells = Vec::with_capacity(n);
                         for (i, key) in sql.keys.iter().enumerate() {
                             cells.push(read_cell(&row, i, key)?);

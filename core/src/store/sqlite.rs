@@ -21,6 +21,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
+            // Reports group millions of rows: sort in memory, keep 64 MiB of pages per connection.
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536")
             // `REGEXP` for report filters, backed by the linear-time `regex` crate.
             .with_regexp();
         if let Some(dir) = options.get_filename().parent()
