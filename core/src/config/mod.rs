@@ -237,6 +237,22 @@ pub struct Config {
     pub dialects: DialectsConfig,
     pub campaigns: CampaignsConfig,
     pub log: LogConfig,
+    pub postback: PostbackConfig,
+}
+
+/// The postback endpoint and money conversion (the key itself is a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackConfig {
+    /// `/postback` without the key is served too.
+    pub keyless: bool,
+    /// The tracker's currency (upper-case ISO code).
+    pub currency: String,
+    /// Units of the tracker's currency per unit of each other currency (upper-case codes).
+    pub rates: Vec<(String, crate::model::Money)>,
+    /// First wait before an outgoing postback is retried; it doubles after each try.
+    pub retry_base: Duration,
+    /// Tries per outgoing postback (1–10).
+    pub max_attempts: u32,
 }
 
 /// Reads the file at `path` and the process environment.
@@ -339,7 +355,7 @@ pub fn from_sources(
         database: check.database(&database, base),
         secrets: ConfiguredSecrets {
             admin_api_key: check.secret("admin", "api_key", admin.api_key),
-            postback_key: check.secret("postback", "key", postback.key),
+            postback_key: check.secret("postback", "key", postback.key.clone()),
             signing_key: check.secret("security", "signing_key", security.signing_key),
             dialect_keys: Dialect::ALL
                 .into_iter()
@@ -408,6 +424,7 @@ pub fn from_sources(
                 .filter(|d| !d.is_empty())
                 .map(|d| base.join(d)),
         },
+        postback: check.postback(&postback),
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -732,6 +749,66 @@ impl Checker<'_, '_> {
             );
         }
         path.to_string()
+    }
+
+    fn postback(&mut self, raw: &RawPostback) -> PostbackConfig {
+        let code = |text: &str| {
+            let upper = text.trim().to_ascii_uppercase();
+            (upper.len() == 3 && upper.bytes().all(|b| b.is_ascii_uppercase())).then_some(upper)
+        };
+        let currency = if raw.currency.trim().is_empty() {
+            "USD".to_string()
+        } else {
+            code(&raw.currency).unwrap_or_else(|| {
+                self.fail(
+                    "postback",
+                    "currency",
+                    format!("`{}` is not a three-letter currency code", raw.currency),
+                );
+                "USD".to_string()
+            })
+        };
+        let mut rates = Vec::new();
+        for (name, rate) in &raw.rates {
+            let Some(name) = code(name) else {
+                self.fail(
+                    "postback",
+                    "rates",
+                    format!("`{name}` is not a three-letter currency code"),
+                );
+                continue;
+            };
+            match rate.parse::<crate::model::Money>() {
+                Ok(value) if value.micros() > 0 => rates.push((name, value)),
+                _ => self.fail(
+                    "postback",
+                    "rates",
+                    format!("the rate of {name}, `{rate}`, is not a positive decimal"),
+                ),
+            }
+        }
+        if raw.max_attempts > 10 {
+            self.fail(
+                "postback",
+                "max_attempts",
+                format!("{} is more than 10", raw.max_attempts),
+            );
+        }
+        PostbackConfig {
+            keyless: raw.keyless,
+            currency,
+            rates,
+            retry_base: Duration::from_millis(if raw.retry_base_ms == 0 {
+                1_000
+            } else {
+                raw.retry_base_ms
+            }),
+            max_attempts: if raw.max_attempts == 0 {
+                4
+            } else {
+                raw.max_attempts.min(10)
+            },
+        }
     }
 
     fn database(&mut self, raw: &RawDatabase, base: &Path) -> DatabaseConfig {

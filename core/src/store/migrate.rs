@@ -23,6 +23,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("schema/postgres/0002_dialects.sql"),
     },
     Migration {
+        version: 3,
+        name: "reports",
+        sqlite: include_str!("schema/sqlite/0003_reports.sql"),
+        postgres: include_str!("schema/postgres/0003_reports.sql"),
+    },
+    Migration {
         version: 4,
         name: "campaign_files",
         sqlite: include_str!("schema/sqlite/0004_campaign_files.sql"),

@@ -7,6 +7,9 @@ mod files;
 mod migrate;
 pub mod objects;
 mod postgres;
+mod reports;
+#[cfg(test)]
+mod reports_props;
 mod sql;
 mod sqlite;
 pub mod tables;
@@ -29,6 +32,10 @@ pub use click_log::{
 pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
+pub use reports::{
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets,
+    ReceivedPostback, ReportStore, SentPostback,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -62,7 +69,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: FileStore + objects::ObjectStore + Send + Sync {
+pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_files;
 mod click_api;
+mod conversions;
 mod dialects;
 mod files;
 mod foundation;
