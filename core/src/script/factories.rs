@@ -439,6 +439,21 @@ fn reply_from_map(map: &Map) -> Result<Reply, String> {
     })
 }
 
+/// A script error for people: Rhai shows a termination from `on_progress` only as "Script
+/// terminated", so the reason given there (the time budget) is taken from its token.
+fn describe(error: &rhai::EvalAltResult) -> String {
+    match error {
+        rhai::EvalAltResult::ErrorTerminated(token, _) if token.is_string() => {
+            format!(
+                "{} ({} ms)",
+                token.clone().into_string().unwrap_or_default(),
+                CALL_BUDGET.as_millis()
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,20 +551,5 @@ mod tests {
             reply_from_map(&content).unwrap(),
             Reply::Content { status: 404, .. }
         ));
-    }
-}
-
-/// A script error for people: Rhai shows a termination from `on_progress` only as "Script
-/// terminated", so the reason given there (the time budget) is taken from its token.
-fn describe(error: &rhai::EvalAltResult) -> String {
-    match error {
-        rhai::EvalAltResult::ErrorTerminated(token, _) if token.is_string() => {
-            format!(
-                "{} ({} ms)",
-                token.clone().into_string().unwrap_or_default(),
-                CALL_BUDGET.as_millis()
-            )
-        }
-        other => other.to_string(),
     }
 }

@@ -33,69 +33,11 @@ pub fn read(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Result<Val
 }
 
 /// A form body in bracket notation as a JSON object (values are strings; numbered or `[]`
-/// keys become arrays).
+/// keys become arrays), parsed as every Admin API form is (`input::merge_pairs`).
 pub fn form(body: &[u8]) -> Value {
-    let mut root = Value::Object(Map::new());
-    for (key, value) in url::form_urlencoded::parse(body) {
-        let mut path: Vec<String> = Vec::new();
-        match key.find('[') {
-            Some(open) if key.ends_with(']') => {
-                path.push(key[..open].to_string());
-                for part in key[open + 1..key.len() - 1].split("][") {
-                    path.push(part.to_string());
-                }
-            }
-            _ => path.push(key.to_string()),
-        }
-        insert(&mut root, &path, Value::String(value.into_owned()));
-    }
-    arrays(root)
-}
-
-fn insert(node: &mut Value, path: &[String], value: Value) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    if !node.is_object() {
-        *node = Value::Object(Map::new());
-    }
-    let Value::Object(map) = node else { return };
-    let key = if first.is_empty() {
-        // `[]`: the next free position.
-        map.len().to_string()
-    } else {
-        first.clone()
-    };
-    if rest.is_empty() {
-        map.insert(key, value);
-    } else {
-        insert(
-            map.entry(key).or_insert_with(|| Value::Object(Map::new())),
-            rest,
-            value,
-        );
-    }
-}
-
-/// Objects whose keys are 0, 1, 2 … become arrays, recursively.
-fn arrays(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let numbered =
-                !map.is_empty() && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
-            if numbered {
-                let mut map = map;
-                Value::Array(
-                    (0..map.len())
-                        .map(|i| arrays(map.remove(&i.to_string()).unwrap_or(Value::Null)))
-                        .collect(),
-                )
-            } else {
-                Value::Object(map.into_iter().map(|(k, v)| (k, arrays(v))).collect())
-            }
-        }
-        other => other,
-    }
+    let mut fields = Map::new();
+    super::input::merge_pairs(&mut fields, url::form_urlencoded::parse(body));
+    Value::Object(fields)
 }
 
 #[cfg(test)]
