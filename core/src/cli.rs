@@ -27,8 +27,19 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Check the configuration, print every problem, exit non-zero on any.
-    Validate,
+    /// Check the configuration and the campaigns directory, print every problem, exit
+    /// non-zero on any.
+    Validate {
+        /// Check this campaigns directory instead of the configured one.
+        #[arg(long = "campaigns-dir")]
+        campaigns_dir: Option<PathBuf>,
+    },
+    /// Write the stored campaigns, streams, offers, landings, networks and sources as
+    /// campaign files under DIR.
+    Export { dir: PathBuf },
+    /// Show what loading a campaigns directory (default: the configured one) would change;
+    /// exit 0 when nothing, 1 when something, 2 on problems.
+    Diff { dir: Option<PathBuf> },
     /// Route a hypothetical click and print the decision with its trace (nothing is recorded).
     Route(RouteArgs),
     /// List every filter and action kind with its origin; exit non-zero if a plugin fails to load.
@@ -67,10 +78,19 @@ pub fn run() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Validate => {
+        Command::Validate { campaigns_dir } => {
             println!("{}: the configuration is valid.", cli.config.display());
-            ExitCode::SUCCESS
+            match campaigns_dir.or_else(|| config.campaigns.dir.clone()) {
+                Some(dir) if !crate::files::commands::validate_dir(&config, &dir) => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
+        Command::Export { dir } => runtime_block(config, move |config| async move {
+            crate::files::commands::export(config, &dir).await
+        }),
+        Command::Diff { dir } => crate::files::commands::diff(config, dir.as_deref()),
         Command::Migrate => runtime_block(config, migrate),
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),
         Command::Plugins => plugins(&config),

@@ -11,10 +11,13 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod conversions;
 pub mod enrich;
 pub mod fetch;
+pub mod files;
 pub mod model;
 pub mod native;
+pub mod outbound;
 pub mod recorder;
 pub mod registry;
 pub mod reload;

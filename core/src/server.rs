@@ -65,6 +65,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
         snapshot.rebuild(store.as_ref()).await?;
     }
+    if let Some(dir) = &config.campaigns.dir {
+        supervisor.set_campaign_files(Arc::new(crate::files::CampaignFiles::new(dir.clone())));
+        if supervisor.reload_campaign_files().await.is_err() {
+            tracing::warn!(
+                dir = %dir.display(),
+                "Serving the stored campaigns; fix the campaign files and they load on the next change."
+            );
+        }
+    }
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }
@@ -97,6 +106,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         &load_bot_list(store.as_ref()).await?,
     )?;
     seed_hit_counters(store.as_ref(), &snapshot, &traffic).await?;
+    seed_conversion_caps(store.as_ref(), &snapshot, &traffic).await?;
     if config.triggers.enabled {
         let runner = crate::triggers::TriggerRunner::new(
             store.clone(),
@@ -106,7 +116,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
         Arc::new(runner).spawn(config.triggers.tick);
     }
+    let postbacks = crate::outbound::PostbackSender::start(
+        store.clone(),
+        fetcher.clone(),
+        config.postback.retry_base,
+        config.postback.max_attempts,
+    );
     let state = AppState {
+        postbacks,
         config: Arc::new(config),
         store,
         snapshot,
@@ -192,6 +209,25 @@ pub async fn load_bot_list(store: &dyn Store) -> Result<Vec<IpNet>, StoreError> 
 
 /// `limit` filters count a stream's clicks; the counts continue from the clicks table after a
 /// restart (read once here, only for streams that have a `limit` filter).
+/// Restores today's conversions of capped offers from the store (the click path then counts
+/// in memory).
+async fn seed_conversion_caps(
+    store: &dyn Store,
+    cell: &SnapshotCell,
+    traffic: &TrafficEnv,
+) -> Result<(), StoreError> {
+    let snapshot = cell.load();
+    let now = crate::model::unix_now();
+    for offer in snapshot.offers() {
+        if let Some(cap) = offer.cap {
+            let since = crate::traffic::day_start(cap.timezone, now);
+            let count = store.offer_conversions_since(offer.id, since).await?;
+            traffic.caps.restore(offer.id, cap.timezone, now, count);
+        }
+    }
+    Ok(())
+}
+
 async fn seed_hit_counters(
     store: &dyn Store,
     cell: &SnapshotCell,

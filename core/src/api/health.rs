@@ -22,8 +22,11 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     let snapshot = state.snapshot.load();
     let last_error = state.snapshot.last_error();
     let plugins = state.supervisor.report();
-    let healthy =
-        database["status"] == "ok" && last_error.is_none() && plugins.last_errors.is_empty();
+    let files = state.supervisor.campaign_files().map(|f| f.status());
+    let healthy = database["status"] == "ok"
+        && last_error.is_none()
+        && plugins.last_errors.is_empty()
+        && files.as_ref().is_none_or(|f| f.last_errors.is_empty());
     Json(json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -41,5 +44,6 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "kinds": plugins.kinds.len(),
             "last_errors": plugins.last_errors,
         },
+        "campaign_files": files,
     }))
 }

@@ -6,6 +6,7 @@ mod client;
 mod dialects;
 mod error;
 mod health;
+mod postback;
 pub mod reply;
 mod traffic;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Plugin reloads and their report.
     pub supervisor: Arc<Supervisor>,
+    /// Outgoing S2S postbacks (a bounded queue and its sending worker).
+    pub postbacks: crate::outbound::PostbackSender,
     /// `remote` action answers, reused for a minute.
     pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(admin::router(state.clone()))
         .merge(click_api::router())
+        .merge(postback::router(config.postback.keyless))
         .merge(dialects::router(state.clone()))
         .merge(traffic::router())
         .with_state(state)

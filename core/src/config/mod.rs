@@ -125,6 +125,12 @@ pub struct PluginsConfig {
     pub debounce: Duration,
 }
 
+/// The campaigns directory (config-as-files); `None` when not configured.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignsConfig {
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: String,
@@ -229,7 +235,24 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub triggers: TriggersConfig,
     pub dialects: DialectsConfig,
+    pub campaigns: CampaignsConfig,
     pub log: LogConfig,
+    pub postback: PostbackConfig,
+}
+
+/// The postback endpoint and money conversion (the key itself is a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackConfig {
+    /// `/postback` without the key is served too.
+    pub keyless: bool,
+    /// The tracker's currency (upper-case ISO code).
+    pub currency: String,
+    /// Units of the tracker's currency per unit of each other currency (upper-case codes).
+    pub rates: Vec<(String, crate::model::Money)>,
+    /// First wait before an outgoing postback is retried; it doubles after each try.
+    pub retry_base: Duration,
+    /// Tries per outgoing postback (1–10).
+    pub max_attempts: u32,
 }
 
 /// Reads the file at `path` and the process environment.
@@ -308,6 +331,7 @@ pub fn from_sources(
     let reload: RawReload = section(&table, "reload", &locator, &mut problems);
     let triggers: RawTriggers = section(&table, "triggers", &locator, &mut problems);
     let dialects: RawDialects = section(&table, "dialects", &locator, &mut problems);
+    let campaigns: RawCampaigns = section(&table, "campaigns", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -331,7 +355,7 @@ pub fn from_sources(
         database: check.database(&database, base),
         secrets: ConfiguredSecrets {
             admin_api_key: check.secret("admin", "api_key", admin.api_key),
-            postback_key: check.secret("postback", "key", postback.key),
+            postback_key: check.secret("postback", "key", postback.key.clone()),
             signing_key: check.secret("security", "signing_key", security.signing_key),
             dialect_keys: Dialect::ALL
                 .into_iter()
@@ -395,6 +419,12 @@ pub fn from_sources(
             rest_clicks_campaign: Some(dialects.rest_clicks_campaign.trim().to_string())
                 .filter(|alias| !alias.is_empty()),
         },
+        campaigns: CampaignsConfig {
+            dir: Some(campaigns.dir.trim())
+                .filter(|d| !d.is_empty())
+                .map(|d| base.join(d)),
+        },
+        postback: check.postback(&postback),
         log: LogConfig {
             json: check.log_format(&log.format),
             level: check.log_level(&log.level),
@@ -413,8 +443,22 @@ pub fn defaults() -> Config {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "database", "admin", "postback", "security", "recorder", "demo", "geoip", "fetch",
-    "scripts", "plugins", "reload", "triggers", "dialects", "log",
+    "server",
+    "database",
+    "admin",
+    "postback",
+    "security",
+    "recorder",
+    "demo",
+    "geoip",
+    "fetch",
+    "scripts",
+    "plugins",
+    "reload",
+    "triggers",
+    "dialects",
+    "campaigns",
+    "log",
 ];
 
 /// Path prefixes of Switchyard's own routes, which a configurable API base path may not enter.
@@ -450,6 +494,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("reload", table(RawReload::default())),
         ("triggers", table(RawTriggers::default())),
         ("dialects", table(RawDialects::default())),
+        ("campaigns", table(RawCampaigns::default())),
         ("log", table(RawLog::default())),
     ])
 }
@@ -704,6 +749,66 @@ impl Checker<'_, '_> {
             );
         }
         path.to_string()
+    }
+
+    fn postback(&mut self, raw: &RawPostback) -> PostbackConfig {
+        let code = |text: &str| {
+            let upper = text.trim().to_ascii_uppercase();
+            (upper.len() == 3 && upper.bytes().all(|b| b.is_ascii_uppercase())).then_some(upper)
+        };
+        let currency = if raw.currency.trim().is_empty() {
+            "USD".to_string()
+        } else {
+            code(&raw.currency).unwrap_or_else(|| {
+                self.fail(
+                    "postback",
+                    "currency",
+                    format!("`{}` is not a three-letter currency code", raw.currency),
+                );
+                "USD".to_string()
+            })
+        };
+        let mut rates = Vec::new();
+        for (name, rate) in &raw.rates {
+            let Some(name) = code(name) else {
+                self.fail(
+                    "postback",
+                    "rates",
+                    format!("`{name}` is not a three-letter currency code"),
+                );
+                continue;
+            };
+            match rate.parse::<crate::model::Money>() {
+                Ok(value) if value.micros() > 0 => rates.push((name, value)),
+                _ => self.fail(
+                    "postback",
+                    "rates",
+                    format!("the rate of {name}, `{rate}`, is not a positive decimal"),
+                ),
+            }
+        }
+        if raw.max_attempts > 10 {
+            self.fail(
+                "postback",
+                "max_attempts",
+                format!("{} is more than 10", raw.max_attempts),
+            );
+        }
+        PostbackConfig {
+            keyless: raw.keyless,
+            currency,
+            rates,
+            retry_base: Duration::from_millis(if raw.retry_base_ms == 0 {
+                1_000
+            } else {
+                raw.retry_base_ms
+            }),
+            max_attempts: if raw.max_attempts == 0 {
+                4
+            } else {
+                raw.max_attempts.min(10)
+            },
+        }
     }
 
     fn database(&mut self, raw: &RawDatabase, base: &Path) -> DatabaseConfig {

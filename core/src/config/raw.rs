@@ -64,6 +64,16 @@ pub struct RawAdmin {
 pub struct RawPostback {
     /// Secret path segment of `/{key}/postback`. Unset: generated on first start.
     pub key: Option<String>,
+    /// Also serve `/postback` without the key (only behind a trusted network).
+    pub keyless: bool,
+    /// The tracker's currency (ISO code); revenue is converted into it. Empty: USD.
+    pub currency: String,
+    /// Units of the tracker's currency per unit of another currency: `{ EUR = "1.08" }`.
+    pub rates: std::collections::BTreeMap<String, String>,
+    /// First wait before an outgoing postback is retried (doubling after each try). 0: 1000.
+    pub retry_base_ms: u64,
+    /// Tries per outgoing postback. 0: 4.
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -190,6 +200,14 @@ impl Default for RawPlugins {
             dir: "plugins/lib".into(),
         }
     }
+}
+
+/// Config-as-files: a directory of TOML files declaring campaigns and what they use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCampaigns {
+    /// The campaigns directory ("" = none), relative to the config file; watched for changes.
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

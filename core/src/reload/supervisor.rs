@@ -113,6 +113,8 @@ pub struct Supervisor {
     state: Mutex<State>,
     /// Serialises reloads (a watcher event and an API call may race).
     reload_lock: tokio::sync::Mutex<()>,
+    /// The campaigns directory, when configured (set once at start).
+    campaign_files: std::sync::OnceLock<Arc<crate::files::CampaignFiles>>,
 }
 
 impl Supervisor {
@@ -134,7 +136,29 @@ impl Supervisor {
                 libraries: Vec::new(),
             }),
             reload_lock: tokio::sync::Mutex::new(()),
+            campaign_files: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Puts the campaigns directory under this supervisor (before `spawn_watcher`).
+    pub fn set_campaign_files(&self, files: Arc<crate::files::CampaignFiles>) {
+        let _ = self.campaign_files.set(files);
+    }
+
+    /// The campaigns directory, when configured.
+    pub fn campaign_files(&self) -> Option<&Arc<crate::files::CampaignFiles>> {
+        self.campaign_files.get()
+    }
+
+    /// Loads the campaigns directory (checked with the current registry) into the store and
+    /// the snapshot; a directory with problems changes nothing. `Ok(None)` when none is
+    /// configured, else how many objects changed.
+    pub async fn reload_campaign_files(&self) -> Result<Option<usize>, Vec<String>> {
+        let Some(files) = self.campaign_files.get() else {
+            return Ok(None);
+        };
+        let _guard = self.reload_lock.lock().await;
+        files.load(self.store.as_ref(), &self.cell).await.map(Some)
     }
 
     /// Loads every plugin source; on success swaps the registry and rebuilds the snapshot, on
@@ -298,7 +322,11 @@ impl Supervisor {
             }
         };
         let mut watched = Vec::new();
-        for dir in [&self.config.scripts_dir, &self.config.native_dir] {
+        let campaigns_dir = self.campaign_files.get().map(|f| f.dir().to_path_buf());
+        for dir in [&self.config.scripts_dir, &self.config.native_dir]
+            .into_iter()
+            .chain(campaigns_dir.as_ref())
+        {
             if dir.is_dir() {
                 match watcher.watch(dir, RecursiveMode::Recursive) {
                     Ok(()) => watched.push(dir.display().to_string()),
@@ -335,8 +363,18 @@ impl Supervisor {
                 if paths.iter().any(|p| supervisor.is_config_file(p)) {
                     supervisor.check_config_file();
                 }
-                if paths.iter().any(|p| supervisor.is_plugin_source(p)) {
+                let plugins_changed = paths.iter().any(|p| supervisor.is_plugin_source(p));
+                if plugins_changed {
                     let _ = supervisor.reload().await;
+                }
+                // A plugin change may fix campaign files that named a missing kind.
+                let retry = plugins_changed
+                    && supervisor
+                        .campaign_files
+                        .get()
+                        .is_some_and(|f| !f.status().last_errors.is_empty());
+                if retry || paths.iter().any(|p| supervisor.is_campaign_file(p)) {
+                    let _ = supervisor.reload_campaign_files().await;
                 }
             }
         }))
@@ -344,6 +382,12 @@ impl Supervisor {
 
     fn is_plugin_source(&self, path: &Path) -> bool {
         path.starts_with(&self.config.scripts_dir) || path.starts_with(&self.config.native_dir)
+    }
+
+    fn is_campaign_file(&self, path: &Path) -> bool {
+        self.campaign_files
+            .get()
+            .is_some_and(|files| path.starts_with(files.dir()))
     }
 
     fn is_config_file(&self, path: &Path) -> bool {

@@ -81,6 +81,52 @@ const FIXED: &[(&str, &str, ColumnKind)] = &[
     ),
 ];
 
+/// The columns of `conversions/log` (over the `conversions` table). `datetime` and
+/// `postback_datetime` are when the postback arrived, `click_datetime` the click's time.
+const CONVERSION: &[(&str, &str, ColumnKind)] = &[
+    ("conversion_id", "id", ColumnKind::Int),
+    ("sub_id", "sub_id", ColumnKind::Text),
+    ("tid", "tid", ColumnKind::Text),
+    ("status", "status", ColumnKind::Text),
+    ("previous_status", "previous_status", ColumnKind::Text),
+    ("original_status", "original_status", ColumnKind::Text),
+    ("revenue", "revenue_micros", ColumnKind::Money),
+    ("cost", "cost_micros", ColumnKind::Money),
+    (
+        "profit",
+        "(revenue_micros - cost_micros)",
+        ColumnKind::Money,
+    ),
+    ("currency", "currency", ColumnKind::Text),
+    ("click_id", "click_id", ColumnKind::Int),
+    ("campaign_id", "campaign_id", ColumnKind::Int),
+    ("stream_id", "stream_id", ColumnKind::Int),
+    ("landing_id", "landing_id", ColumnKind::Int),
+    ("offer_id", "offer_id", ColumnKind::Int),
+    ("ts_id", "ts_id", ColumnKind::Int),
+    (
+        "affiliate_network_id",
+        "affiliate_network_id",
+        ColumnKind::Int,
+    ),
+    ("datetime", "created_at", ColumnKind::Time),
+    ("postback_datetime", "created_at", ColumnKind::Time),
+    ("click_datetime", "click_created_at", ColumnKind::Time),
+    ("params", "params", ColumnKind::Text),
+];
+
+/// The conversion column named `name`, if `conversions/log` may use it.
+pub fn conversion_column(name: &str) -> Option<Column> {
+    CONVERSION
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(name, sql, kind)| Column {
+            name: name.to_string(),
+            sql: sql.to_string(),
+            kind: *kind,
+        })
+}
+
 /// The column named `name`, if reports may use it.
 pub fn column(name: &str) -> Option<Column> {
     if let Some((name, sql, kind)) = FIXED.iter().find(|(n, _, _)| *n == name) {
@@ -123,5 +169,12 @@ mod tests {
         ] {
             assert!(column(bad).is_none(), "{bad}");
         }
+        for bad in ["sub_id_1", "id; DROP TABLE conversions", "", "country"] {
+            assert!(conversion_column(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            conversion_column("click_datetime").unwrap().sql,
+            "click_created_at"
+        );
     }
 }

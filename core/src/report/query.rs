@@ -17,14 +17,14 @@ pub struct ReportError {
     pub message: String,
 }
 
-fn error(field: impl Into<String>, message: impl Into<String>) -> ReportError {
+pub(crate) fn error(field: impl Into<String>, message: impl Into<String>) -> ReportError {
     ReportError {
         field: field.into(),
         message: message.into(),
     }
 }
 
-/// Keitaro's filter operators (the regular-expression ones come with `report/build`).
+/// Keitaro's filter operators (the label ones, `HAS_LABEL` and `NOT_HAS_LABEL`, are refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
     Equals,
@@ -44,10 +44,18 @@ pub enum Operator {
     IsNotSet,
     IsTrue,
     IsFalse,
+    /// A regular expression of the `regex` crate's syntax (linear time, size-limited); the
+    /// operand is the pattern, with `(?i)` in front for a `/…/i` expression.
+    MatchRegexp,
+    NotMatchRegexp,
+    /// The value has this label (`whitelist`, `blacklist`) in the click's campaign; operands:
+    /// the label and the ref name. Only on the label ref names of clicks.
+    HasLabel,
+    NotHasLabel,
 }
 
 impl Operator {
-    fn parse(text: &str) -> Option<Operator> {
+    pub(crate) fn parse(text: &str) -> Option<Operator> {
         Some(match text {
             "EQUALS" => Operator::Equals,
             "NOT_EQUAL" => Operator::NotEqual,
@@ -66,6 +74,10 @@ impl Operator {
             "IS_NOT_SET" => Operator::IsNotSet,
             "IS_TRUE" => Operator::IsTrue,
             "IS_FALSE" => Operator::IsFalse,
+            "MATCH_REGEXP" => Operator::MatchRegexp,
+            "NOT_MATCH_REGEXP" => Operator::NotMatchRegexp,
+            "HAS_LABEL" => Operator::HasLabel,
+            "NOT_HAS_LABEL" => Operator::NotHasLabel,
             _ => return None,
         })
     }
@@ -119,10 +131,41 @@ const DEFAULT_COLUMNS: &[&str] = &[
 /// `filters` [{name, operator, expression}], `sort` (or `order`) [{name, order}], `limit`,
 /// `offset`. `now` is the current Unix time (for intervals).
 pub fn parse_log_query(body: &Value, now: i64) -> Result<LogQuery, ReportError> {
-    if !body.is_object() {
-        return Err(error("body", "must be a JSON object"));
-    }
+    parse_log_query_of(body, now, column, DEFAULT_COLUMNS, "click_id")
+}
+
+const DEFAULT_CONVERSION_COLUMNS: &[&str] = &[
+    "postback_datetime",
+    "sub_id",
+    "tid",
+    "status",
+    "original_status",
+    "revenue",
+    "campaign_id",
+    "offer_id",
+];
+
+/// Parses a `conversions/log` body: like [`parse_log_query`] over the conversion columns
+/// (`range` selects by the time the postback arrived).
+pub fn parse_conversion_log_query(body: &Value, now: i64) -> Result<LogQuery, ReportError> {
+    parse_log_query_of(
+        body,
+        now,
+        super::conversion_column,
+        DEFAULT_CONVERSION_COLUMNS,
+        "conversion_id",
+    )
+}
+
+/// The request's time zone (`range.timezone`, else `timezone`, else UTC) and range.
+pub(crate) fn zone_and_range(
+    body: &Value,
+    now: i64,
+) -> Result<(Tz, Option<i64>, Option<i64>), ReportError> {
     let range = body.get("range").cloned().unwrap_or(Value::Null);
+    if !(range.is_object() || range.is_null()) {
+        return Err(error("range", "must be an object"));
+    }
     let timezone: Tz = match range
         .get("timezone")
         .or(body.get("timezone"))
@@ -135,9 +178,151 @@ pub fn parse_log_query(body: &Value, now: i64) -> Result<LogQuery, ReportError> 
             .map_err(|_| error("range.timezone", format!("`{name}` is not a time zone")))?,
     };
     let (from, to) = time_range(&range, timezone, now)?;
+    Ok((timezone, from, to))
+}
+
+/// Parses the `filters` of a request whose names `resolve` knows.
+/// Names labels are kept for.
+pub const LABEL_REFS: &str =
+    "ip, source, ad_campaign_id, creative_id, keyword, external_id, sub_id_1..sub_id_30";
+
+/// Whether `name` is a ref name of labels.
+pub fn is_label_ref(name: &str) -> bool {
+    matches!(
+        name,
+        "ip" | "source" | "ad_campaign_id" | "creative_id" | "keyword" | "external_id"
+    ) || name
+        .strip_prefix("sub_id_")
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=crate::model::SUB_ID_COUNT).contains(&n))
+}
+
+pub(crate) fn parse_filters(
+    body: &Value,
+    labels: bool,
+    timezone: Tz,
+    resolve: impl Fn(&str) -> Option<Column>,
+    mut other: impl FnMut(usize, &Value) -> Result<bool, ReportError>,
+) -> Result<Vec<Condition>, ReportError> {
+    let filters = match body.get("filters") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => {
+            return Err(error(
+                "filters",
+                "must be an array of {name, operator, expression}",
+            ));
+        }
+    };
+    let mut conditions = Vec::new();
+    for (i, filter) in filters.iter().enumerate() {
+        let field = |f: &str| format!("filters[{i}].{f}");
+        let name = filter
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| error(field("name"), "is required"))?;
+        let Some(column) = resolve(name) else {
+            if other(i, filter)? {
+                continue;
+            }
+            return Err(error(field("name"), format!("unknown column `{name}`")));
+        };
+        let op_text = filter
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or("EQUALS");
+        if matches!(op_text, "HAS_LABEL" | "NOT_HAS_LABEL")
+            && !(labels && is_label_ref(&column.name))
+        {
+            return Err(error(
+                field("operator"),
+                format!("`{op_text}` applies to the label names ({LABEL_REFS}), not `{name}`"),
+            ));
+        }
+        let operator = Operator::parse(op_text)
+            .ok_or_else(|| error(field("operator"), format!("unknown operator `{op_text}`")))?;
+        let expression = filter.get("expression").cloned().unwrap_or(Value::Null);
+        let values = operands(&column, operator, &expression, timezone)
+            .map_err(|m| error(field("expression"), m))?;
+        conditions.push(Condition {
+            column,
+            operator,
+            values,
+        });
+    }
+    Ok(conditions)
+}
+
+/// `sort` (or `order`): one {name, order} or an array of them, as (name, descending).
+pub(crate) fn parse_sort(body: &Value) -> Result<Vec<(String, bool)>, ReportError> {
+    let items = body
+        .get("sort")
+        .or(body.get("order"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let items = match items {
+        Value::Object(_) => vec![items],
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        _ => return Err(error("sort", "must be an array of {name, order}")),
+    };
+    let mut sort = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| error(format!("sort[{i}].name"), "is required"))?;
+        let descending = match item
+            .get("order")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("ASC") => false,
+            Some("DESC") => true,
+            Some(other) => {
+                return Err(error(
+                    format!("sort[{i}].order"),
+                    format!("must be ASC or DESC, not `{other}`"),
+                ));
+            }
+        };
+        sort.push((name.to_string(), descending));
+    }
+    Ok(sort)
+}
+
+/// `limit` and `offset`: whole numbers (or their text) within bounds.
+pub(crate) fn parse_number(
+    body: &Value,
+    key: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ReportError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|n| (0..=max).contains(n))
+            .ok_or_else(|| error(key, format!("must be a whole number from 0 to {max}"))),
+    }
+}
+
+fn parse_log_query_of(
+    body: &Value,
+    now: i64,
+    column: fn(&str) -> Option<Column>,
+    default_columns: &[&str],
+    default_sort: &str,
+) -> Result<LogQuery, ReportError> {
+    if !body.is_object() {
+        return Err(error("body", "must be a JSON object"));
+    }
+    let (timezone, from, to) = zone_and_range(body, now)?;
 
     let columns = match body.get("columns") {
-        None | Some(Value::Null) => DEFAULT_COLUMNS.iter().filter_map(|c| column(c)).collect(),
+        None | Some(Value::Null) => default_columns.iter().filter_map(|c| column(c)).collect(),
         Some(Value::Array(names)) => {
             let mut columns = Vec::new();
             for (i, name) in names.iter().enumerate() {
@@ -156,99 +341,25 @@ pub fn parse_log_query(body: &Value, now: i64) -> Result<LogQuery, ReportError> 
         Some(_) => return Err(error("columns", "must be an array of column names")),
     };
 
-    let mut conditions = Vec::new();
-    for (i, filter) in body
-        .get("filters")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let field = |f: &str| format!("filters[{i}].{f}");
-        let name = filter
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| error(field("name"), "is required"))?;
-        let column =
-            column(name).ok_or_else(|| error(field("name"), format!("unknown column `{name}`")))?;
-        let op_text = filter
-            .get("operator")
-            .and_then(Value::as_str)
-            .unwrap_or("EQUALS");
-        if matches!(
-            op_text,
-            "MATCH_REGEXP" | "NOT_MATCH_REGEXP" | "HAS_LABEL" | "NOT_HAS_LABEL"
-        ) {
-            return Err(error(
-                field("operator"),
-                format!("`{op_text}` is not supported by clicks/log yet"),
-            ));
-        }
-        let operator = Operator::parse(op_text)
-            .ok_or_else(|| error(field("operator"), format!("unknown operator `{op_text}`")))?;
-        let expression = filter.get("expression").cloned().unwrap_or(Value::Null);
-        let values = operands(&column, operator, &expression, timezone)
-            .map_err(|m| error(field("expression"), m))?;
-        conditions.push(Condition {
-            column,
-            operator,
-            values,
-        });
-    }
-
+    let labels = default_sort == "click_id";
+    let conditions = parse_filters(body, labels, timezone, column, |_, _| Ok(false))?;
     let mut sort = Vec::new();
-    let sort_items = body
-        .get("sort")
-        .or(body.get("order"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let sort_items = match sort_items {
-        Value::Object(_) => vec![sort_items],
-        Value::Array(items) => items,
-        _ => Vec::new(),
-    };
-    for (i, item) in sort_items.iter().enumerate() {
-        let name = item
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| error(format!("sort[{i}].name"), "is required"))?;
-        let column = column(name).ok_or_else(|| {
+    for (i, (name, descending)) in parse_sort(body)?.into_iter().enumerate() {
+        let column = column(&name).ok_or_else(|| {
             error(
                 format!("sort[{i}].name"),
                 format!("unknown column `{name}`"),
             )
         })?;
-        let descending = match item
-            .get("order")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("ASC") => false,
-            Some("DESC") => true,
-            Some(other) => {
-                return Err(error(
-                    format!("sort[{i}].order"),
-                    format!("must be ASC or DESC, not `{other}`"),
-                ));
-            }
-        };
         sort.push((column, descending));
     }
     if sort.is_empty() {
-        sort.push((column("click_id").expect("click_id is a column"), true));
+        sort.push((
+            column(default_sort).expect("the default sort is a column"),
+            true,
+        ));
     }
-    let number = |key: &str, default: i64, max: i64| -> Result<i64, ReportError> {
-        match body.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|n| (0..=max).contains(n))
-                .ok_or_else(|| error(key, format!("must be a whole number from 0 to {max}"))),
-        }
-    };
+    let number = |key: &str, default: i64, max: i64| parse_number(body, key, default, max);
     Ok(LogQuery {
         columns,
         from,
@@ -261,7 +372,7 @@ pub fn parse_log_query(body: &Value, now: i64) -> Result<LogQuery, ReportError> 
     })
 }
 
-fn local(tz: Tz, at: NaiveDateTime) -> Option<i64> {
+pub(crate) fn local(tz: Tz, at: NaiveDateTime) -> Option<i64> {
     tz.from_local_datetime(&at)
         .earliest()
         .map(|t| t.timestamp())
@@ -335,7 +446,7 @@ fn time_range(range: &Value, tz: Tz, now: i64) -> Result<(Option<i64>, Option<i6
 }
 
 /// Types the operands of a filter by its column.
-fn operands(
+pub(crate) fn operands(
     column: &Column,
     operator: Operator,
     expression: &Value,
@@ -398,6 +509,24 @@ fn operands(
             }
             Ok(vec![Bound::Bool(operator == IsTrue)])
         }
+        HasLabel | NotHasLabel => {
+            let label = items
+                .first()
+                .map(|l| l.trim().to_ascii_lowercase())
+                .filter(|l| !l.is_empty())
+                .ok_or("needs a label (whitelist or blacklist)")?;
+            Ok(vec![Bound::Text(label), Bound::Text(column.name.clone())])
+        }
+        MatchRegexp | NotMatchRegexp => {
+            if column.kind != ColumnKind::Text {
+                return Err(format!(
+                    "regular expressions apply to text columns, not `{}`",
+                    column.name
+                ));
+            }
+            let text = items.first().cloned().ok_or("needs a value")?;
+            Ok(vec![Bound::Text(regex_pattern(&text)?)])
+        }
         Contains | NotContain | BeginsWith | EndsWith => {
             if column.kind != ColumnKind::Text {
                 return Err(format!(
@@ -434,6 +563,49 @@ fn operands(
             Ok(vec![typed(text)?])
         }
     }
+}
+
+/// Longest regular expression a filter may use.
+const MAX_REGEX_LEN: usize = 1_000;
+
+/// A filter's regular expression as the database runs it: `/pattern/flags` (Keitaro's form,
+/// flags `i`, `m`, `s`, `u`, `x` ignored but `i`) or a bare pattern, checked by the `regex` crate
+/// with size limits so that the SQLite `REGEXP` function (the same crate) never compiles
+/// anything large.
+pub(crate) fn regex_pattern(text: &str) -> Result<String, String> {
+    let mut pattern = text.trim();
+    let mut insensitive = false;
+    if pattern.len() >= 2
+        && pattern.starts_with('/')
+        && let Some(end) = pattern.rfind('/')
+        && end > 0
+    {
+        let flags = &pattern[end + 1..];
+        if flags.chars().all(|c| "imsux".contains(c)) {
+            insensitive = flags.contains('i');
+            pattern = &pattern[1..end];
+        }
+    }
+    if pattern.is_empty() {
+        return Err("needs a regular expression".into());
+    }
+    if pattern.len() > MAX_REGEX_LEN {
+        return Err(format!(
+            "the regular expression is longer than {MAX_REGEX_LEN} characters"
+        ));
+    }
+    let full = if insensitive {
+        format!("(?i){pattern}")
+    } else {
+        pattern.to_string()
+    };
+    regex::RegexBuilder::new(&full)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(32)
+        .build()
+        .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))?;
+    Ok(full)
 }
 
 #[cfg(test)]
@@ -490,7 +662,11 @@ mod tests {
                 "filters[0].expression",
             ),
             (
-                json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "^1"}]}),
+                json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "(a"}]}),
+                "filters[0].expression",
+            ),
+            (
+                json!({"filters": [{"name": "country", "operator": "HAS_LABEL", "expression": "white"}]}),
                 "filters[0].operator",
             ),
             (

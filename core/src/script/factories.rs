@@ -118,7 +118,7 @@ impl ScriptKind {
                 self.health.consecutive.store(0, Ordering::Relaxed);
                 Ok(value)
             }
-            Err(error) => Err(self.fail(error.to_string())),
+            Err(error) => Err(self.fail(describe(&error))),
         }
     }
 
@@ -152,7 +152,7 @@ impl ScriptKind {
                 self.health.consecutive.store(0, Ordering::Relaxed);
                 Ok(map)
             }
-            Err(error) => Err(self.fail(error.to_string())),
+            Err(error) => Err(self.fail(describe(&error))),
         }
     }
 
@@ -437,6 +437,21 @@ fn reply_from_map(map: &Map) -> Result<Reply, String> {
         body: text("body").unwrap_or_default().into_bytes(),
         headers,
     })
+}
+
+/// A script error for people: Rhai shows a termination from `on_progress` only as "Script
+/// terminated", so the reason given there (the time budget) is taken from its token.
+fn describe(error: &rhai::EvalAltResult) -> String {
+    match error {
+        rhai::EvalAltResult::ErrorTerminated(token, _) if token.is_string() => {
+            format!(
+                "{} ({} ms)",
+                token.clone().into_string().unwrap_or_default(),
+                CALL_BUDGET.as_millis()
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

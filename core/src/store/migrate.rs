@@ -22,6 +22,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("schema/sqlite/0002_dialects.sql"),
         postgres: include_str!("schema/postgres/0002_dialects.sql"),
     },
+    Migration {
+        version: 3,
+        name: "reports",
+        sqlite: include_str!("schema/sqlite/0003_reports.sql"),
+        postgres: include_str!("schema/postgres/0003_reports.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "campaign_files",
+        sqlite: include_str!("schema/sqlite/0004_campaign_files.sql"),
+        postgres: include_str!("schema/postgres/0004_campaign_files.sql"),
+    },
 ];
 
 pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -4,9 +4,13 @@
 
 mod click_insert;
 mod click_log;
+mod files;
 mod migrate;
 pub mod objects;
 mod postgres;
+mod reports;
+#[cfg(test)]
+mod reports_props;
 mod sql;
 mod sqlite;
 pub mod tables;
@@ -26,8 +30,13 @@ pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
 };
+pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
+pub use reports::{
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets,
+    ReceivedPostback, ReportStore, SentPostback,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -61,7 +70,7 @@ pub struct LandingClick {
 
 /// The persistence contract. Every method is one transaction or one statement.
 #[async_trait]
-pub trait Store: objects::ObjectStore + Send + Sync {
+pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this build knows and the database lacks.
@@ -127,7 +136,8 @@ pub trait Store: objects::ObjectStore + Send + Sync {
     /// A stream's current action payload and state (for trigger actions).
     async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError>;
 
-    /// Sets a stream's state (`active`, `disabled`).
+    /// Sets the state of a stream that is active (a trigger disabling it); a stream in any
+    /// other state is left as it is.
     async fn set_stream_state(
         &self,
         id: i64,

@@ -27,4 +27,6 @@ impl PostgresStore {
 }
 
 super::sql::impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres, postgres);
+super::files::impl_file_store!(PostgresStore, sqlx::Postgres);
 super::objects::impl_object_store!(PostgresStore, sqlx::Postgres);
+super::reports::impl_report_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);

@@ -296,81 +296,10 @@ macro_rules! impl_store {
                 })
             }
 
-            fn bind_value(builder: &mut QueryBuilder<Db>, value: &crate::report::Bound) {
-                use crate::report::Bound;
-                match value {
-                    Bound::Text(text) => builder.push_bind(text.clone()),
-                    Bound::Int(number) => builder.push_bind(*number),
-                    Bound::Bool(flag) => builder.push_bind(*flag),
-                };
-            }
-
-            /// ` WHERE …` for a log query: the time range and each condition, values bound.
+            /// ` WHERE …` for a log query: the time range and each condition, values bound
+            /// (shared with the reports, see `store/reports.rs`).
             fn push_conditions(builder: &mut QueryBuilder<Db>, query: &crate::report::LogQuery) {
-                use crate::report::{ColumnKind, Operator};
-                builder.push(" WHERE 1 = 1");
-                if let Some(from) = query.from {
-                    builder.push(" AND created_at >= ").push_bind(from);
-                }
-                if let Some(to) = query.to {
-                    builder.push(" AND created_at < ").push_bind(to);
-                }
-                for condition in &query.conditions {
-                    // The column's SQL is fixed text from the report whitelist.
-                    let column = condition.column.sql.as_str();
-                    let values = &condition.values;
-                    builder.push(" AND ");
-                    let compare = |builder: &mut QueryBuilder<Db>, op: &str| {
-                        builder.push(column).push(op);
-                        bind_value(builder, &values[0]);
-                    };
-                    match condition.operator {
-                        Operator::Equals | Operator::IsTrue | Operator::IsFalse => compare(builder, " = "),
-                        Operator::NotEqual => compare(builder, " <> "),
-                        Operator::GreaterThan => compare(builder, " > "),
-                        Operator::LessThan => compare(builder, " < "),
-                        Operator::EqualsOrGreaterThan => compare(builder, " >= "),
-                        Operator::EqualsOrLessThan => compare(builder, " <= "),
-                        Operator::Contains | Operator::BeginsWith | Operator::EndsWith => {
-                            builder.push("LOWER(").push(column).push(") LIKE ");
-                            bind_value(builder, &values[0]);
-                            builder.push(" ESCAPE '\\'");
-                        }
-                        Operator::NotContain => {
-                            builder.push("NOT (LOWER(").push(column).push(") LIKE ");
-                            bind_value(builder, &values[0]);
-                            builder.push(" ESCAPE '\\')");
-                        }
-                        Operator::InList | Operator::NotInList => {
-                            builder.push(column);
-                            builder.push(if condition.operator == Operator::InList { " IN (" } else { " NOT IN (" });
-                            for (i, value) in values.iter().enumerate() {
-                                if i > 0 {
-                                    builder.push(", ");
-                                }
-                                bind_value(builder, value);
-                            }
-                            builder.push(")");
-                        }
-                        Operator::Between => {
-                            builder.push(column).push(" BETWEEN ");
-                            bind_value(builder, &values[0]);
-                            builder.push(" AND ");
-                            bind_value(builder, &values[1]);
-                        }
-                        Operator::IsSet => {
-                            builder.push(column);
-                            builder.push(if condition.column.kind == ColumnKind::Text { " <> ''" } else { " IS NOT NULL" });
-                        }
-                        Operator::IsNotSet => {
-                            if condition.column.kind == ColumnKind::Text {
-                                builder.push("(").push(column).push(" = '' OR ").push(column).push(" IS NULL)");
-                            } else {
-                                builder.push(column).push(" IS NULL");
-                            }
-                        }
-                    }
-                }
+                super::report_impl::push_conditions(builder, "created_at", query.from, query.to, &query.conditions);
             }
 
             fn trigger_row(row: &DbRow) -> Result<StreamTrigger, StoreError> {
@@ -991,7 +920,9 @@ macro_rules! impl_store {
                 }
 
                 async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3")
+                    // Only an active stream changes: a trigger that fires while the stream is being
+                    // archived or disabled through the API must not bring it back as `disabled`.
+                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'active'")
                         .bind(state.as_str())
                         .bind(unix_now())
                         .bind(id)

@@ -20,7 +20,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Reports group millions of rows: sort in memory, keep 64 MiB of pages per connection.
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536")
+            // `REGEXP` for report filters, backed by the linear-time `regex` crate.
+            .with_regexp();
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
@@ -38,4 +43,6 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
+super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
 super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);
+super::reports::impl_report_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);

@@ -18,6 +18,8 @@ pub struct TrafficEnv {
     pub enrichment: Enrichment,
     pub uniqueness: Arc<dyn UniquenessStore>,
     pub hits: Arc<HitCounters>,
+    /// Offers' conversions today, for their daily caps.
+    pub caps: Arc<super::ConversionCaps>,
     pub signer: Signer,
     /// Keys the visitor fingerprints; random per process.
     pub hasher: RandomState,
@@ -32,6 +34,7 @@ impl TrafficEnv {
             enrichment: Enrichment::default(),
             uniqueness: Arc::new(super::uniqueness::MemoryUniqueness::new(1 << 20)),
             hits: Arc::new(HitCounters::default()),
+            caps: Arc::new(super::ConversionCaps::default()),
             signer: Signer::new(signing_key),
             hasher: RandomState::new(),
             macro_files: Arc::default(),

@@ -3,6 +3,7 @@
 //! Nothing here touches the database: routing reads the immutable [`RoutingSnapshot`]
 //! loaded once per request, and the finished [`crate::model::Click`] goes to the recorder.
 
+mod caps;
 mod context;
 mod counters;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod snapshot;
 mod template;
 mod uniqueness;
 
+pub use caps::{ConversionCaps, OfferCap, day_start};
 pub use context::{ClickContext, TrafficEnv, UniqueFlags};
 pub use counters::{HitCounters, Hits};
 pub use ids::{new_sub_id, random_token};

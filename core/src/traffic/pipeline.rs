@@ -12,7 +12,7 @@ use crate::registry::{ActionEnv, FileOwner, Reply};
 use super::context::{ClickContext, TrafficEnv, UniqueFlags};
 use super::macros::ClickMacros;
 use super::selector::{pick_share, select_stream};
-use super::snapshot::{CampaignRoute, RoutingSnapshot, StreamRoute};
+use super::snapshot::{CampaignRoute, RoutingSnapshot, StreamRoute, TargetRoute};
 use super::uniqueness::Binding;
 use super::{Template, new_sub_id, random_token};
 
@@ -452,7 +452,8 @@ fn run_stream(
                     .filter(|id| stream.offers.iter().any(|(offer, _)| offer == id));
                 let offer = required
                     .or_else(|| pick_share(&stream.offers, binding.offer, &mut rng))
-                    .and_then(|id| snapshot.offer(id));
+                    .and_then(|id| snapshot.offer(id))
+                    .and_then(|offer| uncapped_offer(ctx, snapshot, stream, offer, &mut rng));
                 offer.map(|offer| {
                     ctx.click.offer_id = Some(offer.id);
                     ctx.log(|| format!("Offer #{}", offer.id));
@@ -489,6 +490,54 @@ fn run_stream(
             (empty_reply(), "do_nothing".into())
         }
     }
+}
+
+/// The offer itself while under its daily cap; else its alternative offer (when that is
+/// under its own cap), else another of the stream's offers under cap (by share); else none,
+/// and the click is marked capped. Reads only in-memory counts.
+fn uncapped_offer<'s>(
+    ctx: &mut ClickContext<'_>,
+    snapshot: &'s RoutingSnapshot,
+    stream: &StreamRoute,
+    offer: &'s TargetRoute,
+    rng: &mut impl rand::Rng,
+) -> Option<&'s TargetRoute> {
+    let now = ctx.click.created_at;
+    let caps = ctx.env.caps.clone();
+    let open = |o: &TargetRoute| {
+        o.cap
+            .as_ref()
+            .is_none_or(|cap| !caps.reached(o.id, cap, now))
+    };
+    if open(offer) {
+        return Some(offer);
+    }
+    let alternative = offer
+        .cap
+        .and_then(|cap| cap.alternative)
+        .and_then(|id| snapshot.offer(id))
+        .filter(|o| open(o));
+    if let Some(alternative) = alternative {
+        ctx.log(|| {
+            format!(
+                "Offer #{} reached its daily cap; alternative offer #{}",
+                offer.id, alternative.id
+            )
+        });
+        return Some(alternative);
+    }
+    let others: Vec<(i64, i64)> = stream
+        .offers
+        .iter()
+        .filter(|(id, _)| *id != offer.id && snapshot.offer(*id).is_some_and(&open))
+        .copied()
+        .collect();
+    let other = pick_share(&others, None, rng).and_then(|id| snapshot.offer(id));
+    if other.is_none() {
+        ctx.capped = true;
+        ctx.log(|| format!("Offer #{} reached its daily cap; no other offer", offer.id));
+    }
+    other
 }
 
 /// The `{offer}` link of a landing: a signed token that brings the click back to pick an offer.

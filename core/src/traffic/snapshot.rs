@@ -32,6 +32,8 @@ pub struct TargetRoute {
     pub name: String,
     pub action_type: String,
     pub action: Box<dyn Action>,
+    /// An offer's daily conversion cap, when it has one.
+    pub cap: Option<super::OfferCap>,
 }
 
 /// A stream ready for selection.
@@ -153,6 +155,7 @@ impl RoutingSnapshot {
                             name: landing.name,
                             action_type,
                             action,
+                            cap: None,
                         },
                     );
                 }
@@ -169,6 +172,11 @@ impl RoutingSnapshot {
                 &offer.url,
                 &offer.offer_type,
             );
+            let cap = (offer.daily_cap > 0).then(|| super::OfferCap {
+                daily: offer.daily_cap,
+                timezone: offer.conversion_timezone.parse().unwrap_or(chrono_tz::UTC),
+                alternative: offer.alternative_offer_id,
+            });
             match build_action(registry, &action_type, &payload, &offer.action_options) {
                 Ok(action) => {
                     snapshot.offers.insert(
@@ -178,6 +186,7 @@ impl RoutingSnapshot {
                             name: offer.name,
                             action_type,
                             action,
+                            cap,
                         },
                     );
                 }
@@ -251,6 +260,11 @@ impl RoutingSnapshot {
 
     pub fn offer(&self, id: i64) -> Option<&TargetRoute> {
         self.offers.get(&id)
+    }
+
+    /// Every active offer.
+    pub fn offers(&self) -> impl Iterator<Item = &TargetRoute> {
+        self.offers.values()
     }
 
     /// Every active campaign.

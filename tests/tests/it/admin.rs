@@ -306,7 +306,7 @@ async fn every_resource_life_cycle(backend: Backend) {
         "filters": [{ "name": "country", "mode": "accept", "payload": ["US", "DE"] },
                     { "name": "uniqueness", "mode": "reject", "payload": "stream" }],
         "triggers": [{ "condition": "not_respond", "target": "selected_page", "selected_page": "https://lp.example/",
-                       "action": "disable", "interval": 60 }],
+                       "action": "disable", "interval": 60, "enabled": false }],
         "landings": [{ "landing_id": id(&landing), "share": 100 }],
         "offers": [{ "offer_id": id(&offer), "share": 100, "state": "active" }],
     });
@@ -1200,6 +1200,8 @@ async fn schemathesis_finds_no_server_errors(backend: Backend, examples: u32) {
     let schema = db.dir.path().join("openapi.json");
     std::fs::write(&schema, document).unwrap();
     let output = tokio::process::Command::new(&schemathesis)
+        // Its caches go into the test's directory, not the source tree.
+        .current_dir(db.dir.path())
         .arg("run")
         .arg(&schema)
         .args(["--url", &server.url("/admin_api/v1")])

@@ -1,9 +1,12 @@
 //! Switchyard's integration tests: one binary, one module per capability.
 
 mod admin;
+mod admin_files;
 mod click_api;
 mod click_rows;
+mod conversions;
 mod dialects;
+mod files;
 mod foundation;
 mod native;
 mod plugins;

@@ -110,6 +110,24 @@ async fn save_doc(state: &AppState, doc: &FacebookDoc) -> Result<(), ApiFailure>
     Ok(())
 }
 
+/// Changes one integration under the document lock and saves the document.
+async fn change_integration<T>(
+    state: &AppState,
+    id: i64,
+    change: impl FnOnce(&mut FacebookIntegration) -> Result<T, ApiFailure>,
+) -> Result<T, ApiFailure> {
+    let _guard = FACEBOOK_LOCK.lock().await;
+    let mut doc = load_doc(state).await?;
+    let found = doc
+        .items
+        .iter_mut()
+        .find(|i| i.id == id)
+        .ok_or_else(|| not_found(id))?;
+    let out = change(found)?;
+    save_doc(state, &doc).await?;
+    Ok(out)
+}
+
 fn not_found(id: i64) -> ApiFailure {
     ApiFailure::NotFound(format!("facebook integration {id} not found"))
 }
@@ -252,18 +270,13 @@ pub fn api() -> Api {
             Doc::new(TAG, "Update a Facebook integration").response(fb.clone()),
             put(
                 |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
-                    let _guard = FACEBOOK_LOCK.lock().await;
-                    let mut doc = load_doc(&state).await?;
-                    let found = doc
-                        .items
-                        .iter_mut()
-                        .find(|i| i.id == id)
-                        .ok_or_else(|| not_found(id))?;
-                    let mut invalid = Invalid::default();
-                    found.apply(&input, &mut invalid);
-                    invalid.check()?;
-                    let shown = found.show();
-                    save_doc(&state, &doc).await?;
+                    let shown = change_integration(&state, id, |found| {
+                        let mut invalid = Invalid::default();
+                        found.apply(&input, &mut invalid);
+                        invalid.check()?;
+                        Ok(found.show())
+                    })
+                    .await?;
                     Ok::<_, ApiFailure>(Json(shown).into_response())
                 },
             ),
@@ -325,17 +338,13 @@ pub fn api() -> Api {
             post(
                 |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
                     let campaign = campaign_id(&state, &input).await?;
-                    let _guard = FACEBOOK_LOCK.lock().await;
-                    let mut doc = load_doc(&state).await?;
-                    let found = doc
-                        .items
-                        .iter_mut()
-                        .find(|i| i.id == id)
-                        .ok_or_else(|| not_found(id))?;
-                    if !found.campaigns.contains(&campaign) {
-                        found.campaigns.push(campaign);
-                    }
-                    save_doc(&state, &doc).await?;
+                    change_integration(&state, id, |found| {
+                        if !found.campaigns.contains(&campaign) {
+                            found.campaigns.push(campaign);
+                        }
+                        Ok(())
+                    })
+                    .await?;
                     Ok::<_, ApiFailure>(Json(json!({ "success": true })).into_response())
                 },
             ),
@@ -353,15 +362,11 @@ pub fn api() -> Api {
                             "campaign_id is required.",
                         )));
                     };
-                    let _guard = FACEBOOK_LOCK.lock().await;
-                    let mut doc = load_doc(&state).await?;
-                    let found = doc
-                        .items
-                        .iter_mut()
-                        .find(|i| i.id == id)
-                        .ok_or_else(|| not_found(id))?;
-                    found.campaigns.retain(|c| *c != campaign);
-                    save_doc(&state, &doc).await?;
+                    change_integration(&state, id, |found| {
+                        found.campaigns.retain(|c| *c != campaign);
+                        Ok(())
+                    })
+                    .await?;
                     Ok(Json(json!({ "success": true })).into_response())
                 },
             ),

@@ -2,9 +2,12 @@
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
 mod access;
+mod body;
 mod botlist;
 mod campaigns;
 mod catalogue;
+mod costs;
+mod files;
 pub mod input;
 mod integrations;
 mod objects;
@@ -37,13 +40,16 @@ pub fn api() -> ops::Api {
         .merge(botlist::api())
         .merge(users::api())
         .merge(integrations::api())
+        .merge(reports::api())
+        .merge(costs::api())
+        .merge(files::api())
 }
 
 /// The Admin API's routes, all behind [`require_api_key`] but for the documentation page.
 pub fn router(state: AppState) -> Router<AppState> {
     let (routes, operations) = api().into_parts();
     let document = Arc::new(ops::openapi(&operations, env!("CARGO_PKG_VERSION")));
-    let routes = routes.merge(reports::router()).route(
+    let routes = routes.route(
         "/openapi.json",
         get(move || {
             let document = document.clone();

@@ -187,6 +187,28 @@ pub trait ResourceRules: Send + Sync {
         Ok(())
     }
 
+    /// Runs after a successful create or update with the request's input, for what comes
+    /// with an object besides its row (a landing's or offer's `archive` of files).
+    async fn after_save(
+        &self,
+        _state: &AppState,
+        _id: i64,
+        _input: &Map<String, Value>,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
+    /// Runs after `original` was cloned into `copy`, for what comes with an object besides its
+    /// row (a landing's or offer's files).
+    async fn after_clone(
+        &self,
+        _state: &AppState,
+        _original: i64,
+        _copy: i64,
+    ) -> Result<(), ApiFailure> {
+        Ok(())
+    }
+
     /// Fields outside the column declarations (child lists), for the document.
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
@@ -604,12 +626,41 @@ pub async fn create(
     resource: &Resource,
     input: &Input,
 ) -> Result<Map<String, Value>, ApiFailure> {
+    save(state, resource, None, input).await
+}
+
+/// Updates the fields present in `input`; returns the stored row.
+pub async fn update(
+    state: &AppState,
+    resource: &Resource,
+    id: i64,
+    input: &Input,
+) -> Result<Map<String, Value>, ApiFailure> {
+    save(state, resource, Some(id), input).await
+}
+
+/// The create and update path: parse, let the rules check and complete the draft, check
+/// references, then write the object and its children in one transaction and rebuild routing.
+async fn save(
+    state: &AppState,
+    resource: &Resource,
+    id: Option<i64>,
+    input: &Input,
+) -> Result<Map<String, Value>, ApiFailure> {
+    let existing = match id {
+        Some(id) => {
+            let row = load(state, resource, id).await?;
+            refuse_file_managed(resource, &row)?;
+            Some(row)
+        }
+        None => None,
+    };
     let mut invalid = Invalid::default();
-    let values = parse_fields(resource, input, true, &mut invalid);
+    let values = parse_fields(resource, input, id.is_none(), &mut invalid);
     let mut draft = Draft {
-        id: None,
+        id,
         input: &input.fields,
-        existing: None,
+        existing: existing.as_ref(),
         values,
         children: Vec::new(),
     };
@@ -620,66 +671,34 @@ pub async fn create(
     check_refs(state, resource, &draft.values, &mut invalid).await?;
     invalid.check()?;
     let now = unix_now();
-    for stamp in ["created_at", "updated_at"] {
+    let stamps: &[&'static str] = if id.is_none() {
+        &["created_at", "updated_at"]
+    } else {
+        &["updated_at"]
+    };
+    for stamp in stamps {
         if resource.table.column(stamp).is_some() {
             draft.set(stamp, SqlValue::Int(now));
         }
     }
-    let id = state
+    let written = state
         .store
         .object_write(&ObjectWrite {
             table: resource.table,
-            id: None,
+            id,
             values: draft.values,
             children: draft.children,
         })
         .await?
-        .ok_or_else(|| ApiFailure::Internal("insert returned no id".into()))?;
-    resource.rules.after_write(state, id, "created").await?;
-    changed(state, resource).await;
-    load(state, resource, id).await
-}
-
-/// Updates the fields present in `input`; returns the stored row.
-pub async fn update(
-    state: &AppState,
-    resource: &Resource,
-    id: i64,
-    input: &Input,
-) -> Result<Map<String, Value>, ApiFailure> {
-    let existing = load(state, resource, id).await?;
-    refuse_file_managed(resource, &existing)?;
-    let mut invalid = Invalid::default();
-    let values = parse_fields(resource, input, false, &mut invalid);
-    let mut draft = Draft {
-        id: Some(id),
-        input: &input.fields,
-        existing: Some(&existing),
-        values,
-        children: Vec::new(),
-    };
+        .ok_or_else(|| ApiFailure::NotFound(format!("{} not found", resource.noun)))?;
+    let event = if id.is_none() { "created" } else { "updated" };
+    resource.rules.after_write(state, written, event).await?;
     resource
         .rules
-        .prepare(state, &mut draft, &mut invalid)
+        .after_save(state, written, &input.fields)
         .await?;
-    check_refs(state, resource, &draft.values, &mut invalid).await?;
-    invalid.check()?;
-    if resource.table.column("updated_at").is_some() {
-        draft.set("updated_at", SqlValue::Int(unix_now()));
-    }
-    state
-        .store
-        .object_write(&ObjectWrite {
-            table: resource.table,
-            id: Some(id),
-            values: draft.values,
-            children: draft.children,
-        })
-        .await?
-        .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))?;
-    resource.rules.after_write(state, id, "updated").await?;
     changed(state, resource).await;
-    load(state, resource, id).await
+    load(state, resource, written).await
 }
 
 /// Sets an object's state (`active`, `disabled`, `deleted`).
@@ -729,7 +748,7 @@ pub async fn clone_object(
         }
     }
     input.insert("state".into(), Value::String("active".into()));
-    create(
+    let copy = create(
         state,
         resource,
         &Input {
@@ -737,7 +756,11 @@ pub async fn clone_object(
             form: false,
         },
     )
-    .await
+    .await?;
+    if let Some(copy_id) = copy.get("id").and_then(Value::as_i64) {
+        resource.rules.after_clone(state, id, copy_id).await?;
+    }
+    Ok(copy)
 }
 
 /// A life-cycle operation a resource serves.

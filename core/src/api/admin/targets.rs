@@ -87,6 +87,7 @@ impl ResourceRules for TargetRules {
         } else {
             "landing_type"
         };
+        super::files::prepare_archive(draft, type_column, invalid);
         let kind = draft
             .effective(type_column)
             .as_str()
@@ -161,6 +162,36 @@ impl ResourceRules for TargetRules {
             }
         }
         Ok(())
+    }
+
+    /// Unpacks an `archive` sent with the object into its directory.
+    async fn after_save(
+        &self,
+        state: &AppState,
+        id: i64,
+        input: &Map<String, Value>,
+    ) -> Result<(), ApiFailure> {
+        super::files::unpack_archive(state, self.offer, id, input).await
+    }
+
+    /// A clone gets a copy of the original's files.
+    async fn after_clone(
+        &self,
+        state: &AppState,
+        original: i64,
+        copy: i64,
+    ) -> Result<(), ApiFailure> {
+        super::files::copy_files(state, self.offer, original, copy).await
+    }
+
+    fn extra_schema(&self) -> Vec<(&'static str, Value)> {
+        vec![(
+            "archive",
+            serde_json::json!({
+                "type": "string",
+                "description": "A ZIP file encoded in base64; its files replace the object's (write only)."
+            }),
+        )]
     }
 
     /// Offers also show `affiliate_network` (its name) and `conversion_cap_enabled`.

@@ -1,0 +1,985 @@
+//! What reports and postbacks need from the store ([`ReportStore`]): report aggregates, the
+//! conversion log, recording conversions idempotently, and the received-postbacks log. The
+//! SQL is shared by both backends through [`impl_report_store!`], expanded next to
+//! `impl_store!`; only the regular-expression operator differs (`REGEXP`, backed by the
+//! `regex` crate on SQLite, `~` on PostgreSQL).
+
+use async_trait::async_trait;
+
+use crate::model::Money;
+use crate::report::{Cell, LogQuery, ReportSql, Sums};
+
+use super::StoreError;
+
+/// A conversion's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConversionStatus {
+    Lead,
+    Sale,
+    Rejected,
+    Rebill,
+}
+
+impl ConversionStatus {
+    pub const ALL: [ConversionStatus; 4] = [
+        ConversionStatus::Lead,
+        ConversionStatus::Sale,
+        ConversionStatus::Rejected,
+        ConversionStatus::Rebill,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversionStatus::Lead => "lead",
+            ConversionStatus::Sale => "sale",
+            ConversionStatus::Rejected => "rejected",
+            ConversionStatus::Rebill => "rebill",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConversionStatus> {
+        ConversionStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// The statuses a conversion may move to this one from: lead -> sale, lead -> rejected,
+    /// sale -> rejected, rebill -> rejected. Nothing leaves `rejected`.
+    pub fn predecessors(self) -> &'static [ConversionStatus] {
+        match self {
+            ConversionStatus::Sale => &[ConversionStatus::Lead],
+            ConversionStatus::Rejected => &[
+                ConversionStatus::Lead,
+                ConversionStatus::Sale,
+                ConversionStatus::Rebill,
+            ],
+            ConversionStatus::Lead | ConversionStatus::Rebill => &[],
+        }
+    }
+}
+
+/// What a postback needs to know about its click (and the click's offer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostbackClick {
+    pub click_id: i64,
+    pub sub_id: String,
+    pub campaign_id: i64,
+    pub stream_id: Option<i64>,
+    pub landing_id: Option<i64>,
+    pub offer_id: Option<i64>,
+    pub ts_id: Option<i64>,
+    pub created_at: i64,
+    pub affiliate_network_id: Option<i64>,
+    /// The offer's payout (used when the postback names none) and its currency.
+    pub payout: Money,
+    pub payout_currency: String,
+    /// The offer accepts several conversions per click (upsells, rebills), told apart by tid.
+    pub upsell: bool,
+}
+
+/// A conversion to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversion {
+    pub click: PostbackClick,
+    /// The key of the conversion with its sub id: the transaction id for offers with upsells
+    /// and for rebills, else "" (one conversion per click).
+    pub tid: String,
+    pub status: ConversionStatus,
+    /// The status word the network sent.
+    pub original_status: String,
+    /// In the tracker's currency, when the postback named a payout. A transition without one
+    /// keeps the conversion's revenue.
+    pub revenue: Option<Money>,
+    /// The revenue of a new conversion without a payout (the offer's).
+    pub default_revenue: Money,
+    pub cost: Money,
+    /// The currency the network paid in.
+    pub currency: String,
+    /// `sub_id_N` values to set on the click: (N, value).
+    pub sub_id_updates: Vec<(usize, String)>,
+    /// The postback's parameters (JSON), for the logs.
+    pub params: String,
+    pub at: i64,
+}
+
+/// What recording a conversion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionOutcome {
+    /// A new conversion.
+    Accepted { id: i64 },
+    /// The conversion moved from `from` to the new status.
+    Transition { id: i64, from: ConversionStatus },
+    /// The same conversion in the same status: nothing changed.
+    Duplicate { id: i64 },
+    /// A change the status rules forbid (`sale` -> `lead`, anything after `rejected`).
+    Ignored { id: i64, current: ConversionStatus },
+}
+
+impl ConversionOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConversionOutcome::Accepted { .. } => "accepted",
+            ConversionOutcome::Transition { .. } => "transition",
+            ConversionOutcome::Duplicate { .. } => "duplicate",
+            ConversionOutcome::Ignored { .. } => "ignored",
+        }
+    }
+
+    pub fn id(self) -> i64 {
+        match self {
+            ConversionOutcome::Accepted { id }
+            | ConversionOutcome::Transition { id, .. }
+            | ConversionOutcome::Duplicate { id }
+            | ConversionOutcome::Ignored { id, .. } => id,
+        }
+    }
+}
+
+/// One entry of the received-postbacks log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedPostback {
+    pub id: i64,
+    pub sub_id: String,
+    pub tid: String,
+    pub status: String,
+    /// accepted, transition, duplicate, ignored, unknown_sub_id, invalid
+    pub outcome: String,
+    pub message: String,
+    pub conversion_id: Option<i64>,
+    pub params: String,
+    pub created_at: i64,
+}
+
+/// One entry of the sent-postbacks log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentPostback {
+    pub id: i64,
+    pub conversion_id: Option<i64>,
+    /// `campaign` or `traffic_source`.
+    pub origin: String,
+    pub method: String,
+    pub url: String,
+    pub body: String,
+    /// The last answer's status, if any came.
+    pub http_status: Option<i64>,
+    pub attempts: i64,
+    /// Why it failed ("" when it was delivered).
+    pub error: String,
+    pub created_at: i64,
+}
+
+/// Where a conversion's postbacks go: the campaign's S2S postbacks (`[{method, statuses,
+/// url}]`, JSON) and its traffic source's postback URL and statuses (JSON array).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostbackTargets {
+    pub campaign_postbacks: String,
+    pub traffic_source: Option<(String, String)>,
+}
+
+/// A cost to spread over matching clicks (`update_costs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostSpread {
+    pub campaign_ids: Vec<i64>,
+    /// Clicks at or after `from` and before `to` (Unix seconds).
+    pub from: i64,
+    pub to: i64,
+    /// The total, in the tracker's currency.
+    pub total: Money,
+    /// Only clicks unique in their campaign.
+    pub only_uniques: bool,
+    /// Further conditions on click columns (values bound).
+    pub conditions: Vec<crate::report::Condition>,
+}
+
+/// Reports and conversions. Every method is one statement or one transaction.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Sums per group of `sql.keys` over the clicks in range that pass the conditions, and
+    /// over their conversions (by the click's time); cells in `sql.keys` order.
+    async fn report_rows(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError>;
+
+    /// `(id, name)` of rows of a named table (`campaigns`, `offers`, … — fixed text from the
+    /// report module, never from a request).
+    async fn object_names(
+        &self,
+        table: &'static str,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+
+    /// A page of the conversion log and how many conversions match in all.
+    async fn conversions_log(&self, query: &LogQuery) -> Result<(Vec<Vec<Cell>>, i64), StoreError>;
+
+    /// The click a postback names, with its offer's payout rules.
+    async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError>;
+
+    /// Records a conversion in one transaction: a new (sub id, tid) is inserted, a known one
+    /// moves only along the allowed transitions (a conditional update, so concurrent
+    /// postbacks never count twice); the click's flags and revenue follow, its `sub_id_N`
+    /// updates are applied, and the postback is logged with the outcome.
+    async fn record_conversion(&self, new: &NewConversion)
+    -> Result<ConversionOutcome, StoreError>;
+
+    /// Logs a postback that recorded nothing (unknown sub id, invalid); `id` is ignored.
+    async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError>;
+
+    /// The received-postbacks log, newest first.
+    async fn received_postbacks(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ReceivedPostback>, StoreError>;
+
+    /// Empties the received-postbacks log; returns how many entries went.
+    async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// Logs a sent (or failed) postback.
+    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
+
+    /// The sent-postbacks log, newest first.
+    async fn sent_postbacks(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SentPostback>, StoreError>;
+
+    /// Empties the sent-postbacks log; returns how many entries went.
+    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// The postback configuration of a campaign and a traffic source.
+    async fn postback_targets(
+        &self,
+        campaign_id: i64,
+        ts_id: Option<i64>,
+    ) -> Result<PostbackTargets, StoreError>;
+
+    /// Labels of a campaign for one ref name (`ip`, `source`, `sub_id_1`, …): (value, label).
+    async fn labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Sets labels in one transaction: `Some(label)` sets, `None` removes. Returns how many
+    /// values changed.
+    async fn set_labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+        items: &[(String, Option<String>)],
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the clicks in `[from, to)` (of one campaign, or all) with their conversions
+    /// and what the dialects keep about them, in one transaction. Returns (clicks,
+    /// conversions) deleted.
+    async fn clean_clicks(
+        &self,
+        from: i64,
+        to: i64,
+        campaign_id: Option<i64>,
+    ) -> Result<(u64, u64), StoreError>;
+
+    /// Sets the cost of the matching clicks so that they add up to exactly `total`: each gets
+    /// `total / n` micro-units, the first `total % n` (by id) one more. Returns `n`.
+    async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError>;
+}
+
+/// Expands [`ReportStore`] for one backend: `impl_report_store!(Type, sqlx::Db, Backend::X)`.
+macro_rules! impl_report_store {
+    ($store:ty, $db:ty, $backend:expr) => {
+        pub(crate) mod report_impl {
+            use async_trait::async_trait;
+            use sqlx::{QueryBuilder, Row};
+
+            use super::*;
+            use crate::config::Backend;
+            use crate::model::Money;
+            use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
+            use crate::store::reports::{
+                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
+                SentPostback,
+            };
+            use crate::store::StoreError;
+
+            type Db = $db;
+            type DbRow = <Db as sqlx::Database>::Row;
+
+            fn bind_value(builder: &mut QueryBuilder<Db>, value: &Bound) {
+                match value {
+                    Bound::Text(text) => builder.push_bind(text.clone()),
+                    Bound::Int(number) => builder.push_bind(*number),
+                    Bound::Bool(flag) => builder.push_bind(*flag),
+                };
+            }
+
+            /// ` WHERE …`: the time range over `time_column` and each condition, values bound.
+            /// Column SQL is fixed text from the report whitelist.
+            pub(crate) fn push_conditions(
+                builder: &mut QueryBuilder<Db>,
+                time_column: &str,
+                from: Option<i64>,
+                to: Option<i64>,
+                conditions: &[Condition],
+            ) {
+                builder.push(" WHERE 1 = 1");
+                if let Some(from) = from {
+                    builder.push(" AND ").push(time_column).push(" >= ").push_bind(from);
+                }
+                if let Some(to) = to {
+                    builder.push(" AND ").push(time_column).push(" < ").push_bind(to);
+                }
+                for condition in conditions {
+                    let column = condition.column.sql.as_str();
+                    let values = &condition.values;
+                    builder.push(" AND ");
+                    let compare = |builder: &mut QueryBuilder<Db>, op: &str| {
+                        builder.push(column).push(op);
+                        bind_value(builder, &values[0]);
+                    };
+                    match condition.operator {
+                        Operator::Equals | Operator::IsTrue | Operator::IsFalse => compare(builder, " = "),
+                        Operator::NotEqual => compare(builder, " <> "),
+                        Operator::GreaterThan => compare(builder, " > "),
+                        Operator::LessThan => compare(builder, " < "),
+                        Operator::EqualsOrGreaterThan => compare(builder, " >= "),
+                        Operator::EqualsOrLessThan => compare(builder, " <= "),
+                        Operator::Contains | Operator::BeginsWith | Operator::EndsWith => {
+                            builder.push("LOWER(").push(column).push(") LIKE ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" ESCAPE '\\'");
+                        }
+                        Operator::NotContain => {
+                            builder.push("NOT (LOWER(").push(column).push(") LIKE ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" ESCAPE '\\')");
+                        }
+                        Operator::MatchRegexp | Operator::NotMatchRegexp => {
+                            if condition.operator == Operator::NotMatchRegexp {
+                                builder.push("NOT ");
+                            }
+                            builder.push("(").push(column);
+                            builder.push(if $backend == Backend::Postgres { " ~ " } else { " REGEXP " });
+                            bind_value(builder, &values[0]);
+                            builder.push(")");
+                        }
+                        Operator::HasLabel | Operator::NotHasLabel => {
+                            // values: [label, ref name]; the column is a plain click column.
+                            if condition.operator == Operator::NotHasLabel {
+                                builder.push("NOT ");
+                            }
+                            builder.push("EXISTS (SELECT 1 FROM labels l WHERE l.campaign_id = clicks.campaign_id AND l.ref_name = ");
+                            bind_value(builder, &values[1]);
+                            builder.push(" AND l.ref_value = clicks.").push(column).push(" AND l.label = ");
+                            bind_value(builder, &values[0]);
+                            builder.push(")");
+                        }
+                        Operator::InList | Operator::NotInList => {
+                            builder.push(column);
+                            builder.push(if condition.operator == Operator::InList { " IN (" } else { " NOT IN (" });
+                            for (i, value) in values.iter().enumerate() {
+                                if i > 0 {
+                                    builder.push(", ");
+                                }
+                                bind_value(builder, value);
+                            }
+                            builder.push(")");
+                        }
+                        Operator::Between => {
+                            builder.push(column).push(" BETWEEN ");
+                            bind_value(builder, &values[0]);
+                            builder.push(" AND ");
+                            bind_value(builder, &values[1]);
+                        }
+                        Operator::IsSet => {
+                            builder.push(column);
+                            builder.push(if condition.column.kind == ColumnKind::Text { " <> ''" } else { " IS NOT NULL" });
+                        }
+                        Operator::IsNotSet => {
+                            if condition.column.kind == ColumnKind::Text {
+                                builder.push("(").push(column).push(" = '' OR ").push(column).push(" IS NULL)");
+                            } else {
+                                builder.push(column).push(" IS NULL");
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// `SELECT <keys>, ` with the bucket's numbers bound.
+            fn push_keys(builder: &mut QueryBuilder<Db>, sql: &ReportSql) {
+                builder.push("SELECT ");
+                for key in &sql.keys {
+                    match key {
+                        GroupingKey::Column(c) => {
+                            builder.push(c.sql.as_str());
+                        }
+                        GroupingKey::Bucket => {
+                            let (offset, size) = sql.bucket.unwrap_or((0, 86_400));
+                            builder.push("(created_at + ").push_bind(offset).push(") / ").push_bind(size.max(1));
+                        }
+                    }
+                    builder.push(", ");
+                }
+            }
+
+            fn push_group_by(builder: &mut QueryBuilder<Db>, keys: usize) {
+                if keys == 0 {
+                    builder.push(" HAVING COUNT(*) > 0");
+                    return;
+                }
+                let positions: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
+                builder.push(" GROUP BY ").push(positions.join(", "));
+            }
+
+            fn read_cell(row: &DbRow, i: usize, key: &GroupingKey) -> Result<Cell, StoreError> {
+                Ok(match key {
+                    GroupingKey::Bucket => Cell::Int(row.try_get(i)?),
+                    GroupingKey::Column(c) => match c.kind {
+                        ColumnKind::Text => Cell::Text(row.try_get::<Option<String>, _>(i)?.unwrap_or_default()),
+                        ColumnKind::Int => Cell::Int(row.try_get(i)?),
+                        ColumnKind::Bool => Cell::Bool(row.try_get(i)?),
+                        ColumnKind::Money => Cell::Money(row.try_get(i)?),
+                        ColumnKind::Time => Cell::Time(row.try_get(i)?),
+                    },
+                })
+            }
+
+            /// The click sums besides `COUNT(*) AS clicks`: (name, expression).
+            const CLICK_SUMS: &[(&str, &str)] = &[
+                ("campaign_unique", "COALESCE(SUM(CASE WHEN is_unique_campaign THEN 1 ELSE 0 END), 0)"),
+                ("stream_unique", "COALESCE(SUM(CASE WHEN is_unique_stream THEN 1 ELSE 0 END), 0)"),
+                ("global_unique", "COALESCE(SUM(CASE WHEN is_unique_global THEN 1 ELSE 0 END), 0)"),
+                ("bots", "COALESCE(SUM(CASE WHEN is_bot THEN 1 ELSE 0 END), 0)"),
+                ("proxies", "COALESCE(SUM(CASE WHEN is_using_proxy THEN 1 ELSE 0 END), 0)"),
+                ("empty_referrers", "COALESCE(SUM(CASE WHEN referrer = '' THEN 1 ELSE 0 END), 0)"),
+                ("lp_clicks", "COALESCE(SUM(CASE WHEN landing_clicked THEN 1 ELSE 0 END), 0)"),
+                ("lp_seconds", "CAST(COALESCE(SUM(CASE WHEN landing_clicked THEN COALESCE(landing_clicked_at - created_at, 0) ELSE 0 END), 0) AS BIGINT)"),
+                ("cost", "CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)"),
+            ];
+
+            /// `COUNT(*) AS clicks` and each click sum: computed when `needed`, else a zero.
+            fn push_click_sums(builder: &mut QueryBuilder<Db>, needed: &[&str]) {
+                builder.push("COUNT(*) AS clicks");
+                for (name, expression) in CLICK_SUMS {
+                    builder.push(", ");
+                    if needed.contains(name) {
+                        builder.push(*expression);
+                    } else {
+                        builder.push("CAST(0 AS BIGINT)");
+                    }
+                    builder.push(" AS ").push(*name);
+                }
+                builder.push(" FROM clicks");
+            }
+
+            const CONVERSION_SUMS: &str = "COUNT(*) AS conversions, \
+                COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN 1 ELSE 0 END), 0) AS leads, \
+                COALESCE(SUM(CASE WHEN cv_status = 'sale' THEN 1 ELSE 0 END), 0) AS sales, \
+                COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN 1 ELSE 0 END), 0) AS rejected, \
+                COALESCE(SUM(CASE WHEN cv_status = 'rebill' THEN 1 ELSE 0 END), 0) AS rebills, \
+                CAST(COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS lead_revenue, \
+                CAST(COALESCE(SUM(CASE WHEN cv_status IN ('sale', 'rebill') THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS sale_revenue, \
+                CAST(COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS rejected_revenue \
+                FROM (SELECT sub_id AS cv_sub_id, status AS cv_status, revenue_micros AS cv_revenue FROM conversions) v \
+                JOIN clicks ON clicks.sub_id = v.cv_sub_id";
+
+            /// The SQL of a report's click and conversion aggregates (for tests and benches).
+            pub(crate) fn report_statements(sql: &ReportSql) -> (QueryBuilder<Db>, QueryBuilder<Db>) {
+                let mut clicks: QueryBuilder<Db> = QueryBuilder::new("");
+                push_keys(&mut clicks, sql);
+                push_click_sums(&mut clicks, &sql.click_sums);
+                push_conditions(&mut clicks, "created_at", sql.from, sql.to, &sql.conditions);
+                push_group_by(&mut clicks, sql.keys.len());
+                let mut conversions: QueryBuilder<Db> = QueryBuilder::new("");
+                push_keys(&mut conversions, sql);
+                conversions.push(CONVERSION_SUMS);
+                push_conditions(&mut conversions, "created_at", sql.from, sql.to, &sql.conditions);
+                push_group_by(&mut conversions, sql.keys.len());
+                (clicks, conversions)
+            }
+
+            const CONVERSION_COLUMNS: &str = "sub_id, tid, click_id, campaign_id, stream_id, landing_id, offer_id, ts_id, \
+                affiliate_network_id, status, original_status, previous_status, revenue_micros, cost_micros, currency, \
+                params, click_created_at, created_at, updated_at";
+
+            fn status_of(text: &str) -> Result<ConversionStatus, StoreError> {
+                ConversionStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("conversion status `{text}`")))
+            }
+
+            #[async_trait]
+            impl ReportStore for $store {
+                async fn report_rows(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
+                    let (mut clicks, mut conversions) = report_statements(sql);
+                    let n = sql.keys.len();
+                    let mut out = Vec::new();
+                    for row in clicks.build().fetch_all(&self.pool).await? {
+                        let mut cells = Vec::with_capacity(n);
+                        for (i, key) in sql.keys.iter().enumerate() {
+                            cells.push(read_cell(&row, i, key)?);
+                        }
+                        let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
+                        out.push((cells, Sums {
+                            clicks: int("clicks")?,
+                            campaign_unique: int("campaign_unique")?,
+                            stream_unique: int("stream_unique")?,
+                            global_unique: int("global_unique")?,
+                            bots: int("bots")?,
+                            proxies: int("proxies")?,
+                            empty_referrers: int("empty_referrers")?,
+                            lp_clicks: int("lp_clicks")?,
+                            lp_seconds: int("lp_seconds")?,
+                            cost: int("cost")?,
+                            ..Sums::default()
+                        }));
+                    }
+                    let conversion_rows = if sql.conversions {
+                        conversions.build().fetch_all(&self.pool).await?
+                    } else {
+                        Vec::new()
+                    };
+                    for row in conversion_rows {
+                        let mut cells = Vec::with_capacity(n);
+                        for (i, key) in sql.keys.iter().enumerate() {
+                            cells.push(read_cell(&row, i, key)?);
+                        }
+                        let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
+                        out.push((cells, Sums {
+                            conversions: int("conversions")?,
+                            leads: int("leads")?,
+                            sales: int("sales")?,
+                            rejected: int("rejected")?,
+                            rebills: int("rebills")?,
+                            lead_revenue: int("lead_revenue")?,
+                            sale_revenue: int("sale_revenue")?,
+                            rejected_revenue: int("rejected_revenue")?,
+                            ..Sums::default()
+                        }));
+                    }
+                    Ok(out)
+                }
+
+                async fn object_names(&self, table: &'static str, ids: &[i64]) -> Result<Vec<(i64, String)>, StoreError> {
+                    let mut out = Vec::new();
+                    for chunk in ids.chunks(500) {
+                        let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT id, name FROM ");
+                        query.push(table).push(" WHERE id IN (");
+                        let mut list = query.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        query.push(")");
+                        for row in query.build().fetch_all(&self.pool).await? {
+                            out.push((row.try_get("id")?, row.try_get("name")?));
+                        }
+                    }
+                    Ok(out)
+                }
+
+                async fn conversions_log(&self, query: &LogQuery) -> Result<(Vec<Vec<Cell>>, i64), StoreError> {
+                    let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(*) FROM conversions");
+                    push_conditions(&mut count, "created_at", query.from, query.to, &query.conditions);
+                    let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+                    let select = query.columns.iter().map(|c| c.sql.as_str()).collect::<Vec<_>>().join(", ");
+                    let mut page: QueryBuilder<Db> = QueryBuilder::new(format!("SELECT {select} FROM conversions"));
+                    push_conditions(&mut page, "created_at", query.from, query.to, &query.conditions);
+                    page.push(" ORDER BY ");
+                    for (column, descending) in &query.sort {
+                        page.push(column.sql.as_str()).push(if *descending { " DESC, " } else { " ASC, " });
+                    }
+                    page.push("id DESC LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+                    let mut rows = Vec::new();
+                    for row in page.build().fetch_all(&self.pool).await? {
+                        let mut cells = Vec::with_capacity(query.columns.len());
+                        for (i, column) in query.columns.iter().enumerate() {
+                            cells.push(read_cell(&row, i, &GroupingKey::Column(column.clone()))?);
+                        }
+                        rows.push(cells);
+                    }
+                    Ok((rows, total))
+                }
+
+                async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError> {
+                    let row = sqlx::query(
+                        "SELECT c.id, c.sub_id, c.campaign_id, c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, \
+                         o.affiliate_network_id, o.payout_value_micros, o.payout_currency, o.payout_upsell \
+                         FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE c.sub_id = $1",
+                    )
+                    .bind(sub_id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    Ok(Some(PostbackClick {
+                        click_id: row.try_get("id")?,
+                        sub_id: row.try_get("sub_id")?,
+                        campaign_id: row.try_get("campaign_id")?,
+                        stream_id: row.try_get("stream_id")?,
+                        landing_id: row.try_get("landing_id")?,
+                        offer_id: row.try_get("offer_id")?,
+                        ts_id: row.try_get("ts_id")?,
+                        created_at: row.try_get("created_at")?,
+                        affiliate_network_id: row.try_get("affiliate_network_id")?,
+                        payout: Money::from_micros(row.try_get::<Option<i64>, _>("payout_value_micros")?.unwrap_or(0)),
+                        payout_currency: row.try_get::<Option<String>, _>("payout_currency")?.unwrap_or_default(),
+                        upsell: row.try_get::<Option<bool>, _>("payout_upsell")?.unwrap_or(false),
+                    }))
+                }
+
+                async fn record_conversion(&self, new: &NewConversion) -> Result<ConversionOutcome, StoreError> {
+                    let click = &new.click;
+                    let mut tx = self.pool.begin().await?;
+                    // The insert comes first: it takes the write lock (SQLite) before anything is read.
+                    let inserted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO conversions ({CONVERSION_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $14, $15, $16, $17, $17) \
+                         ON CONFLICT (sub_id, tid) DO NOTHING RETURNING id"
+                    )))
+                    .bind(click.sub_id.clone())
+                    .bind(new.tid.clone())
+                    .bind(click.click_id)
+                    .bind(click.campaign_id)
+                    .bind(click.stream_id)
+                    .bind(click.landing_id)
+                    .bind(click.offer_id)
+                    .bind(click.ts_id)
+                    .bind(click.affiliate_network_id)
+                    .bind(new.status.as_str())
+                    .bind(new.original_status.clone())
+                    .bind(new.revenue.unwrap_or(new.default_revenue).micros())
+                    .bind(new.cost.micros())
+                    .bind(new.currency.clone())
+                    .bind(new.params.clone())
+                    .bind(click.created_at)
+                    .bind(new.at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let outcome = if let Some(id) = inserted {
+                        ConversionOutcome::Accepted { id }
+                    } else {
+                        let allowed: Vec<&str> = new.status.predecessors().iter().map(|s| s.as_str()).collect();
+                        let moved = if allowed.is_empty() {
+                            None
+                        } else {
+                            let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE conversions SET previous_status = status, status = ");
+                            update.push_bind(new.status.as_str());
+                            update.push(", revenue_micros = COALESCE(").push_bind(new.revenue.map(|m| m.micros()));
+                            update.push(", revenue_micros), updated_at = ").push_bind(new.at);
+                            update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
+                            update.push(" AND tid = ").push_bind(new.tid.clone());
+                            update.push(" AND status IN (");
+                            let mut list = update.separated(", ");
+                            for status in &allowed {
+                                list.push_bind(*status);
+                            }
+                            update.push(") RETURNING id, previous_status");
+                            update.build().fetch_optional(&mut *tx).await?
+                        };
+                        match moved {
+                            Some(row) => ConversionOutcome::Transition {
+                                id: row.try_get("id")?,
+                                from: status_of(&row.try_get::<String, _>("previous_status")?)?,
+                            },
+                            None => {
+                                let row = sqlx::query("SELECT id, status FROM conversions WHERE sub_id = $1 AND tid = $2")
+                                    .bind(click.sub_id.clone())
+                                    .bind(new.tid.clone())
+                                    .fetch_one(&mut *tx)
+                                    .await?;
+                                let id: i64 = row.try_get("id")?;
+                                let current = status_of(&row.try_get::<String, _>("status")?)?;
+                                if current == new.status {
+                                    ConversionOutcome::Duplicate { id }
+                                } else {
+                                    ConversionOutcome::Ignored { id, current }
+                                }
+                            }
+                        }
+                    };
+                    if matches!(outcome, ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }) {
+                        sqlx::query(
+                            "UPDATE clicks SET \
+                             is_lead = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'lead'), \
+                             is_sale = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status IN ('sale', 'rebill')), \
+                             is_rejected = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'rejected'), \
+                             revenue_micros = CAST(COALESCE((SELECT SUM(revenue_micros) FROM conversions \
+                                 WHERE sub_id = $1 AND status IN ('lead', 'sale', 'rebill')), 0) AS BIGINT) \
+                             WHERE sub_id = $1",
+                        )
+                        .bind(click.sub_id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if !new.sub_id_updates.is_empty() {
+                        let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET ");
+                        for (i, (n, value)) in new.sub_id_updates.iter().enumerate() {
+                            if i > 0 {
+                                update.push(", ");
+                            }
+                            // N is checked against 1..=SUB_ID_COUNT by the caller; only digits reach SQL.
+                            update.push(format!("sub_id_{}", (*n).clamp(1, crate::model::SUB_ID_COUNT))).push(" = ").push_bind(value.clone());
+                        }
+                        update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
+                        update.build().execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
+                         VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
+                    )
+                    .bind(click.sub_id.clone())
+                    .bind(new.tid.clone())
+                    .bind(new.status.as_str())
+                    .bind(outcome.name())
+                    .bind(outcome.id())
+                    .bind(new.params.clone())
+                    .bind(new.at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(outcome)
+                }
+
+                async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(entry.sub_id.clone())
+                    .bind(entry.tid.clone())
+                    .bind(entry.status.clone())
+                    .bind(entry.outcome.clone())
+                    .bind(entry.message.clone())
+                    .bind(entry.conversion_id)
+                    .bind(entry.params.clone())
+                    .bind(entry.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn received_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<ReceivedPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, sub_id, tid, status, outcome, message, conversion_id, params, created_at \
+                         FROM received_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    )
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(ReceivedPostback {
+                                id: row.try_get("id")?,
+                                sub_id: row.try_get("sub_id")?,
+                                tid: row.try_get("tid")?,
+                                status: row.try_get("status")?,
+                                outcome: row.try_get("outcome")?,
+                                message: row.try_get("message")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                params: row.try_get("params")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO sent_postbacks (conversion_id, origin, method, url, body, http_status, attempts, error, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(entry.conversion_id)
+                    .bind(entry.origin.clone())
+                    .bind(entry.method.clone())
+                    .bind(entry.url.clone())
+                    .bind(entry.body.clone())
+                    .bind(entry.http_status)
+                    .bind(entry.attempts)
+                    .bind(entry.error.clone())
+                    .bind(entry.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn sent_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<SentPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
+                         FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    )
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SentPostback {
+                                id: row.try_get("id")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                origin: row.try_get("origin")?,
+                                method: row.try_get("method")?,
+                                url: row.try_get("url")?,
+                                body: row.try_get("body")?,
+                                http_status: row.try_get("http_status")?,
+                                attempts: row.try_get("attempts")?,
+                                error: row.try_get("error")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM sent_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn postback_targets(&self, campaign_id: i64, ts_id: Option<i64>) -> Result<PostbackTargets, StoreError> {
+                    let campaign_postbacks: Option<String> = sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
+                        .bind(campaign_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let traffic_source = match ts_id {
+                        None => None,
+                        Some(id) => sqlx::query("SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .map(|row| -> Result<(String, String), StoreError> {
+                                Ok((row.try_get("postback_url")?, row.try_get("postback_statuses")?))
+                            })
+                            .transpose()?,
+                    };
+                    Ok(PostbackTargets {
+                        campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
+                        traffic_source,
+                    })
+                }
+
+                async fn labels(&self, campaign_id: i64, ref_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT ref_value, label FROM labels WHERE campaign_id = $1 AND ref_name = $2 ORDER BY ref_value",
+                    )
+                    .bind(campaign_id)
+                    .bind(ref_name.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(|row| Ok((row.try_get("ref_value")?, row.try_get("label")?))).collect()
+                }
+
+                async fn set_labels(
+                    &self,
+                    campaign_id: i64,
+                    ref_name: &str,
+                    items: &[(String, Option<String>)],
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut changed = 0;
+                    for (value, label) in items {
+                        changed += match label {
+                            Some(label) => sqlx::query(
+                                "INSERT INTO labels (campaign_id, ref_name, ref_value, label, created_at) VALUES ($1, $2, $3, $4, $5) \
+                                 ON CONFLICT (campaign_id, ref_name, ref_value) DO UPDATE SET label = excluded.label",
+                            )
+                            .bind(campaign_id)
+                            .bind(ref_name.to_string())
+                            .bind(value.clone())
+                            .bind(label.clone())
+                            .bind(crate::model::unix_now())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                            None => sqlx::query("DELETE FROM labels WHERE campaign_id = $1 AND ref_name = $2 AND ref_value = $3")
+                                .bind(campaign_id)
+                                .bind(ref_name.to_string())
+                                .bind(value.clone())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                        };
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+
+                async fn clean_clicks(&self, from: i64, to: i64, campaign_id: Option<i64>) -> Result<(u64, u64), StoreError> {
+                    let scope = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE created_at >= ").push_bind(from).push(" AND created_at < ").push_bind(to);
+                        if let Some(id) = campaign_id {
+                            builder.push(" AND campaign_id = ").push_bind(id);
+                        }
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
+                    scope(&mut conversions);
+                    conversions.push(")");
+                    let conversions = conversions.build().execute(&mut *tx).await?.rows_affected();
+                    for table in ["dialect_clicks", "dialect_click_keys"] {
+                        let mut dialect: QueryBuilder<Db> = QueryBuilder::new(format!("DELETE FROM {table} WHERE sub_id IN (SELECT sub_id FROM clicks"));
+                        scope(&mut dialect);
+                        dialect.push(")");
+                        dialect.build().execute(&mut *tx).await?;
+                    }
+                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM clicks");
+                    scope(&mut clicks);
+                    let clicks = clicks.build().execute(&mut *tx).await?.rows_affected();
+                    sqlx::query(
+                        "DELETE FROM click_profiles WHERE id NOT IN \
+                         (SELECT profile_id FROM dialect_clicks WHERE profile_id IS NOT NULL)",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok((clicks, conversions))
+                }
+
+                async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError> {
+                    if spread.campaign_ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let matching = |builder: &mut QueryBuilder<Db>| {
+                        push_conditions(builder, "created_at", Some(spread.from), Some(spread.to), &spread.conditions);
+                        builder.push(" AND campaign_id IN (");
+                        let mut list = builder.separated(", ");
+                        for id in &spread.campaign_ids {
+                            list.push_bind(*id);
+                        }
+                        builder.push(")");
+                        if spread.only_uniques {
+                            builder.push(" AND is_unique_campaign = ").push_bind(true);
+                        }
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    // A write first, so that SQLite takes the write lock before the count.
+                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
+                    let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
+                    matching(&mut count);
+                    let n: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+                    if n == 0 {
+                        tx.commit().await?;
+                        return Ok(0);
+                    }
+                    let total = spread.total.micros();
+                    let (base, rest) = (total.div_euclid(n), total.rem_euclid(n));
+                    // The id of the last click that gets one micro-unit more (none when rest = 0).
+                    let threshold: i64 = if rest == 0 {
+                        i64::MIN
+                    } else {
+                        let mut nth: QueryBuilder<Db> = QueryBuilder::new("SELECT id FROM clicks");
+                        matching(&mut nth);
+                        nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
+                        nth.build_query_scalar().fetch_one(&mut *tx).await?
+                    };
+                    let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
+                    update.push_bind(threshold).push(" THEN ").push_bind(base + 1).push(" ELSE ").push_bind(base).push(" END");
+                    matching(&mut update);
+                    let updated = update.build().execute(&mut *tx).await?.rows_affected();
+                    tx.commit().await?;
+                    Ok(updated)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_report_store;

@@ -1,0 +1,998 @@
+//! Conversions and reports over HTTP on SQLite and PostgreSQL: clicks, postbacks (a lead, a
+//! sale for the same tid, a duplicate, a rejection, a wrong key, an unknown sub id, money in
+//! another currency, concurrent duplicates), then `report/build`, `conversions/log`,
+//! `clicks/log` and `logs/postbacks` show exactly what happened; a click created through a
+//! dialect counts in the report; both backends give identical reports for the same data.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::model::{Click, NewCampaign, NewStream};
+use switchyard_tests::{Backend, TestDb, TestServer, client, subid_of};
+
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
+const POSTBACK_KEY: &str = "test-postback-key-0123456789";
+const REST_TOKEN: &str = "rest-clicks-token-0123456789";
+const REST_BASE: &str = "/partner/v2";
+
+fn extra() -> String {
+    format!(
+        "[demo]\nseed = false\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n[postback]\nkey = \"{POSTBACK_KEY}\"\nrates = {{ EUR = \"2\" }}\n\n[dialects]\nrest_clicks_token = \"{REST_TOKEN}\"\nrest_clicks_base_path = \"{REST_BASE}\"\n"
+    )
+}
+
+async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let response = client()
+        .post(server.url(&format!("/admin_api/v1/{path}")))
+        .header("Api-Key", ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
+    )
+}
+
+async fn postback(server: &TestServer, key: &str, query: &str) -> (u16, String) {
+    let response = client()
+        .get(server.url(&format!("/{key}/postback?{query}")))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn click(server: &TestServer, alias: &str) -> String {
+    let response = client()
+        .get(server.url(&format!("/{alias}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    subid_of(&location).expect("subid in the redirect")
+}
+
+async fn wait_for_clicks(server: &TestServer, expected: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = admin(server, "clicks/log", json!({})).await;
+        if body["total"] == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clicks were not written: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcome(text: &str) -> String {
+    serde_json::from_str::<Value>(text).unwrap()["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn postbacks_close_the_loop(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("conv", "Conv", "tok-conv"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    db.execute("UPDATE campaigns SET cost_type = 'CPC', cost_value_micros = 2000000")
+        .await
+        .unwrap();
+    server.reload().await;
+    let a = click(&server, "conv").await;
+    let b = click(&server, "conv").await;
+    let c = click(&server, "conv").await;
+    wait_for_clicks(&server, 3).await;
+
+    // A lead, then the sale of the same tid, then the same sale again.
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=lead&payout=5"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "accepted"),
+        "{body}"
+    );
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=sale&payout=10"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "transition"),
+        "{body}"
+    );
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&tid=T1&status=sale&payout=10"),
+    )
+    .await;
+    assert_eq!(
+        (status, outcome(&body).as_str()),
+        (200, "duplicate"),
+        "{body}"
+    );
+    // A rejection; nothing leaves `rejected`.
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={b}&status=declined&payout=3"),
+    )
+    .await;
+    assert_eq!(outcome(&body), "accepted", "{body}");
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={b}&status=sale&payout=3"),
+    )
+    .await;
+    assert_eq!(outcome(&body), "ignored", "{body}");
+    // Euros at the configured rate, a sub id update and a custom answer.
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={c}&status=approved&payout=4&currency=EUR&sub_id_2=from-network&return=OK"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    // A wrong key changes nothing; an unknown sub id is logged; bad values are named.
+    let (status, _) = postback(
+        &server,
+        "wrong-key-0123456789abc",
+        &format!("subid={a}&status=rejected"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        "subid=nosuchclick&status=sale&payout=1",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1e5")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("payout"), "{body}");
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={a}&payout=1&currency=JPY"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("currency"), "{body}");
+
+    let metrics = json!([
+        "clicks",
+        "conversions",
+        "leads",
+        "sales",
+        "rejected",
+        "revenue",
+        "cost",
+        "profit",
+        "cr",
+        "epc",
+        "roi",
+        "rejected_revenue",
+        "approve"
+    ]);
+    let (status, report) = admin(
+        &server,
+        "report/build",
+        json!({"range": {"interval": "today"}, "metrics": metrics}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["total"], 1, "{report}");
+    let totals = &report["rows"][0];
+    assert_eq!(totals["clicks"], 3, "{report}");
+    assert_eq!(totals["conversions"], 3);
+    assert_eq!(totals["leads"], 0);
+    assert_eq!(totals["sales"], 2);
+    assert_eq!(totals["rejected"], 1);
+    assert_eq!(totals["revenue"], 18, "10 + 4 EUR × 2: {report}");
+    assert_eq!(totals["rejected_revenue"], 3);
+    assert_eq!(totals["cost"], 6, "3 clicks × 2 (CPC)");
+    assert_eq!(totals["profit"], 12);
+    assert_eq!(totals["cr"], 100.0);
+    assert_eq!(totals["epc"], 6);
+    assert_eq!(totals["roi"], 200.0);
+    assert_eq!(totals["approve"], 66.67);
+
+    // Grouped by the campaign's name and the day, with a summary.
+    let (_, grouped) = admin(
+        &server,
+        "report/build",
+        json!({"range": {"interval": "7_days_ago", "timezone": "Asia/Kathmandu"}, "grouping": ["campaign", "day"], "metrics": ["clicks", "sales", "revenue"], "summary": true, "sort": [{"name": "clicks", "order": "desc"}]}),
+    )
+    .await;
+    assert_eq!(grouped["rows"][0]["campaign"], "Conv", "{grouped}");
+    assert_eq!(grouped["rows"][0]["day"].as_str().unwrap().len(), 10);
+    assert_eq!(grouped["summary"]["clicks"], 3);
+    assert_eq!(grouped["summary"]["revenue"], 18);
+
+    // A regular expression and a metric filter.
+    let (status, only_c) = admin(
+        &server,
+        "report/build",
+        json!({"grouping": ["sub_id"], "metrics": ["clicks", "sales", "revenue"], "filters": [{"name": "sub_id", "operator": "MATCH_REGEXP", "expression": format!("/^{}$/i", c.to_uppercase())}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{only_c}");
+    assert_eq!(only_c["total"], 1, "{only_c}");
+    assert_eq!(only_c["rows"][0]["revenue"], 8);
+    let (_, with_sales) = admin(
+        &server,
+        "report/build",
+        json!({"grouping": ["sub_id"], "metrics": ["clicks"], "filters": [{"name": "sales", "operator": "EQUALS_OR_GREATER_THAN", "expression": 1}]}),
+    )
+    .await;
+    assert_eq!(with_sales["total"], 2, "{with_sales}");
+
+    // Bad report requests name the field.
+    for (body, field) in [
+        (json!({"grouping": ["nope"]}), "grouping[0]"),
+        (json!({"metrics": ["clicks", "bogus"]}), "metrics[1]"),
+        (
+            json!({"filters": [{"name": "ip", "operator": "MATCH_REGEXP", "expression": "(x"}]}),
+            "filters[0].expression",
+        ),
+    ] {
+        let (status, answer) = admin(&server, "report/build", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
+    }
+
+    // The conversion log and the click log.
+    let (_, conversions) = admin(
+        &server,
+        "conversions/log",
+        json!({"columns": ["sub_id", "status", "previous_status", "original_status", "revenue", "currency"], "sort": [{"name": "sub_id", "order": "asc"}]}),
+    )
+    .await;
+    assert_eq!(conversions["total"], 3, "{conversions}");
+    let by_sub = |sub: &str| {
+        conversions["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["sub_id"] == sub)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_sub(&a)["status"], "sale");
+    assert_eq!(by_sub(&a)["previous_status"], "lead");
+    assert_eq!(by_sub(&a)["original_status"], "lead");
+    assert_eq!(by_sub(&b)["status"], "rejected");
+    assert_eq!(by_sub(&c)["revenue"], 8);
+    assert_eq!(by_sub(&c)["currency"], "EUR");
+    let (_, clicks) = admin(
+        &server,
+        "clicks/log",
+        json!({"columns": ["sub_id", "sub_id_2", "is_sale", "revenue", "cost"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": c}]}),
+    )
+    .await;
+    assert_eq!(clicks["rows"][0]["sub_id_2"], "from-network", "{clicks}");
+    assert_eq!(clicks["rows"][0]["is_sale"], true);
+    assert_eq!(clicks["rows"][0]["revenue"], 8);
+
+    // The received-postbacks log keeps the unknown sub id and the refused ones.
+    let response = client()
+        .get(server.url("/admin_api/v1/logs/postbacks?limit=50"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = response.json().await.unwrap();
+    let outcomes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 9, "{log}"); // the wrong key left no trace
+    assert!(outcomes.contains(&"unknown_sub_id"));
+    assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 2);
+    assert!(outcomes.contains(&"duplicate"));
+
+    // Concurrent copies of one postback count once.
+    let d = click(&server, "conv").await;
+    wait_for_clicks(&server, 4).await;
+    let copies: Vec<_> = (0..16)
+        .map(|_| {
+            let url = server.url(&format!(
+                "/{POSTBACK_KEY}/postback?subid={d}&tid=X&status=sale&payout=7"
+            ));
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for copy in copies {
+        assert_eq!(copy.await.unwrap(), 200);
+    }
+    let (_, only_d) = admin(
+        &server,
+        "report/build",
+        json!({"metrics": ["conversions", "revenue"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": d}]}),
+    )
+    .await;
+    assert_eq!(only_d["rows"][0]["conversions"], 1, "{only_d}");
+    assert_eq!(only_d["rows"][0]["revenue"], 7);
+
+    // Issue #8: a click created through a dialect appears in report/build totals.
+    let response = client()
+        .post(server.url(&format!("{REST_BASE}/clicks")))
+        .bearer_auth(REST_TOKEN)
+        .json(&json!({"ip": "81.2.69.160", "uri": "https://tracker.test/conv?utm_source=partner"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let (_, totals) = admin(&server, "report/build", json!({"metrics": ["clicks"]})).await;
+    assert_eq!(totals["rows"][0]["clicks"], 5, "{totals}");
+
+    // A form-encoded body.
+    let response = client()
+        .post(server.url("/admin_api/v1/report/build"))
+        .header("Api-Key", ADMIN_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("metrics[]=clicks&metrics[]=sales&range[interval]=today&grouping[]=campaign_id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let form: Value = response.json().await.unwrap();
+    assert_eq!(form["rows"][0]["clicks"], 5, "{form}");
+    assert_eq!(form["rows"][0]["sales"], 3);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_postbacks_close_the_loop() {
+    postbacks_close_the_loop(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_postbacks_close_the_loop() {
+    postbacks_close_the_loop(Backend::Postgres).await;
+}
+
+/// A deterministic data set: clicks over three days in several countries and campaigns,
+/// with conversions of every status.
+fn data_set() -> Vec<Click> {
+    let countries = ["GB", "DE", "US", "", "FR"];
+    let keywords = ["shoes", "Boots", "50%_off", "", "hats"];
+    (0..300i64)
+        .map(|i| {
+            let mut click = Click::blank();
+            click.sub_id = format!("s{i:04}");
+            click.campaign_id = 1 + i % 3;
+            click.stream_id = Some(10 + i % 4);
+            click.created_at = 1_795_000_000 + i * 877; // about 2.6 days
+            click.country_code = countries[(i % 5) as usize].to_string();
+            click.keyword = keywords[(i * 7 % 5) as usize].to_string();
+            click.is_unique_campaign = i % 2 == 0;
+            click.is_bot = i % 11 == 0;
+            click.referrer = if i % 3 == 0 {
+                String::new()
+            } else {
+                "https://r.test/".into()
+            };
+            click.cost = switchyard::model::Money::from_micros(1_000 * (i % 7));
+            click
+        })
+        .collect()
+}
+
+async fn load(server: &TestServer) {
+    use switchyard::store::{ConversionStatus, NewConversion};
+    let store = server.store();
+    store.insert_clicks(&data_set()).await.unwrap();
+    for i in (0..300i64).step_by(4) {
+        let click = store
+            .postback_click(&format!("s{i:04}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let statuses: &[ConversionStatus] = match i % 3 {
+            0 => &[ConversionStatus::Lead],
+            1 => &[ConversionStatus::Lead, ConversionStatus::Sale],
+            _ => &[ConversionStatus::Sale, ConversionStatus::Rejected],
+        };
+        for (n, status) in statuses.iter().enumerate() {
+            store
+                .record_conversion(&NewConversion {
+                    click: click.clone(),
+                    tid: String::new(),
+                    status: *status,
+                    original_status: status.as_str().into(),
+                    revenue: Some(switchyard::model::Money::from_micros(
+                        1_234_567 * (i % 5 + n as i64),
+                    )),
+                    default_revenue: switchyard::model::Money::ZERO,
+                    cost: switchyard::model::Money::ZERO,
+                    currency: "USD".into(),
+                    sub_id_updates: Vec::new(),
+                    params: "{}".into(),
+                    at: 1_795_300_000,
+                })
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_give_identical_reports() {
+    let sqlite_db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let postgres_db = TestDb::new(Backend::Postgres).await.unwrap();
+    let sqlite = TestServer::start(&sqlite_db, &extra()).await.unwrap();
+    let postgres = TestServer::start(&postgres_db, &extra()).await.unwrap();
+    load(&sqlite).await;
+    load(&postgres).await;
+    let all_metrics: Vec<&str> = switchyard::report::METRICS.iter().map(|m| m.name).collect();
+    let requests = [
+        json!({"range": {"interval": "all_time"}, "metrics": all_metrics, "summary": true}),
+        json!({"range": {"from": "2026-11-17", "to": "2026-11-21", "timezone": "America/New_York"}, "grouping": ["campaign_id", "country_code", "day"], "metrics": all_metrics, "summary": true}),
+        json!({"range": {"interval": "all_time", "timezone": "Asia/Kolkata"}, "grouping": ["day_hour", "keyword"], "metrics": ["clicks", "conversions", "revenue", "cr", "epc", "roi"], "sort": [{"name": "revenue", "order": "desc"}], "limit": 20, "offset": 5}),
+        json!({"grouping": ["keyword", "weekday", "week", "month", "year", "hour"], "metrics": ["clicks", "sales", "bot_share"], "filters": [{"name": "keyword", "operator": "CONTAINS", "expression": "o"}, {"name": "country_code", "operator": "NOT_IN_LIST", "expression": ["US"]}]}),
+        json!({"grouping": ["stream_id", "is_bot"], "metrics": ["clicks", "leads", "rejected"], "filters": [{"name": "keyword", "operator": "MATCH_REGEXP", "expression": "/^(shoes|boots)$/i"}, {"name": "clicks", "operator": "GREATER_THAN", "expression": 3}]}),
+    ];
+    for request in requests {
+        let (s1, mut from_sqlite) = admin(&sqlite, "report/build", request.clone()).await;
+        let (s2, mut from_postgres) = admin(&postgres, "report/build", request.clone()).await;
+        assert_eq!((s1, s2), (200, 200), "{from_sqlite} {from_postgres}");
+        from_sqlite["meta"] = Value::Null;
+        from_postgres["meta"] = Value::Null;
+        assert!(
+            from_sqlite["total"].as_i64().unwrap() > 0,
+            "{request}: {from_sqlite}"
+        );
+        assert_eq!(from_sqlite, from_postgres, "{request}");
+    }
+    let (_, a) = admin(&sqlite, "conversions/log", json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "sort": [{"name": "sub_id"}], "limit": 500})).await;
+    let (_, b) = admin(&postgres, "conversions/log", json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "sort": [{"name": "sub_id"}], "limit": 500})).await;
+    assert_eq!(a, b);
+    sqlite.stop().await;
+    postgres.stop().await;
+}
+
+async fn cost_totals(server: &TestServer) -> Value {
+    let (_, report) = admin(server, "report/build", json!({"metrics": ["cost", "cpc"]})).await;
+    report["rows"][0].clone()
+}
+
+async fn costs_are_spread_exactly(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("costs", "Costs", "tok-costs"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    server.reload().await;
+    for _ in 0..3 {
+        click(&server, "costs").await;
+    }
+    wait_for_clicks(&server, 3).await;
+    let (status, answer) = admin(
+        &server,
+        &format!("campaigns/{}/update_costs", campaign.id),
+        json!({"start_date": "2000-01-01", "end_date": "2100-01-01 00:00", "timezone": "Europe/Madrid", "cost": "10", "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["updated_clicks"], 3);
+    let totals = cost_totals(&server).await;
+    assert_eq!(
+        totals["cost"], 10,
+        "3.333334 + 3.333333 + 3.333333: {totals}"
+    );
+    assert_eq!(totals["cpc"], 3.333333);
+    // In bulk, in euros at the configured rate; a filter no click matches changes nothing.
+    let (status, answer) = admin(
+        &server,
+        "clicks/update_costs",
+        json!({"campaign_ids": [campaign.id], "timezone": "UTC", "currency": "EUR", "costs": [
+            {"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1.5"},
+            {"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "99", "filters": {"source": "nowhere,elsewhere"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["updated_clicks"].as_i64()),
+        (200, Some(3)),
+        "{answer}"
+    );
+    assert_eq!(cost_totals(&server).await["cost"], 3);
+    for (path, body, field) in [
+        (
+            format!("campaigns/{}/update_costs", campaign.id),
+            json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "abc"}),
+            "cost",
+        ),
+        (
+            format!("campaigns/{}/update_costs", campaign.id),
+            json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "currency": "JPY"}),
+            "currency",
+        ),
+        (
+            "clicks/update_costs".to_string(),
+            json!({"campaign_ids": [campaign.id], "costs": [{"end_date": "2100-01-01", "cost": "1"}]}),
+            "costs[0].start_date",
+        ),
+        (
+            "clicks/update_costs".to_string(),
+            json!({"campaign_ids": [campaign.id], "costs": [{"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1", "filters": {"ip": "1.2.3.4"}}]}),
+            "costs[0].filters",
+        ),
+    ] {
+        let (status, answer) = admin(&server, &path, body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        cost_totals(&server).await["cost"],
+        3,
+        "refused requests changed nothing"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_costs_are_spread_exactly() {
+    costs_are_spread_exactly(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_costs_are_spread_exactly() {
+    costs_are_spread_exactly(Backend::Postgres).await;
+}
+
+/// A loopback HTTP server that records each request (`METHOD path` and body) and answers the
+/// given statuses in turn (then 200).
+async fn recording_server(
+    statuses: Vec<u16>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(statuses));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let record = record.clone();
+            let statuses = statuses.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16_384];
+                let mut read = 0;
+                // Read the head, then the body by Content-Length.
+                loop {
+                    let n = socket.read(&mut buffer[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                let line = text.lines().next().unwrap_or("").to_string();
+                let request = line
+                    .rsplit_once(' ')
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or(line);
+                let body = text
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
+                record.lock().unwrap().push((request, body));
+                let status = {
+                    let mut statuses = statuses.lock().unwrap();
+                    if statuses.is_empty() {
+                        200
+                    } else {
+                        statuses.remove(0)
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+async fn postbacks_go_out(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let config = extra().replace(
+        "[postback]\n",
+        "[fetch]\nallow_networks = [\"127.0.0.0/8\"]\n\n[postback]\nretry_base_ms = 20\nmax_attempts = 3\n",
+    );
+    let server = TestServer::start(&db, &config).await.unwrap();
+    let (network, seen) = recording_server(vec![500]).await;
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("s2s", "S2S", "tok-s2s"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    let postbacks = json!([
+        {"method": "GET", "statuses": ["sale"], "url": format!("{network}/campaign?s={{subid}}&p={{payout}}&st={{status}}")},
+        {"method": "POST", "statuses": ["lead"], "url": format!("{network}/post")}
+    ]);
+    db.execute(&format!("UPDATE campaigns SET postbacks = '{postbacks}'"))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "INSERT INTO traffic_sources (name, postback_url, postback_statuses, created_at, updated_at) VALUES ('TS', '{network}/ts?sub={{subid}}&status={{status}}', '[]', 0, 0)"
+    ))
+    .await
+    .unwrap();
+    server.reload().await;
+    let sub = click(&server, "s2s").await;
+    wait_for_clicks(&server, 1).await;
+    db.execute("UPDATE clicks SET ts_id = (SELECT MAX(id) FROM traffic_sources)")
+        .await
+        .unwrap();
+
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=lead&payout=2"),
+    )
+    .await;
+    assert_eq!(outcome(&body), "accepted");
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=sale&payout=10.5"),
+    )
+    .await;
+    assert_eq!(outcome(&body), "transition");
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=sale&payout=10.5"),
+    )
+    .await;
+    assert_eq!(outcome(&body), "duplicate", "a duplicate sends nothing");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let response = client()
+            .get(server.url("/admin_api/v1/logs/sent_postbacks"))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let log: Value = response.json().await.unwrap();
+        if log.as_array().unwrap().len() >= 4 {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "postbacks were not sent: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log.as_array().unwrap().len(), 4, "{log}");
+    for entry in log.as_array().unwrap() {
+        assert_eq!(entry["error"], "", "{log}");
+        assert_eq!(entry["status"], 200, "{log}");
+    }
+    let attempts: i64 = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attempts"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        attempts, 5,
+        "the first request got a 500 and was retried: {log}"
+    );
+    let requests: Vec<(String, String)> = seen.lock().unwrap().clone();
+    let lines: Vec<&str> = requests.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(
+        lines.contains(&format!("GET /campaign?s={sub}&p=10.5&st=sale").as_str()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("GET /ts?sub={sub}&status=lead").as_str()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("GET /ts?sub={sub}&status=sale").as_str()),
+        "{lines:?}"
+    );
+    let post = requests
+        .iter()
+        .find(|(r, _)| r == "POST /post")
+        .expect("the lead's POST");
+    let sent: Value = serde_json::from_str(&post.1).unwrap();
+    assert_eq!(sent["status"], "lead");
+    assert_eq!(sent["subid"], sub.as_str());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_postbacks_go_out() {
+    postbacks_go_out(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_postbacks_go_out() {
+    postbacks_go_out(Backend::Postgres).await;
+}
+
+async fn labels_and_clean(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("lab", "Lab", "tok-lab"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    server.reload().await;
+    let mut subs = Vec::new();
+    for keyword in ["a", "b", "c"] {
+        subs.push(click(&server, &format!("lab?keyword={keyword}")).await);
+    }
+    wait_for_clicks(&server, 3).await;
+    let (_, _) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={}&status=sale&payout=1", subs[0]),
+    )
+    .await;
+
+    let (status, answer) = admin(
+        &server,
+        "report/labels",
+        json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"a": "whitelist", "b": "blacklist"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["changed"].as_i64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let labels = |server: &TestServer| {
+        client()
+            .get(server.url(&format!(
+                "/admin_api/v1/report/labels?campaign_id={}&ref_name=keyword",
+                campaign.id
+            )))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+    };
+    let got: Value = labels(&server).await.unwrap().json().await.unwrap();
+    assert_eq!(got, json!({"a": "whitelist", "b": "blacklist"}));
+    let count = |answer: &Value| answer["rows"][0]["clicks"].as_i64().unwrap_or(0);
+    let (_, white) = admin(&server, "report/build", json!({"metrics": ["clicks"], "filters": [{"name": "keyword", "operator": "HAS_LABEL", "expression": "whitelist"}]})).await;
+    assert_eq!(count(&white), 1, "{white}");
+    let (_, not_black) = admin(&server, "report/build", json!({"metrics": ["clicks"], "filters": [{"name": "keyword", "operator": "NOT_HAS_LABEL", "expression": "blacklist"}]})).await;
+    assert_eq!(count(&not_black), 2, "{not_black}");
+    let (_, log) = admin(&server, "clicks/log", json!({"filters": [{"name": "keyword", "operator": "HAS_LABEL", "expression": "blacklist"}]})).await;
+    assert_eq!(log["total"], 1, "{log}");
+    admin(
+        &server,
+        "report/labels",
+        json!({"campaign_id": campaign.id, "ref_name": "keyword", "items": {"b": ""}}),
+    )
+    .await;
+    let got: Value = labels(&server).await.unwrap().json().await.unwrap();
+    assert_eq!(got, json!({"a": "whitelist"}));
+    for (body, field) in [
+        (
+            json!({"campaign_id": campaign.id, "ref_name": "country", "items": {}}),
+            "ref_name",
+        ),
+        (
+            json!({"campaign_id": campaign.id, "ref_name": "ip", "items": {"1.2.3.4": "grey"}}),
+            "items.1.2.3.4",
+        ),
+        (json!({"ref_name": "ip", "items": {}}), "campaign_id"),
+    ] {
+        let (status, answer) = admin(&server, "report/labels", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
+    }
+
+    // Cleaning the period deletes the clicks and their conversions.
+    let (status, answer) = admin(
+        &server,
+        "clicks/clean",
+        json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "campaign_id": campaign.id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["deleted_clicks"], 3);
+    assert_eq!(answer["deleted_conversions"], 1);
+    let (_, after) = admin(
+        &server,
+        "report/build",
+        json!({"metrics": ["clicks", "conversions"]}),
+    )
+    .await;
+    assert_eq!(after["total"], 0, "{after}");
+    let (status, answer) = admin(&server, "clicks/clean", json!({"end_date": "2100-01-01"})).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().unwrap().starts_with("start_date"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_labels_and_clean() {
+    labels_and_clean(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_labels_and_clean() {
+    labels_and_clean(Backend::Postgres).await;
+}
+
+async fn location(server: &TestServer, alias: &str) -> String {
+    let response = client()
+        .get(server.url(&format!("/{alias}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn capped_offers_send_to_the_alternative(backend: Backend) {
+    use switchyard::model::{NewTarget, StreamSchema, StreamType};
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let capped = store
+        .create_offer(&NewTarget::external(
+            "Capped",
+            "https://capped.test/?subid={subid}",
+        ))
+        .await
+        .unwrap()
+        .id;
+    let alternative = store
+        .create_offer(&NewTarget::external(
+            "Alternative",
+            "https://alternative.test/?subid={subid}",
+        ))
+        .await
+        .unwrap()
+        .id;
+    db.execute(&format!(
+        "UPDATE offers SET daily_cap = 1, conversion_timezone = 'Pacific/Auckland', alternative_offer_id = {alternative} WHERE id = {capped}"
+    ))
+    .await
+    .unwrap();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("cap", "Cap", "tok-cap"))
+        .await
+        .unwrap();
+    let mut stream = NewStream::new(
+        campaign.id,
+        StreamType::Regular,
+        StreamSchema::Landings,
+        "http",
+    );
+    stream.offers = vec![(capped, 100)];
+    store.create_stream(&stream).await.unwrap();
+    server.reload().await;
+
+    let first = location(&server, "cap").await;
+    assert!(first.starts_with("https://capped.test/"), "{first}");
+    wait_for_clicks(&server, 1).await;
+    let (_, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={}&status=lead", subid_of(&first).unwrap()),
+    )
+    .await;
+    assert_eq!(outcome(&body), "accepted");
+    let second = location(&server, "cap").await;
+    assert!(
+        second.starts_with("https://alternative.test/"),
+        "the cap of 1 is reached: {second}"
+    );
+    server.stop().await;
+
+    // After a restart the count comes back from the store.
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let third = location(&server, "cap").await;
+    assert!(third.starts_with("https://alternative.test/"), "{third}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_capped_offers_send_to_the_alternative() {
+    capped_offers_send_to_the_alternative(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_capped_offers_send_to_the_alternative() {
+    capped_offers_send_to_the_alternative(Backend::Postgres).await;
+}
