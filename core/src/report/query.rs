@@ -433,7 +433,11 @@ fn time_range(range: &Value, tz: Tz, now: i64) -> Result<(Option<i64>, Option<i6
             )
         };
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let date = if end { date + Duration::days(1) } else { date };
+            let date = if end {
+                date.succ_opt().ok_or_else(bad)?
+            } else {
+                date
+            };
             return Ok(day_start(date));
         }
         let at = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]

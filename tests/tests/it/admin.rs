@@ -342,6 +342,23 @@ async fn every_resource_life_cycle(backend: Backend) {
         )
         .await;
     assert_eq!(updated["filters"].as_array().unwrap().len(), 2);
+    let kept_filter = updated["filters"][0].clone();
+    let updated = admin
+        .ok(
+            Method::PUT,
+            &format!("/streams/{sid}"),
+            Some(json!({ "filters": [
+            { "id": kept_filter["id"], "name": "country", "mode": "reject", "payload": ["CN"] },
+            { "name": "ip", "mode": "reject", "payload": ["10.0.0.0/8"] },
+        ] })),
+        )
+        .await;
+    assert_eq!(updated["filters"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        updated["filters"][0]["id"], kept_filter["id"],
+        "a filter sent back with its id keeps it"
+    );
+    assert_eq!(updated["filters"][0]["mode"], "reject");
     let updated = admin
         .ok(Method::PUT, &format!("/streams/{sid}"), Some(json!({ "filters": [{ "name": "ip", "mode": "reject", "payload": ["10.0.0.0/8"] }] })))
         .await;
@@ -520,6 +537,20 @@ async fn validation_names_the_fields(backend: Backend) {
         db.count("SELECT COUNT(*) AS n FROM streams").await.unwrap(),
         0
     );
+    // A date at the end of the calendar is a 400, not a panic.
+    for (path, body) in [
+        (
+            "/report/build",
+            json!({ "range": { "from": "2026-01-01", "to": "+262143-12-31" }, "grouping": ["campaign"], "metrics": ["clicks"] }),
+        ),
+        (
+            "/clicks/clean",
+            json!({ "start_date": "2026-01-01", "end_date": "+262143-12-31" }),
+        ),
+    ] {
+        let (status, error) = admin.call(Method::POST, path, Some(body)).await;
+        assert!(status == 400 || status == 406, "{path}: {status} {error}");
+    }
     // Malformed JSON is a 400 with an error, not a 5xx.
     let response = client()
         .post(admin.server.url("/admin_api/v1/campaigns"))
@@ -855,6 +886,16 @@ async fn users_keys_and_access(backend: Backend) {
         "only the group's and the selected campaigns"
     );
     let (status, _) = as_bob(Method::GET, &format!("/campaigns/{}", id(&other)), None).await;
+    assert_eq!(status, 403);
+    // The same object with its id percent-encoded (the router decodes it) is refused too.
+    let encoded: String = id(&other)
+        .to_string()
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let (status, _) = as_bob(Method::GET, &format!("/campaigns/{encoded}"), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = as_bob(Method::GET, &format!("/campaigns/{encoded}/streams"), None).await;
     assert_eq!(status, 403);
     let (status, _) = as_bob(
         Method::PUT,

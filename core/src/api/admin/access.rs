@@ -71,7 +71,17 @@ pub async fn decide(
         Principal::Admin | Principal::User { admin: true, .. } => return Ok(Decision::Allow),
         Principal::User { access, .. } => access,
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Decoded as the router decodes them (`/campaigns/%35` is campaign 5).
+    let decoded: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let first = segments.first().copied().unwrap_or("");
     let reading = *method == Method::GET;
     let grant = |resource: &str| {
@@ -91,7 +101,9 @@ pub async fn decide(
         // changing clicks (costs, clean) needs full access.
         "report" | "clicks" | "conversions" => {
             let campaigns = grant("campaigns");
-            let writes = matches!(segments.get(1), Some(&"clean") | Some(&"update_costs"));
+            // Reading: report/build, report/definition, the logs; changing: labels, costs, clean.
+            let writes = matches!(segments.get(1), Some(&"clean") | Some(&"update_costs"))
+                || (first == "report" && segments.get(1) == Some(&"labels") && !reading);
             return Ok(match (campaigns.as_str(), writes) {
                 ("full_access", _) | ("read_only", false) => Decision::Allow,
                 _ => Decision::Deny(
@@ -163,6 +175,12 @@ pub async fn filter_list(response: Response, scope: &Scope) -> Response {
                 .remove(axum::http::header::CONTENT_LENGTH);
             response
         }
+        // Only a list can be filtered; anything else of this scope is refused.
+        _ if parts.status.is_success() => (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": "this answer is outside this key's user's groups and selection" })),
+        )
+            .into_response(),
         _ => Response::from_parts(parts, Body::from(bytes)),
     }
 }

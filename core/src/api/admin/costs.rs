@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
@@ -76,7 +76,7 @@ pub(super) fn moment(value: Option<&Value>, field: &str, tz: Tz, end: bool) -> R
         .or_else(|| {
             NaiveDate::parse_from_str(&text, "%Y-%m-%d")
                 .ok()
-                .map(|d| if end { d + Duration::days(1) } else { d })
+                .and_then(|d| if end { d.succ_opt() } else { Some(d) })
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
         .ok_or_else(|| format!("{field}: `{text}` is not a date or date and time"))?;

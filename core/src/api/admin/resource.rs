@@ -692,12 +692,17 @@ async fn save(
         .await?
         .ok_or_else(|| ApiFailure::NotFound(format!("{} not found", resource.noun)))?;
     let event = if id.is_none() { "created" } else { "updated" };
-    resource.rules.after_write(state, written, event).await?;
-    resource
-        .rules
-        .after_save(state, written, &input.fields)
-        .await?;
+    let after = async {
+        resource.rules.after_write(state, written, event).await?;
+        resource
+            .rules
+            .after_save(state, written, &input.fields)
+            .await
+    }
+    .await;
+    // The row is written: routing follows it even when a later step (files) failed.
     changed(state, resource).await;
+    after?;
     load(state, resource, written).await
 }
 

@@ -292,6 +292,43 @@ impl StreamRules {
     }
 }
 
+/// An item that names one of the stream's current children by `id` keeps that id (clients
+/// update a filter by sending it back with its id); other items get new ids.
+async fn keep_ids(
+    state: &AppState,
+    stream: Option<i64>,
+    mut rows: ChildRows,
+    items: &[&Map<String, Value>],
+) -> Result<ChildRows, ApiFailure> {
+    let Some(stream) = stream else {
+        return Ok(rows);
+    };
+    if rows.rows.len() != items.len() {
+        // Some items were refused: the request fails before anything is written.
+        return Ok(rows);
+    }
+    let current: HashSet<i64> = state
+        .store
+        .object_rows(
+            rows.table,
+            &RowFilter::all().equal("stream_id", SqlValue::Int(stream)),
+        )
+        .await?
+        .iter()
+        .filter_map(|row| row.get("id").and_then(Value::as_i64))
+        .collect();
+    let mut kept = HashSet::new();
+    for (row, item) in rows.rows.iter_mut().zip(items) {
+        if let Some(id) = item.get("id").and_then(as_int)
+            && current.contains(&id)
+            && kept.insert(id)
+        {
+            row.push(("id", SqlValue::Int(id)));
+        }
+    }
+    Ok(rows)
+}
+
 fn as_text_ref(value: &Value) -> Option<&str> {
     value.as_str()
 }
@@ -394,23 +431,31 @@ impl ResourceRules for StreamRules {
         }
         if let Some(items) = object_items(draft.input, "filters") {
             let rows = self.filters(state, &items, invalid);
-            draft.children.push(rows);
+            draft
+                .children
+                .push(keep_ids(state, draft.id, rows, &items).await?);
         }
         if let Some(items) = object_items(draft.input, "triggers") {
             let rows = self.triggers(&items, invalid);
-            draft.children.push(rows);
+            draft
+                .children
+                .push(keep_ids(state, draft.id, rows, &items).await?);
         }
         if let Some(items) = object_items(draft.input, "landings") {
             let rows = self
                 .targets(state, "landings", "landing_id", &items, invalid)
                 .await?;
-            draft.children.push(rows);
+            draft
+                .children
+                .push(keep_ids(state, draft.id, rows, &items).await?);
         }
         if let Some(items) = object_items(draft.input, "offers") {
             let rows = self
                 .targets(state, "offers", "offer_id", &items, invalid)
                 .await?;
-            draft.children.push(rows);
+            draft
+                .children
+                .push(keep_ids(state, draft.id, rows, &items).await?);
         }
         Ok(())
     }
