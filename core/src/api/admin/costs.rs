@@ -237,6 +237,9 @@ async fn campaign_costs(
     }
 }
 
+/// Campaigns one bulk cost update may name (each becomes a bound value).
+const MAX_CAMPAIGN_IDS: usize = 1_000;
+
 /// `POST clicks/update_costs`: `{campaign_ids, costs: [{start_date, end_date, cost,
 /// filters}], timezone, currency, only_campaign_uniques}`. Every item is checked before any
 /// is applied.
@@ -251,6 +254,11 @@ async fn bulk_costs(
         Err(message) => return bad_request(message),
     };
     let ids: Vec<i64> = match request.get("campaign_ids") {
+        Some(Value::Array(items)) if items.len() > MAX_CAMPAIGN_IDS => {
+            return bad_request(format!(
+                "campaign_ids: at most {MAX_CAMPAIGN_IDS} campaigns per request"
+            ));
+        }
         Some(Value::Array(items)) if !items.is_empty() => {
             let mut ids = Vec::new();
             for (i, item) in items.iter().enumerate() {

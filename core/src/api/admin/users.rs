@@ -26,7 +26,7 @@ use super::resource::{
 };
 use crate::api::AppState;
 use crate::model::unix_now;
-use crate::store::objects::{ObjectWrite, RowFilter, SqlValue};
+use crate::store::objects::{ChildRows, ObjectWrite, RowFilter, SqlValue};
 use crate::store::tables;
 use crate::traffic::random_token;
 
@@ -210,33 +210,26 @@ impl ResourceRules for UserRules {
 /// Creates a fresh key for `user_id` (replacing its keys); returns the key, to be shown once.
 async fn issue_key(state: &AppState, user_id: i64) -> Result<String, ApiFailure> {
     let key = random_token(40);
-    let existing = state
-        .store
-        .object_rows(
-            &tables::API_KEYS,
-            &RowFilter::all().equal("user_id", SqlValue::Int(user_id)),
-        )
-        .await?;
-    for row in existing {
-        if let Some(id) = row.get("id").and_then(Value::as_i64) {
-            state.store.object_delete(&tables::API_KEYS, id).await?;
-        }
-    }
+    // The user's keys are its child rows: one write replaces them all in one transaction.
     state
         .store
         .object_write(&ObjectWrite {
-            table: &tables::API_KEYS,
-            id: None,
-            values: vec![
-                ("user_id", SqlValue::Int(user_id)),
-                ("name", SqlValue::Text("admin api".into())),
-                ("scope", SqlValue::Text("admin".into())),
-                ("key_hash", SqlValue::Text(crate::secrets::sha256_hex(&key))),
-                ("created_at", SqlValue::Int(unix_now())),
-            ],
-            children: Vec::new(),
+            table: &tables::USERS,
+            id: Some(user_id),
+            values: Vec::new(),
+            children: vec![ChildRows {
+                table: &tables::API_KEYS,
+                parent_column: "user_id",
+                rows: vec![vec![
+                    ("name", SqlValue::Text("admin api".into())),
+                    ("scope", SqlValue::Text("admin".into())),
+                    ("key_hash", SqlValue::Text(crate::secrets::sha256_hex(&key))),
+                    ("created_at", SqlValue::Int(unix_now())),
+                ]],
+            }],
         })
-        .await?;
+        .await?
+        .ok_or_else(|| ApiFailure::NotFound(format!("user {user_id} not found")))?;
     Ok(key)
 }
 
