@@ -278,9 +278,10 @@ pub trait ReportStore: Send + Sync {
         campaign_id: Option<i64>,
     ) -> Result<(u64, u64), StoreError>;
 
-    /// Sets the cost of the matching clicks so that they add up to exactly `total`: each gets
-    /// `total / n` micro-units, the first `total % n` (by id) one more. Returns `n`.
-    async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError>;
+    /// For each spread in turn, sets the cost of its matching clicks so that they add up to
+    /// exactly `total`: each gets `total / n` micro-units, the first `total % n` (by id) one
+    /// more. All spreads in one transaction (all or none). Returns the clicks updated.
+    async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError>;
 }
 
 /// Expands [`ReportStore`] for one backend: `impl_report_store!(Type, sqlx::Db, Backend::X)`.
@@ -933,7 +934,20 @@ macro_rules! impl_report_store {
                     Ok((clicks, conversions))
                 }
 
-                async fn spread_cost(&self, spread: &CostSpread) -> Result<u64, StoreError> {
+                async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    // A write first, so that SQLite takes the write lock before the counts.
+                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
+                    let mut updated = 0;
+                    for spread in spreads {
+                        updated += spread_one(&mut tx, spread).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(updated)
+                }
+            }
+
+            async fn spread_one(tx: &mut sqlx::Transaction<'_, Db>, spread: &CostSpread) -> Result<u64, StoreError> {
                     if spread.campaign_ids.is_empty() {
                         return Ok(0);
                     }
@@ -949,14 +963,10 @@ macro_rules! impl_report_store {
                             builder.push(" AND is_unique_campaign = ").push_bind(true);
                         }
                     };
-                    let mut tx = self.pool.begin().await?;
-                    // A write first, so that SQLite takes the write lock before the count.
-                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
                     let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
                     matching(&mut count);
-                    let n: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+                    let n: i64 = count.build_query_scalar().fetch_one(&mut **tx).await?;
                     if n == 0 {
-                        tx.commit().await?;
                         return Ok(0);
                     }
                     let total = spread.total.micros();
@@ -968,15 +978,12 @@ macro_rules! impl_report_store {
                         let mut nth: QueryBuilder<Db> = QueryBuilder::new("SELECT id FROM clicks");
                         matching(&mut nth);
                         nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
-                        nth.build_query_scalar().fetch_one(&mut *tx).await?
+                        nth.build_query_scalar().fetch_one(&mut **tx).await?
                     };
                     let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
                     update.push_bind(threshold).push(" THEN ").push_bind(base + 1).push(" ELSE ").push_bind(base).push(" END");
                     matching(&mut update);
-                    let updated = update.build().execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    Ok(updated)
-                }
+                    Ok(update.build().execute(&mut **tx).await?.rows_affected())
             }
         }
     };

@@ -231,7 +231,11 @@ async fn campaign_costs(
         Ok(spread) => spread,
         Err(message) => return bad_request(message),
     };
-    match state.store.spread_cost(&spread).await {
+    match state
+        .store
+        .spread_costs(std::slice::from_ref(&spread))
+        .await
+    {
         Ok(updated) => Json(json!({"success": true, "updated_clicks": updated})).into_response(),
         Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
     }
@@ -304,12 +308,9 @@ async fn bulk_costs(
             Err(message) => return bad_request(message),
         }
     }
-    let mut updated = 0;
-    for spread in &spreads {
-        match state.store.spread_cost(spread).await {
-            Ok(n) => updated += n,
-            Err(error) => return crate::api::ApiError::Internal(error.to_string()).into_response(),
-        }
+    // Every item or none: one transaction.
+    match state.store.spread_costs(&spreads).await {
+        Ok(updated) => Json(json!({"success": true, "updated_clicks": updated})).into_response(),
+        Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
     }
-    Json(json!({"success": true, "updated_clicks": updated})).into_response()
 }
