@@ -2,17 +2,17 @@
 //! spread a total over the matching clicks (exactly: the click costs add up to the total).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::body;
+use super::input::Input;
 use super::ops::{Api, Doc, Shape};
+use super::resource::bad_request;
 use crate::api::AppState;
 use crate::conversions::convert;
 use crate::model::Money;
@@ -37,10 +37,6 @@ pub fn api() -> Api {
                 .response(Shape::Json("{success, clicks}")),
             post(bulk_costs),
         )
-}
-
-fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
 /// Filter keys `update_costs` accepts (Keitaro's cost filters).
@@ -193,17 +189,12 @@ fn currency(request: &Value) -> String {
 async fn campaign_costs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
+    input: Input,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return bad_request(format!("id: `{id}` is not a campaign id"));
     };
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+    let request = Value::Object(input.fields);
     match state.store.campaign(id).await {
         Ok(Some(_)) => {}
         Ok(None) => {
@@ -247,16 +238,8 @@ const MAX_CAMPAIGN_IDS: usize = 1_000;
 /// `POST clicks/update_costs`: `{campaign_ids, costs: [{start_date, end_date, cost,
 /// filters}], timezone, currency, only_campaign_uniques}`. Every item is checked before any
 /// is applied.
-async fn bulk_costs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn bulk_costs(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let ids: Vec<i64> = match request.get("campaign_ids") {
         Some(Value::Array(items)) if items.len() > MAX_CAMPAIGN_IDS => {
             return bad_request(format!(

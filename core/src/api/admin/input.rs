@@ -239,6 +239,52 @@ mod tests {
     }
 
     #[test]
+    fn reads_report_bracket_forms() {
+        let fields = parse(
+            "grouping[]=country&grouping[]=day&range[from]=2026-11-01&filters[0][name]=ip&filters[0][operator]=EQUALS&limit=5",
+        );
+        assert_eq!(
+            Value::Object(fields),
+            serde_json::json!({
+                "grouping": ["country", "day"],
+                "range": {"from": "2026-11-01"},
+                "filters": [{"name": "ip", "operator": "EQUALS"}],
+                "limit": "5"
+            })
+        );
+    }
+
+    async fn extract(query: Option<&str>, body: &'static str) -> Result<Input, Response> {
+        let uri = match query {
+            Some(q) => format!("/x?{q}"),
+            None => "/x".to_string(),
+        };
+        let request = axum::http::Request::post(uri)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        Input::from_request(request, &()).await
+    }
+
+    #[tokio::test]
+    async fn json_with_or_without_content_type() {
+        let input = extract(None, r#"{"a": 1}"#).await.unwrap();
+        assert_eq!(Value::Object(input.fields), serde_json::json!({"a": 1}));
+        let input = extract(None, "  ").await.unwrap();
+        assert_eq!(Value::Object(input.fields), serde_json::json!({}));
+        let refused = extract(None, "{nope").await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(refused.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("body"));
+        let input = extract(Some("limit=3"), "").await.unwrap();
+        assert_eq!(
+            Value::Object(input.fields),
+            serde_json::json!({"limit": "3"})
+        );
+    }
+
+    #[test]
     fn repeated_plain_keys_become_arrays_and_junk_is_harmless() {
         let fields = parse("offers=offer_id&offers=share&a[999999999]=x&[x]=y&b[c=d");
         assert_eq!(fields["offers"], serde_json::json!(["offer_id", "share"]));

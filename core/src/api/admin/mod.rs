@@ -2,7 +2,6 @@
 //! `Api-Key` header; keys are compared as SHA-256 hashes in constant time and never logged.
 
 mod access;
-mod body;
 mod botlist;
 mod campaigns;
 mod catalogue;

@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
-use super::body;
+use super::input::Input;
 use super::ops::{Api, Doc, Shape};
+use super::resource::bad_request;
 use crate::api::AppState;
 use crate::model::unix_now;
 use crate::report::{
@@ -110,10 +110,6 @@ pub fn api() -> Api {
         )
 }
 
-fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
-}
-
 fn internal(error: impl std::fmt::Display) -> Response {
     crate::api::ApiError::Internal(error.to_string()).into_response()
 }
@@ -132,16 +128,8 @@ fn log_rows(query: &LogQuery, rows: Vec<Vec<Cell>>) -> Vec<Value> {
 
 /// `POST clicks/log`: `{range, columns, filters, sort|order, limit, offset}` ->
 /// `{rows: [{column: value}], total}`. Times are shown in the range's time zone.
-async fn clicks_log(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn clicks_log(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let query = match parse_log_query(&request, unix_now()) {
         Ok(query) => query,
         Err(error) => return bad_request(error.to_string()),
@@ -156,16 +144,8 @@ async fn clicks_log(
 
 /// `GET|POST conversions/log`: like `clicks/log` over conversions (`range` by the time the
 /// postback arrived).
-async fn conversions_log(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn conversions_log(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let query = match parse_conversion_log_query(&request, unix_now()) {
         Ok(query) => query,
         Err(error) => return bad_request(error.to_string()),
@@ -180,17 +160,9 @@ async fn conversions_log(
 
 /// `POST report/build`: `{range, grouping, metrics, filters, sort, limit, offset, summary}` ->
 /// `{rows, total, summary?, meta}`.
-async fn report_build(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
+async fn report_build(State(state): State<AppState>, input: Input) -> Response {
     let started = Instant::now();
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+    let request = Value::Object(input.fields);
     let query = match parse_report_query(&request, unix_now()) {
         Ok(query) => query,
         Err(error) => return bad_request(error.to_string()),
@@ -343,7 +315,7 @@ async fn log_types() -> Response {
 async fn read_log(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    RawQuery(raw): RawQuery,
+    input: Input,
 ) -> Response {
     if !LOG_TYPES.iter().any(|(k, _)| *k == kind) {
         return (
@@ -352,7 +324,7 @@ async fn read_log(
         )
             .into_response();
     }
-    let query = body::form(raw.unwrap_or_default().as_bytes());
+    let query = Value::Object(input.fields);
     let number = |key: &str, default: i64, max: i64| -> Result<i64, String> {
         match query.get(key).and_then(Value::as_str) {
             None => Ok(default),
@@ -470,16 +442,8 @@ fn ref_name_of(request: &Value) -> Result<String, String> {
 }
 
 /// `GET report/labels?campaign_id=&ref_name=`: `{value: label}`.
-async fn get_labels(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn get_labels(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
         (Ok(id), Ok(name)) => (id, name),
         (Err(message), _) | (_, Err(message)) => return bad_request(message),
@@ -498,16 +462,8 @@ async fn get_labels(
 
 /// `POST report/labels`: `{campaign_id, ref_name, items: {value: "whitelist" | "blacklist" |
 /// ""}}` (an empty label removes one).
-async fn set_labels(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn set_labels(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
         (Ok(id), Ok(name)) => (id, name),
         (Err(message), _) | (_, Err(message)) => return bad_request(message),
@@ -550,16 +506,8 @@ async fn set_labels(
 
 /// `POST clicks/clean`: `{start_date, end_date, campaign_id?, timezone?}` deletes the clicks
 /// of the period and their conversions.
-async fn clean_clicks(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    bytes: Bytes,
-) -> Response {
-    let request = match body::read(&headers, raw.as_deref(), &bytes) {
-        Ok(value) => value,
-        Err(message) => return bad_request(message),
-    };
+async fn clean_clicks(State(state): State<AppState>, input: Input) -> Response {
+    let request = Value::Object(input.fields);
     let tz = match super::costs::zone(&request) {
         Ok(tz) => tz,
         Err(message) => return bad_request(message),

@@ -273,6 +273,11 @@ impl IntoResponse for ApiFailure {
 
 pub type ApiResult = Result<Response, ApiFailure>;
 
+/// A 400 `{"error": message}` (for handlers that answer a `Response` directly).
+pub fn bad_request(message: String) -> Response {
+    ApiFailure::BadRequest(message).into_response()
+}
+
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn show_time(at: i64) -> Value {
     chrono::Utc
