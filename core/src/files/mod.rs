@@ -6,7 +6,8 @@
 //! at once, as `file:line: key.path: message`), and only then plans the changes against the
 //! store (`plan`) and applies them in one store transaction (`FileStore::apply_files`), after
 //! which the routing snapshot is rebuilt. Objects a load writes are *file-managed*: they carry
-//! their key and file, and the Admin API refuses to change them (see [`managed_by`]). Objects
+//! their key and file, and the Admin API refuses to change them with 409 (it reads the row's
+//! `file_source`; [`managed_by`] answers the same question for other callers). Objects
 //! made through the Admin API are never touched by a load. `export` writes the store's objects
 //! back as such files; `plan` also answers `switchyard diff`.
 

@@ -302,6 +302,23 @@ macro_rules! impl_store {
                 super::report_impl::push_conditions(builder, "created_at", query.from, query.to, &query.conditions);
             }
 
+            /// Adds bot list entries (an existing one is kept once); returns how many were new.
+            async fn insert_bot_entries(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                entries: &[String],
+            ) -> Result<u64, StoreError> {
+                let mut added = 0;
+                for entry in entries {
+                    added += sqlx::query("INSERT INTO bot_list (value, created_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING")
+                        .bind(entry.trim().to_string())
+                        .bind(unix_now())
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(added)
+            }
+
             fn trigger_row(row: &DbRow) -> Result<StreamTrigger, StoreError> {
                 let payload: String = row.try_get("payload")?;
                 Ok(StreamTrigger {
@@ -838,15 +855,7 @@ macro_rules! impl_store {
 
                 async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError> {
                     let mut tx = self.pool.begin().await?;
-                    let mut added = 0;
-                    for entry in entries {
-                        added += sqlx::query("INSERT INTO bot_list (value, created_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING")
-                            .bind(entry.trim().to_string())
-                            .bind(unix_now())
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    }
+                    let added = insert_bot_entries(&mut tx, entries).await?;
                     tx.commit().await?;
                     Ok(added)
                 }
@@ -868,15 +877,7 @@ macro_rules! impl_store {
                 async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError> {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query("DELETE FROM bot_list").execute(&mut *tx).await?;
-                    let mut added = 0;
-                    for entry in entries {
-                        added += sqlx::query("INSERT INTO bot_list (value, created_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING")
-                            .bind(entry.trim().to_string())
-                            .bind(unix_now())
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    }
+                    let added = insert_bot_entries(&mut tx, entries).await?;
                     tx.commit().await?;
                     Ok(added)
                 }

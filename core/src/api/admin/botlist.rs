@@ -89,8 +89,11 @@ fn expand(entry: &str) -> Option<Vec<String>> {
 /// Re-reads the stored list into the click path's detector.
 async fn refresh(state: &AppState) -> Result<Vec<String>, ApiFailure> {
     let stored = state.store.bot_list().await?;
-    let nets: Vec<IpNet> = stored.iter().filter_map(|e| e.parse().ok()).collect();
-    state.traffic.enrichment.bots.set_bot_list(nets);
+    state
+        .traffic
+        .enrichment
+        .bots
+        .set_bot_list(crate::server::bot_networks(&stored));
     Ok(stored)
 }
 
