@@ -503,7 +503,7 @@ fn uncapped_offer<'s>(
     rng: &mut impl rand::Rng,
 ) -> Option<&'s TargetRoute> {
     let now = ctx.click.created_at;
-    let caps = ctx.env.caps.clone();
+    let caps = &ctx.env.caps;
     let open = |o: &TargetRoute| {
         o.cap
             .as_ref()
@@ -697,11 +697,20 @@ fn click_cost(ctx: &ClickContext<'_>, unique: bool, cost_param: &str) -> Money {
         return cost;
     }
     let value = campaign.cost_value.micros();
-    Money::from_micros(match campaign.cost_type.to_ascii_uppercase().as_str() {
-        "CPC" | "CPV" => value,
-        "CPUC" | "CPUV" if unique => value,
-        "CPM" => value / 1_000,
-        _ => 0,
+    // Compared without case and without allocating: this runs for every click.
+    let model = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| campaign.cost_type.eq_ignore_ascii_case(n))
+    };
+    Money::from_micros(if model(&["CPC", "CPV"]) {
+        value
+    } else if model(&["CPUC", "CPUV"]) {
+        if unique { value } else { 0 }
+    } else if model(&["CPM"]) {
+        value / 1_000
+    } else {
+        0
     })
 }
 
