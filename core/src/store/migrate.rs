@@ -34,7 +34,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("schema/sqlite/0004_campaign_files.sql"),
         postgres: include_str!("schema/postgres/0004_campaign_files.sql"),
     },
+    Migration {
+        version: 5,
+        name: "rollups",
+        sqlite: include_str!("schema/sqlite/0005_rollups.sql"),
+        postgres: include_str!("schema/postgres/0005_rollups.sql"),
+    },
 ];
+
+/// The migration that creates the report rollups; `migrate` fills them after applying it.
+pub(crate) const ROLLUPS_VERSION: i64 = 5;
 
 pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -11,6 +11,7 @@ mod postgres;
 mod reports;
 #[cfg(test)]
 mod reports_props;
+mod rollups;
 mod sql;
 mod sqlite;
 pub mod tables;

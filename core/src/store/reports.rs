@@ -196,7 +196,19 @@ pub struct CostSpread {
 pub trait ReportStore: Send + Sync {
     /// Sums per group of `sql.keys` over the clicks in range that pass the conditions, and
     /// over their conversions (by the click's time); cells in `sql.keys` order.
+    /// Read from a rollup (see `rollups.rs`) when the request fits one, else from the clicks.
     async fn report_rows(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError>;
+
+    /// The same rows, always computed from the clicks and conversions (for checks and
+    /// benchmarks).
+    async fn report_rows_from_clicks(
+        &self,
+        sql: &ReportSql,
+    ) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError>;
+
+    /// Recomputes every rollup from the clicks and conversions, in one transaction (after the
+    /// migration that creates them, or after data was loaded behind the store's back).
+    async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 
     /// `(id, name)` of rows of a named table (`campaigns`, `offers`, … — fixed text from the
     /// report module, never from a request).
@@ -299,7 +311,7 @@ macro_rules! impl_report_store {
                 ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
                 SentPostback,
             };
-            use crate::store::StoreError;
+            use crate::store::{StoreError, rollups};
 
             type Db = $db;
             type DbRow = <Db as sqlx::Database>::Row;
@@ -405,17 +417,17 @@ macro_rules! impl_report_store {
                 }
             }
 
-            /// `SELECT <keys>, ` with the bucket's numbers bound.
-            fn push_keys(builder: &mut QueryBuilder<Db>, sql: &ReportSql) {
+            /// `SELECT <keys>, ` with the bucket's numbers bound; buckets of `time_column`.
+            fn push_keys(builder: &mut QueryBuilder<Db>, keys: &[GroupingKey], bucket: Option<(i64, i64)>, time_column: &str) {
                 builder.push("SELECT ");
-                for key in &sql.keys {
+                for key in keys {
                     match key {
                         GroupingKey::Column(c) => {
                             builder.push(c.sql.as_str());
                         }
                         GroupingKey::Bucket => {
-                            let (offset, size) = sql.bucket.unwrap_or((0, 86_400));
-                            builder.push("(created_at + ").push_bind(offset).push(") / ").push_bind(size.max(1));
+                            let (offset, size) = bucket.unwrap_or((0, 86_400));
+                            builder.push("(").push(time_column).push(" + ").push_bind(offset).push(") / ").push_bind(size.max(1));
                         }
                     }
                     builder.push(", ");
@@ -472,27 +484,43 @@ macro_rules! impl_report_store {
                 builder.push(" FROM clicks");
             }
 
-            const CONVERSION_SUMS: &str = "COUNT(*) AS conversions, \
-                COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN 1 ELSE 0 END), 0) AS leads, \
-                COALESCE(SUM(CASE WHEN cv_status = 'sale' THEN 1 ELSE 0 END), 0) AS sales, \
-                COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN 1 ELSE 0 END), 0) AS rejected, \
-                COALESCE(SUM(CASE WHEN cv_status = 'rebill' THEN 1 ELSE 0 END), 0) AS rebills, \
-                CAST(COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS lead_revenue, \
-                CAST(COALESCE(SUM(CASE WHEN cv_status IN ('sale', 'rebill') THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS sale_revenue, \
-                CAST(COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN cv_revenue ELSE 0 END), 0) AS BIGINT) AS rejected_revenue \
-                FROM (SELECT sub_id AS cv_sub_id, status AS cv_status, revenue_micros AS cv_revenue FROM conversions) v \
+            /// The conversion sums over [`CONVERSIONS_OF_CLICKS`]: (name, expression).
+            const CONVERSION_SUMS: &[(&str, &str)] = &[
+                ("conversions", "COUNT(*)"),
+                ("leads", "COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN 1 ELSE 0 END), 0)"),
+                ("sales", "COALESCE(SUM(CASE WHEN cv_status = 'sale' THEN 1 ELSE 0 END), 0)"),
+                ("rejected", "COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN 1 ELSE 0 END), 0)"),
+                ("rebills", "COALESCE(SUM(CASE WHEN cv_status = 'rebill' THEN 1 ELSE 0 END), 0)"),
+                ("lead_revenue", "CAST(COALESCE(SUM(CASE WHEN cv_status = 'lead' THEN cv_revenue ELSE 0 END), 0) AS BIGINT)"),
+                ("sale_revenue", "CAST(COALESCE(SUM(CASE WHEN cv_status IN ('sale', 'rebill') THEN cv_revenue ELSE 0 END), 0) AS BIGINT)"),
+                ("rejected_revenue", "CAST(COALESCE(SUM(CASE WHEN cv_status = 'rejected' THEN cv_revenue ELSE 0 END), 0) AS BIGINT)"),
+            ];
+
+            /// Conversions joined to their clicks; conversion columns renamed so that click
+            /// columns (the groupings and conditions) read unqualified.
+            const CONVERSIONS_OF_CLICKS: &str = " FROM (SELECT sub_id AS cv_sub_id, status AS cv_status, revenue_micros AS cv_revenue FROM conversions) v \
                 JOIN clicks ON clicks.sub_id = v.cv_sub_id";
+
+            fn push_conversion_sums(builder: &mut QueryBuilder<Db>) {
+                for (i, (name, expression)) in CONVERSION_SUMS.iter().enumerate() {
+                    if i > 0 {
+                        builder.push(", ");
+                    }
+                    builder.push(*expression).push(" AS ").push(*name);
+                }
+                builder.push(CONVERSIONS_OF_CLICKS);
+            }
 
             /// The SQL of a report's click and conversion aggregates (for tests and benches).
             pub(crate) fn report_statements(sql: &ReportSql) -> (QueryBuilder<Db>, QueryBuilder<Db>) {
                 let mut clicks: QueryBuilder<Db> = QueryBuilder::new("");
-                push_keys(&mut clicks, sql);
+                push_keys(&mut clicks, &sql.keys, sql.bucket, "created_at");
                 push_click_sums(&mut clicks, &sql.click_sums);
                 push_conditions(&mut clicks, "created_at", sql.from, sql.to, &sql.conditions);
                 push_group_by(&mut clicks, sql.keys.len());
                 let mut conversions: QueryBuilder<Db> = QueryBuilder::new("");
-                push_keys(&mut conversions, sql);
-                conversions.push(CONVERSION_SUMS);
+                push_keys(&mut conversions, &sql.keys, sql.bucket, "created_at");
+                push_conversion_sums(&mut conversions);
                 push_conditions(&mut conversions, "created_at", sql.from, sql.to, &sql.conditions);
                 push_group_by(&mut conversions, sql.keys.len());
                 (clicks, conversions)
@@ -506,56 +534,241 @@ macro_rules! impl_report_store {
                 ConversionStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("conversion status `{text}`")))
             }
 
+        /// Report rows computed from the clicks and conversions themselves.
+        async fn rows_from_clicks(pool: &sqlx::Pool<Db>, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
+                let (mut clicks, mut conversions) = report_statements(sql);
+                let n = sql.keys.len();
+                let mut out = Vec::new();
+                for row in clicks.build().fetch_all(pool).await? {
+                    let mut cells = Vec::with_capacity(n);
+                    for (i, key) in sql.keys.iter().enumerate() {
+                        cells.push(read_cell(&row, i, key)?);
+                    }
+                    let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
+                    out.push((cells, Sums {
+                        clicks: int("clicks")?,
+                        campaign_unique: int("campaign_unique")?,
+                        stream_unique: int("stream_unique")?,
+                        global_unique: int("global_unique")?,
+                        bots: int("bots")?,
+                        proxies: int("proxies")?,
+                        empty_referrers: int("empty_referrers")?,
+                        lp_clicks: int("lp_clicks")?,
+                        lp_seconds: int("lp_seconds")?,
+                        cost: int("cost")?,
+                        ..Sums::default()
+                    }));
+                }
+                let conversion_rows = if sql.conversions {
+                    conversions.build().fetch_all(pool).await?
+                } else {
+                    Vec::new()
+                };
+                for row in conversion_rows {
+                    let mut cells = Vec::with_capacity(n);
+                    for (i, key) in sql.keys.iter().enumerate() {
+                        cells.push(read_cell(&row, i, key)?);
+                    }
+                    let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
+                    out.push((cells, Sums {
+                        conversions: int("conversions")?,
+                        leads: int("leads")?,
+                        sales: int("sales")?,
+                        rejected: int("rejected")?,
+                        rebills: int("rebills")?,
+                        lead_revenue: int("lead_revenue")?,
+                        sale_revenue: int("sale_revenue")?,
+                        rejected_revenue: int("rejected_revenue")?,
+                        ..Sums::default()
+                    }));
+                }
+                Ok(out)
+            }
+
+
+            /// Report rows read from a rollup over the plan's whole hours.
+            async fn rows_from_rollup(pool: &sqlx::Pool<Db>, sql: &ReportSql, plan: &rollups::Plan) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
+                let rollup = &rollups::ROLLUPS[plan.rollup];
+                let reading = |c: &crate::report::Column| crate::report::Column { sql: rollups::read_expression(rollup, &c.sql), ..c.clone() };
+                let keys: Vec<GroupingKey> = sql
+                    .keys
+                    .iter()
+                    .map(|k| match k {
+                        GroupingKey::Column(c) => GroupingKey::Column(reading(c)),
+                        GroupingKey::Bucket => GroupingKey::Bucket,
+                    })
+                    .collect();
+                let conditions: Vec<Condition> =
+                    sql.conditions.iter().map(|c| Condition { column: reading(&c.column), ..c.clone() }).collect();
+                let mut query: QueryBuilder<Db> = QueryBuilder::new("");
+                push_keys(&mut query, &keys, sql.bucket, "hour");
+                for (i, name) in rollups::SUM_COLUMNS.iter().enumerate() {
+                    if i > 0 {
+                        query.push(", ");
+                    }
+                    query.push("CAST(SUM(").push(*name).push(") AS BIGINT)");
+                }
+                query.push(" FROM ").push(rollup.table);
+                push_conditions(&mut query, "hour", plan.from, plan.to, &conditions);
+                if !keys.is_empty() {
+                    let positions: Vec<String> = (1..=keys.len()).map(|i| i.to_string()).collect();
+                    query.push(" GROUP BY ").push(positions.join(", "));
+                }
+                query.push(" HAVING SUM(clicks) > 0");
+                let n = keys.len();
+                let mut out = Vec::new();
+                for row in query.build().fetch_all(pool).await? {
+                    let mut cells = Vec::with_capacity(n);
+                    for (i, key) in keys.iter().enumerate() {
+                        cells.push(read_cell(&row, i, key)?);
+                    }
+                    let mut values = [0i64; 18];
+                    for (i, value) in values.iter_mut().enumerate() {
+                        *value = row.try_get(n + i)?;
+                    }
+                    out.push((cells, rollups::sums_from(values)));
+                }
+                Ok(out)
+            }
+
+            /// The advisory lock (PostgreSQL) of rollup writers: exclusive for the writes that
+            /// subtract and add back, shared for the recorder's inserts (see `rollups.rs`).
+            const ROLLUP_LOCK: i64 = 0x5357_524F_4C55;
+
+            pub(crate) async fn lock_rollups(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                exclusive: bool,
+            ) -> Result<(), StoreError> {
+                if $backend == Backend::Postgres {
+                    let sql = if exclusive {
+                        "SELECT pg_advisory_xact_lock($1)"
+                    } else {
+                        "SELECT pg_advisory_xact_lock_shared($1)"
+                    };
+                    sqlx::query(sql).bind(ROLLUP_LOCK).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Adds (`sign` 1) or subtracts (-1) the sums of the clicks that `matching` selects
+            /// (it pushes ` WHERE …` over unqualified click columns) and of their conversions
+            /// to every rollup. Callers hold the exclusive rollup lock (PostgreSQL) or have
+            /// written first (SQLite), so the clicks cannot change between a subtraction and
+            /// the addition that follows it.
+            pub(crate) async fn adjust_rollups(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                sign: i64,
+                matching: &(dyn Fn(&mut QueryBuilder<Db>) + Send + Sync),
+            ) -> Result<(), StoreError> {
+                let factor = if sign < 0 { "-1 * " } else { "" };
+                for rollup in rollups::ROLLUPS {
+                    let dims: Vec<String> = rollup.dims.iter().map(rollups::store_expression).collect();
+                    let groups: Vec<String> = (1..=1 + dims.len()).map(|i| i.to_string()).collect();
+                    let head = |columns: &[&str]| {
+                        format!(
+                            "INSERT INTO {} ({}, {}) SELECT created_at / {} * {}, {}",
+                            rollup.table,
+                            rollups::key_columns(rollup),
+                            columns.join(", "),
+                            rollups::HOUR,
+                            rollups::HOUR,
+                            dims.join(", ")
+                        )
+                    };
+                    let mut columns = vec!["clicks"];
+                    columns.extend(CLICK_SUMS.iter().map(|(name, _)| *name));
+                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new(head(&columns));
+                    clicks.push(", ").push(factor).push("COUNT(*)");
+                    for (_, expression) in CLICK_SUMS {
+                        clicks.push(", ").push(factor).push("(").push(*expression).push(")");
+                    }
+                    clicks.push(" FROM clicks");
+                    matching(&mut clicks);
+                    clicks.push(" GROUP BY ").push(groups.join(", ")).push(rollups::on_conflict_add(rollup));
+                    clicks.build().execute(&mut *conn).await?;
+                    let columns: Vec<&str> = CONVERSION_SUMS.iter().map(|(name, _)| *name).collect();
+                    let mut conversions: QueryBuilder<Db> = QueryBuilder::new(head(&columns));
+                    for (_, expression) in CONVERSION_SUMS {
+                        conversions.push(", ").push(factor).push("(").push(*expression).push(")");
+                    }
+                    conversions.push(CONVERSIONS_OF_CLICKS);
+                    matching(&mut conversions);
+                    conversions.push(" GROUP BY ").push(groups.join(", ")).push(rollups::on_conflict_add(rollup));
+                    conversions.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Adds new clicks (all of them just inserted) to every rollup, summed in Rust.
+            pub(crate) async fn add_new_clicks(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                clicks: &[crate::model::Click],
+            ) -> Result<(), StoreError> {
+                use crate::store::click_insert::statement_rows;
+                use crate::store::rollups::{CLICK_SUM_COLUMNS, DimValue, add_clicks, sums_values, upsert_statement};
+                use sqlx::Arguments;
+                for (index, rollup) in rollups::ROLLUPS.iter().enumerate() {
+                    let rows = add_clicks(rollup, clicks);
+                    let mut rest = rows.as_slice();
+                    for count in statement_rows(rows.len()) {
+                        let (chunk, tail) = rest.split_at(count);
+                        rest = tail;
+                        let mut arguments = <Db as sqlx::Database>::Arguments::default();
+                        let mut bound = Ok(());
+                        let mut keep = |result: Result<(), sqlx::error::BoxDynError>| {
+                            if bound.is_ok() {
+                                bound = result;
+                            }
+                        };
+                        for ((hour, dims), sums) in chunk {
+                            keep(arguments.add(*hour));
+                            for dim in dims {
+                                keep(match dim {
+                                    DimValue::Id(id) => arguments.add(*id),
+                                    DimValue::Text(text) => arguments.add(text.to_string()),
+                                });
+                            }
+                            for value in &sums_values(sums)[..CLICK_SUM_COLUMNS] {
+                                keep(arguments.add(*value));
+                            }
+                        }
+                        bound.map_err(sqlx::Error::Encode)?;
+                        sqlx::query_with(upsert_statement($backend, index, count), arguments).execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            }
+
             #[async_trait]
             impl ReportStore for $store {
                 async fn report_rows(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
-                    let (mut clicks, mut conversions) = report_statements(sql);
-                    let n = sql.keys.len();
-                    let mut out = Vec::new();
-                    for row in clicks.build().fetch_all(&self.pool).await? {
-                        let mut cells = Vec::with_capacity(n);
-                        for (i, key) in sql.keys.iter().enumerate() {
-                            cells.push(read_cell(&row, i, key)?);
-                        }
-                        let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
-                        out.push((cells, Sums {
-                            clicks: int("clicks")?,
-                            campaign_unique: int("campaign_unique")?,
-                            stream_unique: int("stream_unique")?,
-                            global_unique: int("global_unique")?,
-                            bots: int("bots")?,
-                            proxies: int("proxies")?,
-                            empty_referrers: int("empty_referrers")?,
-                            lp_clicks: int("lp_clicks")?,
-                            lp_seconds: int("lp_seconds")?,
-                            cost: int("cost")?,
-                            ..Sums::default()
-                        }));
-                    }
-                    let conversion_rows = if sql.conversions {
-                        conversions.build().fetch_all(&self.pool).await?
-                    } else {
-                        Vec::new()
+                    let Some(plan) = rollups::plan(sql) else {
+                        return rows_from_clicks(&self.pool, sql).await;
                     };
-                    for row in conversion_rows {
-                        let mut cells = Vec::with_capacity(n);
-                        for (i, key) in sql.keys.iter().enumerate() {
-                            cells.push(read_cell(&row, i, key)?);
-                        }
-                        let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
-                        out.push((cells, Sums {
-                            conversions: int("conversions")?,
-                            leads: int("leads")?,
-                            sales: int("sales")?,
-                            rejected: int("rejected")?,
-                            rebills: int("rebills")?,
-                            lead_revenue: int("lead_revenue")?,
-                            sale_revenue: int("sale_revenue")?,
-                            rejected_revenue: int("rejected_revenue")?,
-                            ..Sums::default()
-                        }));
+                    let mut out = rows_from_rollup(&self.pool, sql, &plan).await?;
+                    for (from, to) in &plan.raw {
+                        let edge = ReportSql { from: *from, to: *to, ..sql.clone() };
+                        out.extend(rows_from_clicks(&self.pool, &edge).await?);
                     }
                     Ok(out)
+                }
+
+                async fn report_rows_from_clicks(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
+                    rows_from_clicks(&self.pool, sql).await
+                }
+
+                async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    for rollup in rollups::ROLLUPS {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", rollup.table))).execute(&mut *tx).await?;
+                    }
+                    adjust_rollups(&mut tx, 1, &|b| {
+                        b.push(" WHERE 1 = 1");
+                    })
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn object_names(&self, table: &'static str, ids: &[i64]) -> Result<Vec<(i64, String)>, StoreError> {
@@ -627,7 +840,13 @@ macro_rules! impl_report_store {
                 async fn record_conversion(&self, new: &NewConversion) -> Result<ConversionOutcome, StoreError> {
                     let click = &new.click;
                     let mut tx = self.pool.begin().await?;
-                    // The insert comes first: it takes the write lock (SQLite) before anything is read.
+                    // The rollups lose this click's sums first (a write: SQLite takes its write
+                    // lock before anything is read) and get them back at the end.
+                    lock_rollups(&mut tx, true).await?;
+                    let this_click = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
+                    };
+                    adjust_rollups(&mut tx, -1, &this_click).await?;
                     let inserted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO conversions ({CONVERSION_COLUMNS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $14, $15, $16, $17, $17) \
@@ -720,6 +939,7 @@ macro_rules! impl_report_store {
                         update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
                         update.build().execute(&mut *tx).await?;
                     }
+                    adjust_rollups(&mut tx, 1, &this_click).await?;
                     sqlx::query(
                         "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
                          VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
@@ -911,6 +1131,8 @@ macro_rules! impl_report_store {
                         }
                     };
                     let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    adjust_rollups(&mut tx, -1, &scope).await?;
                     let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
                     scope(&mut conversions);
                     conversions.push(")");
@@ -930,12 +1152,18 @@ macro_rules! impl_report_store {
                     )
                     .execute(&mut *tx)
                     .await?;
+                    for rollup in rollups::ROLLUPS {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE clicks = 0", rollup.table)))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx.commit().await?;
                     Ok((clicks, conversions))
                 }
 
                 async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError> {
                     let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
                     // A write first, so that SQLite takes the write lock before the counts.
                     sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
                     let mut updated = 0;
@@ -980,10 +1208,13 @@ macro_rules! impl_report_store {
                         nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
                         nth.build_query_scalar().fetch_one(&mut **tx).await?
                     };
+                    adjust_rollups(&mut **tx, -1, &matching).await?;
                     let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
                     update.push_bind(threshold).push(" THEN ").push_bind(base + 1).push(" ELSE ").push_bind(base).push(" END");
                     matching(&mut update);
-                    Ok(update.build().execute(&mut **tx).await?.rows_affected())
+                    let updated = update.build().execute(&mut **tx).await?.rows_affected();
+                    adjust_rollups(&mut **tx, 1, &matching).await?;
+                    Ok(updated)
             }
         }
     };

@@ -499,6 +499,9 @@ macro_rules! impl_store {
                         report.applied.push(migration.version);
                     }
                     report.current = MIGRATIONS.last().map_or(0, |m| m.version);
+                    if report.applied.contains(&crate::store::migrate::ROLLUPS_VERSION) {
+                        crate::store::ReportStore::rebuild_rollups(self).await?;
+                    }
                     Ok(report)
                 }
 
@@ -763,14 +766,51 @@ macro_rules! impl_store {
                     if clicks.is_empty() {
                         return Ok(0);
                     }
+                    use super::report_impl::{add_new_clicks, adjust_rollups, lock_rollups};
                     let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, false).await?;
                     let inserted = insert_click_rows(&mut tx, clicks).await?;
+                    if inserted == clicks.len() as u64 {
+                        add_new_clicks(&mut tx, clicks).await?;
+                        tx.commit().await?;
+                        return Ok(inserted);
+                    }
+                    // Some sub ids existed already: redo the batch, with the rollups updated
+                    // from what the clicks table holds before and after.
+                    tx.rollback().await?;
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    let batch = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE sub_id IN (");
+                        let mut list = builder.separated(", ");
+                        for click in clicks {
+                            list.push_bind(click.sub_id.clone());
+                        }
+                        builder.push(")");
+                    };
+                    adjust_rollups(&mut tx, -1, &batch).await?;
+                    let inserted = insert_click_rows(&mut tx, clicks).await?;
+                    adjust_rollups(&mut tx, 1, &batch).await?;
                     tx.commit().await?;
                     Ok(inserted)
                 }
 
                 async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError> {
+                    use super::report_impl::{adjust_rollups, lock_rollups};
+                    if clicks.is_empty() {
+                        return Ok(0);
+                    }
                     let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    let these = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE sub_id IN (");
+                        let mut list = builder.separated(", ");
+                        for click in clicks {
+                            list.push_bind(click.sub_id.clone());
+                        }
+                        builder.push(")");
+                    };
+                    adjust_rollups(&mut tx, -1, &these).await?;
                     let mut changed = 0;
                     for click in clicks {
                         changed += sqlx::query(
@@ -787,6 +827,7 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected();
                     }
+                    adjust_rollups(&mut tx, 1, &these).await?;
                     tx.commit().await?;
                     Ok(changed)
                 }
@@ -1051,7 +1092,16 @@ macro_rules! impl_store {
                             return Ok(CreatedClick { sub_id, existed: true });
                         }
                     }
-                    insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
+                    {
+                        use super::report_impl::{adjust_rollups, lock_rollups};
+                        lock_rollups(&mut tx, true).await?;
+                        let this_click = |builder: &mut QueryBuilder<Db>| {
+                            builder.push(" WHERE sub_id = ").push_bind(new.click.sub_id.clone());
+                        };
+                        adjust_rollups(&mut tx, -1, &this_click).await?;
+                        insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
+                        adjust_rollups(&mut tx, 1, &this_click).await?;
+                    }
                     sqlx::query(
                         "INSERT INTO dialect_clicks (sub_id, dialect, uuid, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sub_id) DO NOTHING",
@@ -1086,7 +1136,13 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_click(&self, sub_id: &str) -> Result<bool, StoreError> {
+                    use super::report_impl::{adjust_rollups, lock_rollups};
                     let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    adjust_rollups(&mut tx, -1, &|builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE sub_id = ").push_bind(sub_id.to_string());
+                    })
+                    .await?;
                     let profile: Option<Option<i64>> =
                         sqlx::query_scalar("SELECT profile_id FROM dialect_clicks WHERE sub_id = $1")
                             .bind(sub_id.to_string())
