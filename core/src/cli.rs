@@ -44,6 +44,9 @@ enum Command {
     Route(RouteArgs),
     /// List every filter and action kind with its origin; exit non-zero if a plugin fails to load.
     Plugins,
+    /// Recompute the report rollups from the clicks and conversions (after data was written
+    /// into the database by other means than the tracker).
+    RebuildRollups,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +97,7 @@ pub fn run() -> ExitCode {
         Command::Migrate => runtime_block(config, migrate),
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),
         Command::Plugins => plugins(&config),
+        Command::RebuildRollups => runtime_block(config, rebuild_rollups),
         Command::Serve => runtime_block(config, serve),
     }
 }
@@ -141,6 +145,19 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         "Schema version {} ({} migration(s) applied).",
         report.current,
         report.applied.len()
+    );
+    store.close().await;
+    Ok(())
+}
+
+async fn rebuild_rollups(config: Config) -> anyhow::Result<()> {
+    let store = crate::store::open(&config.database).await?;
+    store.migrate().await?;
+    let started = std::time::Instant::now();
+    store.rebuild_rollups().await?;
+    println!(
+        "Report rollups rebuilt in {:.1} s.",
+        started.elapsed().as_secs_f64()
     );
     store.close().await;
     Ok(())

@@ -1,7 +1,8 @@
 //! `report/build` at scale: generates N clicks and M conversions in a fresh database (SQLite
-//! file or PostgreSQL URL), then times a report grouped by campaign, country and day with ten
-//! metrics — through the same typed query, store SQL and merge as the Admin API — against the
-//! same aggregation hand-written in SQL on the same database.
+//! file or PostgreSQL URL), computes the report rollups from them, then times a report grouped
+//! by campaign, country and day with ten metrics — through the same typed query, store SQL and
+//! merge as the Admin API, once as `report/build` runs it (from the rollups) and once from the
+//! clicks — against the same aggregation hand-written in SQL over the clicks.
 //!
 //! ```sh
 //! cargo run --release -p switchyard-bench --bin report-bench -- --url sqlite:///tmp/r.db --clicks 10000000
@@ -77,14 +78,28 @@ const HAND_CONVERSIONS: &str = "SELECT k.campaign_id, k.country_name, k.created_
     CAST(SUM(CASE WHEN v.status <> 'rejected' THEN v.revenue_micros ELSE 0 END) AS BIGINT) AS revenue \
     FROM conversions v JOIN clicks k ON k.sub_id = v.sub_id GROUP BY 1, 2, 3";
 
-async fn hand_written(url: &str, backend: Backend) -> Result<usize> {
+/// The same aggregation hand-written over the rollup table `report/build` reads.
+const HAND_ROLLUP: &str = "SELECT campaign_id, country_name, hour / 86400 AS day, \
+    CAST(SUM(clicks) AS BIGINT), CAST(SUM(campaign_unique) AS BIGINT), CAST(SUM(bots) AS BIGINT), \
+    CAST(SUM(cost) AS BIGINT), CAST(SUM(conversions) AS BIGINT), CAST(SUM(leads) AS BIGINT), \
+    CAST(SUM(sales) AS BIGINT), CAST(SUM(lead_revenue + sale_revenue) AS BIGINT) \
+    FROM rollup_geo GROUP BY 1, 2, 3";
+
+/// Runs the hand-written aggregation over the clicks (`rollup` false) or over the rollup
+/// table; returns the rows it read.
+async fn hand_written(url: &str, backend: Backend, rollup: bool) -> Result<usize> {
     macro_rules! run {
         ($pool:ty, $options:expr) => {{
             let pool = <$pool>::connect_with($options).await?;
-            let a = sqlx::query(HAND_CLICKS).fetch_all(&pool).await?.len();
-            let b = sqlx::query(HAND_CONVERSIONS).fetch_all(&pool).await?.len();
+            let rows = if rollup {
+                sqlx::query(HAND_ROLLUP).fetch_all(&pool).await?.len()
+            } else {
+                let a = sqlx::query(HAND_CLICKS).fetch_all(&pool).await?.len();
+                let b = sqlx::query(HAND_CONVERSIONS).fetch_all(&pool).await?.len();
+                a + b
+            };
             pool.close().await;
-            a + b
+            rows
         }};
     }
     use std::str::FromStr;
@@ -145,6 +160,10 @@ async fn main() -> Result<()> {
             args.conversions,
             started.elapsed().as_secs_f64()
         );
+        // The rows went in behind the store's back: compute the rollups from them.
+        let started = Instant::now();
+        store.rebuild_rollups().await?;
+        println!("rebuild_rollups {:.3} s", started.elapsed().as_secs_f64());
     }
     let request = json!({
         "range": {"interval": "all_time", "timezone": "UTC"},
@@ -161,7 +180,10 @@ async fn main() -> Result<()> {
     let mut summary = serde_json::Value::Null;
     let mut theirs = Vec::new();
     let mut hand_rows = 0;
-    // Interleaved so that both see the same cache and neighbours.
+    let mut from_clicks = Vec::new();
+    let (mut hand_rollup, mut theirs_rollup) = (Vec::new(), Vec::new());
+    let mut summary_from_clicks = serde_json::Value::Null;
+    // Interleaved so that all three see the same cache and neighbours.
     for _ in 0..args.runs {
         let started = Instant::now();
         let rows = store.report_rows(&query.sql).await?;
@@ -170,21 +192,42 @@ async fn main() -> Result<()> {
         groups = answer["total"].as_u64().unwrap_or(0);
         summary = answer["summary"].clone();
         let started = Instant::now();
-        hand_rows = hand_written(&args.url, backend).await?;
+        let rows = store.report_rows_from_clicks(&query.sql).await?;
+        let answer = query.answer(rows, &Default::default());
+        from_clicks.push(started.elapsed());
+        summary_from_clicks = answer["summary"].clone();
+        let started = Instant::now();
+        hand_rows = hand_written(&args.url, backend, false).await?;
         theirs.push(started.elapsed());
+        let started = Instant::now();
+        hand_rollup.push(hand_written(&args.url, backend, true).await?);
+        theirs_rollup.push(started.elapsed());
     }
-    let (ours, theirs) = (median(ours), median(theirs));
+    let (ours, from_clicks, theirs) = (median(ours), median(from_clicks), median(theirs));
+    let theirs_rollup = median(theirs_rollup);
     println!(
         "backend={backend:?} clicks={} conversions={} groups={groups} hand_rows={hand_rows}",
         args.clicks, args.conversions
     );
     println!(
-        "report/build {:.3} s, hand-written {:.3} s, ratio {:.2}",
+        "report/build {:.3} s (from the clicks {:.3} s), hand-written {:.3} s, ratio {:.3} (from the clicks {:.2})",
         ours.as_secs_f64(),
+        from_clicks.as_secs_f64(),
         theirs.as_secs_f64(),
-        ours.as_secs_f64() / theirs.as_secs_f64()
+        ours.as_secs_f64() / theirs.as_secs_f64(),
+        from_clicks.as_secs_f64() / theirs.as_secs_f64()
+    );
+    println!(
+        "hand-written over the rollup table {:.3} s ({} rows); report/build / that {:.2}",
+        theirs_rollup.as_secs_f64(),
+        hand_rollup.last().copied().unwrap_or(0),
+        ours.as_secs_f64() / theirs_rollup.as_secs_f64()
     );
     println!("summary {summary}");
+    anyhow::ensure!(
+        summary == summary_from_clicks,
+        "the rollup's summary differs from the clicks': {summary_from_clicks}"
+    );
     store.close().await;
     Ok(())
 }

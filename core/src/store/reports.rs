@@ -602,11 +602,21 @@ macro_rules! impl_report_store {
                     sql.conditions.iter().map(|c| Condition { column: reading(&c.column), ..c.clone() }).collect();
                 let mut query: QueryBuilder<Db> = QueryBuilder::new("");
                 push_keys(&mut query, &keys, sql.bucket, "hour");
+                // Only the sums the metrics read, like the query over the clicks; 0 for others.
                 for (i, name) in rollups::SUM_COLUMNS.iter().enumerate() {
                     if i > 0 {
                         query.push(", ");
                     }
-                    query.push("CAST(SUM(").push(*name).push(") AS BIGINT)");
+                    let needed = if i < rollups::CLICK_SUM_COLUMNS {
+                        i == 0 || sql.click_sums.contains(name)
+                    } else {
+                        sql.conversions
+                    };
+                    if needed {
+                        query.push("CAST(SUM(").push(*name).push(") AS BIGINT)");
+                    } else {
+                        query.push("CAST(0 AS BIGINT)");
+                    }
                 }
                 query.push(" FROM ").push(rollup.table);
                 push_conditions(&mut query, "hour", plan.from, plan.to, &conditions);

@@ -398,44 +398,54 @@ macro_rules! impl_store {
             }
 
             /// Inserts clicks on an open connection or transaction; existing sub ids are skipped.
-            /// Statements of fixed row counts (see `click_insert.rs`), so they stay prepared.
+            /// Statements of fixed row counts and widths (see `click_insert.rs`), so they stay
+            /// prepared: the clicks are grouped by the width they need.
             async fn insert_click_rows(
                 conn: &mut <Db as sqlx::Database>::Connection,
                 clicks: &[Click],
             ) -> Result<u64, StoreError> {
                 use crate::store::click_insert::{
-                    CLICK_COLUMN_COUNT, ClickValue, for_each_click_value, insert_statement,
-                    statement_rows,
+                    ClickValue, Width, for_each_click_value, insert_statement, statement_rows,
                 };
                 use sqlx::Arguments;
-                let mut inserted = 0;
-                let mut rest = clicks;
-                for rows in statement_rows(clicks.len()) {
-                    let (chunk, tail) = rest.split_at(rows);
-                    rest = tail;
-                    // Arguments sized once: a 64-row statement binds 5 632 values.
-                    let mut arguments = <Db as sqlx::Database>::Arguments::default();
-                    arguments.reserve(rows * CLICK_COLUMN_COUNT, 0);
-                    let mut bound = Ok(());
-                    for click in chunk {
-                        for_each_click_value(click, |value| {
-                            let result = match value {
-                                // NULL for '' (the statement coalesces): nothing to copy.
-                                ClickValue::Text("") => arguments.add(None::<String>),
-                                ClickValue::Text(v) => arguments.add(v.to_string()),
-                                ClickValue::Int(v) => arguments.add(v),
-                                ClickValue::OptInt(v) => arguments.add(v),
-                                ClickValue::OptFloat(v) => arguments.add(v),
-                                ClickValue::Bool(v) => arguments.add(v),
-                            };
-                            if bound.is_ok() {
-                                bound = result;
-                            }
-                        });
+                let mut by_width: Vec<(Width, Vec<&Click>)> = Vec::new();
+                for click in clicks {
+                    let width = Width::of(click);
+                    match by_width.iter_mut().find(|(w, _)| *w == width) {
+                        Some((_, group)) => group.push(click),
+                        None => by_width.push((width, vec![click])),
                     }
-                    bound.map_err(sqlx::Error::Encode)?;
-                    let query = sqlx::query_with(insert_statement($backend, rows), arguments);
-                    inserted += query.execute(&mut *conn).await?.rows_affected();
+                }
+                let mut inserted = 0;
+                for (width, group) in &by_width {
+                    let mut rest = group.as_slice();
+                    for rows in statement_rows(group.len()) {
+                        let (chunk, tail) = rest.split_at(rows);
+                        rest = tail;
+                        // Arguments sized once: a full-width 64-row statement binds 5 632 values.
+                        let mut arguments = <Db as sqlx::Database>::Arguments::default();
+                        arguments.reserve(rows * width.columns(), 0);
+                        let mut bound = Ok(());
+                        for click in chunk {
+                            for_each_click_value(click, *width, |value| {
+                                let result = match value {
+                                    // NULL for '' (the statement coalesces): nothing to copy.
+                                    ClickValue::Text("") => arguments.add(None::<String>),
+                                    ClickValue::Text(v) => arguments.add(v.to_string()),
+                                    ClickValue::Int(v) => arguments.add(v),
+                                    ClickValue::OptInt(v) => arguments.add(v),
+                                    ClickValue::OptFloat(v) => arguments.add(v),
+                                    ClickValue::Bool(v) => arguments.add(v),
+                                };
+                                if bound.is_ok() {
+                                    bound = result;
+                                }
+                            });
+                        }
+                        bound.map_err(sqlx::Error::Encode)?;
+                        let query = sqlx::query_with(insert_statement($backend, *width, rows), arguments);
+                        inserted += query.execute(&mut *conn).await?.rows_affected();
+                    }
                 }
                 Ok(inserted)
             }
@@ -500,6 +510,7 @@ macro_rules! impl_store {
                     }
                     report.current = MIGRATIONS.last().map_or(0, |m| m.version);
                     if report.applied.contains(&crate::store::migrate::ROLLUPS_VERSION) {
+                        tracing::info!("computing the report rollups of the clicks already stored");
                         crate::store::ReportStore::rebuild_rollups(self).await?;
                     }
                     Ok(report)

@@ -1,6 +1,7 @@
 //! The click insert writes exactly the click's values: every column of a fully filled click
-//! reads back as written, an empty click's texts are '' (not NULL), and batches of every size
-//! (split into the insert's fixed statement sizes) store every row once.
+//! reads back as written, an empty click's texts are '' (not NULL), batches of every size
+//! (split into the insert's fixed statement sizes) store every row once, and a batch mixing
+//! statement widths stores every sub id and extra param in its column.
 
 use switchyard::model::{Click, EXTRA_PARAM_COUNT, NewCampaign, SUB_ID_COUNT};
 use switchyard_tests::{Backend, TestDb};
@@ -148,6 +149,54 @@ async fn click_rows_round_trip(backend: Backend) {
         );
         assert_eq!(store.insert_clicks(&batch).await.unwrap(), 0, "again");
     }
+    // One batch mixing every statement width (clicks with no sub id, the 1st, 5th, 6th, 10th,
+    // 11th or 30th, with and without an extra param): every value reads back in its column.
+    let positions = [None, Some(0), Some(4), Some(5), Some(9), Some(10), Some(29)];
+    let mixed: Vec<Click> = (0..70usize)
+        .map(|i| {
+            let mut click = Click::blank();
+            click.sub_id = format!("mixed{i:03}");
+            click.campaign_id = campaign.id;
+            if let Some(p) = positions[i % positions.len()] {
+                click.sub_ids[p] = format!("s{i}");
+            }
+            if i % 3 == 0 {
+                click.extra_params[EXTRA_PARAM_COUNT - 1] = format!("e{i}");
+            }
+            click
+        })
+        .collect();
+    assert_eq!(store.insert_clicks(&mixed).await.unwrap(), 70);
+    let names: Vec<String> = (1..=SUB_ID_COUNT)
+        .map(|n| format!("sub_id_{n}"))
+        .chain((1..=EXTRA_PARAM_COUNT).map(|n| format!("extra_param_{n}")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for click in &mixed {
+        let sql = format!(
+            "SELECT {} FROM clicks WHERE sub_id = '{}'",
+            names.join(", "),
+            click.sub_id
+        );
+        let row = &db.rows(&sql, &names).await.unwrap()[0];
+        for (n, value) in click.sub_ids.iter().enumerate() {
+            assert_eq!(
+                &row[&format!("sub_id_{}", n + 1)],
+                value,
+                "{}",
+                click.sub_id
+            );
+        }
+        for (n, value) in click.extra_params.iter().enumerate() {
+            assert_eq!(
+                &row[&format!("extra_param_{}", n + 1)],
+                value,
+                "{}",
+                click.sub_id
+            );
+        }
+    }
+
     store.close().await;
     assert_eq!(
         db.count("SELECT COUNT(DISTINCT sub_id_1) AS n FROM clicks WHERE sub_id LIKE 'batch%'")
