@@ -519,27 +519,50 @@ impl ReportQuery {
         names: &HashMap<(&'static str, i64), String>,
     ) -> Groups {
         let bucket_at = self.sql.keys.iter().position(|k| *k == GroupingKey::Bucket);
+        // Where each column grouping's cell is among the store's keys (found once, not per row).
+        let positions: Vec<usize> = self
+            .groupings
+            .iter()
+            .map(|g| match g {
+                Grouping::Column(c) | Grouping::Name { id: c, .. } => self
+                    .sql
+                    .keys
+                    .iter()
+                    .position(|k| matches!(k, GroupingKey::Column(k) if k == c))
+                    .unwrap_or(0),
+                Grouping::Time { .. } => 0,
+            })
+            .collect();
+        // The time cells of each bucket, computed once per bucket (rows share few buckets).
+        let mut times: HashMap<i64, Vec<Cell>> = HashMap::new();
         let mut groups = Groups::new();
         for (cells, sums) in rows {
-            let local = bucket_at.and_then(|at| match cells.get(at) {
-                Some(Cell::Int(Some(b))) => Some(self.local_time(*b)),
+            let time_cells = bucket_at.and_then(|at| match cells.get(at) {
+                Some(Cell::Int(Some(b))) => Some(&*times.entry(*b).or_insert_with(|| {
+                    let local = self.local_time(*b);
+                    self.groupings
+                        .iter()
+                        .map(|g| match g {
+                            Grouping::Time { bucket, .. } => bucket.cell(local),
+                            _ => Cell::Text(String::new()),
+                        })
+                        .collect()
+                })),
                 _ => None,
             });
             let key: Vec<Cell> = self
                 .groupings
                 .iter()
-                .map(|g| match g {
-                    Grouping::Time { bucket, .. } => local
-                        .map(|t| bucket.cell(t))
+                .enumerate()
+                .map(|(i, g)| match g {
+                    Grouping::Time { .. } => time_cells
+                        .map(|t| t[i].clone())
                         .unwrap_or(Cell::Text(String::new())),
-                    Grouping::Column(c) | Grouping::Name { id: c, .. } => {
-                        let at = self
-                            .sql
-                            .keys
-                            .iter()
-                            .position(|k| *k == GroupingKey::Column(c.clone()))
-                            .unwrap_or(0);
-                        let cell = cells.get(at).cloned().unwrap_or(Cell::Text(String::new()));
+                    Grouping::Column(_) | Grouping::Name { .. } => {
+                        let cell = cells
+                            .get(positions[i])
+                            .cloned()
+                            .unwrap_or(Cell::Text(String::new()));
                         match (g, &cell) {
                             (Grouping::Name { table, .. }, Cell::Int(Some(id))) => Cell::Text(
                                 names
