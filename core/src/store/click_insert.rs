@@ -43,7 +43,9 @@ impl Width {
         extra_params: EXTRA_PARAM_COUNT,
     };
 
-    /// The narrowest built width that lists every non-empty sub id and extra param of `click`.
+    /// The narrowest built width that lists every non-empty sub id and extra param of `click`
+    /// (grouping a batch by width reorders its rows, so click ids follow arrival only within
+    /// a width).
     pub(crate) fn of(click: &Click) -> Width {
         let used = |values: &[String]| {
             values
@@ -51,8 +53,13 @@ impl Width {
                 .rposition(|v| !v.is_empty())
                 .map_or(0, |i| i + 1)
         };
+        // Values past the last column (a longer vector than the model's) have nowhere to go.
         let fit = |used: usize, widths: &[usize]| {
-            widths.iter().copied().find(|w| *w >= used).unwrap_or(used)
+            widths
+                .iter()
+                .copied()
+                .find(|w| *w >= used)
+                .unwrap_or(widths[widths.len() - 1])
         };
         Width {
             sub_ids: fit(used(&click.sub_ids), &SUB_ID_WIDTHS),
@@ -368,6 +375,10 @@ mod tests {
         click.sub_ids[29] = "c".into();
         click.extra_params[0] = "d".into();
         assert_eq!(Width::of(&click), Width::FULL);
+        // A longer vector than the model's still gets a built statement.
+        click.sub_ids.push("past the last column".into());
+        assert_eq!(Width::of(&click), Width::FULL);
+        click.sub_ids.pop();
         // Whatever the width, the listed values hold every non-empty one.
         let mut listed = Vec::new();
         for_each_click_value(&click, Width::of(&click), |v| {

@@ -42,7 +42,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The migration that creates the report rollups; `migrate` fills them after applying it.
+/// The migration that creates the report rollups; `migrate` fills them in its transaction.
 pub(crate) const ROLLUPS_VERSION: i64 = 5;
 
 pub(crate) const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -158,7 +158,7 @@ fn hour_of(at: i64) -> i64 {
 }
 
 /// One dimension value of a rollup row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum DimValue<'a> {
     Id(i64),
     Text(&'a str),
@@ -184,8 +184,9 @@ fn dim_value<'a>(click: &'a Click, column: &str) -> DimValue<'a> {
 /// A rollup row's key: the hour and the dimension values.
 pub(crate) type RowKey<'a> = (i64, Vec<DimValue<'a>>);
 
-/// The sums new clicks add to `rollup`, per row. New clicks have no conversions, no landing
-/// click, and the cost they were recorded with.
+/// The sums new clicks add to `rollup`, per row, in key order (so that concurrent recorders,
+/// one per tracker process, upsert shared rows in the same order and never deadlock). New
+/// clicks have no conversions, no landing click, and the cost they were recorded with.
 pub(crate) fn add_clicks<'a>(rollup: &Rollup, clicks: &'a [Click]) -> Vec<(RowKey<'a>, Sums)> {
     let mut rows: HashMap<RowKey<'a>, Sums> = HashMap::new();
     for click in clicks {
@@ -208,7 +209,9 @@ pub(crate) fn add_clicks<'a>(rollup: &Rollup, clicks: &'a [Click]) -> Vec<(RowKe
         sums.empty_referrers += flag(click.referrer.is_empty());
         sums.cost = sums.cost.saturating_add(click.cost.micros());
     }
-    rows.into_iter().collect()
+    let mut rows: Vec<(RowKey<'a>, Sums)> = rows.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
 }
 
 /// `INSERT INTO <table> (hour, dims, click sums) VALUES (…), … ON CONFLICT … DO UPDATE SET
@@ -295,8 +298,13 @@ pub(crate) struct Plan {
 
 /// The rollup that can answer `sql`, if any: every grouping column and filter column is one
 /// of its dimensions (no label filters), time buckets are whole hours, and the range holds
-/// at least one whole hour.
+/// at least one whole hour. Ranges that start or end in 1970's first hour or before read the
+/// clicks: a rollup's hour of a click before 1970 is rounded towards zero, like the report's
+/// buckets, not down like the range.
 pub(crate) fn plan(sql: &ReportSql) -> Option<Plan> {
+    if [sql.from, sql.to].iter().flatten().any(|t| *t < HOUR) {
+        return None;
+    }
     if let Some((offset, size)) = sql.bucket
         && sql.keys.contains(&GroupingKey::Bucket)
         && (size <= 0 || size % HOUR != 0 || offset % HOUR != 0)
@@ -457,6 +465,13 @@ mod tests {
         // Less than a whole hour: the clicks answer alone.
         q.from = Some(10 * HOUR + 1);
         q.to = Some(11 * HOUR + 1);
+        assert!(plan(&q).is_none());
+        // Ranges bounded in 1970's first hour or before read the clicks.
+        q.from = Some(-5 * HOUR);
+        q.to = Some(20 * HOUR);
+        assert!(plan(&q).is_none());
+        q.from = None;
+        q.to = Some(HOUR - 1);
         assert!(plan(&q).is_none());
     }
 

@@ -496,6 +496,20 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(failed)?;
+                        if migration.version == crate::store::migrate::ROLLUPS_VERSION {
+                            // The rollups of the clicks already stored, in the migration's own
+                            // transaction: the schema never says 5 with empty rollups.
+                            tracing::info!("computing the report rollups of the clicks already stored");
+                            super::report_impl::adjust_rollups(&mut tx, 1, &|builder: &mut QueryBuilder<Db>| {
+                                builder.push(" WHERE 1 = 1");
+                            })
+                            .await
+                            .map_err(|e| StoreError::Migration {
+                                version: migration.version,
+                                name: migration.name.to_string(),
+                                message: e.to_string(),
+                            })?;
+                        }
                         sqlx::query(
                             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                         )
@@ -509,10 +523,6 @@ macro_rules! impl_store {
                         report.applied.push(migration.version);
                     }
                     report.current = MIGRATIONS.last().map_or(0, |m| m.version);
-                    if report.applied.contains(&crate::store::migrate::ROLLUPS_VERSION) {
-                        tracing::info!("computing the report rollups of the clicks already stored");
-                        crate::store::ReportStore::rebuild_rollups(self).await?;
-                    }
                     Ok(report)
                 }
 
@@ -1075,7 +1085,11 @@ macro_rules! impl_store {
                     new: &DialectClick,
                     key: Option<&ClickKey>,
                 ) -> Result<CreatedClick, StoreError> {
+                    use super::report_impl::{adjust_rollups, lock_rollups};
                     let mut tx = self.pool.begin().await?;
+                    // The rollup lock first (PostgreSQL), before any row lock: writers that
+                    // delete keys take it first too.
+                    lock_rollups(&mut tx, true).await?;
                     if let Some(key) = key {
                         // Take the key unless an unexpired claim holds it; a concurrent claim of
                         // the same key waits for this transaction and then loses.
@@ -1103,16 +1117,12 @@ macro_rules! impl_store {
                             return Ok(CreatedClick { sub_id, existed: true });
                         }
                     }
-                    {
-                        use super::report_impl::{adjust_rollups, lock_rollups};
-                        lock_rollups(&mut tx, true).await?;
-                        let this_click = |builder: &mut QueryBuilder<Db>| {
-                            builder.push(" WHERE sub_id = ").push_bind(new.click.sub_id.clone());
-                        };
-                        adjust_rollups(&mut tx, -1, &this_click).await?;
-                        insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
-                        adjust_rollups(&mut tx, 1, &this_click).await?;
-                    }
+                    let this_click = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE sub_id = ").push_bind(new.click.sub_id.clone());
+                    };
+                    adjust_rollups(&mut tx, -1, &this_click).await?;
+                    insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
+                    adjust_rollups(&mut tx, 1, &this_click).await?;
                     sqlx::query(
                         "INSERT INTO dialect_clicks (sub_id, dialect, uuid, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sub_id) DO NOTHING",

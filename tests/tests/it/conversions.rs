@@ -1115,3 +1115,41 @@ async fn sqlite_rollups_survive_concurrent_writes() {
 async fn postgres_rollups_survive_concurrent_writes() {
     rollups_survive_concurrent_writes(Backend::Postgres).await;
 }
+
+/// A database with clicks and conversions from before the rollups existed gets them from the
+/// migration that adds them (simulated by dropping the tables and the migration's record).
+async fn migration_fills_the_rollups(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    load(&server).await;
+    server.stop().await;
+    for sql in [
+        "DROP TABLE rollup_routes",
+        "DROP TABLE rollup_geo",
+        "DELETE FROM schema_migrations WHERE version = 5",
+    ] {
+        db.execute(sql).await.unwrap();
+    }
+    let config = db.config("[demo]\nseed = false\n").unwrap();
+    let store = switchyard::store::open(&config.database).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap().applied, vec![5]);
+    assert!(
+        db.count("SELECT COUNT(*) AS n FROM rollup_geo")
+            .await
+            .unwrap()
+            > 0,
+        "the migration computed the rollups"
+    );
+    rollups_equal_the_clicks(store.as_ref()).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_migration_fills_the_rollups() {
+    migration_fills_the_rollups(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_migration_fills_the_rollups() {
+    migration_fills_the_rollups(Backend::Postgres).await;
+}
