@@ -385,6 +385,17 @@ mod tests {
     }
 
     #[test]
+    fn the_click_sums_are_the_reports() {
+        assert_eq!(
+            &SUM_COLUMNS[1..CLICK_SUM_COLUMNS],
+            crate::report::ALL_CLICK_SUMS
+        );
+        let mut every = Sums::default();
+        every.add(&sums_from(std::array::from_fn(|i| i as i64 + 1)));
+        assert_eq!(sums_values(&every), std::array::from_fn(|i| i as i64 + 1));
+    }
+
+    #[test]
     fn every_dimension_is_read_from_clicks() {
         let mut click = Click::blank();
         click.campaign_id = 1;

@@ -450,6 +450,16 @@ macro_rules! impl_store {
                 Ok(inserted)
             }
 
+            /// ` WHERE sub_id IN (…)` with the sub ids bound.
+            fn push_sub_ids<'a>(builder: &mut QueryBuilder<Db>, sub_ids: impl Iterator<Item = &'a str>) {
+                builder.push(" WHERE sub_id IN (");
+                let mut list = builder.separated(", ");
+                for sub_id in sub_ids {
+                    list.push_bind(sub_id.to_string());
+                }
+                builder.push(")");
+            }
+
             /// Deletes a profile that no click uses any more.
             async fn delete_orphan_profile(
                 conn: &mut <Db as sqlx::Database>::Connection,
@@ -802,12 +812,7 @@ macro_rules! impl_store {
                     let mut tx = self.pool.begin().await?;
                     lock_rollups(&mut tx, true).await?;
                     let batch = |builder: &mut QueryBuilder<Db>| {
-                        builder.push(" WHERE sub_id IN (");
-                        let mut list = builder.separated(", ");
-                        for click in clicks {
-                            list.push_bind(click.sub_id.clone());
-                        }
-                        builder.push(")");
+                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
                     };
                     adjust_rollups(&mut tx, -1, &batch).await?;
                     let inserted = insert_click_rows(&mut tx, clicks).await?;
@@ -824,12 +829,7 @@ macro_rules! impl_store {
                     let mut tx = self.pool.begin().await?;
                     lock_rollups(&mut tx, true).await?;
                     let these = |builder: &mut QueryBuilder<Db>| {
-                        builder.push(" WHERE sub_id IN (");
-                        let mut list = builder.separated(", ");
-                        for click in clicks {
-                            list.push_bind(click.sub_id.clone());
-                        }
-                        builder.push(")");
+                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
                     };
                     adjust_rollups(&mut tx, -1, &these).await?;
                     let mut changed = 0;
