@@ -152,9 +152,10 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 
 async fn rebuild_rollups(config: Config) -> anyhow::Result<()> {
     let store = crate::store::open(&config.database).await?;
-    store.migrate().await?;
     let started = std::time::Instant::now();
-    store.rebuild_rollups().await?;
+    if !store.migrate().await?.computed_rollups() {
+        store.rebuild_rollups().await?;
+    }
     println!(
         "Report rollups rebuilt in {:.1} s.",
         started.elapsed().as_secs_f64()

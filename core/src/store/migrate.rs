@@ -65,4 +65,9 @@ impl MigrationReport {
     pub fn created_schema(&self) -> bool {
         self.applied.first() == Some(&1)
     }
+
+    /// True when this call created the report rollups (and so computed them from the clicks).
+    pub fn computed_rollups(&self) -> bool {
+        self.applied.contains(&ROLLUPS_VERSION)
+    }
 }

@@ -534,8 +534,8 @@ macro_rules! impl_report_store {
                 ConversionStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("conversion status `{text}`")))
             }
 
-        /// Report rows computed from the clicks and conversions themselves.
-        async fn rows_from_clicks(pool: &sqlx::Pool<Db>, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
+            /// Report rows computed from the clicks and conversions themselves.
+            async fn rows_from_clicks(pool: &sqlx::Pool<Db>, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
                 let (mut clicks, mut conversions) = report_statements(sql);
                 let n = sql.keys.len();
                 let mut out = Vec::new();
@@ -584,7 +584,6 @@ macro_rules! impl_report_store {
                 }
                 Ok(out)
             }
-
 
             /// Report rows read from a rollup over the plan's whole hours.
             async fn rows_from_rollup(pool: &sqlx::Pool<Db>, sql: &ReportSql, plan: &rollups::Plan) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {

@@ -387,6 +387,42 @@ async fn migrate_command_creates_the_schema_once() {
 }
 
 #[tokio::test]
+async fn rebuild_rollups_command_counts_clicks_written_behind_the_stores_back() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let config = db.write_config("").unwrap();
+    let run = |command: &str| {
+        let output = std::process::Command::new(binary())
+            .args([command, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    run("migrate");
+    db.execute(
+        "INSERT INTO clicks (sub_id, campaign_id, created_at, country_code, country_name) VALUES \
+         ('raw1', 7, 1790000000, 'DE', 'Germany'), ('raw2', 7, 1790000100, 'DE', 'Germany')",
+    )
+    .await
+    .unwrap();
+    let clicks = "SELECT COALESCE(SUM(clicks), 0) AS n FROM rollup_geo WHERE campaign_id = 7";
+    assert_eq!(db.count(clicks).await.unwrap(), 0);
+    assert!(run("rebuild-rollups").starts_with("Report rollups rebuilt in "));
+    assert_eq!(db.count(clicks).await.unwrap(), 2);
+    assert_eq!(
+        db.count("SELECT COALESCE(SUM(clicks), 0) AS n FROM rollup_routes")
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
 async fn generated_secrets_are_shown_once_and_env_overrides_apply() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let config = db.write_config("").unwrap();
