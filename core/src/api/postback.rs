@@ -99,6 +99,16 @@ async fn receive(
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         params.insert(k.into_owned(), v.into_owned());
     }
+    // PostgreSQL cannot store NUL in text, and no parameter has a use for one: dropped.
+    if params
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        params = params
+            .into_iter()
+            .map(|(k, v)| (k.replace('\0', ""), v.replace('\0', "")))
+            .collect();
+    }
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let log = |outcome: &str, message: String, sub_id: &str| ReceivedPostback {
         id: 0,

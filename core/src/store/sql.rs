@@ -431,6 +431,11 @@ macro_rules! impl_store {
                                 let result = match value {
                                     // NULL for '' (the statement coalesces): nothing to copy.
                                     ClickValue::Text("") => arguments.add(None::<String>),
+                                    // PostgreSQL cannot store NUL in text: both backends drop it.
+                                    ClickValue::Text(v) if v.contains('\0') => {
+                                        let clean = v.replace('\0', "");
+                                        arguments.add((!clean.is_empty()).then_some(clean))
+                                    }
                                     ClickValue::Text(v) => arguments.add(v.to_string()),
                                     ClickValue::Int(v) => arguments.add(v),
                                     ClickValue::OptInt(v) => arguments.add(v),

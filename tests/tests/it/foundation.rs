@@ -553,3 +553,104 @@ async fn sqlite_sigterm_during_a_burst_keeps_every_answered_click() {
 async fn postgres_sigterm_during_a_burst_keeps_every_answered_click() {
     sigterm_during_a_burst_keeps_every_answered_click(Backend::Postgres).await;
 }
+
+/// NUL characters, which PostgreSQL cannot store in text, never cost a click or answer 500:
+/// a click whose parameters carry them is recorded without them (and the clicks after it are
+/// recorded too), so is a postback's conversion; an Admin API value with one is refused with
+/// 406 naming the field.
+async fn nul_characters_are_handled(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(
+        &db,
+        "[admin]\napi_key = \"test-admin-key-0123456789\"\n\n[postback]\nkey = \"pb-key-0123456789\"\n",
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let mut sub_ids = Vec::new();
+    for path in [
+        "/demo?keyword=a%00b&sub_id_1=%00&extra_param_1=x%00&utm_source=%00s",
+        "/demo?keyword=after",
+    ] {
+        let response = http
+            .get(server.url(path))
+            .header("user-agent", "Mozilla/5.0 Test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302, "{path}");
+        let location = response.headers()["location"].to_str().unwrap();
+        sub_ids.push(subid_of(location).unwrap());
+    }
+    // The clicks reach the store before the postback looks for them.
+    for _ in 0..100 {
+        if db.count("SELECT COUNT(*) AS n FROM clicks").await.unwrap() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let postback = http
+        .get(server.url(&format!(
+            "/pb-key-0123456789/postback?subid={}&tid=t%00id&status=lead&payout=1&no%00te=%00",
+            sub_ids[0]
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(postback.status(), 200);
+    let said = postback.text().await.unwrap();
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM received_postbacks WHERE params LIKE '%\"tid\":\"tid\"%' AND conversion_id IS NOT NULL")
+            .await
+            .unwrap(),
+        1,
+        "{said}: {:?}",
+        db.rows("SELECT sub_id, tid, status FROM received_postbacks", &["sub_id", "tid", "status"]).await
+    );
+    let answer = http
+        .put(server.url("/admin_api/v1/integrations/avscan?avscan_key=k%00ey"))
+        .header("api-key", "test-admin-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 406);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert!(
+        body["avscan_key"][0].as_str().unwrap().contains("NUL"),
+        "{body}"
+    );
+    let created = http
+        .post(server.url("/admin_api/v1/offers"))
+        .header("api-key", "test-admin-key-0123456789")
+        .json(&serde_json::json!({"name": "bad\u{0}name", "url": "https://o.test/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 406);
+    server.stop().await;
+    let rows = db
+        .rows(
+            "SELECT keyword, sub_id_1, extra_param_1, utm_source FROM clicks ORDER BY id",
+            &["keyword", "sub_id_1", "extra_param_1", "utm_source"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "both clicks recorded");
+    let mut keywords: Vec<&str> = rows.iter().map(|r| r["keyword"].as_str()).collect();
+    keywords.sort();
+    assert_eq!(keywords, ["ab", "after"]);
+    let first = rows.iter().find(|r| r["keyword"] == "ab").unwrap();
+    assert_eq!(first["sub_id_1"], "");
+    assert_eq!(first["extra_param_1"], "x");
+    assert_eq!(first["utm_source"], "s");
+}
+
+#[tokio::test]
+async fn sqlite_nul_characters_are_handled() {
+    nul_characters_are_handled(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_nul_characters_are_handled() {
+    nul_characters_are_handled(Backend::Postgres).await;
+}

@@ -22,59 +22,88 @@ impl<S: Send + Sync> FromRequest<S> for Input {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut fields = Map::new();
-        if let Some(query) = request.uri().query() {
-            merge_pairs(&mut fields, url::form_urlencoded::parse(query.as_bytes()));
+        let input = read(request, state).await?;
+        // PostgreSQL cannot store NUL in text, and no field has a use for one.
+        if let Some(field) = field_with_nul(&input.fields) {
+            return Err(
+                Invalid::one(&field, format!("{field} must not contain NUL characters."))
+                    .into_response(),
+            );
         }
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let method = request.method().clone();
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let text = body.trim_ascii();
-        if text.is_empty() {
-            return Ok(Input {
-                fields,
-                form: false,
-            });
+        Ok(input)
+    }
+}
+
+/// The first top-level field whose name or value (at any depth) holds a NUL character.
+fn field_with_nul(fields: &Map<String, Value>) -> Option<String> {
+    fn holds_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(holds_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+            _ => false,
         }
-        let looks_json = matches!(text.first(), Some(b'{' | b'['));
-        if !is_form && looks_json {
-            match serde_json::from_slice::<Value>(text) {
-                Ok(Value::Object(body)) => {
-                    fields.extend(body);
-                    return Ok(Input {
-                        fields,
-                        form: false,
-                    });
-                }
-                Ok(Value::Array(items)) => {
-                    // `PUT botlist`-style bodies and list payloads: kept under `items`.
-                    fields.insert("items".into(), Value::Array(items));
-                    return Ok(Input {
-                        fields,
-                        form: false,
-                    });
-                }
-                Ok(_) => return Err(bad_request("the JSON body must be an object")),
-                Err(error) => {
-                    return Err(bad_request(&format!("the body is not valid JSON: {error}")));
-                }
+    }
+    fields
+        .iter()
+        .find(|(name, value)| name.contains('\0') || holds_nul(value))
+        .map(|(name, _)| name.replace('\0', ""))
+}
+
+/// Reads the query and the body into one object.
+async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Input, Response> {
+    let mut fields = Map::new();
+    if let Some(query) = request.uri().query() {
+        merge_pairs(&mut fields, url::form_urlencoded::parse(query.as_bytes()));
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let method = request.method().clone();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let text = body.trim_ascii();
+    if text.is_empty() {
+        return Ok(Input {
+            fields,
+            form: false,
+        });
+    }
+    let looks_json = matches!(text.first(), Some(b'{' | b'['));
+    if !is_form && looks_json {
+        match serde_json::from_slice::<Value>(text) {
+            Ok(Value::Object(body)) => {
+                fields.extend(body);
+                return Ok(Input {
+                    fields,
+                    form: false,
+                });
+            }
+            Ok(Value::Array(items)) => {
+                // `PUT botlist`-style bodies and list payloads: kept under `items`.
+                fields.insert("items".into(), Value::Array(items));
+                return Ok(Input {
+                    fields,
+                    form: false,
+                });
+            }
+            Ok(_) => return Err(bad_request("the JSON body must be an object")),
+            Err(error) => {
+                return Err(bad_request(&format!("the body is not valid JSON: {error}")));
             }
         }
-        if method == Method::GET && !is_form {
-            return Ok(Input {
-                fields,
-                form: false,
-            });
-        }
-        merge_pairs(&mut fields, url::form_urlencoded::parse(text));
-        Ok(Input { fields, form: true })
     }
+    if method == Method::GET && !is_form {
+        return Ok(Input {
+            fields,
+            form: false,
+        });
+    }
+    merge_pairs(&mut fields, url::form_urlencoded::parse(text));
+    Ok(Input { fields, form: true })
 }
 
 fn bad_request(message: &str) -> Response {
