@@ -231,6 +231,14 @@ fn text_field(
         ));
         return None;
     }
+    // PostgreSQL cannot store NUL in text, and no field has a use for one.
+    if text.contains('\0') {
+        errors.push((
+            name.into(),
+            format!("The {name} must not contain NUL characters."),
+        ));
+        return None;
+    }
     Some(text)
 }
 
@@ -415,6 +423,24 @@ fn prune_keys_sometimes(state: &AppState, window_start: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_fields_refuse_nul_and_overlong_values() {
+        let map = serde_json::json!({"a": "ok", "b": "x\u{0}y", "c": "long", "d": 5})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let mut errors = Vec::new();
+        assert_eq!(
+            text_field(&map, "a", 10, &mut errors).as_deref(),
+            Some("ok")
+        );
+        assert_eq!(text_field(&map, "d", 10, &mut errors).as_deref(), Some("5"));
+        assert_eq!(text_field(&map, "b", 10, &mut errors), None);
+        assert_eq!(text_field(&map, "c", 2, &mut errors), None);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].1.contains("NUL"), "{errors:?}");
+    }
 
     #[test]
     fn times_in_every_documented_form() {
