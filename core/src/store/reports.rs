@@ -537,52 +537,28 @@ macro_rules! impl_report_store {
             /// Report rows computed from the clicks and conversions themselves.
             async fn rows_from_clicks(pool: &sqlx::Pool<Db>, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
                 let (mut clicks, mut conversions) = report_statements(sql);
-                let n = sql.keys.len();
+                let clicked = rollups::CLICK_SUM_COLUMNS;
                 let mut out = Vec::new();
                 for row in clicks.build().fetch_all(pool).await? {
-                    let mut cells = Vec::with_capacity(n);
-                    for (i, key) in sql.keys.iter().enumerate() {
-                        cells.push(read_cell(&row, i, key)?);
-                    }
-                    let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
-                    out.push((cells, Sums {
-                        clicks: int("clicks")?,
-                        campaign_unique: int("campaign_unique")?,
-                        stream_unique: int("stream_unique")?,
-                        global_unique: int("global_unique")?,
-                        bots: int("bots")?,
-                        proxies: int("proxies")?,
-                        empty_referrers: int("empty_referrers")?,
-                        lp_clicks: int("lp_clicks")?,
-                        lp_seconds: int("lp_seconds")?,
-                        cost: int("cost")?,
-                        ..Sums::default()
-                    }));
+                    out.push(report_row(&row, &sql.keys, 0..clicked)?);
                 }
-                let conversion_rows = if sql.conversions {
-                    conversions.build().fetch_all(pool).await?
-                } else {
-                    Vec::new()
-                };
-                for row in conversion_rows {
-                    let mut cells = Vec::with_capacity(n);
-                    for (i, key) in sql.keys.iter().enumerate() {
-                        cells.push(read_cell(&row, i, key)?);
+                if sql.conversions {
+                    for row in conversions.build().fetch_all(pool).await? {
+                        out.push(report_row(&row, &sql.keys, clicked..rollups::SUM_COLUMNS.len())?);
                     }
-                    let int = |name: &str| -> Result<i64, StoreError> { Ok(row.try_get::<i64, _>(name)?) };
-                    out.push((cells, Sums {
-                        conversions: int("conversions")?,
-                        leads: int("leads")?,
-                        sales: int("sales")?,
-                        rejected: int("rejected")?,
-                        rebills: int("rebills")?,
-                        lead_revenue: int("lead_revenue")?,
-                        sale_revenue: int("sale_revenue")?,
-                        rejected_revenue: int("rejected_revenue")?,
-                        ..Sums::default()
-                    }));
                 }
                 Ok(out)
+            }
+
+            /// A report row: its cells in `keys` order, and the sums of [`rollups::SUM_COLUMNS`]
+            /// in `sums` read by name (the others 0).
+            fn report_row(row: &DbRow, keys: &[GroupingKey], sums: std::ops::Range<usize>) -> Result<(Vec<Cell>, Sums), StoreError> {
+                let cells = keys.iter().enumerate().map(|(i, key)| read_cell(row, i, key)).collect::<Result<Vec<_>, _>>()?;
+                let mut values = [0i64; 18];
+                for i in sums {
+                    values[i] = row.try_get(rollups::SUM_COLUMNS[i])?;
+                }
+                Ok((cells, rollups::sums_from(values)))
             }
 
             /// Report rows read from a rollup over the plan's whole hours.
@@ -616,6 +592,7 @@ macro_rules! impl_report_store {
                     } else {
                         query.push("CAST(0 AS BIGINT)");
                     }
+                    query.push(" AS ").push(*name);
                 }
                 query.push(" FROM ").push(rollup.table);
                 push_conditions(&mut query, "hour", plan.from, plan.to, &conditions);
@@ -624,20 +601,8 @@ macro_rules! impl_report_store {
                     query.push(" GROUP BY ").push(positions.join(", "));
                 }
                 query.push(" HAVING SUM(clicks) > 0");
-                let n = keys.len();
-                let mut out = Vec::new();
-                for row in query.build().fetch_all(pool).await? {
-                    let mut cells = Vec::with_capacity(n);
-                    for (i, key) in keys.iter().enumerate() {
-                        cells.push(read_cell(&row, i, key)?);
-                    }
-                    let mut values = [0i64; 18];
-                    for (i, value) in values.iter_mut().enumerate() {
-                        *value = row.try_get(n + i)?;
-                    }
-                    out.push((cells, rollups::sums_from(values)));
-                }
-                Ok(out)
+                let rows = query.build().fetch_all(pool).await?;
+                rows.iter().map(|row| report_row(row, &keys, 0..rollups::SUM_COLUMNS.len())).collect()
             }
 
             /// The advisory lock (PostgreSQL) of rollup writers: exclusive for the writes that
