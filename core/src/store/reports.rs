@@ -632,6 +632,7 @@ macro_rules! impl_report_store {
             pub(crate) async fn adjust_rollups(
                 conn: &mut <Db as sqlx::Database>::Connection,
                 sign: i64,
+                part: rollups::Part,
                 matching: &(dyn Fn(&mut QueryBuilder<Db>) + Send + Sync),
             ) -> Result<(), StoreError> {
                 let factor = if sign < 0 { "-1 * " } else { "" };
@@ -649,17 +650,22 @@ macro_rules! impl_report_store {
                             dims.join(", ")
                         )
                     };
-                    let mut columns = vec!["clicks"];
-                    columns.extend(CLICK_SUMS.iter().map(|(name, _)| *name));
-                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new(head(&columns));
-                    clicks.push(", ").push(factor).push("COUNT(*)");
-                    for (_, expression) in CLICK_SUMS {
-                        clicks.push(", ").push(factor).push("(").push(*expression).push(")");
+                    if part != rollups::Part::Conversions {
+                        let mut columns = vec!["clicks"];
+                        columns.extend(CLICK_SUMS.iter().map(|(name, _)| *name));
+                        let mut clicks: QueryBuilder<Db> = QueryBuilder::new(head(&columns));
+                        clicks.push(", ").push(factor).push("COUNT(*)");
+                        for (_, expression) in CLICK_SUMS {
+                            clicks.push(", ").push(factor).push("(").push(*expression).push(")");
+                        }
+                        clicks.push(" FROM clicks");
+                        matching(&mut clicks);
+                        clicks.push(" GROUP BY ").push(groups.join(", ")).push(rollups::on_conflict_add(rollup));
+                        clicks.build().execute(&mut *conn).await?;
                     }
-                    clicks.push(" FROM clicks");
-                    matching(&mut clicks);
-                    clicks.push(" GROUP BY ").push(groups.join(", ")).push(rollups::on_conflict_add(rollup));
-                    clicks.build().execute(&mut *conn).await?;
+                    if part == rollups::Part::Clicks {
+                        continue;
+                    }
                     let columns: Vec<&str> = CONVERSION_SUMS.iter().map(|(name, _)| *name).collect();
                     let mut conversions: QueryBuilder<Db> = QueryBuilder::new(head(&columns));
                     for (_, expression) in CONVERSION_SUMS {
@@ -737,7 +743,7 @@ macro_rules! impl_report_store {
                     for rollup in rollups::ROLLUPS {
                         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", rollup.table))).execute(&mut *tx).await?;
                     }
-                    adjust_rollups(&mut tx, 1, &|b| {
+                    adjust_rollups(&mut tx, 1, rollups::Part::All, &|b| {
                         b.push(" WHERE 1 = 1");
                     })
                     .await?;
@@ -820,7 +826,7 @@ macro_rules! impl_report_store {
                     let this_click = |builder: &mut QueryBuilder<Db>| {
                         builder.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
                     };
-                    adjust_rollups(&mut tx, -1, &this_click).await?;
+                    adjust_rollups(&mut tx, -1, rollups::Part::Conversions, &this_click).await?;
                     let inserted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO conversions ({CONVERSION_COLUMNS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $14, $15, $16, $17, $17) \
@@ -913,7 +919,7 @@ macro_rules! impl_report_store {
                         update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
                         update.build().execute(&mut *tx).await?;
                     }
-                    adjust_rollups(&mut tx, 1, &this_click).await?;
+                    adjust_rollups(&mut tx, 1, rollups::Part::Conversions, &this_click).await?;
                     sqlx::query(
                         "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
                          VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
@@ -1106,7 +1112,7 @@ macro_rules! impl_report_store {
                     };
                     let mut tx = self.pool.begin().await?;
                     lock_rollups(&mut tx, true).await?;
-                    adjust_rollups(&mut tx, -1, &scope).await?;
+                    adjust_rollups(&mut tx, -1, rollups::Part::All, &scope).await?;
                     let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
                     scope(&mut conversions);
                     conversions.push(")");
@@ -1182,12 +1188,12 @@ macro_rules! impl_report_store {
                         nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
                         nth.build_query_scalar().fetch_one(&mut **tx).await?
                     };
-                    adjust_rollups(&mut **tx, -1, &matching).await?;
+                    adjust_rollups(&mut **tx, -1, rollups::Part::Clicks, &matching).await?;
                     let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
                     update.push_bind(threshold).push(" THEN ").push_bind(base + 1).push(" ELSE ").push_bind(base).push(" END");
                     matching(&mut update);
                     let updated = update.build().execute(&mut **tx).await?.rows_affected();
-                    adjust_rollups(&mut **tx, 1, &matching).await?;
+                    adjust_rollups(&mut **tx, 1, rollups::Part::Clicks, &matching).await?;
                     Ok(updated)
             }
         }

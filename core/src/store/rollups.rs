@@ -28,6 +28,15 @@ use crate::report::{Condition, GroupingKey, Operator, ReportSql, Sums};
 
 use super::click_insert::ROWS_PER_STATEMENT;
 
+/// Which sums a write changes, so that its subtraction and addition touch only those:
+/// a postback changes only conversion sums; a landing click or a cost only click sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Clicks,
+    Conversions,
+    All,
+}
+
 /// Seconds in a rollup's time slot.
 pub(crate) const HOUR: i64 = 3_600;
 

@@ -515,7 +515,7 @@ macro_rules! impl_store {
                             // The rollups of the clicks already stored, in the migration's own
                             // transaction: the schema never says 5 with empty rollups.
                             tracing::info!("computing the report rollups of the clicks already stored");
-                            super::report_impl::adjust_rollups(&mut tx, 1, &|builder: &mut QueryBuilder<Db>| {
+                            super::report_impl::adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &|builder: &mut QueryBuilder<Db>| {
                                 builder.push(" WHERE 1 = 1");
                             })
                             .await
@@ -819,9 +819,9 @@ macro_rules! impl_store {
                     let batch = |builder: &mut QueryBuilder<Db>| {
                         push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
                     };
-                    adjust_rollups(&mut tx, -1, &batch).await?;
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &batch).await?;
                     let inserted = insert_click_rows(&mut tx, clicks).await?;
-                    adjust_rollups(&mut tx, 1, &batch).await?;
+                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &batch).await?;
                     tx.commit().await?;
                     Ok(inserted)
                 }
@@ -836,7 +836,8 @@ macro_rules! impl_store {
                     let these = |builder: &mut QueryBuilder<Db>| {
                         push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
                     };
-                    adjust_rollups(&mut tx, -1, &these).await?;
+                    // All sums: the landing click can change the offer, a dimension.
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &these).await?;
                     let mut changed = 0;
                     for click in clicks {
                         changed += sqlx::query(
@@ -853,7 +854,7 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected();
                     }
-                    adjust_rollups(&mut tx, 1, &these).await?;
+                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &these).await?;
                     tx.commit().await?;
                     Ok(changed)
                 }
@@ -1125,9 +1126,9 @@ macro_rules! impl_store {
                     let this_click = |builder: &mut QueryBuilder<Db>| {
                         builder.push(" WHERE sub_id = ").push_bind(new.click.sub_id.clone());
                     };
-                    adjust_rollups(&mut tx, -1, &this_click).await?;
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &this_click).await?;
                     insert_click_rows(&mut tx, std::slice::from_ref(&new.click)).await?;
-                    adjust_rollups(&mut tx, 1, &this_click).await?;
+                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &this_click).await?;
                     sqlx::query(
                         "INSERT INTO dialect_clicks (sub_id, dialect, uuid, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sub_id) DO NOTHING",
@@ -1165,7 +1166,7 @@ macro_rules! impl_store {
                     use super::report_impl::{adjust_rollups, lock_rollups};
                     let mut tx = self.pool.begin().await?;
                     lock_rollups(&mut tx, true).await?;
-                    adjust_rollups(&mut tx, -1, &|builder: &mut QueryBuilder<Db>| {
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &|builder: &mut QueryBuilder<Db>| {
                         builder.push(" WHERE sub_id = ").push_bind(sub_id.to_string());
                     })
                     .await?;
