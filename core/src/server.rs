@@ -212,8 +212,6 @@ pub fn bot_networks(entries: &[String]) -> Vec<IpNet> {
     nets
 }
 
-/// `limit` filters count a stream's clicks; the counts continue from the clicks table after a
-/// restart (read once here, only for streams that have a `limit` filter).
 /// Restores today's conversions of capped offers from the store (the click path then counts
 /// in memory).
 async fn seed_conversion_caps(
@@ -233,6 +231,8 @@ async fn seed_conversion_caps(
     Ok(())
 }
 
+/// `limit` filters count a stream's clicks; the counts continue from the clicks table after a
+/// restart (read once here, only for streams that have a `limit` filter).
 async fn seed_hit_counters(
     store: &dyn Store,
     cell: &SnapshotCell,

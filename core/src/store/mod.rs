@@ -40,6 +40,11 @@ pub use reports::{
 };
 pub use sqlite::SqliteStore;
 
+/// Whether `report_rows` answers `sql` from a rollup (at least in part) rather than the clicks.
+pub fn report_reads_rollup(sql: &crate::report::ReportSql) -> bool {
+    rollups::plan(sql).is_some()
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

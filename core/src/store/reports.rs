@@ -531,7 +531,7 @@ macro_rules! impl_report_store {
                 params, click_created_at, created_at, updated_at";
 
             fn status_of(text: &str) -> Result<ConversionStatus, StoreError> {
-                ConversionStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("conversion status `{text}`")))
+                crate::store::sql::parse_enum(text, ConversionStatus::parse, "conversion status")
             }
 
             /// Report rows computed from the clicks and conversions themselves.
@@ -559,6 +559,28 @@ macro_rules! impl_report_store {
                     values[i] = row.try_get(rollups::SUM_COLUMNS[i])?;
                 }
                 Ok((cells, rollups::sums_from(values)))
+            }
+
+            /// Appends to the received-postbacks log (`id` is ignored).
+            async fn insert_received_postback(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                entry: &ReceivedPostback,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(entry.sub_id.clone())
+                .bind(entry.tid.clone())
+                .bind(entry.status.clone())
+                .bind(entry.outcome.clone())
+                .bind(entry.message.clone())
+                .bind(entry.conversion_id)
+                .bind(entry.params.clone())
+                .bind(entry.created_at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
             }
 
             /// Report rows read from a rollup over the plan's whole hours.
@@ -920,39 +942,25 @@ macro_rules! impl_report_store {
                         update.build().execute(&mut *tx).await?;
                     }
                     adjust_rollups(&mut tx, 1, rollups::Part::Conversions, &this_click).await?;
-                    sqlx::query(
-                        "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
-                         VALUES ($1, $2, $3, $4, '', $5, $6, $7)",
-                    )
-                    .bind(click.sub_id.clone())
-                    .bind(new.tid.clone())
-                    .bind(new.status.as_str())
-                    .bind(outcome.name())
-                    .bind(outcome.id())
-                    .bind(new.params.clone())
-                    .bind(new.at)
-                    .execute(&mut *tx)
-                    .await?;
+                    let entry = ReceivedPostback {
+                        id: 0,
+                        sub_id: click.sub_id.clone(),
+                        tid: new.tid.clone(),
+                        status: new.status.as_str().into(),
+                        outcome: outcome.name().into(),
+                        message: String::new(),
+                        conversion_id: Some(outcome.id()),
+                        params: new.params.clone(),
+                        created_at: new.at,
+                    };
+                    insert_received_postback(&mut tx, &entry).await?;
                     tx.commit().await?;
                     Ok(outcome)
                 }
 
                 async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(entry.sub_id.clone())
-                    .bind(entry.tid.clone())
-                    .bind(entry.status.clone())
-                    .bind(entry.outcome.clone())
-                    .bind(entry.message.clone())
-                    .bind(entry.conversion_id)
-                    .bind(entry.params.clone())
-                    .bind(entry.created_at)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
+                    let mut conn = self.pool.acquire().await?;
+                    insert_received_postback(&mut conn, entry).await
                 }
 
                 async fn received_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<ReceivedPostback>, StoreError> {

@@ -1011,6 +1011,7 @@ async fn rollups_equal_the_clicks(store: &dyn switchyard::store::Store) {
             request["range"] = json!({"interval": "all_time", "timezone": "UTC"});
         }
         let q = switchyard::report::parse_report_query(&request, 1_795_400_000).unwrap();
+        assert!(switchyard::store::report_reads_rollup(&q.sql), "{request}");
         let names = Default::default();
         let rolled = q.groups(store.report_rows(&q.sql).await.unwrap(), &names);
         let counted = q.groups(store.report_rows_from_clicks(&q.sql).await.unwrap(), &names);

@@ -10,6 +10,8 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::resource::bad_request;
+
 /// The request's fields, whatever encoding they came in.
 #[derive(Debug, Default)]
 pub struct Input {
@@ -90,9 +92,9 @@ async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Input, Resp
                     form: false,
                 });
             }
-            Ok(_) => return Err(bad_request("the JSON body must be an object")),
+            Ok(_) => return Err(bad_request("the JSON body must be an object".into())),
             Err(error) => {
-                return Err(bad_request(&format!("the body is not valid JSON: {error}")));
+                return Err(bad_request(format!("the body is not valid JSON: {error}")));
             }
         }
     }
@@ -104,14 +106,6 @@ async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Input, Resp
     }
     merge_pairs(&mut fields, url::form_urlencoded::parse(text));
     Ok(Input { fields, form: true })
-}
-
-fn bad_request(message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({ "error": message })),
-    )
-        .into_response()
 }
 
 /// Adds form pairs to `fields`, building nested objects and arrays from PHP-style keys

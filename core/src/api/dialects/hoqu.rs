@@ -18,7 +18,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use super::{api_visit, parse_id, parse_ip, prune_keys_sometimes, uuid_from};
@@ -354,19 +353,9 @@ async fn conversion_cap_reached(
         return Ok(false);
     }
     let zone: chrono_tz::Tz = offer.conversion_timezone.parse().unwrap_or(chrono_tz::UTC);
-    let local = zone.from_utc_datetime(
-        &chrono::DateTime::<Utc>::from_timestamp(now, 0)
-            .unwrap_or_default()
-            .naive_utc(),
-    );
-    let day_start = local
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|midnight| zone.from_local_datetime(&midnight).earliest())
-        .map_or(now - now.rem_euclid(86_400), |start| start.timestamp());
     let count = state
         .store
-        .offer_conversions_since(offer.id, day_start)
+        .offer_conversions_since(offer.id, crate::traffic::day_start(zone, now))
         .await?;
     Ok(count >= offer.daily_cap)
 }
