@@ -453,7 +453,9 @@ fn run_stream(
                 let offer = required
                     .or_else(|| pick_share(&stream.offers, binding.offer, &mut rng))
                     .and_then(|id| snapshot.offer(id))
-                    .and_then(|offer| uncapped_offer(ctx, snapshot, stream, offer, &mut rng));
+                    .and_then(|offer| {
+                        uncapped_offer(ctx, snapshot, stream, offer, required.is_some(), &mut rng)
+                    });
                 offer.map(|offer| {
                     ctx.click.offer_id = Some(offer.id);
                     ctx.log(|| format!("Offer #{}", offer.id));
@@ -494,12 +496,14 @@ fn run_stream(
 
 /// The offer itself while under its daily cap; else its alternative offer (when that is
 /// under its own cap), else another of the stream's offers under cap (by share); else none,
-/// and the click is marked capped. Reads only in-memory counts.
+/// and the click is marked capped. An offer the request requires (`required`) is never
+/// swapped: capped, it gives none. Reads only in-memory counts.
 fn uncapped_offer<'s>(
     ctx: &mut ClickContext<'_>,
     snapshot: &'s RoutingSnapshot,
     stream: &StreamRoute,
     offer: &'s TargetRoute,
+    required: bool,
     rng: &mut impl rand::Rng,
 ) -> Option<&'s TargetRoute> {
     let now = ctx.click.created_at;
@@ -511,6 +515,11 @@ fn uncapped_offer<'s>(
     };
     if open(offer) {
         return Some(offer);
+    }
+    if required {
+        ctx.capped = true;
+        ctx.log(|| format!("Offer #{} reached its daily cap", offer.id));
+        return None;
     }
     let alternative = offer
         .cap

@@ -721,6 +721,36 @@ fn landing_pages_link_to_the_offer_and_options_skip_or_pick_landings() {
 }
 
 #[test]
+fn a_capped_offer_goes_to_another_unless_the_request_requires_it() {
+    let mut c = campaign(1);
+    c.bind_visitors = None;
+    let mut s = stream(1, 1, StreamType::Regular);
+    s.schema = StreamSchema::Landings;
+    s.offers = vec![target(5, 50), target(6, 50)];
+    let mut capped = offer(5);
+    capped.daily_cap = 1;
+    let tracker = Tracker::new(vec![c], vec![s], Vec::new(), vec![capped, offer(6)]);
+    let visit = fixtures::visit("1.2.3.4");
+    tracker
+        .env
+        .caps
+        .add(5, chrono_tz::UTC, crate::model::unix_now(), 1);
+    let free = tracker.route_with(1, &visit, &RouteOptions::default());
+    assert_eq!(free.click.offer_id, Some(6));
+    assert!(!free.capped);
+    let required = tracker.route_with(
+        1,
+        &visit,
+        &RouteOptions {
+            offer_id: Some(5),
+            ..RouteOptions::default()
+        },
+    );
+    assert_eq!(required.click.offer_id, None);
+    assert!(required.capped);
+}
+
+#[test]
 fn the_campaign_action_hops_with_a_parent() {
     let mut hop = stream(1, 1, StreamType::Regular);
     hop.schema = StreamSchema::Action;
