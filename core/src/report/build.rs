@@ -126,15 +126,6 @@ pub struct ReportSql {
     pub conversions: bool,
 }
 
-impl ReportSql {
-    /// Every sum computed (for tests and callers that read `Sums` directly).
-    pub fn with_every_sum(mut self) -> Self {
-        self.click_sums = ALL_CLICK_SUMS.to_vec();
-        self.conversions = true;
-        self
-    }
-}
-
 /// The click sums the store can compute besides `clicks`.
 pub const ALL_CLICK_SUMS: &[&str] = &[
     "campaign_unique",

@@ -87,18 +87,17 @@ fn expand(entry: &str) -> Option<Vec<String>> {
 }
 
 /// Re-reads the stored list into the click path's detector.
-async fn refresh(state: &AppState) -> Result<Vec<String>, ApiFailure> {
-    let stored = state.store.bot_list().await?;
-    state
-        .traffic
-        .enrichment
-        .bots
-        .set_bot_list(crate::server::bot_networks(&stored));
-    Ok(stored)
-}
-
+/// The stored list as the answer shows it; after a change (`changed`), also made live on the
+/// click path. A read changes nothing.
 async fn answer(state: &AppState, changed: Option<u64>) -> ApiResult {
-    let stored = refresh(state).await?;
+    let stored = state.store.bot_list().await?;
+    if changed.is_some() {
+        state
+            .traffic
+            .enrichment
+            .bots
+            .set_bot_list(crate::server::bot_networks(&stored));
+    }
     let mut body = json!({ "value": stored.join("\n"), "count": stored.len() });
     if let Some(changed) = changed {
         body["success"] = json!(true);
