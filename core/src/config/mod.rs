@@ -471,6 +471,33 @@ pub const RESERVED_PATH_PREFIXES: &[&str] = &[
     "/api/click",
 ];
 
+/// Lower-cased first path segments a campaign alias may not take: the tracker's own routes,
+/// and `also` (the REST clicks dialect's base path, where known). The Admin API and the
+/// campaigns directory check aliases against this one list.
+pub fn reserved_aliases(also: Option<&str>) -> Vec<String> {
+    let first_segment = |path: &str| {
+        path.trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let mut reserved: Vec<String> = RESERVED_PATH_PREFIXES
+        .iter()
+        .chain(&[
+            "/api",
+            "/postback",
+            "/clicks",
+            "/favicon.ico",
+            "/robots.txt",
+            "/metrics",
+        ])
+        .map(|p| first_segment(p))
+        .collect();
+    reserved.extend(also.map(first_segment));
+    reserved
+}
+
 /// The defaults of each section as TOML tables: tells the env overlay each key's type.
 fn default_tables() -> BTreeMap<&'static str, Table> {
     fn table<T: Serialize>(value: T) -> Table {
@@ -890,6 +917,28 @@ impl Checker<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_reserved_alias_list_for_files_and_the_admin_api() {
+        let base = reserved_aliases(None);
+        for alias in [
+            "admin_api",
+            "click_api",
+            "api.php",
+            "health",
+            "backend",
+            "api",
+            "postback",
+            "clicks",
+            "favicon.ico",
+            "robots.txt",
+            "metrics",
+        ] {
+            assert!(base.contains(&alias.to_string()), "{alias}");
+        }
+        assert!(!base.contains(&"partner".to_string()));
+        assert!(reserved_aliases(Some("/Partner/v2")).contains(&"partner".to_string()));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

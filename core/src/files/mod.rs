@@ -27,7 +27,7 @@ pub use format::*;
 pub use parse::{Locations, parse_text, toml_files};
 pub use plan::{Change, ChangeKind, FilePlan, Stored, StoredObjects, Upsert, plan_changes};
 pub use runtime::{CampaignFiles, FilesStatus};
-pub use validate::{RESERVED_ALIASES, check_key};
+pub use validate::check_key;
 
 use crate::registry::Registry;
 

@@ -11,19 +11,6 @@ use super::{FileProblem, ObjectKind};
 use crate::model::{Money, ObjectState, StreamSchema};
 use crate::registry::Registry;
 
-/// Aliases a campaign cannot take: paths the tracker serves itself.
-pub const RESERVED_ALIASES: &[&str] = &[
-    "health",
-    "api.php",
-    "admin_api",
-    "click_api",
-    "backend",
-    "api",
-    "clicks",
-    "favicon.ico",
-    "robots.txt",
-];
-
 /// Longest key of an object.
 const MAX_KEY: usize = 64;
 
@@ -253,6 +240,8 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
     }
     let mut aliases: HashMap<String, String> = HashMap::new();
     let mut tokens: HashMap<String, String> = HashMap::new();
+    // The REST clicks base path is configuration, not known here; the Admin API adds it.
+    let reserved = crate::config::reserved_aliases(None);
     for (key, campaign) in &mut set.campaigns {
         let path = format!("campaigns.{key}");
         check.required(&format!("{path}.name"), &campaign.name);
@@ -271,7 +260,7 @@ pub fn validate(parsed: &mut ParsedDir, registry: &Registry, problems: &mut Vec<
                     "`{alias}` may only hold letters, digits, `-`, `_` and `.`, and not start with `.` or `_`"
                 ),
             );
-        } else if RESERVED_ALIASES.contains(&alias.to_ascii_lowercase().as_str()) {
+        } else if reserved.contains(&alias.to_ascii_lowercase()) {
             check.fail(
                 &format!("{path}.alias"),
                 format!("`{alias}` is reserved for the tracker's own routes"),

@@ -12,7 +12,6 @@ use super::resource::{
     ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load,
 };
 use crate::api::AppState;
-use crate::config::RESERVED_PATH_PREFIXES;
 use crate::store::objects::{RowFilter, SqlValue};
 use crate::store::tables;
 use crate::traffic::random_token;
@@ -76,29 +75,9 @@ fn alias_problem(alias: &str, reserved: &[String]) -> Option<String> {
     None
 }
 
-/// First path segments of the tracker's own routes.
+/// First path segments of the tracker's own routes and the REST clicks base path.
 fn reserved_aliases(state: &AppState) -> Vec<String> {
-    let mut reserved: Vec<String> = RESERVED_PATH_PREFIXES
-        .iter()
-        .chain(&[
-            "/api",
-            "/postback",
-            "/favicon.ico",
-            "/robots.txt",
-            "/metrics",
-        ])
-        .map(|p| first_segment(p))
-        .collect();
-    reserved.push(first_segment(&state.config.dialects.rest_clicks_base_path));
-    reserved
-}
-
-fn first_segment(path: &str) -> String {
-    path.trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    crate::config::reserved_aliases(Some(&state.config.dialects.rest_clicks_base_path))
 }
 
 /// Checks an S2S postback list: `[{url, method GET|POST, statuses[]}]`.
