@@ -15,7 +15,7 @@ pub use build::{
 pub use columns::{Column, ColumnKind, column, conversion_column};
 pub use metrics::{METRICS, Metric, MetricKind, MetricValue, Sums, metric};
 pub use query::{
-    Bound, Condition, LABEL_REFS, LogQuery, Operator, ReportError, is_label_ref,
+    Bound, Condition, LABEL_REFS, LogQuery, OPERATORS, Operator, ReportError, is_label_ref,
     parse_conversion_log_query, parse_log_query,
 };
 

@@ -24,7 +24,7 @@ pub(crate) fn error(field: impl Into<String>, message: impl Into<String>) -> Rep
     }
 }
 
-/// Keitaro's filter operators (the label ones, `HAS_LABEL` and `NOT_HAS_LABEL`, are refused).
+/// Keitaro's filter operators (`HAS_LABEL`/`NOT_HAS_LABEL` take a label and apply to label refs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
     Equals,
@@ -54,32 +54,37 @@ pub enum Operator {
     NotHasLabel,
 }
 
+/// Every filter operator by its Keitaro name (`report/definition` lists these).
+pub const OPERATORS: &[(&str, Operator)] = &[
+    ("EQUALS", Operator::Equals),
+    ("NOT_EQUAL", Operator::NotEqual),
+    ("GREATER_THAN", Operator::GreaterThan),
+    ("LESS_THAN", Operator::LessThan),
+    ("EQUALS_OR_GREATER_THAN", Operator::EqualsOrGreaterThan),
+    ("EQUALS_OR_LESS_THAN", Operator::EqualsOrLessThan),
+    ("CONTAINS", Operator::Contains),
+    ("NOT_CONTAIN", Operator::NotContain),
+    ("BEGINS_WITH", Operator::BeginsWith),
+    ("ENDS_WITH", Operator::EndsWith),
+    ("IN_LIST", Operator::InList),
+    ("NOT_IN_LIST", Operator::NotInList),
+    ("BETWEEN", Operator::Between),
+    ("IS_SET", Operator::IsSet),
+    ("IS_NOT_SET", Operator::IsNotSet),
+    ("IS_TRUE", Operator::IsTrue),
+    ("IS_FALSE", Operator::IsFalse),
+    ("MATCH_REGEXP", Operator::MatchRegexp),
+    ("NOT_MATCH_REGEXP", Operator::NotMatchRegexp),
+    ("HAS_LABEL", Operator::HasLabel),
+    ("NOT_HAS_LABEL", Operator::NotHasLabel),
+];
+
 impl Operator {
     pub(crate) fn parse(text: &str) -> Option<Operator> {
-        Some(match text {
-            "EQUALS" => Operator::Equals,
-            "NOT_EQUAL" => Operator::NotEqual,
-            "GREATER_THAN" => Operator::GreaterThan,
-            "LESS_THAN" => Operator::LessThan,
-            "EQUALS_OR_GREATER_THAN" => Operator::EqualsOrGreaterThan,
-            "EQUALS_OR_LESS_THAN" => Operator::EqualsOrLessThan,
-            "CONTAINS" => Operator::Contains,
-            "NOT_CONTAIN" => Operator::NotContain,
-            "BEGINS_WITH" => Operator::BeginsWith,
-            "ENDS_WITH" => Operator::EndsWith,
-            "IN_LIST" => Operator::InList,
-            "NOT_IN_LIST" => Operator::NotInList,
-            "BETWEEN" => Operator::Between,
-            "IS_SET" => Operator::IsSet,
-            "IS_NOT_SET" => Operator::IsNotSet,
-            "IS_TRUE" => Operator::IsTrue,
-            "IS_FALSE" => Operator::IsFalse,
-            "MATCH_REGEXP" => Operator::MatchRegexp,
-            "NOT_MATCH_REGEXP" => Operator::NotMatchRegexp,
-            "HAS_LABEL" => Operator::HasLabel,
-            "NOT_HAS_LABEL" => Operator::NotHasLabel,
-            _ => return None,
-        })
+        OPERATORS
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, operator)| *operator)
     }
 }
 

@@ -283,12 +283,7 @@ async fn report_definition() -> Response {
         "dimensions": dimensions,
         "metrics": metrics,
         "conversion_columns": conversion_columns,
-        "operators": [
-            "EQUALS", "NOT_EQUAL", "GREATER_THAN", "LESS_THAN", "EQUALS_OR_GREATER_THAN",
-            "EQUALS_OR_LESS_THAN", "CONTAINS", "NOT_CONTAIN", "BEGINS_WITH", "ENDS_WITH",
-            "MATCH_REGEXP", "NOT_MATCH_REGEXP", "IN_LIST", "NOT_IN_LIST", "BETWEEN", "IS_SET",
-            "IS_NOT_SET", "IS_TRUE", "IS_FALSE"
-        ],
+        "operators": crate::report::OPERATORS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "intervals": [
             "today", "yesterday", "7_days_ago", "first_day_of_this_week", "1_month_ago",
             "first_day_of_this_month", "1_year_ago", "first_day_of_this_year", "all_time"
