@@ -53,6 +53,22 @@ async fn keyless_postback(
     receive(state, headers, query, body).await
 }
 
+/// Logs a postback that recorded nothing, then answers; when the log cannot be written, 500
+/// (nothing was recorded, and the network retries).
+async fn logged(
+    state: &AppState,
+    entry: &ReceivedPostback,
+    status: StatusCode,
+    text: Option<&str>,
+    value: serde_json::Value,
+) -> Response {
+    if let Err(e) = state.store.log_received_postback(entry).await {
+        tracing::error!(error = %e, "Could not log a postback.");
+        return crate::api::ApiError::Internal(e.to_string()).into_response();
+    }
+    answer(status, text, value)
+}
+
 fn answer(status: StatusCode, text: Option<&str>, value: serde_json::Value) -> Response {
     match text {
         Some(text) => (
@@ -150,19 +166,9 @@ async fn receive(
         Ok(None) => {
             let message = format!("no click has the sub id `{}`", postback.sub_id);
             tracing::warn!(sub_id = %postback.sub_id, "A postback names an unknown sub id; it is logged.");
-            if let Err(e) = state
-                .store
-                .log_received_postback(&log("unknown_sub_id", message.clone(), &postback.sub_id))
-                .await
-            {
-                tracing::error!(error = %e, "Could not log a postback.");
-                return crate::api::ApiError::Internal(e.to_string()).into_response();
-            }
-            return answer(
-                StatusCode::NOT_FOUND,
-                None,
-                json!({"error": format!("subid: {message}")}),
-            );
+            let entry = log("unknown_sub_id", message.clone(), &postback.sub_id);
+            let body = json!({"error": format!("subid: {message}")});
+            return logged(&state, &entry, StatusCode::NOT_FOUND, None, body).await;
         }
         Err(error) => return crate::api::ApiError::Internal(error.to_string()).into_response(),
     };
@@ -175,10 +181,14 @@ async fn receive(
             ),
             &postback.sub_id,
         );
-        if let Err(e) = state.store.log_received_postback(&entry).await {
-            return crate::api::ApiError::Internal(e.to_string()).into_response();
-        }
-        return answer(StatusCode::OK, text, json!({"status": "ignored"}));
+        return logged(
+            &state,
+            &entry,
+            StatusCode::OK,
+            text,
+            json!({"status": "ignored"}),
+        )
+        .await;
     };
     if status == ConversionStatus::Rebill && (!click.upsell || postback.tid.is_empty()) {
         let message = if postback.tid.is_empty() {
@@ -187,14 +197,8 @@ async fn receive(
             "the click's offer does not allow upsells, so it takes no rebills".to_string()
         };
         let entry = log("ignored", message.clone(), &postback.sub_id);
-        if let Err(e) = state.store.log_received_postback(&entry).await {
-            return crate::api::ApiError::Internal(e.to_string()).into_response();
-        }
-        return answer(
-            StatusCode::OK,
-            text,
-            json!({"status": "ignored", "message": message}),
-        );
+        let body = json!({"status": "ignored", "message": message});
+        return logged(&state, &entry, StatusCode::OK, text, body).await;
     }
     let config = &state.config.postback;
     let converted = |amount, currency: &str| convert(amount, currency, config);
@@ -207,14 +211,9 @@ async fn receive(
                 "currency: no rate from {} to {} (set [postback] rates)",
                 postback.currency, config.currency
             );
-            if let Err(e) = state
-                .store
-                .log_received_postback(&log("invalid", message.clone(), &postback.sub_id))
-                .await
-            {
-                return crate::api::ApiError::Internal(e.to_string()).into_response();
-            }
-            return answer(StatusCode::BAD_REQUEST, None, json!({"error": message}));
+            let entry = log("invalid", message.clone(), &postback.sub_id);
+            let body = json!({"error": message});
+            return logged(&state, &entry, StatusCode::BAD_REQUEST, None, body).await;
         }
         (revenue, Some(cost)) => (revenue.flatten(), cost),
     };
