@@ -122,7 +122,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.postback.retry_base,
         config.postback.max_attempts,
     );
-    let state = AppState {
+    let state = AppState::new(api::Shared {
         postbacks,
         config: Arc::new(config),
         store,
@@ -134,7 +134,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         supervisor,
         fetcher,
         remote_cache: Arc::new(quick_cache::sync::Cache::new(1_024)),
-    };
+    });
     let app = api::router(state.clone());
     let (stop, mut stop_rx) = watch::channel(false);
     let serve = tokio::spawn(async move {

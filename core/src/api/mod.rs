@@ -28,9 +28,27 @@ use crate::traffic::TrafficEnv;
 
 pub use error::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`] behind an `Arc`, so the per-request
+/// clones axum makes of the state cost one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state's parts (reached through [`AppState`]'s `Deref`).
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub snapshot: Arc<SnapshotCell>,
@@ -49,7 +67,9 @@ pub struct AppState {
     pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. The traffic routes (`/{alias}`, `/`) read no body and await only
+/// the IO of `curl`/`remote`/`local_file` replies, which [`reply::resolve_in_time`] bounds;
+/// they stay outside the body-limit and timeout layers, so a click sets no timer.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     Router::new()
@@ -58,12 +78,17 @@ pub fn router(state: AppState) -> Router {
         .merge(click_api::router())
         .merge(postback::router(config.postback.keyless))
         .merge(dialects::router(state.clone()))
-        .merge(traffic::router())
-        .with_state(state)
+        .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            config.server.request_timeout.max(Duration::from_millis(1)),
+            request_timeout(&config),
         ))
+        .merge(traffic::router().with_state(state))
         .layer(CatchPanicLayer::custom(error::panic_response))
+}
+
+/// `server.request_timeout`, at least a millisecond.
+fn request_timeout(config: &Config) -> Duration {
+    config.server.request_timeout.max(Duration::from_millis(1))
 }

@@ -44,6 +44,18 @@ impl Answer {
     }
 }
 
+/// [`resolve`] bounded by `server.request_timeout` (an empty 503 when it runs out), for the
+/// traffic routes, which are outside the router's timeout layer; a reply that needs no IO
+/// sets no timer.
+pub async fn resolve_in_time(state: &AppState, reply: Reply) -> Answer {
+    if !matches!(reply, Reply::Fetch { .. } | Reply::LocalFile { .. }) {
+        return resolve(state, reply).await;
+    }
+    tokio::time::timeout(super::request_timeout(&state.config), resolve(state, reply))
+        .await
+        .unwrap_or_else(|_| Answer::empty(503))
+}
+
 /// Carries out `reply`'s IO. Failures are logged and answered with an empty 200 (the click
 /// still gets an answer; nothing of the target's internals leaks).
 pub async fn resolve(state: &AppState, reply: Reply) -> Answer {

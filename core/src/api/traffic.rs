@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use super::AppState;
 use super::client::visit_from_request;
-use super::reply::{http_response, resolve};
+use super::reply::{http_response, resolve_in_time};
 use crate::model::unix_now;
 use crate::store::LandingClick;
 use crate::traffic::{LandingToken, RouteOptions, route_click, route_landing_click};
@@ -54,7 +54,7 @@ async fn campaign_link(
     if result.record {
         state.recorder.record(result.click);
     }
-    let answer = resolve(&state, result.reply).await;
+    let answer = resolve_in_time(&state, result.reply).await;
     http_response(answer, cookie.into_iter().collect())
 }
 
@@ -124,7 +124,7 @@ async fn root(
                 destination: result.click.destination.clone(),
             });
         }
-        let answer = resolve(&state, result.reply).await;
+        let answer = resolve_in_time(&state, result.reply).await;
         return http_response(answer, Vec::new());
     }
     (StatusCode::NOT_FOUND, "Not Found").into_response()

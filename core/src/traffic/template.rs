@@ -185,6 +185,9 @@ pub fn check_http_url(text: &str) -> Result<(), String> {
     if text.chars().any(|c| c.is_control()) {
         return Err("a URL may not contain control characters".into());
     }
+    if plainly_http_url(text) {
+        return Ok(());
+    }
     let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -196,6 +199,56 @@ pub fn check_http_url(text: &str) -> Result<(), String> {
         return Err(format!("`{text}` has no host"));
     }
     Ok(())
+}
+
+/// The common case of [`check_http_url`] decided without parsing (every redirect of the click
+/// path is checked): `http(s)://` in lower case, then a host of ASCII letters, digits, `-` and
+/// `.` whose labels are non-empty, at most 63 long and not `xn--` (punycode is validated by a
+/// parse), whose last label is not a number (that host would be read as IPv4), an optional
+/// port of at most 65535, and then `/`, `?`, `#` or the end. `true` only for text the URL
+/// parser accepts with that scheme and a non-empty host (a property test holds it to that);
+/// anything else goes to the parser.
+fn plainly_http_url(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65_535)
+    });
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if !port_ok || host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    let mut last = "";
+    for label in host.split('.') {
+        let plain = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("xn--"));
+        if !plain {
+            return false;
+        }
+        last = label;
+    }
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
+    !numeric
 }
 
 #[cfg(test)]
@@ -270,6 +323,49 @@ mod tests {
             );
         }
         assert!(Template::parse("https://x.test/\r\nSet-Cookie: a").is_err());
+    }
+
+    #[test]
+    fn common_redirects_take_the_fast_path_and_odd_ones_the_parser() {
+        for plain in [
+            "https://offer.example/lp?subid=abc&c=GB",
+            "http://a-b.example:8080",
+            "https://example.com.#top",
+        ] {
+            assert!(plainly_http_url(plain), "{plain}");
+            assert!(check_http_url(plain).is_ok());
+        }
+        for (odd, valid) in [
+            ("http://999.1.1.1/", false),
+            ("http://1.2.3.4/", true),
+            ("http://0x7f/", true),
+            ("http://xn--nxasmq6b.example/", true),
+            ("http://a..b/", true),
+            ("http://user@host.example/", true),
+            ("HTTP://host.example/", true),
+            ("http://host.example:99999/", false),
+            ("http://[::1]/", true),
+            ("http:///path", true),
+        ] {
+            assert!(!plainly_http_url(odd), "{odd}");
+            assert_eq!(check_http_url(odd).is_ok(), valid, "{odd}");
+        }
+    }
+
+    proptest! {
+        /// What the fast path accepts, the URL parser accepts with the same scheme and a host.
+        #[test]
+        fn the_fast_path_only_accepts_what_the_parser_does(
+            text in "(https?|HTTP|ftp)://[a-zA-Z0-9.:@_\\[\\]\\\\-]{0,24}([/?#][ -~]{0,12})?",
+        ) {
+            if plainly_http_url(&text) {
+                let url = url::Url::parse(&text);
+                prop_assert!(url.is_ok(), "{text}: {url:?}");
+                let url = url.unwrap();
+                prop_assert!(matches!(url.scheme(), "http" | "https"));
+                prop_assert!(url.host_str().is_some_and(|h| !h.is_empty()));
+            }
+        }
     }
 
     proptest! {

@@ -340,6 +340,65 @@ async fn curl_and_remote_actions_fetch_through_the_guard() {
     server.stop().await;
 }
 
+/// The campaign links are outside the router's timeout layer (a click sets no timer); the
+/// IO of a `curl` reply is still bounded by `server.request_timeout`.
+#[tokio::test]
+async fn a_slow_fetch_on_a_campaign_link_ends_at_the_request_timeout() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    // Accepts connections and never answers (the fetcher's own limit is 5 s).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let mut config = db.config(&geo_config()).unwrap();
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    config.server.request_timeout = std::time::Duration::from_millis(400);
+    config.demo.seed = false;
+    let server = switchyard::server::start(config).await.unwrap();
+    let base = format!("http://{}", server.local_addr);
+    let server = TestServer { server, base };
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("slow", "Slow", "tok-slow"))
+        .await
+        .unwrap();
+    let mut stream = NewStream::new(
+        campaign.id,
+        StreamType::Regular,
+        StreamSchema::Redirect,
+        "curl",
+    );
+    stream.action_payload = json!(format!("http://{silent_addr}/page"));
+    store.create_stream(&stream).await.unwrap();
+    server.reload().await;
+    let started = std::time::Instant::now();
+    let response = get(&server, "/slow", "81.2.69.160", DESKTOP).await;
+    assert_eq!(response.status(), 503);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "answered after {waited:?}, not at the 400 ms request timeout"
+    );
+    // A redirect on the same server is unaffected.
+    let fast = store
+        .create_campaign(&NewCampaign::new("fast", "Fast", "tok-fast"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(fast.id, "go", "https://fast.test/"))
+        .await
+        .unwrap();
+    server.reload().await;
+    let response = get(&server, "/fast", "81.2.69.160", DESKTOP).await;
+    assert_eq!(location(&response), "https://fast.test/");
+    held.abort();
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn campaign_action_hands_the_click_over_with_a_parent() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
