@@ -121,12 +121,16 @@ impl BotDetector {
 /// prefetch[;prerender]`, `X-Moz: prefetch` or `X-Purpose: preview` (the first item of the value,
 /// any case). Such a request is not a visit by a person.
 pub fn is_prefetch_header(name: &str, value: &str) -> bool {
+    let named = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+    let wanted = if named("purpose") || named("sec-purpose") || named("x-moz") {
+        "prefetch"
+    } else if named("x-purpose") {
+        "preview"
+    } else {
+        return false;
+    };
     let first = value.split([',', ';']).next().unwrap_or_default().trim();
-    match name.to_ascii_lowercase().as_str() {
-        "purpose" | "sec-purpose" | "x-moz" => first.eq_ignore_ascii_case("prefetch"),
-        "x-purpose" => first.eq_ignore_ascii_case("preview"),
-        _ => false,
-    }
+    first.eq_ignore_ascii_case(wanted)
 }
 
 #[cfg(test)]

@@ -436,7 +436,9 @@ macro_rules! impl_store {
                                         let clean = v.replace('\0', "");
                                         arguments.add((!clean.is_empty()).then_some(clean))
                                     }
-                                    ClickValue::Text(v) => arguments.add(v.to_string()),
+                                    // One allocation (SQLite keeps an `Arc<str>` as is; a
+                                    // `String` would be copied and then boxed in an `Arc`).
+                                    ClickValue::Text(v) => arguments.add(std::sync::Arc::<str>::from(v)),
                                     ClickValue::Int(v) => arguments.add(v),
                                     ClickValue::OptInt(v) => arguments.add(v),
                                     ClickValue::OptFloat(v) => arguments.add(v),
