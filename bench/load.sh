@@ -41,6 +41,8 @@ cargo build --release -p switchyard -p switchyard-bench
 bin="$CARGO_TARGET_DIR/release"
 
 work=$(mktemp -d)
+# The database in its own directory, as by default (data/): config.toml's directory is watched.
+mkdir -p "$work/db"
 sy_pid=""
 bare_pid=""
 cleanup() {
@@ -56,7 +58,7 @@ listen = "127.0.0.1:0"
 data_dir = "data"
 
 [database]
-url = "sqlite://$work/switchyard.db"
+url = "sqlite://$work/db/switchyard.db"
 
 [demo]
 seed = false
@@ -204,7 +206,7 @@ for round in $(seq 1 "$LATENCY_ROUNDS"); do
 done
 
 recorder=$(health | sed 's/.*"recorder":\({[^}]*}\).*/\1/')
-clicks=$(sqlite3 "$work/switchyard.db" 'SELECT count(*), sum(is_unique_campaign), count(DISTINCT stream_id) FROM clicks' 2>/dev/null || echo "n/a")
+clicks=$(sqlite3 "$work/db/switchyard.db" 'SELECT count(*), sum(is_unique_campaign), count(DISTINCT stream_id) FROM clicks' 2>/dev/null || echo "n/a")
 
 cat <<EOF
 

@@ -187,7 +187,8 @@ impl BatchWriter {
 
     /// Writes a batch in order: runs of clicks as one insert, landing clicks as updates.
     async fn write(&mut self, batch: &mut Vec<Event>) {
-        let mut clicks = Vec::new();
+        // Sized once: a click is large, and growing the vector would copy every one moved so far.
+        let mut clicks = Vec::with_capacity(batch.len());
         let mut updates = Vec::new();
         for event in batch.drain(..) {
             match event {

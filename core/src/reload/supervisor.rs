@@ -302,6 +302,9 @@ impl Supervisor {
     pub fn spawn_watcher(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         use notify::{EventKind, RecursiveMode, Watcher};
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+        // Only paths a reload reads are passed on: the config file's directory may also hold
+        // the SQLite database, whose every write is an event.
+        let interest = self.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event
                 && matches!(
@@ -310,7 +313,12 @@ impl Supervisor {
                 )
             {
                 for path in event.paths {
-                    let _ = tx.send(path);
+                    if interest.is_config_file(&path)
+                        || interest.is_plugin_source(&path)
+                        || interest.is_campaign_file(&path)
+                    {
+                        let _ = tx.send(path);
+                    }
                 }
             }
         };
