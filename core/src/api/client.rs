@@ -90,16 +90,18 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     if !is_trusted(peer_ip) {
         return peer_ip;
     }
+    // Right to left: the last header's last address first.
     let forwarded = headers
         .get_all("x-forwarded-for")
         .iter()
+        .rev()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.rsplit(','))
         .filter_map(|part| part.trim().parse::<IpAddr>().ok())
         .map(normalise_ip)
-        .collect::<Vec<_>>();
-    if let Some(ip) = forwarded.iter().rev().find(|ip| !is_trusted(**ip)) {
-        return *ip;
+        .find(|ip| !is_trusted(*ip));
+    if let Some(ip) = forwarded {
+        return ip;
     }
     headers
         .get("x-real-ip")
@@ -159,6 +161,20 @@ mod tests {
         assert_eq!(
             client_ip(proxy, &real, &trusted).to_string(),
             "198.51.100.2"
+        );
+        // Several headers read as one list, right to left.
+        let two = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-for", "203.0.113.8, 10.0.0.4"),
+        ]);
+        assert_eq!(client_ip(proxy, &two, &trusted).to_string(), "203.0.113.8");
+        let trusted_last = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-for", "10.0.0.4"),
+        ]);
+        assert_eq!(
+            client_ip(proxy, &trusted_last, &trusted).to_string(),
+            "198.51.100.1"
         );
         let junk = headers(&[("x-forwarded-for", "not-an-ip")]);
         assert_eq!(client_ip(proxy, &junk, &trusted).to_string(), "10.0.0.5");

@@ -45,9 +45,10 @@ async fn campaign_link(
         &visit,
         &RouteOptions::default(),
     );
+    let (scheme, host) = (&visit.scheme, &visit.host);
     let requested = match query.as_deref().filter(|q| !q.is_empty()) {
-        Some(query) => format!("{}/{alias}?{query}", visit.base_url()),
-        None => format!("{}/{alias}", visit.base_url()),
+        Some(query) => format!("{scheme}://{host}/{alias}?{query}"),
+        None => format!("{scheme}://{host}/{alias}"),
     };
     result.click.request_url = crate::model::bounded_text(&requested);
     let cookie = visitor_cookie(&result.cookie, result.cookie_ttl_hours);

@@ -80,7 +80,7 @@ fn text_filter(
     group: &str,
     description: &str,
     example: Value,
-    get: fn(&mut ClickContext<'_>) -> String,
+    get: TextGet,
 ) {
     add(
         registry,
@@ -90,7 +90,9 @@ fn text_filter(
         ("array", example, LIST_NOTES),
         move |payload| {
             let matcher = TextMatcher::from_payload(payload)?;
-            Ok(boxed(move |ctx| matcher.matches(&get(ctx))))
+            Ok(boxed(move |ctx| {
+                get(ctx, &mut |text| matcher.matches(text))
+            }))
         },
     );
 }
@@ -158,8 +160,12 @@ struct TextKind {
     group: &'static str,
     description: &'static str,
     example: &'static str,
-    get: fn(&mut ClickContext<'_>) -> String,
+    get: TextGet,
 }
+
+/// Hands a click's text (country, os, …) to a test without copying it: every text filter of
+/// every stream the click is checked against reads one.
+type TextGet = fn(&mut ClickContext<'_>, &mut dyn FnMut(&str) -> bool) -> bool;
 
 const TEXT_KINDS: &[TextKind] = &[
     TextKind {
@@ -167,112 +173,112 @@ const TEXT_KINDS: &[TextKind] = &[
         group: "geo",
         description: "Country of the visitor's IP (ISO 3166-1 alpha-2 codes).",
         example: r#"["US", "DE"]"#,
-        get: |ctx| ctx.geo().country_code.clone(),
+        get: |ctx, test| test(&ctx.geo().country_code),
     },
     TextKind {
         name: "city",
         group: "geo",
         description: "City of the visitor's IP (English names).",
         example: r#"["Berlin"]"#,
-        get: |ctx| ctx.geo().city.clone(),
+        get: |ctx, test| test(&ctx.geo().city),
     },
     TextKind {
         name: "isp",
         group: "geo",
         description: "Internet service provider (needs an ISP or ASN database).",
         example: r#"["Comcast*"]"#,
-        get: |ctx| ctx.geo().isp.clone(),
+        get: |ctx, test| test(&ctx.geo().isp),
     },
     TextKind {
         name: "operator",
         group: "geo",
         description: "Mobile carrier (needs an ISP database).",
         example: r#"["T-Mobile*"]"#,
-        get: |ctx| ctx.geo().operator.clone(),
+        get: |ctx, test| test(&ctx.geo().operator),
     },
     TextKind {
         name: "connection_type",
         group: "geo",
         description: "Connection type: cable, dialup, cellular, corporate, satellite (needs a connection-type database).",
         example: r#"["cellular"]"#,
-        get: |ctx| ctx.geo().connection_type.clone(),
+        get: |ctx, test| test(&ctx.geo().connection_type),
     },
     TextKind {
         name: "os",
         group: "device",
         description: "Operating system family (`iOS`, `Android`, `Windows`, `Mac OS X`, `Linux`).",
         example: r#"["iOS", "Android"]"#,
-        get: |ctx| ctx.device().os.clone(),
+        get: |ctx, test| test(&ctx.device().os),
     },
     TextKind {
         name: "browser",
         group: "device",
         description: "Browser family (`Chrome`, `Mobile Safari`, `Firefox`, …).",
         example: r#"["Chrome*", "Firefox"]"#,
-        get: |ctx| ctx.device().browser.clone(),
+        get: |ctx, test| test(&ctx.device().browser),
     },
     TextKind {
         name: "user_agent",
         group: "device",
         description: "The raw User-Agent header.",
         example: r#"["*Android*", "/iphone|ipad/i"]"#,
-        get: |ctx| ctx.visit.user_agent.clone(),
+        get: |ctx, test| test(&ctx.visit.user_agent),
     },
     TextKind {
         name: "language",
         group: "device",
         description: "Browser language (ISO 639-1, from Accept-Language).",
         example: r#"["en", "de"]"#,
-        get: |ctx| ctx.click.language.clone(),
+        get: |ctx, test| test(&ctx.click.language),
     },
     TextKind {
         name: "referrer",
         group: "traffic",
         description: "The referrer URL. `@empty` matches an empty referrer.",
         example: r#"["*facebook.com*", "@empty"]"#,
-        get: |ctx| ctx.click.referrer.clone(),
+        get: |ctx, test| test(&ctx.click.referrer),
     },
     TextKind {
         name: "keyword",
         group: "traffic",
         description: "The click's keyword.",
         example: r#"["buy*"]"#,
-        get: |ctx| ctx.click.keyword.clone(),
+        get: |ctx, test| test(&ctx.click.keyword),
     },
     TextKind {
         name: "source",
         group: "traffic",
         description: "The click's source.",
         example: r#"["site1.com"]"#,
-        get: |ctx| ctx.click.source.clone(),
+        get: |ctx, test| test(&ctx.click.source),
     },
     TextKind {
         name: "search_engine",
         group: "traffic",
         description: "Search engine recognised from the referrer (`google`, `bing`, `yandex`, …).",
         example: r#"["google"]"#,
-        get: |ctx| ctx.click.search_engine.clone(),
+        get: |ctx, test| test(&ctx.click.search_engine),
     },
     TextKind {
         name: "ad_campaign_id",
         group: "traffic",
         description: "The ad campaign id passed by the traffic source.",
         example: r#"["123"]"#,
-        get: |ctx| ctx.click.ad_campaign_id.clone(),
+        get: |ctx, test| test(&ctx.click.ad_campaign_id),
     },
     TextKind {
         name: "creative_id",
         group: "traffic",
         description: "The creative id passed by the traffic source.",
         example: r#"["banner-1"]"#,
-        get: |ctx| ctx.click.creative_id.clone(),
+        get: |ctx, test| test(&ctx.click.creative_id),
     },
     TextKind {
         name: "x_requested_with",
         group: "traffic",
         description: "The X-Requested-With header (an app's package name in WebView traffic).",
         example: r#"["com.example.app"]"#,
-        get: |ctx| ctx.click.x_requested_with.clone(),
+        get: |ctx, test| test(&ctx.click.x_requested_with),
     },
 ];
 

@@ -116,9 +116,10 @@ impl TextMatcher {
         self.patterns.iter().any(|pattern| match pattern {
             TextPattern::Regex(re) => re.is_match(text),
             TextPattern::Empty => text.is_empty(),
+            // ASCII text (nearly all) is decided without a lower-case copy.
+            TextPattern::Exact(value) if text.is_ascii() => value.eq_ignore_ascii_case(text),
             TextPattern::Exact(value) => {
-                value.eq_ignore_ascii_case(text)
-                    || *value == *lower.get_or_insert_with(|| text.to_lowercase())
+                *value == *lower.get_or_insert_with(|| text.to_lowercase())
             }
             TextPattern::Mask(mask) => glob(mask, lower.get_or_insert_with(|| text.to_lowercase())),
         })
