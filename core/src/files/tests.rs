@@ -185,6 +185,37 @@ payload = "not a url"
     );
 }
 
+/// Trigger rules are the Admin API's (one definition in `triggers`): the interval bounds too.
+#[test]
+fn trigger_intervals_have_the_admin_apis_bounds() {
+    let text = r#"
+[campaigns.c]
+alias = "c"
+name = "C"
+[campaigns.c.streams.s]
+action = "http"
+payload = "https://offer.example/"
+triggers = [
+  { condition = "always", action = "disable", interval_seconds = 5 },
+  { condition = "always", action = "disable", interval_seconds = 700000 },
+  { condition = "always", action = "disable", interval_seconds = 10 },
+  { condition = "sometimes", action = "explode", interval_seconds = 604800 },
+]
+"#;
+    let problems = problems_of(&[("c.toml", text)]);
+    let about = |needle: &str| problems.iter().filter(|p| p.contains(needle)).count();
+    assert_eq!(
+        about("interval must be 10 to 604800 seconds"),
+        2,
+        "{problems:#?}"
+    );
+    assert_eq!(about("triggers[0].interval_seconds"), 1, "{problems:#?}");
+    assert_eq!(about("triggers[1].interval_seconds"), 1, "{problems:#?}");
+    assert_eq!(about("triggers[2]."), 0, "{problems:#?}");
+    assert_eq!(about("triggers[3].condition"), 1, "{problems:#?}");
+    assert_eq!(about("triggers[3].action"), 1, "{problems:#?}");
+}
+
 async fn sqlite_store(dir: &std::path::Path) -> crate::store::SqliteStore {
     let config = crate::config::DatabaseConfig {
         url: format!("sqlite://{}", dir.join("files.db").display()),
@@ -296,7 +327,7 @@ fn trigger() -> impl Strategy<Value = TriggerDecl> {
     (
         prop_oneof![Just("not_respond"), Just("always")],
         prop_oneof![Just("disable"), Just("webhook")],
-        1i64..10_000,
+        10i64..10_000,
         any::<bool>(),
     )
         .prop_map(|(condition, action, interval, enabled)| TriggerDecl {

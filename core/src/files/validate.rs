@@ -32,8 +32,6 @@ pub fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-const TRIGGER_CONDITIONS: &[&str] = &["not_respond", "not_contains", "always"];
-const TRIGGER_ACTIONS: &[&str] = &["disable", "replace_url", "grab_from_page", "webhook"];
 const LANDING_TYPES: &[&str] = &["external", "local", "preloaded", "action"];
 
 struct Checker<'a> {
@@ -405,34 +403,28 @@ fn check_stream(
     for (index, trigger) in stream.triggers.iter().enumerate() {
         let trigger_path = format!("{path}.triggers[{index}]");
         let condition = trigger.condition.as_str();
-        if !(TRIGGER_CONDITIONS.contains(&condition)
-            || condition.starts_with("script:")
-            || condition.starts_with("native:"))
-        {
+        if !crate::triggers::is_known_condition(condition) {
             check.fail(
                 &format!("{trigger_path}.condition"),
                 format!(
                     "`{condition}` is not one of {}, script:NAME, native:NAME",
-                    TRIGGER_CONDITIONS.join(", ")
+                    crate::triggers::CONDITIONS.join(", ")
                 ),
             );
         }
-        if !TRIGGER_ACTIONS.contains(&trigger.action.as_str()) {
+        if !crate::triggers::ACTIONS.contains(&trigger.action.as_str()) {
             check.fail(
                 &format!("{trigger_path}.action"),
                 format!(
                     "`{}` is not one of {}",
                     trigger.action,
-                    TRIGGER_ACTIONS.join(", ")
+                    crate::triggers::ACTIONS.join(", ")
                 ),
             );
         }
         check.url(&format!("{trigger_path}.target"), &trigger.target, false);
-        if trigger.interval_seconds < 1 {
-            check.fail(
-                &format!("{trigger_path}.interval_seconds"),
-                "must be at least 1",
-            );
+        if let Err(message) = crate::triggers::check_interval(trigger.interval_seconds) {
+            check.fail(&format!("{trigger_path}.interval_seconds"), message);
         }
         check.table(&format!("{trigger_path}.payload"), &trigger.payload);
     }

@@ -502,6 +502,8 @@ async fn validation_names_the_fields(backend: Backend) {
             "campaign_id": id(&campaign), "type": "regular", "schema": "redirect", "action_type": "no_such_action",
             "filters": [{ "name": "no_such_filter", "mode": "accept" }, { "name": "ip", "mode": "sideways" }],
             "offers": [{ "offer_id": 424242, "share": 10 }],
+            "triggers": [{ "condition": "always", "action": "disable", "interval": 5 },
+                         { "condition": "sometimes", "action": "explode", "interval": 604801 }],
         })))
         .await;
     assert_eq!(status, 406, "{errors}");
@@ -510,6 +512,10 @@ async fn validation_names_the_fields(backend: Backend) {
         "filters[0].name",
         "filters[1].mode",
         "offers[0].offer_id",
+        "triggers[0].interval",
+        "triggers[1].interval",
+        "triggers[1].condition",
+        "triggers[1].action",
     ] {
         assert!(errors[field].is_array(), "{field} not named in {errors}");
     }

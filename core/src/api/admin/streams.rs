@@ -150,17 +150,11 @@ impl StreamRules {
         for (i, item) in items.iter().enumerate() {
             let key = format!("triggers[{i}]");
             let condition = item.get("condition").and_then(as_text_ref).unwrap_or("");
-            let known_condition = matches!(condition, "not_respond" | "not_contains" | "always")
-                || condition.starts_with("script:")
-                || condition.starts_with("native:");
-            if !known_condition {
+            if !crate::triggers::is_known_condition(condition) {
                 invalid.add(&format!("{key}.condition"), "condition must be not_respond, not_contains, always, script:NAME or native:NAME.");
             }
             let action = item.get("action").and_then(as_text_ref).unwrap_or("");
-            if !matches!(
-                action,
-                "disable" | "replace_url" | "grab_from_page" | "webhook"
-            ) {
+            if !crate::triggers::ACTIONS.contains(&action) {
                 invalid.add(
                     &format!("{key}.action"),
                     "action must be disable, replace_url, grab_from_page or webhook.",
@@ -183,11 +177,8 @@ impl StreamRules {
                 );
             }
             let interval = item.get("interval").and_then(as_int).unwrap_or(300);
-            if !(10..=86_400 * 7).contains(&interval) {
-                invalid.add(
-                    &format!("{key}.interval"),
-                    "interval must be 10 to 604800 seconds.",
-                );
+            if let Err(message) = crate::triggers::check_interval(interval) {
+                invalid.add(&format!("{key}.interval"), format!("{message}."));
             }
             let mut payload = Map::new();
             payload.insert("target_kind".into(), Value::String(target_kind.to_string()));
