@@ -106,7 +106,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         &load_bot_list(store.as_ref()).await?,
     )?;
     seed_hit_counters(store.as_ref(), &snapshot, &traffic).await?;
-    seed_conversion_caps(store.as_ref(), &snapshot, &traffic).await?;
+    crate::reload::restore_caps(store.as_ref(), &snapshot.load(), &traffic.caps, true).await?;
+    snapshot.track_caps(traffic.caps.clone());
     if config.triggers.enabled {
         let runner = crate::triggers::TriggerRunner::new(
             store.clone(),
@@ -210,25 +211,6 @@ pub fn bot_networks(entries: &[String]) -> Vec<IpNet> {
         }
     }
     nets
-}
-
-/// Restores today's conversions of capped offers from the store (the click path then counts
-/// in memory).
-async fn seed_conversion_caps(
-    store: &dyn Store,
-    cell: &SnapshotCell,
-    traffic: &TrafficEnv,
-) -> Result<(), StoreError> {
-    let snapshot = cell.load();
-    let now = crate::model::unix_now();
-    for offer in snapshot.offers() {
-        if let Some(cap) = offer.cap {
-            let since = crate::traffic::day_start(cap.timezone, now);
-            let count = store.offer_conversions_since(offer.id, since).await?;
-            traffic.caps.restore(offer.id, cap.timezone, now, count);
-        }
-    }
-    Ok(())
 }
 
 /// `limit` filters count a stream's clicks; the counts continue from the clicks table after a

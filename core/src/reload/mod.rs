@@ -14,7 +14,7 @@ pub use supervisor::{KindStatus, LoadedPlugins, PluginReport, Supervisor, load_p
 
 use crate::registry::Registry;
 use crate::store::{Store, StoreError};
-use crate::traffic::RoutingSnapshot;
+use crate::traffic::{ConversionCaps, RoutingSnapshot};
 
 /// Holds the current snapshot; handlers `load()` it once per request.
 pub struct SnapshotCell {
@@ -25,6 +25,9 @@ pub struct SnapshotCell {
     /// One rebuild at a time, so a rebuild that read the store earlier never replaces one that
     /// read it later (Admin API writes rebuild concurrently).
     rebuilding: tokio::sync::Mutex<()>,
+    /// The click path's offer cap counts, once the server has them: a rebuild that brings a
+    /// new cap reads its count first ([`restore_caps`]).
+    caps: std::sync::OnceLock<Arc<ConversionCaps>>,
 }
 
 impl Default for SnapshotCell {
@@ -35,6 +38,7 @@ impl Default for SnapshotCell {
             generation: AtomicU64::new(0),
             last_error: LastError::default(),
             rebuilding: tokio::sync::Mutex::new(()),
+            caps: std::sync::OnceLock::new(),
         }
     }
 }
@@ -65,14 +69,17 @@ impl SnapshotCell {
         self.last_error.get()
     }
 
+    /// From now on, rebuilds keep `caps` in step with the offers' caps (see [`restore_caps`]).
+    pub fn track_caps(&self, caps: Arc<ConversionCaps>) {
+        let _ = self.caps.set(caps);
+    }
+
     /// Rebuilds from the store and swaps. On failure the old snapshot keeps serving.
     pub async fn rebuild(&self, store: &dyn Store) -> Result<u64, StoreError> {
         let _one_at_a_time = self.rebuilding.lock().await;
-        match store.routing_data().await {
-            Ok(data) => {
-                let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                let registry = self.registry.load();
-                let snapshot = RoutingSnapshot::build(generation, data, &registry);
+        match self.build(store).await {
+            Ok(snapshot) => {
+                let generation = snapshot.generation;
                 for warning in &snapshot.warnings {
                     tracing::warn!(generation, "{warning}");
                 }
@@ -89,6 +96,42 @@ impl SnapshotCell {
             }
         }
     }
+
+    /// A new snapshot from the store, with the counts of caps new to it read before it serves.
+    async fn build(&self, store: &dyn Store) -> Result<RoutingSnapshot, StoreError> {
+        let data = store.routing_data().await?;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let snapshot = RoutingSnapshot::build(generation, data, &self.registry.load());
+        if let Some(caps) = self.caps.get() {
+            restore_caps(store, &snapshot, caps, false).await?;
+        }
+        Ok(snapshot)
+    }
+}
+
+/// Reads today's conversions of the snapshot's capped offers from the store into `caps`:
+/// every capped offer (`all`, at start), or only those whose cap `caps` has no count for yet
+/// (added, or moved to another zone, since). Postbacks count in memory only for capped offers,
+/// so without this a cap added at run time would start from zero until a restart.
+pub async fn restore_caps(
+    store: &dyn Store,
+    snapshot: &RoutingSnapshot,
+    caps: &ConversionCaps,
+    all: bool,
+) -> Result<(), StoreError> {
+    let now = crate::model::unix_now();
+    for offer in snapshot.offers() {
+        match offer.cap {
+            Some(cap) if all || caps.needs_restore(offer.id, cap.timezone) => {
+                let since = crate::traffic::day_start(cap.timezone, now);
+                let count = store.offer_conversions_since(offer.id, since).await?;
+                caps.restore(offer.id, cap.timezone, now, count);
+            }
+            Some(_) => {}
+            None => caps.forget(offer.id),
+        }
+    }
+    Ok(())
 }
 
 mod last_error {

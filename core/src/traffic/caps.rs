@@ -47,6 +47,9 @@ pub fn day_start(tz: Tz, at: i64) -> i64 {
 pub struct ConversionCaps {
     /// offer id -> (local day, conversions that day)
     offers: RwLock<HashMap<i64, Mutex<(i64, i64)>>>,
+    /// The zone each offer's count was restored from the store in: a cap added or moved to
+    /// another zone later needs its count read again ([`ConversionCaps::needs_restore`]).
+    restored: Mutex<HashMap<i64, Tz>>,
 }
 
 impl ConversionCaps {
@@ -107,13 +110,40 @@ impl ConversionCaps {
         update(offers.entry(offer).or_insert_with(|| Mutex::new((day, 0))));
     }
 
-    /// Sets today's count (restoring from the store at start).
+    /// Sets today's count, read from the store (at start, and when a cap is new or changed its
+    /// zone).
     pub fn restore(&self, offer: i64, tz: Tz, now: i64, count: i64) {
         let mut offers = match self.offers.write() {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
         offers.insert(offer, Mutex::new((day_of(tz, now), count.max(0))));
+        let mut restored = match self.restored.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        restored.insert(offer, tz);
+    }
+
+    /// The offer has no cap (any more): postbacks stop counting for it, so a cap it gets later
+    /// is read from the store again.
+    pub fn forget(&self, offer: i64) {
+        let mut restored = match self.restored.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        restored.remove(&offer);
+    }
+
+    /// Whether a cap in `tz` on `offer` has no count from the store yet: the cap was added (or
+    /// moved to another zone) after the counts were restored, and postbacks were not counted
+    /// for it until then.
+    pub fn needs_restore(&self, offer: i64, tz: Tz) -> bool {
+        let restored = match self.restored.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        restored.get(&offer) != Some(&tz)
     }
 }
 

@@ -984,6 +984,75 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     let server = TestServer::start(&db, &extra()).await.unwrap();
     let third = location(&server, "cap").await;
     assert!(third.starts_with("https://alternative.test/"), "{third}");
+
+    // A cap added while the tracker runs counts today's conversions made before it.
+    let store = server.store();
+    let late = store
+        .create_offer(&NewTarget::external(
+            "Late",
+            "https://late.test/?subid={subid}",
+        ))
+        .await
+        .unwrap()
+        .id;
+    let spare = store
+        .create_offer(&NewTarget::external(
+            "Spare",
+            "https://spare.test/?subid={subid}",
+        ))
+        .await
+        .unwrap()
+        .id;
+    let campaign = store
+        .create_campaign(&NewCampaign::new("late", "Late", "tok-late"))
+        .await
+        .unwrap();
+    let mut stream = NewStream::new(
+        campaign.id,
+        StreamType::Regular,
+        StreamSchema::Landings,
+        "http",
+    );
+    stream.offers = vec![(late, 100)];
+    store.create_stream(&stream).await.unwrap();
+    server.reload().await;
+    let convert = |link: String, clicks: i64| {
+        let server = &server;
+        async move {
+            wait_for_clicks(server, clicks).await;
+            let query = format!("subid={}&status=lead", subid_of(&link).unwrap());
+            let (_, body) = postback(server, POSTBACK_KEY, &query).await;
+            assert_eq!(outcome(&body), "accepted");
+        }
+    };
+    let before_cap = location(&server, "late").await;
+    assert!(before_cap.starts_with("https://late.test/"), "{before_cap}");
+    convert(before_cap, 4).await;
+    let set_cap = |daily: i64| {
+        format!(
+            "UPDATE offers SET daily_cap = {daily}, conversion_timezone = 'UTC', alternative_offer_id = {spare} WHERE id = {late}"
+        )
+    };
+    db.execute(&set_cap(1)).await.unwrap();
+    server.reload().await;
+    let capped_now = location(&server, "late").await;
+    assert!(
+        capped_now.starts_with("https://spare.test/"),
+        "the conversion made before the cap reaches it without a restart: {capped_now}"
+    );
+    // Removed and added again, the cap is read again (postbacks did not count meanwhile).
+    db.execute(&set_cap(0)).await.unwrap();
+    server.reload().await;
+    let uncapped = location(&server, "late").await;
+    assert!(uncapped.starts_with("https://late.test/"), "{uncapped}");
+    convert(uncapped, 6).await;
+    db.execute(&set_cap(2)).await.unwrap();
+    server.reload().await;
+    let capped_again = location(&server, "late").await;
+    assert!(
+        capped_again.starts_with("https://spare.test/"),
+        "two conversions today reach the new cap of 2: {capped_again}"
+    );
     server.stop().await;
 }
 
