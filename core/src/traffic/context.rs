@@ -2,6 +2,7 @@
 //! enrichment, visitor memory and the optional processing log. Filters and actions see the
 //! click only through this type.
 
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
 
@@ -71,6 +72,9 @@ pub struct ClickContext<'a> {
     device: Option<Arc<DeviceInfo>>,
     bot: Option<bool>,
     fingerprint: u64,
+    /// The visitor store's answers for this click, each scope looked up once (the uniqueness
+    /// checks, then marking the visit).
+    store_seen: Cell<[Option<(Scope, Option<i64>)>; 4]>,
     trace: Option<Vec<String>>,
     /// Values derived once per click by plugins (e.g. the script view of the click).
     memo: Vec<Box<dyn std::any::Any>>,
@@ -109,6 +113,7 @@ impl<'a> ClickContext<'a> {
             device: None,
             bot: None,
             fingerprint,
+            store_seen: Cell::new([None; 4]),
             trace: trace.then(Vec::new),
             memo: Vec::new(),
         }
@@ -195,12 +200,32 @@ impl<'a> ClickContext<'a> {
         self.campaign.cookies_ttl.max(1) * 3_600
     }
 
+    /// When the visitor store last saw this visitor in `scope` (asked once per scope and click,
+    /// for the first four scopes).
+    fn last_seen(&self, scope: Scope) -> Option<i64> {
+        let known = self.store_seen.get();
+        if let Some((_, at)) = known.iter().flatten().find(|(s, _)| *s == scope) {
+            return *at;
+        }
+        let at = self.env.uniqueness.last_seen(scope, self.fingerprint);
+        self.remember(scope, at);
+        at
+    }
+
+    fn remember(&self, scope: Scope, at: Option<i64>) {
+        let mut known = self.store_seen.get();
+        let slot = known
+            .iter_mut()
+            .find(|slot| slot.is_none_or(|(s, _)| s == scope));
+        if let Some(slot) = slot {
+            *slot = Some((scope, at));
+            self.store_seen.set(known);
+        }
+    }
+
     fn seen_in_store(&self, scope: Scope) -> bool {
         let ttl = self.ttl_seconds();
-        self.env
-            .uniqueness
-            .last_seen(scope, self.fingerprint)
-            .is_some_and(|at| self.now - at < ttl)
+        self.last_seen(scope).is_some_and(|at| self.now - at < ttl)
     }
 
     /// Whether the visitor is new to the campaign (cookie first, then the IP record).
@@ -229,11 +254,10 @@ impl<'a> ClickContext<'a> {
         let ttl = self.ttl_seconds();
         let store = &self.env.uniqueness;
         let mark = |scope: Scope| {
-            let fresh = store
-                .last_seen(scope, self.fingerprint)
-                .is_none_or(|at| self.now - at >= ttl);
+            let fresh = self.last_seen(scope).is_none_or(|at| self.now - at >= ttl);
             if fresh {
                 store.mark(scope, self.fingerprint, self.now);
+                self.remember(scope, Some(self.now));
             }
         };
         mark(Scope::Campaign(self.campaign.id));
