@@ -370,7 +370,7 @@ async fn handle(
         out.insert("cookies_ttl".into(), json!(result.cookie_ttl_hours));
     }
     if result.record {
-        state.recorder.record(click);
+        state.recorder.record(click).await;
     }
     axum::Json(Value::Object(out)).into_response()
 }

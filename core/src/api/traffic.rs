@@ -53,7 +53,7 @@ async fn campaign_link(
     result.click.request_url = crate::model::bounded_text(&requested);
     let cookie = visitor_cookie(&result.cookie, result.cookie_ttl_hours);
     if result.record {
-        state.recorder.record(result.click);
+        state.recorder.record(result.click).await;
     }
     let answer = resolve_in_time(&state, result.reply).await;
     http_response(answer, cookie.into_iter().collect())
@@ -118,12 +118,15 @@ async fn root(
         if result.record
             && let Some(offer_id) = result.click.offer_id
         {
-            state.recorder.record_landing_click(LandingClick {
-                sub_id: result.click.sub_id.clone(),
-                offer_id,
-                at: now,
-                destination: result.click.destination.clone(),
-            });
+            state
+                .recorder
+                .record_landing_click(LandingClick {
+                    sub_id: result.click.sub_id.clone(),
+                    offer_id,
+                    at: now,
+                    destination: result.click.destination.clone(),
+                })
+                .await;
         }
         let answer = resolve_in_time(&state, result.reply).await;
         return http_response(answer, Vec::new());

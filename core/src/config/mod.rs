@@ -82,6 +82,8 @@ pub struct DatabaseConfig {
 pub struct RecorderConfig {
     pub queue_capacity: usize,
     pub batch_size: usize,
+    /// How long a click waits for room in a full queue before it is dropped.
+    pub full_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +379,13 @@ pub fn from_sources(
         recorder: RecorderConfig {
             queue_capacity: check.positive("recorder", "queue_capacity", recorder.queue_capacity),
             batch_size: check.bounded("recorder", "batch_size", recorder.batch_size, 1, 1000),
+            full_wait: Duration::from_millis(check.bounded(
+                "recorder",
+                "full_wait_ms",
+                recorder.full_wait_ms,
+                0,
+                60_000,
+            ) as u64),
         },
         demo: DemoConfig {
             seed: demo.seed,

@@ -86,10 +86,13 @@ pub struct RawSecurity {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawRecorder {
-    /// Clicks waiting for the batch writer before new ones are dropped (and counted).
+    /// Clicks waiting for the batch writer; a click that finds the queue full waits for room
+    /// up to `full_wait_ms`, then is dropped (and counted).
     pub queue_capacity: u64,
     /// Most clicks written in one INSERT.
     pub batch_size: u64,
+    /// How long a click waits for room in a full queue (0: never waits).
+    pub full_wait_ms: u64,
 }
 
 impl Default for RawRecorder {
@@ -97,6 +100,7 @@ impl Default for RawRecorder {
         RawRecorder {
             queue_capacity: 65_536,
             batch_size: 200,
+            full_wait_ms: 100,
         }
     }
 }

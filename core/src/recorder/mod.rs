@@ -1,7 +1,9 @@
-//! The click write path: handlers hand finished clicks to a bounded queue without waiting; one
-//! writer task drains it in batches into the store. A full queue drops the click and counts it
-//! (never blocks a visitor); a failed batch is retried with backoff (inserts are idempotent, so
-//! a retry never duplicates). Shutdown drains everything queued before returning.
+//! The click write path: handlers hand finished clicks to a bounded queue; one writer task
+//! drains it in batches into the store (larger batches while a backlog waits). A click that
+//! finds the queue full waits for room up to `recorder.full_wait_ms` (overload slows the
+//! answers a little instead of losing clicks), then is dropped and counted (a stalled database
+//! never holds a visitor longer than that); a failed batch is retried with backoff (inserts are
+//! idempotent, so a retry never duplicates). Shutdown drains everything queued before returning.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,8 @@ pub struct RecorderStats {
 pub struct ClickRecorder {
     sender: mpsc::Sender<Event>,
     counters: Arc<Counters>,
+    /// How long a click waits for room in a full queue.
+    full_wait: Duration,
 }
 
 /// What the writer writes, in arrival order.
@@ -76,28 +80,41 @@ impl ClickRecorder {
         };
         let task = tokio::spawn(writer.run());
         (
-            ClickRecorder { sender, counters },
+            ClickRecorder {
+                sender,
+                counters,
+                full_wait: config.full_wait,
+            },
             RecorderTask { stop, task },
         )
     }
 
-    /// Queues a click for writing. Never waits: when the queue is full the click is dropped
-    /// and counted, so a slow database cannot stall the click path.
-    pub fn record(&self, click: Click) {
-        self.send(Event::Click(Box::new(click)));
+    /// Queues a click for writing. With room in the queue this does not wait; a full queue is
+    /// waited on for at most `full_wait`, then the click is dropped and counted.
+    pub async fn record(&self, click: Click) {
+        self.send(Event::Click(Box::new(click))).await;
     }
 
     /// Queues "this click went from its landing to `offer_id`".
-    pub fn record_landing_click(&self, click: LandingClick) {
-        self.send(Event::LandingClick(click));
+    pub async fn record_landing_click(&self, click: LandingClick) {
+        self.send(Event::LandingClick(click)).await;
     }
 
-    fn send(&self, event: Event) {
-        match self.sender.try_send(event) {
-            Ok(()) => {
+    async fn send(&self, event: Event) {
+        let sent = match self.sender.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(event)) if !self.full_wait.is_zero() => self
+                .sender
+                .send_timeout(event, self.full_wait)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        match sent {
+            true => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            false => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if dropped.is_power_of_two() {
                     tracing::warn!(
@@ -142,6 +159,10 @@ struct BatchWriter {
 /// How long the writer waits to fill a batch once it has the first click.
 const FILL_WAIT: Duration = Duration::from_millis(20);
 
+/// While a backlog waits, one transaction takes up to this many batches of it: fewer commits
+/// and rollup upserts per click when the writer is behind.
+const BACKLOG_BATCHES: usize = 5;
+
 /// While running, a failing batch is retried forever (the queue absorbs the backlog); once
 /// shutdown is asked, a batch gets this many more tries before its loss is logged.
 const SHUTDOWN_ATTEMPTS: u32 = 5;
@@ -173,7 +194,8 @@ impl BatchWriter {
     }
 
     /// Waits up to [`FILL_WAIT`] for more events so that a batch pays for one transaction
-    /// instead of one per click when traffic trickles in.
+    /// instead of one per click when traffic trickles in; with a full batch and more waiting,
+    /// takes what is queued up to [`BACKLOG_BATCHES`] batches without waiting.
     async fn fill(&mut self, batch: &mut Vec<Event>) {
         let deadline = tokio::time::Instant::now() + FILL_WAIT;
         while batch.len() < self.batch_size {
@@ -181,6 +203,12 @@ impl BatchWriter {
             match tokio::time::timeout_at(deadline, self.receiver.recv_many(batch, room)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
+            }
+        }
+        while batch.len() < self.batch_size * BACKLOG_BATCHES {
+            match self.receiver.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
             }
         }
     }

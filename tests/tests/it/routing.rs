@@ -399,6 +399,80 @@ async fn a_slow_fetch_on_a_campaign_link_ends_at_the_request_timeout() {
     server.stop().await;
 }
 
+/// A full click queue makes a click wait for room (up to `recorder.full_wait_ms`) instead of
+/// dropping it; with no wait allowed, the same burst drops clicks (and counts them).
+#[tokio::test]
+async fn a_full_click_queue_waits_for_room_instead_of_dropping() {
+    use sqlx::Connection;
+    for (wait_ms, expect_drops) in [(10_000, false), (0, true)] {
+        let db = TestDb::new(Backend::Sqlite).await.unwrap();
+        let server = server_with_trusted_proxy(
+            &db,
+            &format!("[recorder]\nqueue_capacity = 2\nbatch_size = 1\nfull_wait_ms = {wait_ms}\n"),
+        )
+        .await;
+        let store = server.store();
+        let campaign = store
+            .create_campaign(&NewCampaign::new("queue", "Queue", "tok-queue"))
+            .await
+            .unwrap();
+        store
+            .create_stream(&NewStream::redirect(
+                campaign.id,
+                "go",
+                "https://queue.test/",
+            ))
+            .await
+            .unwrap();
+        server.reload().await;
+        // Another connection holds SQLite's write lock: the writer stalls and the queue fills.
+        let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut requests = Vec::new();
+        for _ in 0..12 {
+            let url = server.url("/queue");
+            requests.push(tokio::spawn(async move {
+                client()
+                    .get(url)
+                    .header("x-forwarded-for", "81.2.69.160")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        for request in requests {
+            assert_eq!(request.await.unwrap().unwrap(), 302);
+        }
+        let recorder = server.server.state.recorder.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while recorder.stats().backlog > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                recorder.stats()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let stats = recorder.stats();
+        server.stop().await;
+        if expect_drops {
+            assert!(stats.dropped > 0, "{stats:?}");
+        } else {
+            assert_eq!(stats.dropped, 0, "{stats:?}");
+            assert_eq!(stats.queued, 12, "{stats:?}");
+            assert_eq!(
+                db.count("SELECT COUNT(*) AS n FROM clicks").await.unwrap(),
+                12
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn campaign_action_hands_the_click_over_with_a_parent() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
