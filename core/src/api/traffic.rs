@@ -45,6 +45,7 @@ async fn campaign_link(
         &visit,
         &RouteOptions::default(),
     );
+    // `Visit::base_url` written into the one string.
     let (scheme, host) = (&visit.scheme, &visit.host);
     let requested = match query.as_deref().filter(|q| !q.is_empty()) {
         Some(query) => format!("{scheme}://{host}/{alias}?{query}"),

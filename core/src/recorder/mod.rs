@@ -1,7 +1,7 @@
 //! The click write path: handlers hand finished clicks to a bounded queue; one writer task
 //! drains it in batches into the store (larger batches while a backlog waits). A click that
-//! finds the queue full waits for room up to `recorder.full_wait_ms` (overload slows the
-//! answers a little instead of losing clicks), then is dropped and counted (a stalled database
+//! finds the queue full waits for room up to `recorder.full_wait_ms` (a short overload slows
+//! the answers instead of losing clicks), then is dropped and counted (a stalled database
 //! never holds a visitor longer than that); a failed batch is retried with backoff (inserts are
 //! idempotent, so a retry never duplicates). Shutdown drains everything queued before returning.
 
@@ -103,11 +103,21 @@ impl ClickRecorder {
     async fn send(&self, event: Event) {
         let sent = match self.sender.try_send(event) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(event)) if !self.full_wait.is_zero() => self
-                .sender
-                .send_timeout(event, self.full_wait)
-                .await
-                .is_ok(),
+            Err(mpsc::error::TrySendError::Full(event)) if !self.full_wait.is_zero() => {
+                // The request may be cancelled while it waits (the visitor went away, a
+                // timeout): the click is then counted as dropped, not lost unseen.
+                let mut waiting = Waiting {
+                    counters: &self.counters,
+                    done: false,
+                };
+                let sent = self
+                    .sender
+                    .send_timeout(event, self.full_wait)
+                    .await
+                    .is_ok();
+                waiting.done = true;
+                sent
+            }
             Err(_) => false,
         };
         match sent {
@@ -134,6 +144,21 @@ impl ClickRecorder {
             dropped: load(&self.counters.dropped),
             failed_batches: load(&self.counters.failed_batches),
             backlog: (self.sender.max_capacity() - self.sender.capacity()) as u64,
+        }
+    }
+}
+
+/// A click waiting for room in the queue; dropped unfinished (its request cancelled), it
+/// counts as dropped.
+struct Waiting<'a> {
+    counters: &'a Counters,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -194,8 +219,8 @@ impl BatchWriter {
     }
 
     /// Waits up to [`FILL_WAIT`] for more events so that a batch pays for one transaction
-    /// instead of one per click when traffic trickles in; with a full batch and more waiting,
-    /// takes what is queued up to [`BACKLOG_BATCHES`] batches without waiting.
+    /// instead of one per click when traffic trickles in; then takes what is already queued,
+    /// without waiting, up to [`BACKLOG_BATCHES`] batches in all.
     async fn fill(&mut self, batch: &mut Vec<Event>) {
         let deadline = tokio::time::Instant::now() + FILL_WAIT;
         while batch.len() < self.batch_size {

@@ -112,7 +112,10 @@ impl SnapshotCell {
 /// Reads today's conversions of the snapshot's capped offers from the store into `caps`:
 /// every capped offer (`all`, at start), or only those whose cap `caps` has no count for yet
 /// (added, or moved to another zone, since). Postbacks count in memory only for capped offers,
-/// so without this a cap added at run time would start from zero until a restart.
+/// so without this a cap added at run time would start from zero until a restart. A store
+/// error fails the rebuild (the old snapshot keeps serving). A postback that lands between
+/// this read and the new snapshot's swap is not counted for a cap that snapshot adds (it is
+/// in the store, so the next restart counts it).
 pub async fn restore_caps(
     store: &dyn Store,
     snapshot: &RoutingSnapshot,
@@ -120,17 +123,19 @@ pub async fn restore_caps(
     all: bool,
 ) -> Result<(), StoreError> {
     let now = crate::model::unix_now();
+    let mut capped = std::collections::HashSet::new();
     for offer in snapshot.offers() {
-        match offer.cap {
-            Some(cap) if all || caps.needs_restore(offer.id, cap.timezone) => {
-                let since = crate::traffic::day_start(cap.timezone, now);
-                let count = store.offer_conversions_since(offer.id, since).await?;
-                caps.restore(offer.id, cap.timezone, now, count);
-            }
-            Some(_) => {}
-            None => caps.forget(offer.id),
+        let Some(cap) = offer.cap else {
+            continue;
+        };
+        capped.insert(offer.id);
+        if all || caps.needs_restore(offer.id, cap.timezone) {
+            let since = crate::traffic::day_start(cap.timezone, now);
+            let count = store.offer_conversions_since(offer.id, since).await?;
+            caps.restore(offer.id, cap.timezone, now, count);
         }
     }
+    caps.keep_restored(&capped);
     Ok(())
 }
 

@@ -125,14 +125,15 @@ impl ConversionCaps {
         restored.insert(offer, tz);
     }
 
-    /// The offer has no cap (any more): postbacks stop counting for it, so a cap it gets later
-    /// is read from the store again.
-    pub fn forget(&self, offer: i64) {
+    /// Forgets the restored counts of offers that are not capped in the snapshot now serving
+    /// (no cap any more, archived, or not routable): postbacks stop counting for them, so a cap
+    /// they get back is read from the store again.
+    pub fn keep_restored(&self, capped: &std::collections::HashSet<i64>) {
         let mut restored = match self.restored.lock() {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
-        restored.remove(&offer);
+        restored.retain(|offer, _| capped.contains(offer));
     }
 
     /// Whether a cap in `tz` on `offer` has no count from the store yet: the cap was added (or

@@ -51,6 +51,9 @@ pub struct UniqueFlags {
     pub global: bool,
 }
 
+/// A scope and when the visitor store last saw the visitor there.
+type StoreSeen = (Scope, Option<i64>);
+
 /// Everything known about one click while it is routed.
 pub struct ClickContext<'a> {
     pub env: &'a TrafficEnv,
@@ -74,7 +77,7 @@ pub struct ClickContext<'a> {
     fingerprint: u64,
     /// The visitor store's answers for this click, each scope looked up once (the uniqueness
     /// checks, then marking the visit).
-    store_seen: Cell<[Option<(Scope, Option<i64>)>; 4]>,
+    store_seen: Cell<[Option<StoreSeen>; 4]>,
     trace: Option<Vec<String>>,
     /// Values derived once per click by plugins (e.g. the script view of the click).
     memo: Vec<Box<dyn std::any::Any>>,

@@ -1045,13 +1045,37 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     server.reload().await;
     let uncapped = location(&server, "late").await;
     assert!(uncapped.starts_with("https://late.test/"), "{uncapped}");
-    convert(uncapped, 6).await;
+    convert(uncapped.clone(), 6).await;
     db.execute(&set_cap(2)).await.unwrap();
     server.reload().await;
     let capped_again = location(&server, "late").await;
     assert!(
         capped_again.starts_with("https://spare.test/"),
         "two conversions today reach the new cap of 2: {capped_again}"
+    );
+    // Disabled (out of the snapshot), the offer's conversions are not counted in memory; back
+    // with a higher cap, its count is read again.
+    db.execute(&set_cap(10)).await.unwrap();
+    server.reload().await;
+    let last = location(&server, "late").await;
+    assert!(last.starts_with("https://late.test/"), "{last}");
+    db.execute(&format!(
+        "UPDATE offers SET state = 'disabled' WHERE id = {late}"
+    ))
+    .await
+    .unwrap();
+    server.reload().await;
+    convert(last, 8).await;
+    db.execute(&format!(
+        "UPDATE offers SET state = 'active', daily_cap = 3 WHERE id = {late}"
+    ))
+    .await
+    .unwrap();
+    server.reload().await;
+    let back = location(&server, "late").await;
+    assert!(
+        back.starts_with("https://spare.test/"),
+        "three conversions today reach the cap of 3: {back}"
     );
     server.stop().await;
 }

@@ -151,13 +151,22 @@ impl StreamRules {
             let key = format!("triggers[{i}]");
             let condition = item.get("condition").and_then(as_text_ref).unwrap_or("");
             if !crate::triggers::is_known_condition(condition) {
-                invalid.add(&format!("{key}.condition"), "condition must be not_respond, not_contains, always, script:NAME or native:NAME.");
+                invalid.add(
+                    &format!("{key}.condition"),
+                    format!(
+                        "condition must be {}, script:NAME or native:NAME.",
+                        crate::triggers::CONDITIONS.join(", ")
+                    ),
+                );
             }
             let action = item.get("action").and_then(as_text_ref).unwrap_or("");
             if !crate::triggers::ACTIONS.contains(&action) {
                 invalid.add(
                     &format!("{key}.action"),
-                    "action must be disable, replace_url, grab_from_page or webhook.",
+                    format!(
+                        "action must be one of {}.",
+                        crate::triggers::ACTIONS.join(", ")
+                    ),
                 );
             }
             let target_kind = item.get("target").and_then(as_text_ref).unwrap_or("stream");
