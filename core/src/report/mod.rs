@@ -15,8 +15,8 @@ pub use build::{
 pub use columns::{Column, ColumnKind, column, conversion_column};
 pub use metrics::{METRICS, Metric, MetricKind, MetricValue, Sums, metric};
 pub use query::{
-    Bound, Condition, LABEL_REFS, LogQuery, OPERATORS, Operator, ReportError, is_label_ref,
-    parse_conversion_log_query, parse_log_query,
+    Bound, Condition, INTERVALS, LABEL_REFS, LogQuery, OPERATORS, Operator, ReportError,
+    is_label_ref, parse_conversion_log_query, parse_log_query,
 };
 
 /// Unix seconds of a local time in `tz` (the earlier one when it is ambiguous).

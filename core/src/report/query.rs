@@ -383,6 +383,20 @@ pub(crate) fn local(tz: Tz, at: NaiveDateTime) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
+/// The named `range.interval`s (what `report/definition` lists; a test holds every one to
+/// parse).
+pub const INTERVALS: &[&str] = &[
+    "today",
+    "yesterday",
+    "7_days_ago",
+    "first_day_of_this_week",
+    "1_month_ago",
+    "first_day_of_this_month",
+    "1_year_ago",
+    "first_day_of_this_year",
+    "all_time",
+];
+
 /// `range`: explicit `from`/`to` (a date includes its whole day) or a named `interval`.
 fn time_range(range: &Value, tz: Tz, now: i64) -> Result<(Option<i64>, Option<i64>), ReportError> {
     let today = tz
@@ -414,7 +428,10 @@ fn time_range(range: &Value, tz: Tz, now: i64) -> Result<(Option<i64>, Option<i6
             other => {
                 return Err(error(
                     "range.interval",
-                    format!("unknown interval `{other}`"),
+                    format!(
+                        "unknown interval `{other}` (one of {})",
+                        INTERVALS.join(", ")
+                    ),
                 ));
             }
         };
@@ -710,5 +727,11 @@ mod tests {
         );
         assert_eq!(range("all_time").from, None);
         assert_eq!(range("first_day_of_this_month").from, Some(1_793_491_200));
+        for interval in INTERVALS {
+            let body = json!({"range": {"interval": interval}});
+            assert!(parse_log_query(&body, NOW).is_ok(), "{interval}");
+        }
+        let unknown = parse_log_query(&json!({"range": {"interval": "fortnight"}}), NOW);
+        assert_eq!(unknown.unwrap_err().field, "range.interval");
     }
 }

@@ -284,10 +284,7 @@ async fn report_definition() -> Response {
         "metrics": metrics,
         "conversion_columns": conversion_columns,
         "operators": crate::report::OPERATORS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
-        "intervals": [
-            "today", "yesterday", "7_days_ago", "first_day_of_this_week", "1_month_ago",
-            "first_day_of_this_month", "1_year_ago", "first_day_of_this_year", "all_time"
-        ],
+        "intervals": crate::report::INTERVALS,
     }))
     .into_response()
 }
