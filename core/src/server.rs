@@ -108,7 +108,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     seed_hit_counters(store.as_ref(), &snapshot, &traffic).await?;
     // Tracking first: a rebuild racing this start-up restore reads its own new caps.
     snapshot.track_caps(traffic.caps.clone());
-    crate::reload::restore_caps(store.as_ref(), &snapshot.load(), &traffic.caps, true).await?;
+    crate::reload::restore_caps(store.as_ref(), &snapshot.load(), &traffic.caps).await?;
     if config.triggers.enabled {
         let runner = crate::triggers::TriggerRunner::new(
             store.clone(),

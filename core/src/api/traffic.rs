@@ -45,11 +45,9 @@ async fn campaign_link(
         &visit,
         &RouteOptions::default(),
     );
-    // `Visit::base_url` written into the one string.
-    let (scheme, host) = (&visit.scheme, &visit.host);
     let requested = match query.as_deref().filter(|q| !q.is_empty()) {
-        Some(query) => format!("{scheme}://{host}/{alias}?{query}"),
-        None => format!("{scheme}://{host}/{alias}"),
+        Some(query) => visit.url(format_args!("/{alias}?{query}")),
+        None => visit.url(format_args!("/{alias}")),
     };
     result.click.request_url = crate::model::bounded_text(&requested);
     let cookie = visitor_cookie(&result.cookie, result.cookie_ttl_hours);

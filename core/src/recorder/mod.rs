@@ -120,18 +120,15 @@ impl ClickRecorder {
             }
             Err(_) => false,
         };
-        match sent {
-            true => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            false => {
-                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if dropped.is_power_of_two() {
-                    tracing::warn!(
-                        dropped,
-                        "The click queue is full; clicks are being dropped."
-                    );
-                }
+        if sent {
+            self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped,
+                    "The click queue is full; clicks are being dropped."
+                );
             }
         }
     }

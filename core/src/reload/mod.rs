@@ -103,15 +103,15 @@ impl SnapshotCell {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let snapshot = RoutingSnapshot::build(generation, data, &self.registry.load());
         if let Some(caps) = self.caps.get() {
-            restore_caps(store, &snapshot, caps, false).await?;
+            restore_caps(store, &snapshot, caps).await?;
         }
         Ok(snapshot)
     }
 }
 
-/// Reads today's conversions of the snapshot's capped offers from the store into `caps`:
-/// every capped offer (`all`, at start), or only those whose cap `caps` has no count for yet
-/// (added, or moved to another zone, since). Postbacks count in memory only for capped offers,
+/// Reads today's conversions into `caps` for the snapshot's capped offers that have no count
+/// read in their cap's zone yet (all of them at start; later, caps added, moved to another
+/// zone, or back), and forgets the counts of offers the snapshot does not cap. Postbacks count in memory only for capped offers,
 /// so without this a cap added at run time would start from zero until a restart. A store
 /// error fails the rebuild (the old snapshot keeps serving). A postback that lands between
 /// this read and the new snapshot's swap is not counted for a cap that snapshot adds (it is
@@ -120,7 +120,6 @@ pub async fn restore_caps(
     store: &dyn Store,
     snapshot: &RoutingSnapshot,
     caps: &ConversionCaps,
-    all: bool,
 ) -> Result<(), StoreError> {
     let now = crate::model::unix_now();
     let mut capped = std::collections::HashSet::new();
@@ -129,13 +128,13 @@ pub async fn restore_caps(
             continue;
         };
         capped.insert(offer.id);
-        if all || caps.needs_restore(offer.id, cap.timezone) {
+        if caps.needs_restore(offer.id, cap.timezone) {
             let since = crate::traffic::day_start(cap.timezone, now);
             let count = store.offer_conversions_since(offer.id, since).await?;
             caps.restore(offer.id, cap.timezone, now, count);
         }
     }
-    caps.keep_restored(&capped);
+    caps.keep_only(&capped);
     Ok(())
 }
 

@@ -42,32 +42,52 @@ pub fn day_start(tz: Tz, at: i64) -> i64 {
         .unwrap_or(day * 86_400)
 }
 
+/// One offer's conversions on one local day, and the zone its count was read from the store in
+/// (`None`: counted here only).
+#[derive(Debug)]
+struct Count {
+    read_in: Option<Tz>,
+    day: i64,
+    conversions: i64,
+}
+
 /// Conversions per offer today (in each offer's zone).
 #[derive(Debug, Default)]
 pub struct ConversionCaps {
-    /// offer id -> (local day, conversions that day)
-    offers: RwLock<HashMap<i64, Mutex<(i64, i64)>>>,
-    /// The zone each offer's count was restored from the store in: a cap added or moved to
-    /// another zone later needs its count read again ([`ConversionCaps::needs_restore`]).
-    restored: Mutex<HashMap<i64, Tz>>,
+    offers: RwLock<HashMap<i64, Mutex<Count>>>,
+}
+
+fn locked(count: &Mutex<Count>) -> std::sync::MutexGuard<'_, Count> {
+    count
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ConversionCaps {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, Mutex<Count>>> {
+        self.offers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Mutex<Count>>> {
+        self.offers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Today's conversions of an offer as of `now`.
     pub fn today(&self, offer: i64, tz: Tz, now: i64) -> i64 {
         let day = day_of(tz, now);
-        let offers = match self.offers.read() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        offers
+        self.read()
             .get(&offer)
-            .map(|entry| {
-                let entry = match entry.lock() {
-                    Ok(e) => e,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                if entry.0 == day { entry.1 } else { 0 }
+            .map(|count| {
+                let count = locked(count);
+                if count.day == day {
+                    count.conversions
+                } else {
+                    0
+                }
             })
             .unwrap_or(0)
     }
@@ -81,70 +101,53 @@ impl ConversionCaps {
     /// earlier day than the one kept are ignored; a later day starts afresh.
     pub fn add(&self, offer: i64, tz: Tz, at: i64, delta: i64) {
         let day = day_of(tz, at);
-        let update = |entry: &Mutex<(i64, i64)>| {
-            let mut entry = match entry.lock() {
-                Ok(e) => e,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if entry.0 < day {
-                *entry = (day, 0);
+        let update = |count: &Mutex<Count>| {
+            let mut count = locked(count);
+            if count.day < day {
+                count.day = day;
+                count.conversions = 0;
             }
-            if entry.0 == day {
-                entry.1 = (entry.1 + delta).max(0);
+            if count.day == day {
+                count.conversions = (count.conversions + delta).max(0);
             }
         };
-        {
-            let offers = match self.offers.read() {
-                Ok(map) => map,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if let Some(entry) = offers.get(&offer) {
-                update(entry);
-                return;
-            }
+        if let Some(count) = self.read().get(&offer) {
+            update(count);
+            return;
         }
-        let mut offers = match self.offers.write() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        update(offers.entry(offer).or_insert_with(|| Mutex::new((day, 0))));
+        update(self.write().entry(offer).or_insert_with(|| {
+            Mutex::new(Count {
+                read_in: None,
+                day,
+                conversions: 0,
+            })
+        }));
     }
 
-    /// Sets today's count, read from the store (at start, and when a cap is new or changed its
-    /// zone).
+    /// Sets today's count, read from the store in `tz` (at start, and when a cap is new or
+    /// changed its zone).
     pub fn restore(&self, offer: i64, tz: Tz, now: i64, count: i64) {
-        let mut offers = match self.offers.write() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
+        let count = Count {
+            read_in: Some(tz),
+            day: day_of(tz, now),
+            conversions: count.max(0),
         };
-        offers.insert(offer, Mutex::new((day_of(tz, now), count.max(0))));
-        let mut restored = match self.restored.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        restored.insert(offer, tz);
+        self.write().insert(offer, Mutex::new(count));
     }
 
-    /// Forgets the restored counts of offers that are not capped in the snapshot now serving
-    /// (no cap any more, archived, or not routable): postbacks stop counting for them, so a cap
+    /// Keeps the counts of the offers capped in the snapshot now serving and forgets the rest
+    /// (no cap any more, disabled, not routable): postbacks do not count for them, so a cap
     /// they get back is read from the store again.
-    pub fn keep_restored(&self, capped: &std::collections::HashSet<i64>) {
-        let mut restored = match self.restored.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        restored.retain(|offer, _| capped.contains(offer));
+    pub fn keep_only(&self, capped: &std::collections::HashSet<i64>) {
+        self.write().retain(|offer, _| capped.contains(offer));
     }
 
-    /// Whether a cap in `tz` on `offer` has no count from the store yet: the cap was added (or
-    /// moved to another zone) after the counts were restored, and postbacks were not counted
-    /// for it until then.
+    /// Whether a cap in `tz` on `offer` has no count read from the store in that zone yet (new
+    /// to this process, moved to another zone, or back after it was forgotten).
     pub fn needs_restore(&self, offer: i64, tz: Tz) -> bool {
-        let restored = match self.restored.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        restored.get(&offer) != Some(&tz)
+        self.read()
+            .get(&offer)
+            .is_none_or(|count| locked(count).read_in != Some(tz))
     }
 }
 

@@ -79,7 +79,12 @@ impl Visit {
 
     /// `scheme://host` of the tracker as the visitor reached it.
     pub fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme, self.host)
+        self.url("")
+    }
+
+    /// `scheme://host` followed by `path` (which starts with `/`), in one string.
+    pub fn url(&self, path: impl std::fmt::Display) -> String {
+        format!("{}://{}{path}", self.scheme, self.host)
     }
 }
 
@@ -143,7 +148,7 @@ impl ActionEnv for ClickActionEnv<'_, '_> {
             .env
             .signer
             .sign(&json!({ "k": "hop", "u": url, "exp": self.ctx.now + 300 }));
-        format!("{}/?_hop={token}", self.ctx.visit.base_url())
+        self.ctx.visit.url(format_args!("/?_hop={token}"))
     }
 
     fn owner(&self) -> Option<FileOwner> {
@@ -559,7 +564,7 @@ fn landing_offer_link(ctx: &ClickContext<'_>) -> String {
         ctx.ttl_seconds(),
     )
     .unwrap_or_default();
-    format!("{}/?_lp=1&_token={token}", ctx.visit.base_url())
+    ctx.visit.url(format_args!("/?_lp=1&_token={token}"))
 }
 
 /// What a landing -> offer token restores.
