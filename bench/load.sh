@@ -16,7 +16,11 @@
 #
 # Loopback only (127.0.0.1). Every run is bounded in time. Environment knobs:
 #   ROUNDS (4), RUN_SECONDS (10), THREADS (2), CONNECTIONS (32), LATENCY_SECONDS (10),
-#   LATENCY_ROUNDS (2), KEEP_WORK (unset: the temp dir is removed), CARGO_TARGET_DIR.
+#   LATENCY_ROUNDS (2), KEEP_WORK (unset: the temp dir is removed), CARGO_TARGET_DIR,
+#   DATABASE (sqlite; or postgres: a fresh database switchyard_bench on 127.0.0.1:5432, and
+#   the CPU per request of that PostgreSQL cluster's processes is reported beside the server's,
+#   db_cpu_us/req: every process of the cluster counts, so other work on it counts too, and a
+#   backend that exits during a run is left out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -27,6 +31,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LATENCY_ROUNDS=${LATENCY_ROUNDS:-2}
+DATABASE=${DATABASE:-sqlite}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchyard-target-bench}
 
 say() { echo "== $*" >&2; }
@@ -52,13 +57,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+case $DATABASE in
+  sqlite) db_url="sqlite://$work/db/switchyard.db" ;;
+  postgres)
+    command -v psql >/dev/null 2>&1 || { echo "DATABASE=postgres needs psql" >&2; exit 1; }
+    db_url="postgres://postgres@127.0.0.1:5432/switchyard_bench"
+    pg() { psql -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; }
+    pg -d postgres -c 'DROP DATABASE IF EXISTS switchyard_bench WITH (FORCE)' \
+      -c 'CREATE DATABASE switchyard_bench' >&2
+    # The cluster's postmaster, whose children are the processes db_ticks adds up.
+    postmaster=$(head -n 1 "$(pg -d postgres -c 'SHOW data_directory')/postmaster.pid")
+    ;;
+  *) echo "DATABASE is sqlite or postgres, not $DATABASE" >&2; exit 1 ;;
+esac
+
 cat >"$work/config.toml" <<EOF
 [server]
 listen = "127.0.0.1:0"
 data_dir = "data"
 
 [database]
-url = "sqlite://$work/db/switchyard.db"
+url = "$db_url"
 
 [demo]
 seed = false
@@ -100,6 +119,15 @@ clk_tck=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of a process, in clock ticks (fields 14, 15 of /proc/PID/stat)
   sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
+db_ticks() { # CPU ticks of the PostgreSQL cluster's processes (0 with SQLite: it runs inside the server)
+  [ "$DATABASE" = postgres ] || { echo 0; return; }
+  local total=0 pid ticks
+  for pid in "$postmaster" $(pgrep -P "$postmaster"); do
+    ticks=$(cpu_ticks "$pid" 2>/dev/null || true) # empty when the process has just exited
+    total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}
 health() { curl -s "http://$sy_addr/health"; }
 drain() { # waits (at most 30 s) until the click queue is empty
   for _ in $(seq 1 300); do
@@ -114,24 +142,27 @@ run=0
 wrk_run() {
   local label=$1 pid=$2 addr=$3 alias=$4 round=$5
   run=$((run + 1))
-  local before after out
+  local before after out db_before db_after
   [ "$pid" = "$sy_pid" ] && drain
   before=$(cpu_ticks "$pid")
+  db_before=$(db_ticks)
   out=$(BENCH_DATA="$repo/bench/data" BENCH_ALIAS="$alias" BENCH_OFFSET=$((run * 100000000)) \
     WRK_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${RUN_SECONDS}s" --latency \
     -s bench/load.lua "http://$addr/$alias")
   [ "$pid" = "$sy_pid" ] && drain
   after=$(cpu_ticks "$pid")
+  db_after=$(db_ticks)
   echo "$out" >>"$work/wrk.log"
-  echo "$out" | awk -v label="$label" -v round="$round" -v ticks=$((after - before)) -v hz="$clk_tck" '
+  echo "$out" | awk -v label="$label" -v round="$round" -v ticks=$((after - before)) -v hz="$clk_tck" \
+    -v dbticks=$((db_after - db_before)) '
     /requests in/ { requests = $1 }
     /Requests\/sec/ { rps = $2 }
     /Non-2xx or 3xx/ { bad = $NF }
     /Socket errors/ { errors = $0 }
     $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 }
     END {
-      printf "%s %d %.0f %d %.2f %.2f %d %s %s\n", label, round, rps, requests, ticks / hz,
-        ticks / hz * 1e6 / requests, bad + 0, p50, p99
+      printf "%s %d %.0f %d %.2f %.2f %d %s %s %.2f\n", label, round, rps, requests, ticks / hz,
+        ticks / hz * 1e6 / requests, bad + 0, p50, p99, dbticks / hz * 1e6 / requests
       if (errors != "") print "   " label " round " round ": " errors > "/dev/stderr"
     }' | tee -a "$work/rounds.txt" >&2
 }
@@ -144,7 +175,7 @@ for target in "$sy_addr bench" "$bare_addr bench" "$sy_addr bench-nc"; do
 done
 
 say "throughput: $ROUNDS rounds x 3 targets x ${RUN_SECONDS}s, $THREADS threads, $CONNECTIONS connections"
-echo "target round rps requests cpu_s cpu_us_per_req non_3xx wrk_p50 wrk_p99" >&2
+echo "target round rps requests cpu_s cpu_us_per_req non_3xx wrk_p50 wrk_p99 db_cpu_us_per_req" >&2
 : >"$work/rounds.txt"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="A B C"; else order="C B A"; fi
@@ -206,7 +237,12 @@ for round in $(seq 1 "$LATENCY_ROUNDS"); do
 done
 
 recorder=$(health | sed 's/.*"recorder":\({[^}]*}\).*/\1/')
-clicks=$(sqlite3 "$work/db/switchyard.db" 'SELECT count(*), sum(is_unique_campaign), count(DISTINCT stream_id) FROM clicks' 2>/dev/null || echo "n/a")
+count='SELECT count(*), sum(is_unique_campaign::int), count(DISTINCT stream_id) FROM clicks'
+if [ "$DATABASE" = postgres ]; then
+  clicks=$(pg -d switchyard_bench -c "$count" 2>/dev/null || echo "n/a")
+else
+  clicks=$(sqlite3 "$work/db/switchyard.db" "${count/::int/}" 2>/dev/null || echo "n/a")
+fi
 
 cat <<EOF
 
@@ -214,7 +250,8 @@ Switchyard click path vs bare axum 302 — $(date -u '+%Y-%m-%d %H:%M UTC')
 machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load average now: $(cut -d' ' -f1-3 /proc/loadavg)
 wrk: $THREADS threads, $CONNECTIONS connections, ${RUN_SECONDS}s per run, $ROUNDS rounds (A B C / C B A)
 
-per run (target round req/s requests cpu_s cpu_us/req non-3xx wrk_p50 wrk_p99):
+database: $DATABASE
+per run (target round req/s requests cpu_s cpu_us/req non-3xx wrk_p50 wrk_p99 db_cpu_us/req):
 $(sed 's/^/  /' "$work/rounds.txt")
 
 $summary

@@ -90,6 +90,15 @@ impl TestDb {
         .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// [`TestDb::config`] for a server behind a proxy on loopback (X-Forwarded-For names the
+    /// visitor, as the tests' clients send it), without the demo data.
+    pub fn config_behind_proxy(&self, extra: &str) -> Result<Config> {
+        let mut config = self.config(extra)?;
+        config.server.trusted_proxies = vec!["127.0.0.1/32".parse().map_err(anyhow::Error::msg)?];
+        config.demo.seed = false;
+        Ok(config)
+    }
+
     /// Runs `sql` (a SELECT) and returns every row with each column as text
     /// (booleans as "true"/"false", NULL as "NULL"), whatever the backend.
     pub async fn rows(&self, sql: &str, columns: &[&str]) -> Result<Vec<HashMap<String, String>>> {
@@ -199,6 +208,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, extra: &str) -> Result<TestServer> {
+        TestServer::from_config(db.config(extra)?).await
+    }
+
+    pub async fn from_config(config: Config) -> Result<TestServer> {
         // The server's log, when asked for with RUST_LOG (captured per test by the runner).
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt()
@@ -206,7 +219,7 @@ impl TestServer {
                 .with_test_writer()
                 .try_init();
         }
-        let server = switchyard::server::start(db.config(extra)?).await?;
+        let server = switchyard::server::start(config).await?;
         let base = format!("http://{}", server.local_addr);
         Ok(TestServer { server, base })
     }
@@ -228,6 +241,41 @@ impl TestServer {
             .rebuild(self.server.store().as_ref())
             .await
             .expect("rebuild");
+    }
+
+    /// A new active offer redirecting to `url`; its id.
+    pub async fn external_offer(&self, name: &str, url: &str) -> i64 {
+        self.store()
+            .create_offer(&switchyard::model::NewTarget::external(name, url))
+            .await
+            .expect("create an offer")
+            .id
+    }
+
+    /// `GET /health` as JSON.
+    pub async fn health(&self) -> serde_json::Value {
+        client()
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("GET /health")
+            .json()
+            .await
+            .expect("/health answers JSON")
+    }
+
+    /// Where `GET /{alias}` redirects; the answer must be a 302.
+    pub async fn location(&self, alias: &str) -> String {
+        let response = client()
+            .get(self.url(&format!("/{alias}")))
+            .send()
+            .await
+            .expect("GET a campaign link");
+        assert_eq!(response.status(), 302, "GET /{alias}");
+        response.headers()["location"]
+            .to_str()
+            .expect("a text Location")
+            .to_string()
     }
 
     pub async fn stop(self) {

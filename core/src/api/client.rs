@@ -3,9 +3,18 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
+use axum::http::header::{
+    ACCEPT_LANGUAGE, AsHeaderName, COOKIE, HOST, HeaderName, REFERER, USER_AGENT,
+};
 
 use super::AppState;
 use crate::traffic::{IpNet, Visit, normalise_ip};
+
+// Header names as values: looking a header up by `&str` parses the name on every call.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Builds the `Visit` of an HTTP request: client IP, UA, referrer, language, query, headers,
 /// host, scheme and the visitor cookie named `cookie_name`.
@@ -20,15 +29,15 @@ pub fn visit_from_request(
     let from_proxy = trusted
         .iter()
         .any(|net| net.contains(normalise_ip(peer.ip())));
-    let forwarded = |name: &str| {
+    let forwarded = |name: HeaderName| {
         from_proxy
             .then(|| header_text(headers, name))
             .filter(|v| !v.is_empty())
     };
-    let host = forwarded("x-forwarded-host")
-        .or_else(|| Some(header_text(headers, "host")).filter(|h| !h.is_empty()))
+    let host = forwarded(X_FORWARDED_HOST)
+        .or_else(|| Some(header_text(headers, HOST)).filter(|h| !h.is_empty()))
         .unwrap_or_else(|| state.config.server.listen.to_string());
-    let scheme = forwarded("x-forwarded-proto")
+    let scheme = forwarded(X_FORWARDED_PROTO)
         .filter(|p| p == "https")
         .unwrap_or_else(|| "http".into());
     // Forwarding headers of a trusted proxy were consumed choosing the IP; keep the rest.
@@ -50,8 +59,8 @@ pub fn visit_from_request(
         .collect();
     Visit {
         ip: client_ip(peer, headers, trusted),
-        user_agent: header_text(headers, "user-agent"),
-        referrer: header_text(headers, "referer"),
+        user_agent: header_text(headers, USER_AGENT),
+        referrer: header_text(headers, REFERER),
         language: language(headers),
         query: query
             .map(|q| {
@@ -73,7 +82,7 @@ pub fn visit_from_request(
 /// The value of cookie `name` from the Cookie headers.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
-        .get_all("cookie")
+        .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -92,7 +101,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     }
     // Right to left: the last header's last address first.
     let forwarded = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .rev()
         .filter_map(|v| v.to_str().ok())
@@ -104,7 +113,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         return ip;
     }
     headers
-        .get("x-real-ip")
+        .get(X_REAL_IP)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .map(normalise_ip)
@@ -114,7 +123,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
 /// The primary language subtag of the first Accept-Language entry (`en-US,en;q=0.9` -> `en`).
 pub fn language(headers: &HeaderMap) -> String {
     headers
-        .get("accept-language")
+        .get(ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .map(|tag| tag.split(';').next().unwrap_or("").trim())
@@ -127,7 +136,7 @@ pub fn language(headers: &HeaderMap) -> String {
 }
 
 /// A header as text, or "" when absent or not valid text.
-pub fn header_text(headers: &HeaderMap, name: &str) -> String {
+pub fn header_text(headers: &HeaderMap, name: impl AsHeaderName) -> String {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

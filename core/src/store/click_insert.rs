@@ -27,7 +27,7 @@ pub(crate) const ROWS_PER_STATEMENT: [usize; 4] = [64, 16, 4, 1];
 /// listed column costs a bound value per row, so a batch is inserted by statements of the
 /// narrowest width that holds its clicks ([`Width::of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Width {
+pub struct Width {
     pub sub_ids: usize,
     pub extra_params: usize,
 }
@@ -46,7 +46,7 @@ impl Width {
     /// The narrowest built width that lists every non-empty sub id and extra param of `click`
     /// (grouping a batch by width reorders its rows, so click ids follow arrival only within
     /// a width).
-    pub(crate) fn of(click: &Click) -> Width {
+    pub fn of(click: &Click) -> Width {
         let used = |values: &[String]| {
             values
                 .iter()
@@ -96,7 +96,7 @@ fn text_columns(width: Width) -> Vec<bool> {
 
 /// The click columns in insert order at `width`; [`for_each_click_value`] visits values in
 /// exactly this order.
-pub(crate) fn click_columns(width: Width) -> Vec<String> {
+pub fn click_columns(width: Width) -> Vec<String> {
     let mut columns: Vec<String> = [
         "sub_id",
         "visitor_code",
@@ -165,7 +165,7 @@ pub(crate) fn click_columns(width: Width) -> Vec<String> {
 }
 
 /// One click value to bind, borrowed from the click.
-pub(crate) enum ClickValue<'a> {
+pub enum ClickValue<'a> {
     Text(&'a str),
     Int(i64),
     OptInt(Option<i64>),
@@ -174,7 +174,7 @@ pub(crate) enum ClickValue<'a> {
 }
 
 /// Calls `bind` with the click's values in [`click_columns`] order at `width`.
-pub(crate) fn for_each_click_value<'a>(
+pub fn for_each_click_value<'a>(
     click: &'a Click,
     width: Width,
     mut bind: impl FnMut(ClickValue<'a>),

@@ -27,6 +27,9 @@ use crate::model::{
 };
 use crate::traffic::RoutingData;
 
+/// A click's row as the insert writes it: its columns at a width and its values in that order
+/// (public for `bench`'s insert-cost, which binds the same row through a direct writer).
+pub use click_insert::{ClickValue, Width, click_columns, for_each_click_value};
 pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,

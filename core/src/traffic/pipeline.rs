@@ -776,32 +776,29 @@ fn new_click(route: &CampaignRoute, visit: &Visit) -> Click {
     click.user_agent = visit.user_agent.clone();
     click.referrer = visit.referrer.clone();
     click.language = visit.language.clone();
-    let names = &route.params;
-    let text = |name: &str| visit.param(name).unwrap_or_default().to_string();
-    click.keyword = text(&names.keyword);
-    click.source = text(&names.source);
-    click.external_id = text(&names.external_id);
-    click.creative_id = text(&names.creative_id);
-    click.ad_campaign_id = text(&names.ad_campaign_id);
-    click.x_requested_with = visit
-        .header("x-requested-with")
-        .map(str::to_string)
-        .unwrap_or_else(|| text(&names.x_requested_with));
+    // Each parameter once: the fields it feeds take the first value of its name (as
+    // `Visit::param` gives).
+    let mut set = 0u64;
+    for (name, value) in &visit.query {
+        let Some(fields) = route.params.fields.get(name.as_str()) else {
+            continue;
+        };
+        for field in fields {
+            if set & field.bit() == 0 {
+                set |= field.bit();
+                if let Some(slot) = field.slot(&mut click) {
+                    slot.clone_from(value);
+                }
+            }
+        }
+    }
+    if let Some(header) = visit.header("x-requested-with") {
+        click.x_requested_with = header.to_string();
+    }
     click.search_engine = search_engine(&click.referrer).to_string();
     if click.keyword.is_empty() && !click.search_engine.is_empty() {
         click.keyword = referrer_keyword(&click.referrer);
     }
-    for (slot, name) in click.sub_ids.iter_mut().zip(&names.sub_ids) {
-        *slot = text(name);
-    }
-    for (slot, name) in click.extra_params.iter_mut().zip(&names.extra_params) {
-        *slot = text(name);
-    }
-    click.utm_source = text("utm_source");
-    click.utm_medium = text("utm_medium");
-    click.utm_campaign = text("utm_campaign");
-    click.utm_term = text("utm_term");
-    click.utm_content = text("utm_content");
     click.params =
         serde_json::to_string(&QueryObject(&visit.query)).unwrap_or_else(|_| "{}".into());
     click

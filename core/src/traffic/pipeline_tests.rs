@@ -996,6 +996,8 @@ fn campaign_parameters_map_query_parameters_to_click_fields() {
         "external_id": {"name": ""},
         "creative_id": {"name": "cr"},
         "ad_campaign_id": {"name": "cmp"},
+        "sub_id_30": {"name": "src"},
+        "x_requested_with": "xrw",
     });
     let tracker = Tracker::one_campaign(
         c,
@@ -1015,6 +1017,10 @@ fn campaign_parameters_map_query_parameters_to_click_fields() {
         ("cr", "banner"),
         ("cmp", "42"),
         ("extra_param_3", "x3"),
+        ("utm_source", "news"),
+        ("s1", "repeated"),
+        ("src", "repeated"),
+        ("xrw", "from-query"),
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .to_vec();
@@ -1039,6 +1045,19 @@ fn campaign_parameters_map_query_parameters_to_click_fields() {
     assert_eq!(click.creative_id, "banner");
     assert_eq!(click.ad_campaign_id, "42");
     assert_eq!(click.extra_params[2], "x3");
+    assert_eq!(click.utm_source, "news");
+    assert_eq!(
+        (click.sub_ids[29].as_str(), click.source.as_str()),
+        ("facebook", "facebook"),
+        "one parameter feeds every field mapped to it, with its first value"
+    );
+    assert_eq!(click.x_requested_with, "from-query");
+    visit.headers = vec![("x-requested-with".into(), "com.example.app".into())];
+    assert_eq!(
+        tracker.route(1, &visit).click.x_requested_with,
+        "com.example.app",
+        "the header wins over the parameter"
+    );
     let params: Value = serde_json::from_str(&click.params).unwrap();
     assert_eq!(params["kw"], "shoes");
     assert_eq!(params["keyword"], "ignored");

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Campaign, Landing, ObjectState, Offer, Stream, StreamSchema, StreamType};
+use crate::model::{
+    Campaign, Click, EXTRA_PARAM_COUNT, Landing, ObjectState, Offer, SUB_ID_COUNT, Stream,
+    StreamSchema, StreamType,
+};
 use crate::registry::{Action, Filter, Registry};
 
 /// What the store hands over to build a snapshot: the active objects routing can reach.
@@ -50,19 +53,84 @@ pub struct StreamRoute {
     pub runnable: bool,
 }
 
+/// A click field that a query parameter feeds (see [`ParamNames`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamField {
+    Keyword,
+    Source,
+    ExternalId,
+    CreativeId,
+    AdCampaignId,
+    XRequestedWith,
+    /// `sub_id_{n + 1}`.
+    SubId(usize),
+    /// `extra_param_{n + 1}`.
+    ExtraParam(usize),
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    UtmTerm,
+    UtmContent,
+}
+
+impl ParamField {
+    /// The field's text in `click` (`None` for a sub id or extra param past the model's).
+    pub fn slot(self, click: &mut Click) -> Option<&mut String> {
+        Some(match self {
+            ParamField::Keyword => &mut click.keyword,
+            ParamField::Source => &mut click.source,
+            ParamField::ExternalId => &mut click.external_id,
+            ParamField::CreativeId => &mut click.creative_id,
+            ParamField::AdCampaignId => &mut click.ad_campaign_id,
+            ParamField::XRequestedWith => &mut click.x_requested_with,
+            ParamField::SubId(n) => return click.sub_ids.get_mut(n),
+            ParamField::ExtraParam(n) => return click.extra_params.get_mut(n),
+            ParamField::UtmSource => &mut click.utm_source,
+            ParamField::UtmMedium => &mut click.utm_medium,
+            ParamField::UtmCampaign => &mut click.utm_campaign,
+            ParamField::UtmTerm => &mut click.utm_term,
+            ParamField::UtmContent => &mut click.utm_content,
+        })
+    }
+
+    /// A bit of its own among every field (51 of them), to tell which are set.
+    pub fn bit(self) -> u64 {
+        debug_assert!(match self {
+            ParamField::SubId(n) => n < SUB_ID_COUNT,
+            ParamField::ExtraParam(n) => n < EXTRA_PARAM_COUNT,
+            _ => true,
+        });
+        let index = match self {
+            ParamField::Keyword => 0,
+            ParamField::Source => 1,
+            ParamField::ExternalId => 2,
+            ParamField::CreativeId => 3,
+            ParamField::AdCampaignId => 4,
+            ParamField::XRequestedWith => 5,
+            ParamField::UtmSource => 6,
+            ParamField::UtmMedium => 7,
+            ParamField::UtmCampaign => 8,
+            ParamField::UtmTerm => 9,
+            ParamField::UtmContent => 10,
+            ParamField::SubId(n) => 11 + n.min(SUB_ID_COUNT - 1),
+            ParamField::ExtraParam(n) => 11 + SUB_ID_COUNT + n.min(EXTRA_PARAM_COUNT - 1),
+        };
+        1 << index
+    }
+}
+
+const _: () = assert!(11 + SUB_ID_COUNT + EXTRA_PARAM_COUNT <= 64);
+
 /// Which query parameter feeds each click field: the campaign's `parameters` mapping, or the
-/// field's own name. Worked out once per snapshot, not per click.
-#[derive(Debug, Clone, Default)]
+/// field's own name (`utm_*` always by their own). Worked out once per snapshot, not per
+/// click, as a map from parameter name to fields, so a click looks up each parameter it
+/// carries once instead of every field's name in its query.
+#[derive(Debug, Clone)]
 pub struct ParamNames {
-    pub keyword: String,
-    pub source: String,
-    pub external_id: String,
-    pub creative_id: String,
-    pub ad_campaign_id: String,
-    pub x_requested_with: String,
+    /// The parameter that carries the click's cost.
     pub cost: String,
-    pub sub_ids: Vec<String>,
-    pub extra_params: Vec<String>,
+    /// Parameter name -> the click fields it feeds (a name may feed several).
+    pub fields: HashMap<String, Vec<ParamField>>,
 }
 
 impl ParamNames {
@@ -77,20 +145,40 @@ impl ParamNames {
                 .unwrap_or(field)
                 .to_string()
         };
+        let mut fields: HashMap<String, Vec<ParamField>> = HashMap::new();
+        let mut feed =
+            |name: String, field: ParamField| fields.entry(name).or_default().push(field);
+        for (key, field) in [
+            ("keyword", ParamField::Keyword),
+            ("source", ParamField::Source),
+            ("external_id", ParamField::ExternalId),
+            ("creative_id", ParamField::CreativeId),
+            ("ad_campaign_id", ParamField::AdCampaignId),
+            ("x_requested_with", ParamField::XRequestedWith),
+        ] {
+            feed(name(key), field);
+        }
+        for n in 0..SUB_ID_COUNT {
+            feed(name(&format!("sub_id_{}", n + 1)), ParamField::SubId(n));
+        }
+        for n in 0..EXTRA_PARAM_COUNT {
+            feed(
+                name(&format!("extra_param_{}", n + 1)),
+                ParamField::ExtraParam(n),
+            );
+        }
+        for (key, field) in [
+            ("utm_source", ParamField::UtmSource),
+            ("utm_medium", ParamField::UtmMedium),
+            ("utm_campaign", ParamField::UtmCampaign),
+            ("utm_term", ParamField::UtmTerm),
+            ("utm_content", ParamField::UtmContent),
+        ] {
+            feed(key.to_string(), field);
+        }
         ParamNames {
-            keyword: name("keyword"),
-            source: name("source"),
-            external_id: name("external_id"),
-            creative_id: name("creative_id"),
-            ad_campaign_id: name("ad_campaign_id"),
-            x_requested_with: name("x_requested_with"),
             cost: name("cost"),
-            sub_ids: (1..=crate::model::SUB_ID_COUNT)
-                .map(|i| name(&format!("sub_id_{i}")))
-                .collect(),
-            extra_params: (1..=crate::model::EXTRA_PARAM_COUNT)
-                .map(|i| name(&format!("extra_param_{i}")))
-                .collect(),
+            fields,
         }
     }
 }

@@ -324,6 +324,25 @@ async fn postbacks_close_the_loop(backend: Backend) {
     assert!(outcomes.contains(&"unknown_sub_id"));
     assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 2);
     assert!(outcomes.contains(&"duplicate"));
+    // A log that does not exist, and a limit out of range, are the client's mistakes.
+    for (path, status, field) in [
+        ("logs/nope", 404, "type"),
+        ("logs/postbacks?limit=-1", 400, "limit"),
+        ("logs/sent_postbacks?offset=x", 400, "offset"),
+    ] {
+        let response = client()
+            .get(server.url(&format!("/admin_api/v1/{path}")))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{path}: {answer}"
+        );
+    }
 
     // Concurrent copies of one postback count once.
     let d = click(&server, "conv").await;
@@ -576,6 +595,16 @@ async fn costs_are_spread_exactly(backend: Backend) {
             "{answer}"
         );
     }
+    let (status, answer) = admin(
+        &server,
+        "campaigns/999999/update_costs",
+        json!({"start_date": "2000-01-01", "end_date": "2100-01-01", "cost": "1"}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("id: no campaign 999999"))
+    );
     assert_eq!(
         cost_totals(&server).await["cost"],
         3,
@@ -913,44 +942,12 @@ async fn postgres_labels_and_clean() {
     labels_and_clean(Backend::Postgres).await;
 }
 
-async fn location(server: &TestServer, alias: &str) -> String {
-    let response = client()
-        .get(server.url(&format!("/{alias}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
-    response.headers()["location"].to_str().unwrap().to_string()
-}
-
-async fn capped_offers_send_to_the_alternative(backend: Backend) {
-    use switchyard::model::{NewTarget, StreamSchema, StreamType};
-    let db = TestDb::new(backend).await.unwrap();
-    let server = TestServer::start(&db, &extra()).await.unwrap();
+/// A campaign `alias` whose one stream sends every click to `offer`.
+async fn offer_campaign(server: &TestServer, alias: &str, offer: i64) {
+    use switchyard::model::{StreamSchema, StreamType};
     let store = server.store();
-    let capped = store
-        .create_offer(&NewTarget::external(
-            "Capped",
-            "https://capped.test/?subid={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    let alternative = store
-        .create_offer(&NewTarget::external(
-            "Alternative",
-            "https://alternative.test/?subid={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    db.execute(&format!(
-        "UPDATE offers SET daily_cap = 1, conversion_timezone = 'Pacific/Auckland', alternative_offer_id = {alternative} WHERE id = {capped}"
-    ))
-    .await
-    .unwrap();
     let campaign = store
-        .create_campaign(&NewCampaign::new("cap", "Cap", "tok-cap"))
+        .create_campaign(&NewCampaign::new(alias, alias, &format!("tok-{alias}")))
         .await
         .unwrap();
     let mut stream = NewStream::new(
@@ -959,11 +956,28 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
         StreamSchema::Landings,
         "http",
     );
-    stream.offers = vec![(capped, 100)];
+    stream.offers = vec![(offer, 100)];
     store.create_stream(&stream).await.unwrap();
+}
+
+async fn capped_offers_send_to_the_alternative(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let capped = server
+        .external_offer("Capped", "https://capped.test/?subid={subid}")
+        .await;
+    let alternative = server
+        .external_offer("Alternative", "https://alternative.test/?subid={subid}")
+        .await;
+    db.execute(&format!(
+        "UPDATE offers SET daily_cap = 1, conversion_timezone = 'Pacific/Auckland', alternative_offer_id = {alternative} WHERE id = {capped}"
+    ))
+    .await
+    .unwrap();
+    offer_campaign(&server, "cap", capped).await;
     server.reload().await;
 
-    let first = location(&server, "cap").await;
+    let first = server.location("cap").await;
     assert!(first.starts_with("https://capped.test/"), "{first}");
     wait_for_clicks(&server, 1).await;
     let (_, body) = postback(
@@ -973,7 +987,7 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     )
     .await;
     assert_eq!(outcome(&body), "accepted");
-    let second = location(&server, "cap").await;
+    let second = server.location("cap").await;
     assert!(
         second.starts_with("https://alternative.test/"),
         "the cap of 1 is reached: {second}"
@@ -982,39 +996,17 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
 
     // After a restart the count comes back from the store.
     let server = TestServer::start(&db, &extra()).await.unwrap();
-    let third = location(&server, "cap").await;
+    let third = server.location("cap").await;
     assert!(third.starts_with("https://alternative.test/"), "{third}");
 
     // A cap added while the tracker runs counts today's conversions made before it.
-    let store = server.store();
-    let late = store
-        .create_offer(&NewTarget::external(
-            "Late",
-            "https://late.test/?subid={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    let spare = store
-        .create_offer(&NewTarget::external(
-            "Spare",
-            "https://spare.test/?subid={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    let campaign = store
-        .create_campaign(&NewCampaign::new("late", "Late", "tok-late"))
-        .await
-        .unwrap();
-    let mut stream = NewStream::new(
-        campaign.id,
-        StreamType::Regular,
-        StreamSchema::Landings,
-        "http",
-    );
-    stream.offers = vec![(late, 100)];
-    store.create_stream(&stream).await.unwrap();
+    let late = server
+        .external_offer("Late", "https://late.test/?subid={subid}")
+        .await;
+    let spare = server
+        .external_offer("Spare", "https://spare.test/?subid={subid}")
+        .await;
+    offer_campaign(&server, "late", late).await;
     server.reload().await;
     let convert = |link: String, clicks: i64| {
         let server = &server;
@@ -1025,7 +1017,7 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
             assert_eq!(outcome(&body), "accepted");
         }
     };
-    let before_cap = location(&server, "late").await;
+    let before_cap = server.location("late").await;
     assert!(before_cap.starts_with("https://late.test/"), "{before_cap}");
     convert(before_cap, 4).await;
     let set_cap = |daily: i64| {
@@ -1035,7 +1027,7 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     };
     db.execute(&set_cap(1)).await.unwrap();
     server.reload().await;
-    let capped_now = location(&server, "late").await;
+    let capped_now = server.location("late").await;
     assert!(
         capped_now.starts_with("https://spare.test/"),
         "the conversion made before the cap reaches it without a restart: {capped_now}"
@@ -1043,12 +1035,12 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     // Removed and added again, the cap is read again (postbacks did not count meanwhile).
     db.execute(&set_cap(0)).await.unwrap();
     server.reload().await;
-    let uncapped = location(&server, "late").await;
+    let uncapped = server.location("late").await;
     assert!(uncapped.starts_with("https://late.test/"), "{uncapped}");
     convert(uncapped.clone(), 6).await;
     db.execute(&set_cap(2)).await.unwrap();
     server.reload().await;
-    let capped_again = location(&server, "late").await;
+    let capped_again = server.location("late").await;
     assert!(
         capped_again.starts_with("https://spare.test/"),
         "two conversions today reach the new cap of 2: {capped_again}"
@@ -1057,7 +1049,7 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     // with a higher cap, its count is read again.
     db.execute(&set_cap(10)).await.unwrap();
     server.reload().await;
-    let last = location(&server, "late").await;
+    let last = server.location("late").await;
     assert!(last.starts_with("https://late.test/"), "{last}");
     db.execute(&format!(
         "UPDATE offers SET state = 'disabled' WHERE id = {late}"
@@ -1072,7 +1064,7 @@ async fn capped_offers_send_to_the_alternative(backend: Backend) {
     .await
     .unwrap();
     server.reload().await;
-    let back = location(&server, "late").await;
+    let back = server.location("late").await;
     assert!(
         back.starts_with("https://spare.test/"),
         "three conversions today reach the cap of 3: {back}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchyard::model::{NewCampaign, NewStream, NewTarget, ObjectState, StreamSchema, StreamType};
+use switchyard::model::{NewCampaign, NewStream, ObjectState, StreamSchema, StreamType};
 use switchyard_tests::{Backend, TestDb, TestServer, client, test_data};
 
 const OPEN_API_TOKEN: &str = "open-api-token-0123456789";
@@ -53,32 +53,18 @@ struct World {
 
 async fn world(server: &TestServer, db: &TestDb) -> World {
     let store = server.store();
-    let offer = store
-        .create_offer(&NewTarget::external(
-            "Test Offer",
-            "https://adv.test/?click_id={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    let second = store
-        .create_offer(&NewTarget::external(
-            "Capped Offer",
-            "https://second.test/?c={subid}",
-        ))
-        .await
-        .unwrap()
-        .id;
-    let inactive = store
-        .create_offer(&NewTarget::external("Old Offer", "https://old.test/"))
-        .await
-        .unwrap()
-        .id;
-    let unused = store
-        .create_offer(&NewTarget::external("Unused", "https://unused.test/"))
-        .await
-        .unwrap()
-        .id;
+    let offer = server
+        .external_offer("Test Offer", "https://adv.test/?click_id={subid}")
+        .await;
+    let second = server
+        .external_offer("Capped Offer", "https://second.test/?c={subid}")
+        .await;
+    let inactive = server
+        .external_offer("Old Offer", "https://old.test/")
+        .await;
+    let unused = server
+        .external_offer("Unused", "https://unused.test/")
+        .await;
     db.execute(&format!(
         "UPDATE offers SET state = 'disabled' WHERE id = {inactive}"
     ))

@@ -54,12 +54,8 @@ async fn start(db: &TestDb, dir: &Path) -> TestServer {
         test_data("geoip/GeoIP2-City-Test.mmdb").display(),
         dir.display()
     );
-    let mut config = db.config(&text).unwrap();
-    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    config.demo.seed = false;
-    let server = switchyard::server::start(config).await.unwrap();
-    let base = format!("http://{}", server.local_addr);
-    TestServer { server, base }
+    let config = db.config_behind_proxy(&text).unwrap();
+    TestServer::from_config(config).await.unwrap()
 }
 
 async fn visit(server: &TestServer, path: &str, ip: &str, ua: &str) -> (u16, String, String) {
@@ -79,22 +75,11 @@ async fn visit(server: &TestServer, path: &str, ip: &str, ua: &str) -> (u16, Str
     (status, location, response.text().await.unwrap_or_default())
 }
 
-async fn health(server: &TestServer) -> Value {
-    client()
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn examples_route_clicks(backend: Backend) {
     let db = TestDb::new(backend).await.unwrap();
     let dir = campaigns_dir(&db);
     let server = start(&db, &dir).await;
-    let status = health(&server).await;
+    let status = server.health().await;
     assert_eq!(status["status"], "ok", "{status}");
     assert_eq!(status["campaign_files"]["generation"], 1);
     assert!(
@@ -129,11 +114,14 @@ async fn examples_route_clicks(backend: Backend) {
         "{location}"
     );
 
-    // Split test: 70/30 between the two pre-landers; phones go to the app offer.
+    // Split test: 70/30 between the two pre-landers; phones go to the app offer. 200 visitors
+    // put the story funnel's count 4.6 standard deviations inside each end of the 15–45 % band
+    // (a failure by chance about once in 200 000 runs); 60 visitors and "quiz > story" failed
+    // once in CI, at 30/30.
     let mut quiz = 0;
     let mut story = 0;
-    for i in 0..60 {
-        let ip = format!("216.160.83.{}", 100 + i);
+    for i in 0..200 {
+        let ip = format!("216.160.{}.{}", 80 + i / 100, 100 + i % 100);
         let (code, location, _) = visit(&server, "/dating", &ip, FIREFOX).await;
         assert_eq!(code, 302);
         if location.starts_with("https://lp.example/quiz") {
@@ -144,7 +132,7 @@ async fn examples_route_clicks(backend: Backend) {
             panic!("unexpected {location}");
         }
     }
-    assert!(quiz > story && story > 0, "quiz {quiz} story {story}");
+    assert!((30..=90).contains(&story), "quiz {quiz} story {story}");
     let (_, location, _) = visit(&server, "/dating", "216.160.83.56", IPHONE).await;
     assert!(
         location.starts_with("https://apps.example/match?click="),
@@ -302,7 +290,7 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
     }
     let took = started.elapsed();
     println!("edit -> routed by the new file: {} ms", took.as_millis());
-    let generation = health(&server).await["campaign_files"]["generation"]
+    let generation = server.health().await["campaign_files"]["generation"]
         .as_u64()
         .unwrap();
 
@@ -329,7 +317,7 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
     );
     let started = Instant::now();
     let errors = loop {
-        let status = health(&server).await;
+        let status = server.health().await;
         let errors = status["campaign_files"]["last_errors"]
             .as_array()
             .cloned()
@@ -375,7 +363,7 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         .unwrap();
     assert_eq!(offers_before, offers_after, "nothing was written");
     assert_eq!(
-        health(&server).await["campaign_files"]["generation"]
+        server.health().await["campaign_files"]["generation"]
             .as_u64()
             .unwrap(),
         generation
@@ -411,7 +399,7 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         "{location}"
     );
     assert!(
-        health(&server).await["campaign_files"]["last_errors"]
+        server.health().await["campaign_files"]["last_errors"]
             .as_array()
             .unwrap()
             .is_empty()

@@ -59,14 +59,7 @@ async fn demo_click_is_routed_and_recorded(backend: Backend) {
         .unwrap();
     assert_eq!(missing.status(), 404);
 
-    let health: serde_json::Value = http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.health().await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["database"]["status"], "ok");
     assert_eq!(health["routing"]["generation"], 1);

@@ -59,17 +59,6 @@ async fn target(server: &TestServer, query: &str) -> String {
     response.headers()["location"].to_str().unwrap().to_string()
 }
 
-async fn health(server: &TestServer) -> Value {
-    client()
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 const GATE_V1: &str = "//! Gate on the x parameter.\n//! payload: {\"want\": \"1\"}\nfn filter(click, params) { click.param(\"x\") == params.want }\n";
 const GATE_V2: &str = "//! Gate on the y parameter.\n//! payload: {\"want\": \"1\"}\nfn filter(click, params) { click.param(\"y\") == params.want }\n";
 
@@ -82,7 +71,7 @@ async fn reload_triplet_valid_different_garbage() {
     gated_campaign(&server).await;
     assert_eq!(target(&server, "x=1").await, "https://gate.test/");
     assert_eq!(target(&server, "y=1").await, "https://default.test/");
-    let before = health(&server).await["plugins"]["generation"]
+    let before = server.health().await["plugins"]["generation"]
         .as_u64()
         .unwrap();
 
@@ -97,7 +86,7 @@ async fn reload_triplet_valid_different_garbage() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(target(&server, "x=1").await, "https://default.test/");
-    let after = health(&server).await["plugins"]["generation"]
+    let after = server.health().await["plugins"]["generation"]
         .as_u64()
         .unwrap();
     assert_eq!(after, before + 1);
@@ -111,7 +100,7 @@ async fn reload_triplet_valid_different_garbage() {
     );
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let report = health(&server).await;
+        let report = server.health().await;
         if report["plugins"]["last_errors"]
             .as_array()
             .is_some_and(|e| !e.is_empty())
@@ -148,7 +137,7 @@ async fn reload_triplet_valid_different_garbage() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(health(&server).await["status"], "ok");
+    assert_eq!(server.health().await["status"], "ok");
     server.stop().await;
 }
 

@@ -25,13 +25,8 @@ async fn clicks_log_filters_sorts_and_pages(backend: Backend) {
         "[demo]\nseed = false\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n\n[geoip]\ncity_db = \"{}\"\n",
         test_data("geoip/GeoIP2-City-Test.mmdb").display()
     );
-    let mut config = db.config(&extra).unwrap();
-    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    let server = switchyard::server::start(config).await.unwrap();
-    let server = TestServer {
-        base: format!("http://{}", server.local_addr),
-        server,
-    };
+    let config = db.config_behind_proxy(&extra).unwrap();
+    let server = TestServer::from_config(config).await.unwrap();
     let store = server.store();
     let campaign = store
         .create_campaign(&NewCampaign::new("log", "Log", "tok-log"))

@@ -22,12 +22,8 @@ fn geo_config() -> String {
 
 async fn server_with_trusted_proxy(db: &TestDb, extra: &str) -> TestServer {
     let text = format!("{}\n{extra}", geo_config());
-    let mut config = db.config(&text).unwrap();
-    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    config.demo.seed = false;
-    let server = switchyard::server::start(config).await.unwrap();
-    let base = format!("http://{}", server.local_addr);
-    TestServer { server, base }
+    let config = db.config_behind_proxy(&text).unwrap();
+    TestServer::from_config(config).await.unwrap()
 }
 
 async fn get(server: &TestServer, path: &str, ip: &str, ua: &str) -> reqwest::Response {
@@ -354,13 +350,9 @@ async fn a_slow_fetch_on_a_campaign_link_ends_at_the_request_timeout() {
             sockets.push(socket);
         }
     });
-    let mut config = db.config(&geo_config()).unwrap();
-    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let mut config = db.config_behind_proxy(&geo_config()).unwrap();
     config.server.request_timeout = std::time::Duration::from_millis(400);
-    config.demo.seed = false;
-    let server = switchyard::server::start(config).await.unwrap();
-    let base = format!("http://{}", server.local_addr);
-    let server = TestServer { server, base };
+    let server = TestServer::from_config(config).await.unwrap();
     let store = server.store();
     let campaign = store
         .create_campaign(&NewCampaign::new("slow", "Slow", "tok-slow"))

@@ -41,19 +41,6 @@ async fn wait_for_event(server: &TestServer, stream: i64, event: &str) -> Value 
     }
 }
 
-async fn location(server: &TestServer, alias: &str) -> String {
-    let response = client()
-        .get(server.url(&format!("/{alias}")))
-        .send()
-        .await
-        .unwrap();
-    response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 /// A campaign with a forced stream to `url` and a default stream to https://default.test/.
 async fn campaign(server: &TestServer, alias: &str, url: &str) -> i64 {
     let store = server.store();
@@ -186,25 +173,25 @@ async fn triggers_change_streams_and_record_events() {
         .unwrap();
     assert_eq!(check["data"]["fired"], true);
     assert_eq!(
-        location(&server, "dead").await,
+        server.location("dead").await,
         "https://default.test/",
         "the disabled stream no longer routes"
     );
 
     let replaced = wait_for_event(&server, rotate, "url_replaced").await;
     assert_eq!(replaced["data"]["to"], "https://second.test/");
-    assert_eq!(location(&server, "rotate").await, "https://second.test/");
+    assert_eq!(server.location("rotate").await, "https://second.test/");
 
     let sent = wait_for_event(&server, hooked, "webhook_sent").await;
     assert_eq!(sent["data"]["status"], 204);
 
     wait_for_event(&server, scripted, "disabled").await;
-    assert_eq!(location(&server, "scripted").await, "https://default.test/");
+    assert_eq!(server.location("scripted").await, "https://default.test/");
 
     let grabbed = wait_for_event(&server, grabbing, "url_grabbed").await;
     assert_eq!(grabbed["data"]["to"], "https://grabbed.test/offer?x=1");
     assert_eq!(
-        location(&server, "grabbing").await,
+        server.location("grabbing").await,
         "https://grabbed.test/offer?x=1"
     );
 
@@ -217,7 +204,7 @@ async fn triggers_change_streams_and_record_events() {
         "{blocked}"
     );
     assert_eq!(
-        location(&server, "guarded").await,
+        server.location("guarded").await,
         "https://guarded.test/",
         "a blocked check changes nothing"
     );

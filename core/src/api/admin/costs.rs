@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::input::Input;
 use super::ops::{Api, Doc, Shape};
-use super::resource::bad_request;
+use super::resource::{ApiFailure, ApiResult};
 use crate::api::AppState;
 use crate::conversions::convert;
 use crate::model::Money;
@@ -190,27 +190,18 @@ async fn campaign_costs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     input: Input,
-) -> Response {
+) -> ApiResult {
     let Ok(id) = id.parse::<i64>() else {
-        return bad_request(format!("id: `{id}` is not a campaign id"));
+        return Err(ApiFailure::BadRequest(format!(
+            "id: `{id}` is not a campaign id"
+        )));
     };
     let request = Value::Object(input.fields);
-    match state.store.campaign(id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": format!("id: no campaign {id}")})),
-            )
-                .into_response();
-        }
-        Err(error) => return crate::api::ApiError::Internal(error.to_string()).into_response(),
+    if state.store.campaign(id).await?.is_none() {
+        return Err(ApiFailure::NotFound(format!("id: no campaign {id}")));
     }
-    let tz = match zone(&request) {
-        Ok(tz) => tz,
-        Err(message) => return bad_request(message),
-    };
-    let spread = match spread(
+    let tz = zone(&request).map_err(ApiFailure::BadRequest)?;
+    let spread = spread(
         &request,
         "",
         vec![id],
@@ -218,18 +209,13 @@ async fn campaign_costs(
         &currency(&request),
         flag(&request, "only_campaign_uniques"),
         &state,
-    ) {
-        Ok(spread) => spread,
-        Err(message) => return bad_request(message),
-    };
-    match state
+    )
+    .map_err(ApiFailure::BadRequest)?;
+    let updated = state
         .store
         .spread_costs(std::slice::from_ref(&spread))
-        .await
-    {
-        Ok(updated) => Json(json!({"success": true, "updated_clicks": updated})).into_response(),
-        Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
-    }
+        .await?;
+    Ok(Json(json!({"success": true, "updated_clicks": updated})).into_response())
 }
 
 /// Campaigns one bulk cost update may name (each becomes a bound value).
@@ -238,47 +224,41 @@ const MAX_CAMPAIGN_IDS: usize = 1_000;
 /// `POST clicks/update_costs`: `{campaign_ids, costs: [{start_date, end_date, cost,
 /// filters}], timezone, currency, only_campaign_uniques}`. Every item is checked before any
 /// is applied.
-async fn bulk_costs(State(state): State<AppState>, input: Input) -> Response {
+async fn bulk_costs(State(state): State<AppState>, input: Input) -> ApiResult {
+    let bad = ApiFailure::BadRequest;
     let request = Value::Object(input.fields);
     let ids: Vec<i64> = match request.get("campaign_ids") {
         Some(Value::Array(items)) if items.len() > MAX_CAMPAIGN_IDS => {
-            return bad_request(format!(
+            return Err(bad(format!(
                 "campaign_ids: at most {MAX_CAMPAIGN_IDS} campaigns per request"
-            ));
+            )));
         }
         Some(Value::Array(items)) if !items.is_empty() => {
             let mut ids = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                match item
+                let id = item
                     .as_i64()
                     .or_else(|| item.as_str().and_then(|s| s.trim().parse().ok()))
-                {
-                    Some(id) => ids.push(id),
-                    None => {
-                        return bad_request(format!("campaign_ids[{i}]: must be a campaign id"));
-                    }
-                }
+                    .ok_or_else(|| bad(format!("campaign_ids[{i}]: must be a campaign id")))?;
+                ids.push(id);
             }
             ids
         }
         _ => {
-            return bad_request(
+            return Err(bad(
                 "campaign_ids: a non-empty array of campaign ids is required".into(),
-            );
+            ));
         }
     };
-    let tz = match zone(&request) {
-        Ok(tz) => tz,
-        Err(message) => return bad_request(message),
-    };
+    let tz = zone(&request).map_err(bad)?;
     let Some(Value::Array(costs)) = request.get("costs") else {
-        return bad_request(
+        return Err(bad(
             "costs: an array of {start_date, end_date, cost, filters} is required".into(),
-        );
+        ));
     };
     let mut spreads = Vec::new();
     for (i, item) in costs.iter().enumerate() {
-        match spread(
+        let spread = spread(
             item,
             &format!("costs[{i}]."),
             ids.clone(),
@@ -286,14 +266,11 @@ async fn bulk_costs(State(state): State<AppState>, input: Input) -> Response {
             &currency(&request),
             flag(&request, "only_campaign_uniques"),
             &state,
-        ) {
-            Ok(spread) => spreads.push(spread),
-            Err(message) => return bad_request(message),
-        }
+        )
+        .map_err(bad)?;
+        spreads.push(spread);
     }
     // Every item or none: one transaction.
-    match state.store.spread_costs(&spreads).await {
-        Ok(updated) => Json(json!({"success": true, "updated_clicks": updated})).into_response(),
-        Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
-    }
+    let updated = state.store.spread_costs(&spreads).await?;
+    Ok(Json(json!({"success": true, "updated_clicks": updated})).into_response())
 }

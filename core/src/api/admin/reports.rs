@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
 use super::input::Input;
 use super::ops::{Api, Doc, Shape};
-use super::resource::bad_request;
+use super::resource::{ApiFailure, ApiResult};
 use crate::api::AppState;
 use crate::model::unix_now;
 use crate::report::{
@@ -110,8 +110,18 @@ pub fn api() -> Api {
         )
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
-    crate::api::ApiError::Internal(error.to_string()).into_response()
+/// A 400 naming the field (the parsers' errors start with it).
+fn bad(error: impl std::fmt::Display) -> ApiFailure {
+    ApiFailure::BadRequest(error.to_string())
+}
+
+/// `logs/{type}` names one of [`LOG_TYPES`].
+fn known_log(kind: &str) -> Result<(), ApiFailure> {
+    if LOG_TYPES.iter().any(|(k, _)| *k == kind) {
+        Ok(())
+    } else {
+        Err(ApiFailure::NotFound(format!("type: unknown log `{kind}`")))
+    }
 }
 
 fn log_rows(query: &LogQuery, rows: Vec<Vec<Cell>>) -> Vec<Value> {
@@ -128,62 +138,40 @@ fn log_rows(query: &LogQuery, rows: Vec<Vec<Cell>>) -> Vec<Value> {
 
 /// `POST clicks/log`: `{range, columns, filters, sort|order, limit, offset}` ->
 /// `{rows: [{column: value}], total}`. Times are shown in the range's time zone.
-async fn clicks_log(State(state): State<AppState>, input: Input) -> Response {
+async fn clicks_log(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
-    let query = match parse_log_query(&request, unix_now()) {
-        Ok(query) => query,
-        Err(error) => return bad_request(error.to_string()),
-    };
-    match state.store.clicks_log(&query).await {
-        Ok((rows, total)) => {
-            Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response()
-        }
-        Err(error) => internal(error),
-    }
+    let query = parse_log_query(&request, unix_now()).map_err(bad)?;
+    let (rows, total) = state.store.clicks_log(&query).await?;
+    Ok(Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response())
 }
 
 /// `GET|POST conversions/log`: like `clicks/log` over conversions (`range` by the time the
 /// postback arrived).
-async fn conversions_log(State(state): State<AppState>, input: Input) -> Response {
+async fn conversions_log(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
-    let query = match parse_conversion_log_query(&request, unix_now()) {
-        Ok(query) => query,
-        Err(error) => return bad_request(error.to_string()),
-    };
-    match state.store.conversions_log(&query).await {
-        Ok((rows, total)) => {
-            Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response()
-        }
-        Err(error) => internal(error),
-    }
+    let query = parse_conversion_log_query(&request, unix_now()).map_err(bad)?;
+    let (rows, total) = state.store.conversions_log(&query).await?;
+    Ok(Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response())
 }
 
 /// `POST report/build`: `{range, grouping, metrics, filters, sort, limit, offset, summary}` ->
 /// `{rows, total, summary?, meta}`.
-async fn report_build(State(state): State<AppState>, input: Input) -> Response {
+async fn report_build(State(state): State<AppState>, input: Input) -> ApiResult {
     let started = Instant::now();
     let request = Value::Object(input.fields);
-    let query = match parse_report_query(&request, unix_now()) {
-        Ok(query) => query,
-        Err(error) => return bad_request(error.to_string()),
-    };
-    let rows = match state.store.report_rows(&query.sql).await {
-        Ok(rows) => rows,
-        Err(error) => return internal(error),
-    };
+    let query = parse_report_query(&request, unix_now()).map_err(bad)?;
+    let rows = state.store.report_rows(&query.sql).await?;
     let mut names = HashMap::new();
     for (table, ids) in query.named_ids(&rows) {
-        match state.store.object_names(table, &ids).await {
-            Ok(found) => names.extend(found.into_iter().map(|(id, name)| ((table, id), name))),
-            Err(error) => return internal(error),
-        }
+        let found = state.store.object_names(table, &ids).await?;
+        names.extend(found.into_iter().map(|(id, name)| ((table, id), name)));
     }
     let mut answer = query.answer(rows, &names);
     answer["meta"] = json!({
         "datetime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         "execution_time": format!("{:.4}", started.elapsed().as_secs_f64()),
     });
-    Json(answer).into_response()
+    Ok(Json(answer).into_response())
 }
 
 /// `GET report/definition`: the groupings, metrics, filter operators and intervals
@@ -308,14 +296,8 @@ async fn read_log(
     State(state): State<AppState>,
     Path(kind): Path<String>,
     input: Input,
-) -> Response {
-    if !LOG_TYPES.iter().any(|(k, _)| *k == kind) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("type: unknown log `{kind}`")})),
-        )
-            .into_response();
-    }
+) -> ApiResult {
+    known_log(&kind)?;
     let query = Value::Object(input.fields);
     let number = |key: &str, default: i64, max: i64| -> Result<i64, String> {
         match query.get(key).and_then(Value::as_str) {
@@ -328,81 +310,63 @@ async fn read_log(
                 .ok_or_else(|| format!("{key}: must be a whole number from 0 to {max}")),
         }
     };
-    let limit = match number("limit", 100, 10_000) {
-        Ok(n) => n,
-        Err(message) => return bad_request(message),
-    };
-    let offset = match number("offset", 0, i64::from(i32::MAX)) {
-        Ok(n) => n,
-        Err(message) => return bad_request(message),
-    };
+    let limit = number("limit", 100, 10_000).map_err(bad)?;
+    let offset = number("offset", 0, i64::from(i32::MAX)).map_err(bad)?;
     if kind == "sent_postbacks" {
-        return match state.store.sent_postbacks(limit, offset).await {
-            Ok(entries) => Json(Value::Array(
-                entries
-                    .into_iter()
-                    .map(|e| {
-                        json!({
-                            "id": e.id,
-                            "conversion_id": e.conversion_id,
-                            "origin": e.origin,
-                            "method": e.method,
-                            "url": e.url,
-                            "body": e.body,
-                            "status": e.http_status,
-                            "attempts": e.attempts,
-                            "error": e.error,
-                            "datetime": Cell::Time(Some(e.created_at)).to_json(chrono_tz::UTC),
-                        })
-                    })
-                    .collect(),
-            ))
-            .into_response(),
-            Err(error) => internal(error),
-        };
-    }
-    match state.store.received_postbacks(limit, offset).await {
-        Ok(entries) => {
-            let rows: Vec<Value> = entries
+        let entries = state.store.sent_postbacks(limit, offset).await?;
+        return Ok(Json(Value::Array(
+            entries
                 .into_iter()
                 .map(|e| {
                     json!({
                         "id": e.id,
-                        "sub_id": e.sub_id,
-                        "tid": e.tid,
-                        "status": e.status,
-                        "outcome": e.outcome,
-                        "message": e.message,
                         "conversion_id": e.conversion_id,
-                        "params": serde_json::from_str::<Value>(&e.params).unwrap_or(Value::String(e.params)),
+                        "origin": e.origin,
+                        "method": e.method,
+                        "url": e.url,
+                        "body": e.body,
+                        "status": e.http_status,
+                        "attempts": e.attempts,
+                        "error": e.error,
                         "datetime": Cell::Time(Some(e.created_at)).to_json(chrono_tz::UTC),
                     })
                 })
-                .collect();
-            Json(Value::Array(rows)).into_response()
-        }
-        Err(error) => internal(error),
+                .collect(),
+        ))
+        .into_response());
     }
+    let entries = state.store.received_postbacks(limit, offset).await?;
+    let rows: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            // The parameters as they were stored (JSON text), or as text if not JSON.
+            let params =
+                serde_json::from_str::<Value>(&e.params).unwrap_or(Value::String(e.params));
+            json!({
+                "id": e.id,
+                "sub_id": e.sub_id,
+                "tid": e.tid,
+                "status": e.status,
+                "outcome": e.outcome,
+                "message": e.message,
+                "conversion_id": e.conversion_id,
+                "params": params,
+                "datetime": Cell::Time(Some(e.created_at)).to_json(chrono_tz::UTC),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)).into_response())
 }
 
 /// `DELETE logs/{type}`: empties the log.
-async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> Response {
-    if !LOG_TYPES.iter().any(|(k, _)| *k == kind) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("type: unknown log `{kind}`")})),
-        )
-            .into_response();
-    }
-    let cleared = if kind == "sent_postbacks" {
-        state.store.clear_sent_postbacks().await
+async fn clear_log(State(state): State<AppState>, Path(kind): Path<String>) -> ApiResult {
+    known_log(&kind)?;
+    let removed = if kind == "sent_postbacks" {
+        state.store.clear_sent_postbacks().await?
     } else {
-        state.store.clear_received_postbacks().await
+        state.store.clear_received_postbacks().await?
     };
-    match cleared {
-        Ok(removed) => Json(json!({"success": true, "removed": removed})).into_response(),
-        Err(error) => internal(error),
-    }
+    Ok(Json(json!({"success": true, "removed": removed})).into_response())
 }
 
 fn id_of(request: &Value, key: &str) -> Result<i64, String> {
@@ -434,37 +398,31 @@ fn ref_name_of(request: &Value) -> Result<String, String> {
 }
 
 /// `GET report/labels?campaign_id=&ref_name=`: `{value: label}`.
-async fn get_labels(State(state): State<AppState>, input: Input) -> Response {
+async fn get_labels(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
-    let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
-        (Ok(id), Ok(name)) => (id, name),
-        (Err(message), _) | (_, Err(message)) => return bad_request(message),
-    };
-    match state.store.labels(campaign_id, &ref_name).await {
-        Ok(labels) => Json(Value::Object(
-            labels
-                .into_iter()
-                .map(|(value, label)| (value, Value::String(label)))
-                .collect(),
-        ))
-        .into_response(),
-        Err(error) => internal(error),
-    }
+    let campaign_id = id_of(&request, "campaign_id").map_err(bad)?;
+    let ref_name = ref_name_of(&request).map_err(bad)?;
+    let labels = state.store.labels(campaign_id, &ref_name).await?;
+    Ok(Json(Value::Object(
+        labels
+            .into_iter()
+            .map(|(value, label)| (value, Value::String(label)))
+            .collect(),
+    ))
+    .into_response())
 }
 
 /// `POST report/labels`: `{campaign_id, ref_name, items: {value: "whitelist" | "blacklist" |
 /// ""}}` (an empty label removes one).
-async fn set_labels(State(state): State<AppState>, input: Input) -> Response {
+async fn set_labels(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
-    let (campaign_id, ref_name) = match (id_of(&request, "campaign_id"), ref_name_of(&request)) {
-        (Ok(id), Ok(name)) => (id, name),
-        (Err(message), _) | (_, Err(message)) => return bad_request(message),
-    };
+    let campaign_id = id_of(&request, "campaign_id").map_err(bad)?;
+    let ref_name = ref_name_of(&request).map_err(bad)?;
     let Some(Value::Object(items)) = request.get("items") else {
-        return bad_request("items: an object {value: label} is required".into());
+        return Err(bad("items: an object {value: label} is required"));
     };
     if items.len() > 10_000 {
-        return bad_request("items: at most 10000 values at once".into());
+        return Err(bad("items: at most 10000 values at once"));
     }
     let mut changes = Vec::new();
     for (value, label) in items {
@@ -474,58 +432,42 @@ async fn set_labels(State(state): State<AppState>, input: Input) -> Response {
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
                 l @ ("whitelist" | "blacklist") => Some(l.to_string()),
                 other => {
-                    return bad_request(format!(
+                    return Err(bad(format!(
                         "items.{value}: `{other}` is not whitelist, blacklist or empty"
-                    ));
+                    )));
                 }
             },
-            _ => return bad_request(format!("items.{value}: must be a label")),
+            _ => return Err(bad(format!("items.{value}: must be a label"))),
         };
         if value.chars().count() > 255 {
-            return bad_request("items: a value is longer than 255 characters".into());
+            return Err(bad("items: a value is longer than 255 characters"));
         }
         changes.push((value.clone(), label));
     }
-    match state
+    let changed = state
         .store
         .set_labels(campaign_id, &ref_name, &changes)
-        .await
-    {
-        Ok(changed) => Json(json!({"success": true, "changed": changed})).into_response(),
-        Err(error) => internal(error),
-    }
+        .await?;
+    Ok(Json(json!({"success": true, "changed": changed})).into_response())
 }
 
 /// `POST clicks/clean`: `{start_date, end_date, campaign_id?, timezone?}` deletes the clicks
 /// of the period and their conversions.
-async fn clean_clicks(State(state): State<AppState>, input: Input) -> Response {
+async fn clean_clicks(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
-    let tz = match super::costs::zone(&request) {
-        Ok(tz) => tz,
-        Err(message) => return bad_request(message),
-    };
-    let from = match super::costs::moment(request.get("start_date"), "start_date", tz, false) {
-        Ok(at) => at,
-        Err(message) => return bad_request(message),
-    };
-    let to = match super::costs::moment(request.get("end_date"), "end_date", tz, true) {
-        Ok(at) => at,
-        Err(message) => return bad_request(message),
-    };
+    let tz = super::costs::zone(&request).map_err(bad)?;
+    let from =
+        super::costs::moment(request.get("start_date"), "start_date", tz, false).map_err(bad)?;
+    let to = super::costs::moment(request.get("end_date"), "end_date", tz, true).map_err(bad)?;
     let campaign_id = match request.get("campaign_id") {
         None | Some(Value::Null) => None,
-        Some(_) => match id_of(&request, "campaign_id") {
-            Ok(id) => Some(id),
-            Err(message) => return bad_request(message),
-        },
+        Some(_) => Some(id_of(&request, "campaign_id").map_err(bad)?),
     };
-    match state.store.clean_clicks(from, to, campaign_id).await {
-        Ok((clicks, conversions)) => Json(json!({
-            "success": true,
-            "deleted_clicks": clicks,
-            "deleted_conversions": conversions,
-        }))
-        .into_response(),
-        Err(error) => internal(error),
-    }
+    let (clicks, conversions) = state.store.clean_clicks(from, to, campaign_id).await?;
+    Ok(Json(json!({
+        "success": true,
+        "deleted_clicks": clicks,
+        "deleted_conversions": conversions,
+    }))
+    .into_response())
 }
