@@ -2,7 +2,7 @@
 //! enrichment, visitor memory and the optional processing log. Filters and actions see the
 //! click only through this type.
 
-use std::cell::Cell;
+use std::cell::OnceCell;
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use crate::enrich::{DeviceInfo, Enrichment, GeoInfo};
 use crate::model::{Campaign, Click};
 
 use super::counters::{HitCounters, Hits};
-use super::uniqueness::{Scope, UniquenessStore, VisitorCookie, fingerprint};
+use super::uniqueness::{Scope, UniquenessStore, VisitorCookie, VisitorRecord, fingerprint};
 use super::{Signer, Visit};
 
 /// Long-lived services the click path uses (no database, no network).
@@ -51,9 +51,6 @@ pub struct UniqueFlags {
     pub global: bool,
 }
 
-/// A scope and when the visitor store last saw the visitor there.
-type StoreSeen = (Scope, Option<i64>);
-
 /// Everything known about one click while it is routed.
 pub struct ClickContext<'a> {
     pub env: &'a TrafficEnv,
@@ -75,9 +72,9 @@ pub struct ClickContext<'a> {
     device: Option<Arc<DeviceInfo>>,
     bot: Option<bool>,
     fingerprint: u64,
-    /// The visitor store's answers for this click, each scope looked up once (the uniqueness
-    /// checks, then marking the visit).
-    store_seen: Cell<[Option<StoreSeen>; 4]>,
+    /// The visitor store's record of this visitor, looked up once per click on first use
+    /// (the uniqueness checks, then marking the visit).
+    store_record: OnceCell<VisitorRecord>,
     trace: Option<Vec<String>>,
     /// Values derived once per click by plugins (e.g. the script view of the click).
     memo: Vec<Box<dyn std::any::Any>>,
@@ -116,7 +113,7 @@ impl<'a> ClickContext<'a> {
             device: None,
             bot: None,
             fingerprint,
-            store_seen: Cell::new([None; 4]),
+            store_record: OnceCell::new(),
             trace: trace.then(Vec::new),
             memo: Vec::new(),
         }
@@ -203,27 +200,15 @@ impl<'a> ClickContext<'a> {
         self.campaign.cookies_ttl.max(1) * 3_600
     }
 
-    /// When the visitor store last saw this visitor in `scope` (asked once per scope and click,
-    /// for the first four scopes).
-    fn last_seen(&self, scope: Scope) -> Option<i64> {
-        let known = self.store_seen.get();
-        if let Some((_, at)) = known.iter().flatten().find(|(s, _)| *s == scope) {
-            return *at;
-        }
-        let at = self.env.uniqueness.last_seen(scope, self.fingerprint);
-        self.remember(scope, at);
-        at
+    /// The visitor store's record of this visitor (one lookup per click).
+    fn record(&self) -> &VisitorRecord {
+        self.store_record
+            .get_or_init(|| self.env.uniqueness.visitor(self.fingerprint))
     }
 
-    fn remember(&self, scope: Scope, at: Option<i64>) {
-        let mut known = self.store_seen.get();
-        let slot = known
-            .iter_mut()
-            .find(|slot| slot.is_none_or(|(s, _)| s == scope));
-        if let Some(slot) = slot {
-            *slot = Some((scope, at));
-            self.store_seen.set(known);
-        }
+    /// When the visitor store last saw this visitor in `scope`.
+    fn last_seen(&self, scope: Scope) -> Option<i64> {
+        self.record().last_seen(scope)
     }
 
     fn seen_in_store(&self, scope: Scope) -> bool {
@@ -255,18 +240,25 @@ impl<'a> ClickContext<'a> {
     /// Records this visit in the cookie and the server-side store.
     pub fn mark_seen(&mut self, stream: Option<i64>) {
         let ttl = self.ttl_seconds();
-        let store = &self.env.uniqueness;
-        let mark = |scope: Scope| {
-            let fresh = self.last_seen(scope).is_none_or(|at| self.now - at >= ttl);
-            if fresh {
-                store.mark(scope, self.fingerprint, self.now);
-                self.remember(scope, Some(self.now));
+        // Only scopes whose window ran out (or never started) restart; the rest keep theirs.
+        let scopes = [
+            Some(Scope::Campaign(self.campaign.id)),
+            Some(Scope::Global),
+            stream.map(Scope::Stream),
+        ];
+        let mut fresh = [Scope::Global; 3];
+        let mut count = 0;
+        for scope in scopes.into_iter().flatten() {
+            if self.last_seen(scope).is_none_or(|at| self.now - at >= ttl) {
+                fresh[count] = scope;
+                count += 1;
             }
-        };
-        mark(Scope::Campaign(self.campaign.id));
-        mark(Scope::Global);
-        if let Some(stream) = stream {
-            mark(Scope::Stream(stream));
+        }
+        if count > 0 {
+            let fresh = &fresh[..count];
+            self.env.uniqueness.mark(self.fingerprint, fresh, self.now);
+            let record = self.record().marked(fresh, self.now);
+            self.store_record = OnceCell::from(record);
         }
         self.cookie.mark(self.campaign.id, stream, self.now, ttl);
     }

@@ -43,4 +43,6 @@ pub use snapshot::{
 pub use template::{
     Escape, MacroSource, NoMacroValues, Template, check_http_url, html_escape_into,
 };
-pub use uniqueness::{Binding, MemoryUniqueness, Scope, UniquenessStore, VisitorCookie};
+pub use uniqueness::{
+    Binding, MemoryUniqueness, Scope, UniquenessStore, VisitorCookie, VisitorRecord,
+};

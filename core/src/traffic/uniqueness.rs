@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -201,35 +202,103 @@ pub enum Scope {
     Global,
 }
 
-/// Server-side visitor records keyed by (scope, IP or IP+UA). Bounded: old records are
-/// evicted, so memory stays flat whatever the traffic.
-pub trait UniquenessStore: Send + Sync {
-    /// When this visitor was last marked in `scope`.
-    fn last_seen(&self, scope: Scope, fingerprint: u64) -> Option<i64>;
-    fn mark(&self, scope: Scope, fingerprint: u64, at: i64);
+/// Most scopes one server-side visitor record keeps; the least recently marked go first.
+const RECORD_SCOPES: usize = 64;
+
+/// What the server remembers of one visitor (one IP, or one IP+UA): when it was last marked
+/// in each scope. One record per visitor, not one per (scope, visitor): a click reads it with
+/// a single lookup however many campaigns, streams and uniqueness filters it checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitorRecord {
+    seen: Arc<[(Scope, i64)]>,
 }
 
-/// The single-node implementation: a concurrent bounded cache.
+impl VisitorRecord {
+    /// When the visitor was last marked in `scope`.
+    pub fn last_seen(&self, scope: Scope) -> Option<i64> {
+        self.seen
+            .iter()
+            .find(|(s, _)| *s == scope)
+            .map(|(_, at)| *at)
+    }
+
+    /// How many scopes the record holds.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// This record with every one of `scopes` marked at `at`, keeping the [`RECORD_SCOPES`]
+    /// most recently marked scopes.
+    pub fn marked(&self, scopes: &[Scope], at: i64) -> VisitorRecord {
+        let mut seen: Vec<(Scope, i64)> = Vec::with_capacity(self.seen.len() + scopes.len());
+        seen.extend(self.seen.iter().filter(|(s, _)| !scopes.contains(s)));
+        for scope in scopes {
+            if !seen.iter().any(|(s, _)| s == scope) {
+                seen.push((*scope, at));
+            }
+        }
+        if seen.len() > RECORD_SCOPES {
+            // Newest first; the sort is stable, so equal times keep their order.
+            seen.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            seen.truncate(RECORD_SCOPES);
+        }
+        VisitorRecord { seen: seen.into() }
+    }
+}
+
+/// Server-side visitor records keyed by fingerprint (IP or IP+UA). Bounded: old records are
+/// evicted, so memory stays flat whatever the traffic.
+pub trait UniquenessStore: Send + Sync {
+    /// What the store remembers of this visitor (empty for a visitor it does not know).
+    fn visitor(&self, fingerprint: u64) -> VisitorRecord;
+    /// Marks the visitor in each of `scopes` at `at`. Two clicks of one visitor marked at the
+    /// same moment may each keep only their own scopes (last write wins); the scopes lost are
+    /// counted as unique once more, which errs the way a cleared cookie does.
+    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64);
+}
+
+/// Weighs a record by its scopes, so the store's capacity counts (scope, visitor) pairs.
+#[derive(Debug, Clone, Copy)]
+struct ScopeWeight;
+
+impl quick_cache::Weighter<u64, VisitorRecord> for ScopeWeight {
+    fn weight(&self, _: &u64, record: &VisitorRecord) -> u64 {
+        record.len().max(1) as u64
+    }
+}
+
+/// The single-node implementation: a concurrent bounded cache of visitor records.
 pub struct MemoryUniqueness {
-    records: quick_cache::sync::Cache<(Scope, u64), i64>,
+    records: quick_cache::sync::Cache<u64, VisitorRecord, ScopeWeight>,
 }
 
 impl MemoryUniqueness {
-    /// Remembers at most `capacity` (scope, visitor) records.
+    /// Remembers at most `capacity` (scope, visitor) pairs.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(16);
         MemoryUniqueness {
-            records: quick_cache::sync::Cache::new(capacity.max(16)),
+            // A visitor is usually marked in a campaign, a stream and globally.
+            records: quick_cache::sync::Cache::with_weighter(
+                capacity / 3,
+                capacity as u64,
+                ScopeWeight,
+            ),
         }
     }
 }
 
 impl UniquenessStore for MemoryUniqueness {
-    fn last_seen(&self, scope: Scope, fingerprint: u64) -> Option<i64> {
-        self.records.get(&(scope, fingerprint))
+    fn visitor(&self, fingerprint: u64) -> VisitorRecord {
+        self.records.get(&fingerprint).unwrap_or_default()
     }
 
-    fn mark(&self, scope: Scope, fingerprint: u64, at: i64) {
-        self.records.insert((scope, fingerprint), at);
+    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64) {
+        let record = self.visitor(fingerprint).marked(scopes, at);
+        self.records.insert(fingerprint, record);
     }
 }
 
@@ -323,11 +392,55 @@ mod tests {
     fn memory_store_is_bounded() {
         let store = MemoryUniqueness::new(1_000);
         for i in 0..100_000u64 {
-            store.mark(Scope::Global, i, 1);
+            store.mark(i, &[Scope::Global], 1);
         }
         assert!(store.records.len() <= 1_100);
-        store.mark(Scope::Campaign(1), 42, 7);
-        assert_eq!(store.last_seen(Scope::Campaign(1), 42), Some(7));
-        assert_eq!(store.last_seen(Scope::Campaign(2), 42), None);
+        // Weighed by scopes: visitors marked in three scopes each fill it three times as fast.
+        for i in 0..100_000u64 {
+            store.mark(i, &[Scope::Global, Scope::Campaign(1), Scope::Stream(2)], 1);
+        }
+        assert!(
+            store.records.weight() <= 1_100,
+            "{}",
+            store.records.weight()
+        );
+        assert!(store.records.len() <= 400, "{}", store.records.len());
+        store.mark(42, &[Scope::Campaign(1)], 7);
+        assert_eq!(store.visitor(42).last_seen(Scope::Campaign(1)), Some(7));
+        assert_eq!(store.visitor(42).last_seen(Scope::Campaign(2)), None);
+        assert!(store.visitor(43_000_000).is_empty());
+    }
+
+    #[test]
+    fn marks_add_and_restart_scopes_of_one_record() {
+        let store = MemoryUniqueness::new(1_000);
+        store.mark(7, &[Scope::Campaign(1), Scope::Global], 100);
+        store.mark(7, &[Scope::Stream(3)], 200);
+        store.mark(7, &[Scope::Campaign(1)], 300);
+        let record = store.visitor(7);
+        assert_eq!(record.last_seen(Scope::Campaign(1)), Some(300));
+        assert_eq!(record.last_seen(Scope::Global), Some(100));
+        assert_eq!(record.last_seen(Scope::Stream(3)), Some(200));
+        assert_eq!(record.len(), 3);
+        assert!(store.visitor(8).is_empty(), "records are per fingerprint");
+    }
+
+    #[test]
+    fn a_record_keeps_its_most_recent_scopes() {
+        let mut record = VisitorRecord::default();
+        for i in 0..200 {
+            record = record.marked(&[Scope::Stream(i)], 1_000 + i);
+        }
+        assert_eq!(record.len(), RECORD_SCOPES);
+        assert_eq!(record.last_seen(Scope::Stream(199)), Some(1_199));
+        assert_eq!(
+            record.last_seen(Scope::Stream(199 - RECORD_SCOPES as i64)),
+            None
+        );
+        // A scope marked again moves to the front whatever its id.
+        record = record.marked(&[Scope::Stream(150)], 5_000);
+        record = record.marked(&[Scope::Stream(1_000), Scope::Stream(1_001)], 6_000);
+        assert_eq!(record.last_seen(Scope::Stream(150)), Some(5_000));
+        assert_eq!(record.len(), RECORD_SCOPES);
     }
 }
