@@ -968,7 +968,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let config = defaults();
         assert_eq!(config.server.listen.port(), 8080);
-        assert_eq!(config.recorder.batch_size, 200);
+        assert_eq!(config.recorder.batch_size, 1000);
         assert!(config.secrets.admin_api_key.is_none());
     }
 

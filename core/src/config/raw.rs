@@ -99,7 +99,7 @@ impl Default for RawRecorder {
     fn default() -> Self {
         RawRecorder {
             queue_capacity: 65_536,
-            batch_size: 200,
+            batch_size: 1000,
             full_wait_ms: 100,
         }
     }
