@@ -415,6 +415,64 @@ fn uniqueness_is_per_stream_per_campaign_and_global() {
     );
 }
 
+/// The same scopes through the server-side record alone (cookies off): one record per
+/// visitor holds the campaigns, streams and global mark side by side.
+#[test]
+fn the_visitor_record_keeps_every_scope_without_cookies() {
+    let no_cookies = |id| {
+        let mut campaign = campaign(id);
+        campaign.uniqueness_use_cookies = false;
+        campaign
+    };
+    let tracker = Tracker::new(
+        vec![no_cookies(1), no_cookies(2)],
+        vec![
+            filtered(1, vec![filter("keyword", "accept", json!(["a"]))]),
+            default_stream(2),
+            stream(3, 2, StreamType::Default),
+        ],
+        Vec::new(),
+        Vec::new(),
+    );
+    let flags = |result: &RouteResult| {
+        (
+            result.uniqueness.campaign,
+            result.uniqueness.stream,
+            result.uniqueness.global,
+        )
+    };
+    let mut to_stream_1 = fixtures::visit("1.2.3.4");
+    to_stream_1.query = vec![("keyword".into(), "a".into())];
+    let first = tracker.route(1, &to_stream_1);
+    assert_eq!(
+        (first.click.stream_id, flags(&first)),
+        (Some(1), (true, true, true))
+    );
+    let second = tracker.route(1, &fixtures::visit("1.2.3.4"));
+    assert_eq!(
+        (second.click.stream_id, flags(&second)),
+        (Some(2), (false, true, false))
+    );
+    let again = tracker.route(1, &to_stream_1);
+    assert_eq!(
+        (again.click.stream_id, flags(&again)),
+        (Some(1), (false, false, false))
+    );
+    let other_campaign = tracker.route(2, &fixtures::visit("1.2.3.4"));
+    assert_eq!(flags(&other_campaign), (true, true, false));
+    let back = tracker.route(1, &fixtures::visit("1.2.3.4"));
+    assert_eq!(
+        flags(&back),
+        (false, false, false),
+        "stream 2 was remembered too"
+    );
+    // Another address is another record.
+    assert_eq!(
+        flags(&tracker.route(1, &fixtures::visit("1.2.3.5"))),
+        (true, true, true)
+    );
+}
+
 impl Tracker {
     fn with_env(mut self, env: TrafficEnv) -> Tracker {
         self.env = env;
