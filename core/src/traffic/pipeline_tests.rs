@@ -376,10 +376,11 @@ fn uniqueness_by_ip_alone_and_without_cookies() {
     assert!(tracker.route(1, &elsewhere).uniqueness.campaign);
 }
 
-#[test]
-fn uniqueness_is_per_stream_per_campaign_and_global() {
-    let tracker = Tracker::new(
-        vec![campaign(1), campaign(2)],
+/// Campaign 1: stream 1 for `keyword=a`, else its default stream 2; campaign 2: default
+/// stream 3.
+fn two_campaigns_three_streams(first: Campaign, second: Campaign) -> Tracker {
+    Tracker::new(
+        vec![first, second],
         vec![
             filtered(1, vec![filter("keyword", "accept", json!(["a"]))]),
             default_stream(2),
@@ -387,7 +388,12 @@ fn uniqueness_is_per_stream_per_campaign_and_global() {
         ],
         Vec::new(),
         Vec::new(),
-    );
+    )
+}
+
+#[test]
+fn uniqueness_is_per_stream_per_campaign_and_global() {
+    let tracker = two_campaigns_three_streams(campaign(1), campaign(2));
     let mut to_stream_1 = fixtures::visit("1.2.3.4");
     to_stream_1.query = vec![("keyword".into(), "a".into())];
     let first = tracker.route(1, &to_stream_1);
@@ -424,16 +430,7 @@ fn the_visitor_record_keeps_every_scope_without_cookies() {
         campaign.uniqueness_use_cookies = false;
         campaign
     };
-    let tracker = Tracker::new(
-        vec![no_cookies(1), no_cookies(2)],
-        vec![
-            filtered(1, vec![filter("keyword", "accept", json!(["a"]))]),
-            default_stream(2),
-            stream(3, 2, StreamType::Default),
-        ],
-        Vec::new(),
-        Vec::new(),
-    );
+    let tracker = two_campaigns_three_streams(no_cookies(1), no_cookies(2));
     let flags = |result: &RouteResult| {
         (
             result.uniqueness.campaign,
