@@ -200,7 +200,8 @@ impl<'a> ClickContext<'a> {
         self.campaign.cookies_ttl.max(1) * 3_600
     }
 
-    /// The visitor store's record of this visitor (one lookup per click).
+    /// The visitor store's record of this visitor (read once per click; `mark_seen` writes it
+    /// back when the visit restarts a scope).
     fn record(&self) -> &VisitorRecord {
         self.store_record
             .get_or_init(|| self.env.uniqueness.visitor(self.fingerprint))
@@ -241,24 +242,18 @@ impl<'a> ClickContext<'a> {
     pub fn mark_seen(&mut self, stream: Option<i64>) {
         let ttl = self.ttl_seconds();
         // Only scopes whose window ran out (or never started) restart; the rest keep theirs.
-        let scopes = [
+        let fresh: Vec<Scope> = [
             Some(Scope::Campaign(self.campaign.id)),
             Some(Scope::Global),
             stream.map(Scope::Stream),
-        ];
-        let mut fresh = [Scope::Global; 3];
-        let mut count = 0;
-        for scope in scopes.into_iter().flatten() {
-            if self.last_seen(scope).is_none_or(|at| self.now - at >= ttl) {
-                fresh[count] = scope;
-                count += 1;
-            }
-        }
-        if count > 0 {
-            let fresh = &fresh[..count];
-            self.env.uniqueness.mark(self.fingerprint, fresh, self.now);
-            let record = self.record().marked(fresh, self.now);
-            self.store_record = OnceCell::from(record);
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|scope| self.last_seen(*scope).is_none_or(|at| self.now - at >= ttl))
+        .collect();
+        if !fresh.is_empty() {
+            let stored = self.env.uniqueness.mark(self.fingerprint, &fresh, self.now);
+            self.store_record = OnceCell::from(stored);
         }
         self.cookie.mark(self.campaign.id, stream, self.now, ttl);
     }
@@ -294,5 +289,57 @@ impl<'a> ClickContext<'a> {
         click.browser_version = device.browser_version.clone();
         click.is_bot = bot;
         click.is_using_proxy = proxy;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::fixtures;
+
+    /// One click of `visit` in `campaign` at `now`, on `stream`: its uniqueness flags
+    /// (campaign, stream, global) before the click is marked.
+    fn click_at(
+        env: &TrafficEnv,
+        campaign: &Campaign,
+        visit: &Visit,
+        now: i64,
+        stream: i64,
+    ) -> (bool, bool, bool) {
+        let mut click = Click::blank();
+        click.ip = visit.ip.to_string();
+        click.created_at = now;
+        let mut ctx = ClickContext::new(env, visit, campaign, click, false);
+        let flags = (
+            ctx.is_unique_campaign(),
+            ctx.is_unique_stream(stream),
+            ctx.is_unique_global(),
+        );
+        ctx.mark_seen(Some(stream));
+        flags
+    }
+
+    #[test]
+    fn store_windows_restart_only_when_they_run_out() {
+        let env = fixtures::env();
+        let mut campaign = fixtures::campaign(1);
+        campaign.cookies_ttl = 1;
+        campaign.uniqueness_use_cookies = false;
+        let visit = fixtures::visit("1.2.3.4");
+        let start = 1_700_000_000;
+        let unique = (true, true, true);
+        let seen = (false, false, false);
+        assert_eq!(click_at(&env, &campaign, &visit, start, 5), unique);
+        assert_eq!(click_at(&env, &campaign, &visit, start + 3_599, 5), seen);
+        // An hour after the first click, not after the second: a visit inside the window
+        // does not restart it.
+        assert_eq!(click_at(&env, &campaign, &visit, start + 3_600, 5), unique);
+        assert_eq!(click_at(&env, &campaign, &visit, start + 7_199, 5), seen);
+        assert_eq!(click_at(&env, &campaign, &visit, start + 7_200, 5), unique);
+        // Another stream of the campaign is new to the visitor; the rest is not.
+        assert_eq!(
+            click_at(&env, &campaign, &visit, start + 7_201, 6),
+            (false, true, false)
+        );
     }
 }

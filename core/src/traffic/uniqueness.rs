@@ -202,7 +202,8 @@ pub enum Scope {
     Global,
 }
 
-/// Most scopes one server-side visitor record keeps; the least recently marked go first.
+/// Most scopes one server-side visitor record keeps (as many as the cookie's maps): past it,
+/// the least recently marked go first, except the global mark, which stays.
 const RECORD_SCOPES: usize = 64;
 
 /// What the server remembers of one visitor (one IP, or one IP+UA): when it was last marked
@@ -231,8 +232,8 @@ impl VisitorRecord {
         self.seen.is_empty()
     }
 
-    /// This record with every one of `scopes` marked at `at`, keeping the [`RECORD_SCOPES`]
-    /// most recently marked scopes.
+    /// This record with every one of `scopes` marked at `at`, keeping the global mark and the
+    /// most recently marked other scopes, [`RECORD_SCOPES`] in all.
     pub fn marked(&self, scopes: &[Scope], at: i64) -> VisitorRecord {
         let mut seen: Vec<(Scope, i64)> = Vec::with_capacity(self.seen.len() + scopes.len());
         seen.extend(self.seen.iter().filter(|(s, _)| !scopes.contains(s)));
@@ -242,8 +243,9 @@ impl VisitorRecord {
             }
         }
         if seen.len() > RECORD_SCOPES {
-            // Newest first; the sort is stable, so equal times keep their order.
-            seen.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            // Global first (it is marked once per window, so it is often the oldest), then
+            // newest first; the sort is stable, so equal times keep their order.
+            seen.sort_by_key(|(scope, at)| (*scope != Scope::Global, std::cmp::Reverse(*at)));
             seen.truncate(RECORD_SCOPES);
         }
         VisitorRecord { seen: seen.into() }
@@ -255,10 +257,9 @@ impl VisitorRecord {
 pub trait UniquenessStore: Send + Sync {
     /// What the store remembers of this visitor (empty for a visitor it does not know).
     fn visitor(&self, fingerprint: u64) -> VisitorRecord;
-    /// Marks the visitor in each of `scopes` at `at`. Two clicks of one visitor marked at the
-    /// same moment may each keep only their own scopes (last write wins); the scopes lost are
-    /// counted as unique once more, which errs the way a cleared cookie does.
-    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64);
+    /// Marks the visitor in each of `scopes` at `at` and returns the record as stored. Marks
+    /// of concurrent clicks of one visitor all stay.
+    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64) -> VisitorRecord;
 }
 
 /// Weighs a record by its scopes, so the store's capacity counts (scope, visitor) pairs.
@@ -276,16 +277,29 @@ pub struct MemoryUniqueness {
     records: quick_cache::sync::Cache<u64, VisitorRecord, ScopeWeight>,
 }
 
+/// The fewest of the largest records one shard of the cache can hold. The cache splits its
+/// capacity between shards, and a record heavier than its shard's share would not be kept.
+const SHARD_RECORDS: usize = 16;
+
 impl MemoryUniqueness {
-    /// Remembers at most `capacity` (scope, visitor) pairs.
+    /// Remembers at most `capacity` (scope, visitor) pairs (at least 1 024).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(16);
-        MemoryUniqueness {
+        let largest = RECORD_SCOPES * SHARD_RECORDS;
+        let capacity = capacity.max(largest);
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        let options = quick_cache::OptionsBuilder::new()
             // A visitor is usually marked in a campaign, a stream and globally.
-            records: quick_cache::sync::Cache::with_weighter(
-                capacity / 3,
-                capacity as u64,
+            .estimated_items_capacity(capacity / 3)
+            .weight_capacity(capacity as u64)
+            .shards((cores * 4).min(capacity / largest).max(1))
+            .build()
+            .expect("the capacities and shard count are set");
+        MemoryUniqueness {
+            records: quick_cache::sync::Cache::with_options(
+                options,
                 ScopeWeight,
+                Default::default(),
+                Default::default(),
             ),
         }
     }
@@ -296,9 +310,32 @@ impl UniquenessStore for MemoryUniqueness {
         self.records.get(&fingerprint).unwrap_or_default()
     }
 
-    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64) {
-        let record = self.visitor(fingerprint).marked(scopes, at);
-        self.records.insert(fingerprint, record);
+    fn mark(&self, fingerprint: u64, scopes: &[Scope], at: i64) -> VisitorRecord {
+        use quick_cache::sync::{EntryAction, EntryResult};
+        if scopes.is_empty() {
+            return self.visitor(fingerprint);
+        }
+        // Read, change and store under the shard's lock, so that concurrent clicks of one
+        // visitor keep each other's marks (a visitor not yet known is a placeholder that a
+        // second click waits on).
+        let update = |_: &u64, record: &mut VisitorRecord| {
+            *record = record.marked(scopes, at);
+            EntryAction::Retain(record.clone())
+        };
+        match self.records.entry(&fingerprint, None, update) {
+            EntryResult::Retained(record) => record,
+            EntryResult::Vacant(slot) => {
+                let record = VisitorRecord::default().marked(scopes, at);
+                // Err only when the placeholder was evicted meanwhile: the mark is lost as if
+                // the record had been evicted just after.
+                let _ = slot.insert(record.clone());
+                record
+            }
+            // Neither happens: the update always retains, and there is no timeout.
+            EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => {
+                VisitorRecord::default().marked(scopes, at)
+            }
+        }
     }
 }
 
@@ -390,21 +427,18 @@ mod tests {
 
     #[test]
     fn memory_store_is_bounded() {
-        let store = MemoryUniqueness::new(1_000);
+        let store = MemoryUniqueness::new(4_096);
         for i in 0..100_000u64 {
             store.mark(i, &[Scope::Global], 1);
         }
-        assert!(store.records.len() <= 1_100);
+        assert!(store.records.len() <= 4_500, "{}", store.records.len());
         // Weighed by scopes: visitors marked in three scopes each fill it three times as fast.
         for i in 0..100_000u64 {
             store.mark(i, &[Scope::Global, Scope::Campaign(1), Scope::Stream(2)], 1);
         }
-        assert!(
-            store.records.weight() <= 1_100,
-            "{}",
-            store.records.weight()
-        );
-        assert!(store.records.len() <= 400, "{}", store.records.len());
+        let weight = store.records.weight();
+        assert!(weight <= 4_500, "{weight}");
+        assert!(store.records.len() <= 1_500, "{}", store.records.len());
         store.mark(42, &[Scope::Campaign(1)], 7);
         assert_eq!(store.visitor(42).last_seen(Scope::Campaign(1)), Some(7));
         assert_eq!(store.visitor(42).last_seen(Scope::Campaign(2)), None);
@@ -412,12 +446,25 @@ mod tests {
     }
 
     #[test]
+    fn the_smallest_store_keeps_a_full_record() {
+        let store = MemoryUniqueness::new(0);
+        let scopes: Vec<Scope> = (0..RECORD_SCOPES as i64).map(Scope::Stream).collect();
+        let stored = store.mark(5, &scopes, 10);
+        assert_eq!(stored.len(), RECORD_SCOPES);
+        assert_eq!(store.visitor(5), stored, "kept, not refused as too heavy");
+        // Nothing to mark: nothing stored for an unknown visitor.
+        assert!(store.mark(6, &[], 10).is_empty());
+        assert_eq!(store.records.len(), 1);
+    }
+
+    #[test]
     fn marks_add_and_restart_scopes_of_one_record() {
         let store = MemoryUniqueness::new(1_000);
         store.mark(7, &[Scope::Campaign(1), Scope::Global], 100);
         store.mark(7, &[Scope::Stream(3)], 200);
-        store.mark(7, &[Scope::Campaign(1)], 300);
+        let stored = store.mark(7, &[Scope::Campaign(1)], 300);
         let record = store.visitor(7);
+        assert_eq!(record, stored, "mark returns the record as stored");
         assert_eq!(record.last_seen(Scope::Campaign(1)), Some(300));
         assert_eq!(record.last_seen(Scope::Global), Some(100));
         assert_eq!(record.last_seen(Scope::Stream(3)), Some(200));
@@ -426,21 +473,56 @@ mod tests {
     }
 
     #[test]
-    fn a_record_keeps_its_most_recent_scopes() {
-        let mut record = VisitorRecord::default();
+    fn concurrent_marks_of_one_visitor_all_stay() {
+        let store = Arc::new(MemoryUniqueness::new(1 << 16));
+        let threads: Vec<_> = (0..4i64)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..12 {
+                        store.mark(99, &[Scope::Stream(t * 100 + i)], 1_000);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.visitor(99).len(), 48, "no mark was overwritten");
+    }
+
+    #[test]
+    fn a_record_keeps_its_most_recent_scopes_and_the_global_mark() {
+        let mut record = VisitorRecord::default().marked(&[Scope::Global], 500);
         for i in 0..200 {
             record = record.marked(&[Scope::Stream(i)], 1_000 + i);
         }
         assert_eq!(record.len(), RECORD_SCOPES);
+        assert_eq!(
+            record.last_seen(Scope::Global),
+            Some(500),
+            "the oldest, but kept"
+        );
+        // The newest 63 streams: 137..=199.
+        let oldest_kept = 200 - (RECORD_SCOPES as i64 - 1);
         assert_eq!(record.last_seen(Scope::Stream(199)), Some(1_199));
         assert_eq!(
-            record.last_seen(Scope::Stream(199 - RECORD_SCOPES as i64)),
-            None
+            record.last_seen(Scope::Stream(oldest_kept)),
+            Some(1_000 + oldest_kept)
         );
-        // A scope marked again moves to the front whatever its id.
-        record = record.marked(&[Scope::Stream(150)], 5_000);
+        assert_eq!(record.last_seen(Scope::Stream(oldest_kept - 1)), None);
+        // Marking the oldest stream again saves it; the two next-oldest make room.
+        record = record.marked(&[Scope::Stream(oldest_kept)], 5_000);
         record = record.marked(&[Scope::Stream(1_000), Scope::Stream(1_001)], 6_000);
-        assert_eq!(record.last_seen(Scope::Stream(150)), Some(5_000));
         assert_eq!(record.len(), RECORD_SCOPES);
+        assert_eq!(record.last_seen(Scope::Stream(oldest_kept)), Some(5_000));
+        assert_eq!(record.last_seen(Scope::Stream(oldest_kept + 1)), None);
+        assert_eq!(record.last_seen(Scope::Stream(oldest_kept + 2)), None);
+        assert_eq!(
+            record.last_seen(Scope::Stream(oldest_kept + 3)),
+            Some(1_000 + oldest_kept + 3)
+        );
+        assert_eq!(record.last_seen(Scope::Stream(1_001)), Some(6_000));
+        assert_eq!(record.last_seen(Scope::Global), Some(500));
     }
 }
