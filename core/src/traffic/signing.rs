@@ -4,7 +4,7 @@
 //!
 //! The MAC is `ring`'s HMAC-SHA256 (already in the build for TLS): every click signs a visitor
 //! cookie, and on CPUs without the SHA extensions `ring`'s vectorised SHA-256 signs a cookie
-//! in about 0.6 of the time of the portable `sha2` code (bench/RESULTS.md, session 7).
+//! in about two thirds of the time of the portable `sha2` code (bench/RESULTS.md, session 7).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
