@@ -776,19 +776,15 @@ fn new_click(route: &CampaignRoute, visit: &Visit) -> Click {
     click.user_agent = visit.user_agent.clone();
     click.referrer = visit.referrer.clone();
     click.language = visit.language.clone();
-    // Each parameter once: the fields it feeds take the first value of its name (as
-    // `Visit::param` gives).
-    let mut set = 0u64;
-    for (name, value) in &visit.query {
+    // Each parameter looked up once. Last to first, so that a repeated name leaves its first
+    // value (as `Visit::param` gives) in the fields it feeds.
+    for (name, value) in visit.query.iter().rev() {
         let Some(fields) = route.params.fields.get(name.as_str()) else {
             continue;
         };
         for field in fields {
-            if set & field.bit() == 0 {
-                set |= field.bit();
-                if let Some(slot) = field.slot(&mut click) {
-                    slot.clone_from(value);
-                }
+            if let Some(slot) = field.slot(&mut click) {
+                slot.clone_from(value);
             }
         }
     }

@@ -92,34 +92,7 @@ impl ParamField {
             ParamField::UtmContent => &mut click.utm_content,
         })
     }
-
-    /// A bit of its own among every field (51 of them), to tell which are set.
-    pub fn bit(self) -> u64 {
-        debug_assert!(match self {
-            ParamField::SubId(n) => n < SUB_ID_COUNT,
-            ParamField::ExtraParam(n) => n < EXTRA_PARAM_COUNT,
-            _ => true,
-        });
-        let index = match self {
-            ParamField::Keyword => 0,
-            ParamField::Source => 1,
-            ParamField::ExternalId => 2,
-            ParamField::CreativeId => 3,
-            ParamField::AdCampaignId => 4,
-            ParamField::XRequestedWith => 5,
-            ParamField::UtmSource => 6,
-            ParamField::UtmMedium => 7,
-            ParamField::UtmCampaign => 8,
-            ParamField::UtmTerm => 9,
-            ParamField::UtmContent => 10,
-            ParamField::SubId(n) => 11 + n.min(SUB_ID_COUNT - 1),
-            ParamField::ExtraParam(n) => 11 + SUB_ID_COUNT + n.min(EXTRA_PARAM_COUNT - 1),
-        };
-        1 << index
-    }
 }
-
-const _: () = assert!(11 + SUB_ID_COUNT + EXTRA_PARAM_COUNT <= 64);
 
 /// Which query parameter feeds each click field: the campaign's `parameters` mapping, or the
 /// field's own name (`utm_*` always by their own). Worked out once per snapshot, not per
