@@ -113,9 +113,9 @@ impl SnapshotCell {
 /// read in their cap's zone yet (all of them at start; later, caps added, moved to another
 /// zone, or back), and forgets the counts of offers the snapshot does not cap. Postbacks count
 /// in memory only for capped offers, so without this a cap added at run time would start from
-/// zero until a restart. A store error fails the rebuild (the old snapshot keeps serving). A postback that lands between
-/// this read and the new snapshot's swap is not counted for a cap that snapshot adds (it is
-/// in the store, so the next restart counts it).
+/// zero until a restart. A store error fails the rebuild (the old snapshot keeps serving). A
+/// postback that lands between this read and the new snapshot's swap is not counted for a cap
+/// that snapshot adds (it is in the store, so the next restart counts it).
 pub async fn restore_caps(
     store: &dyn Store,
     snapshot: &RoutingSnapshot,
