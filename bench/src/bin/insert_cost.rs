@@ -11,7 +11,7 @@
 //!
 //! The clicks are synthetic but shaped like the benchmark campaign's (bench/data visitors,
 //! time-ordered sub ids as `traffic::ids` makes them). CPU is the process's (every thread)
-//! from /proc/self/stat around the writes only.
+//! around the writes only.
 //!
 //! ```sh
 //! cargo build --release -p switchyard-bench --bin insert-cost
@@ -51,14 +51,9 @@ struct Args {
     bench_dir: PathBuf,
 }
 
-/// This process's CPU time (utime + stime of /proc/self/stat, in Linux's USER_HZ of 100
-/// ticks per second, which `getconf CLK_TCK` reports on the machines this runs on).
+/// This process's CPU time so far, every thread, in seconds.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
+    cpu_time::ProcessTime::now().as_duration().as_secs_f64()
 }
 
 fn clicks(visitors: &Visitors, n: usize) -> Vec<Click> {
