@@ -67,6 +67,46 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// True when the error is about the data being written (a value out of range, a text the
+    /// database cannot hold, a constraint), so that the same write fails again however often
+    /// it is retried; false when it is about the store (unreachable, locked, out of space, a
+    /// timeout), which a retry can outlive. The recorder splits a batch that fails for its
+    /// data to find the rows at fault and sets those aside; other failures it retries.
+    pub fn is_about_the_data(&self) -> bool {
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Encode(_) => true,
+            sqlx::Error::Database(error) => {
+                let code = error.code().unwrap_or_default();
+                if error
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    // SQLSTATE class 22 is a data exception (a number out of range, a NUL
+                    // byte in a text), class 23 an integrity constraint.
+                    return code.starts_with("22") || code.starts_with("23");
+                }
+                // SQLite's extended result code; its low byte is the primary code.
+                const SQLITE_ERROR: u32 = 1;
+                const SQLITE_TOOBIG: u32 = 18;
+                const SQLITE_CONSTRAINT: u32 = 19;
+                const SQLITE_MISMATCH: u32 = 20;
+                const SQLITE_RANGE: u32 = 25;
+                match code.parse::<u32>().map_or(0, |c| c & 0xff) {
+                    SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH | SQLITE_RANGE => true,
+                    // `SUM()` over integers that overflow.
+                    SQLITE_ERROR => error.message().contains("integer overflow"),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A click that went from its landing to an offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandingClick {
@@ -233,6 +273,32 @@ pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
 
     /// Closes the pool, waiting for connections to finish.
     async fn close(&self);
+}
+
+/// The pools' `after_release` check: a connection goes back to the pool only when no
+/// transaction is open on it; otherwise it is closed and the pool opens a fresh one.
+///
+/// Why: when SQLite ends a transaction by itself (it may on SQLITE_FULL, SQLITE_IOERR or
+/// SQLITE_NOMEM), the ROLLBACK sqlx sends when the transaction is dropped fails ("no
+/// transaction is active") and sqlx keeps counting the connection as inside one. Reused, its
+/// next `begin` becomes a SAVEPOINT, its next rollback a `ROLLBACK TO` that leaves the
+/// transaction open: the connection then holds the write lock for good and later commits are
+/// never made durable. Closing the connection is the one state that is known.
+pub(crate) async fn release_outside_transaction<C: sqlx::Connection>(
+    connection: &mut C,
+) -> Result<bool, sqlx::Error> {
+    if connection.is_in_transaction() {
+        // The rollback of a dropped transaction is queued, not yet done: a round trip
+        // behind it lets it finish before the depth is read again.
+        connection.ping().await?;
+        if connection.is_in_transaction() {
+            tracing::warn!(
+                "A database connection was still inside a transaction when released; closing it."
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Opens the database the config names (creating a SQLite file and its directory if needed).

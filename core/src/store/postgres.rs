@@ -19,6 +19,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(|connection, _| Box::pin(super::release_outside_transaction(connection)))
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;

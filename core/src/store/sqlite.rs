@@ -35,6 +35,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
+            .after_release(|connection, _| Box::pin(super::release_outside_transaction(connection)))
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(format!("{}: {e}", config.url)))?;
@@ -46,3 +47,81 @@ super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
 super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
 super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);
 super::reports::impl_report_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::config::Backend;
+
+    async fn count(connection: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(connection)
+            .await
+            .expect("count")
+    }
+
+    /// SQLite can end a transaction by itself (on SQLITE_FULL, for one); the connection must
+    /// not go back to the pool believing it is still inside it, or every later transaction on
+    /// it nests in one that is never committed and holds the write lock.
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_by_itself_does_not_poison_the_pool() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let config = DatabaseConfig {
+            url: url.clone(),
+            backend: Backend::Sqlite,
+            max_connections: 1,
+        };
+        let store = SqliteStore::open(&config).await.expect("open");
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&store.pool)
+            .await
+            .expect("create");
+        {
+            let mut tx = store.pool.begin().await.expect("begin");
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+            // What SQLite does by itself on some errors: the transaction is gone, so the
+            // ROLLBACK sqlx sends when `tx` is dropped fails.
+            sqlx::query("ROLLBACK")
+                .execute(&mut *tx)
+                .await
+                .expect("rollback");
+        }
+        // A write that fails and rolls back, then one that commits, on the pool's connection.
+        let mut tx = store.pool.begin().await.expect("begin");
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.rollback().await.expect("rollback");
+        let mut tx = store.pool.begin().await.expect("begin");
+        sqlx::query("INSERT INTO t VALUES (3)")
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+
+        // Another connection sees the commit and is not locked out of writing.
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .busy_timeout(Duration::from_millis(200));
+        let mut other = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("connect");
+        assert_eq!(count(&mut other).await, 1, "the committed row is visible");
+        sqlx::query("INSERT INTO t VALUES (4)")
+            .execute(&mut other)
+            .await
+            .expect("another connection can write");
+        let mut pooled = store.pool.acquire().await.expect("acquire");
+        assert_eq!(count(&mut pooled).await, 2);
+        assert!(!pooled.is_in_transaction());
+    }
+}
