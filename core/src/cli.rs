@@ -47,6 +47,9 @@ enum Command {
     /// Recompute the report rollups from the clicks and conversions (after data was written
     /// into the database by other means than the tracker).
     RebuildRollups,
+    /// Write the clicks the recorder set aside (data/set-aside/clicks.jsonl) into the store;
+    /// the ones it still refuses stay in the file. Exit 1 when some remain.
+    ReplaySetAside,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +101,7 @@ pub fn run() -> ExitCode {
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),
         Command::Plugins => plugins(&config),
         Command::RebuildRollups => runtime_block(config, rebuild_rollups),
+        Command::ReplaySetAside => runtime_block(config, replay_set_aside),
         Command::Serve => runtime_block(config, serve),
     }
 }
@@ -161,6 +165,28 @@ async fn rebuild_rollups(config: Config) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     store.close().await;
+    Ok(())
+}
+
+async fn replay_set_aside(config: Config) -> anyhow::Result<()> {
+    let store = crate::store::open(&config.database).await?;
+    store.migrate().await?;
+    let set_aside = crate::recorder::SetAside::in_data_dir(&config.server.data_dir);
+    let report = set_aside.replay(store.as_ref()).await;
+    store.close().await;
+    let report = report?;
+    println!(
+        "{} click(s) written, {} still refused, {} unreadable line(s) ({}).",
+        report.written,
+        report.kept,
+        report.unreadable,
+        set_aside.path().display()
+    );
+    anyhow::ensure!(
+        report.kept == 0 && report.unreadable == 0,
+        "some set-aside clicks remain in {}",
+        set_aside.path().display()
+    );
     Ok(())
 }
 

@@ -117,14 +117,26 @@ pub fn parse_postback(params: &BTreeMap<String, String>) -> Result<Postback, Pos
                 .map_err(|e| error(name, e.to_string())),
         }
     };
-    let payout = match money("payout")? {
-        Some(p) => Some(p),
-        None => money("revenue")?,
+    let (payout_field, payout) = match money("payout")? {
+        Some(p) => ("payout", Some(p)),
+        None => ("revenue", money("revenue")?),
     };
     if payout.is_some_and(|p| p.micros() < 0) {
-        return Err(error("payout", "must not be negative"));
+        return Err(error(payout_field, "must not be negative"));
+    }
+    if payout.is_some_and(|p| p > Money::MAX_PAYOUT) {
+        return Err(error(
+            payout_field,
+            format!("must be at most {}", Money::MAX_PAYOUT),
+        ));
     }
     let cost = money("cost")?.unwrap_or(Money::ZERO);
+    if cost > Money::MAX_CLICK_COST {
+        return Err(error(
+            "cost",
+            format!("must be at most {}", Money::MAX_CLICK_COST),
+        ));
+    }
     let currency = get("currency").unwrap_or("").to_ascii_uppercase();
     let well_formed = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
     if !currency.is_empty() && !well_formed {
@@ -248,6 +260,14 @@ mod tests {
             parse_postback(&params(&[("subid", "a")])).unwrap().status,
             Some(ConversionStatus::Sale)
         );
+        let largest = parse_postback(&params(&[
+            ("subid", "a"),
+            ("payout", "1000000000"),
+            ("cost", "1000000"),
+        ]))
+        .unwrap();
+        assert_eq!(largest.payout, Some(Money::MAX_PAYOUT));
+        assert_eq!(largest.cost, Money::MAX_CLICK_COST);
     }
 
     #[test]
@@ -257,6 +277,15 @@ mod tests {
             (vec![("subid", "a"), ("status", "weird")], "status"),
             (vec![("subid", "a"), ("payout", "1e5")], "payout"),
             (vec![("subid", "a"), ("payout", "-1")], "payout"),
+            (
+                vec![("subid", "a"), ("payout", "1000000000.000001")],
+                "payout",
+            ),
+            (
+                vec![("subid", "a"), ("revenue", "9223372036854")],
+                "revenue",
+            ),
+            (vec![("subid", "a"), ("cost", "1000000.5")], "cost"),
             (vec![("subid", "a"), ("currency", "EURO")], "currency"),
         ] {
             assert_eq!(parse_postback(&params(&pairs)).unwrap_err().field, field);

@@ -77,7 +77,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }
-    let (recorder, recorder_task) = ClickRecorder::start(store.clone(), &config.recorder);
+    let (recorder, recorder_task) = ClickRecorder::start(
+        store.clone(),
+        &config.recorder,
+        crate::recorder::SetAside::in_data_dir(&config.server.data_dir),
+    );
 
     let listener =
         TcpListener::bind(config.server.listen)

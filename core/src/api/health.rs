@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,26 +11,72 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
+/// How long `/health` waits for the database's answer before it calls it unreachable: a
+/// load balancer's check must get an answer within a second whatever is down.
+const PING_WAIT: Duration = Duration::from_millis(800);
+
 /// `GET /health`: version, database reachability, routing generation and recorder counters.
-/// Always 200 while the process serves clicks; `status` is `degraded` when the database is
-/// unreachable or the last snapshot rebuild failed (clicks are still answered meanwhile).
+/// Always 200 while the process serves clicks, within a second; `status` is `degraded` (with
+/// the reasons in `reasons`) when the database is unreachable, the last snapshot rebuild or
+/// plugin load failed, or the recorder dropped, set aside or lost clicks (clicks are still
+/// answered meanwhile).
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    let database = match state.store.ping().await {
-        Ok(()) => json!({ "backend": state.store.backend(), "status": "ok" }),
-        Err(error) => {
+    let database = match tokio::time::timeout(PING_WAIT, state.store.ping()).await {
+        Ok(Ok(())) => json!({ "backend": state.store.backend(), "status": "ok" }),
+        Ok(Err(error)) => {
             json!({ "backend": state.store.backend(), "status": "error", "error": error.to_string() })
         }
+        Err(_) => json!({
+            "backend": state.store.backend(),
+            "status": "error",
+            "error": format!("no answer within {} ms", PING_WAIT.as_millis()),
+        }),
     };
     let snapshot = state.snapshot.load();
     let last_error = state.snapshot.last_error();
     let plugins = state.supervisor.report();
     let files = state.supervisor.campaign_files().map(|f| f.status());
-    let healthy = database["status"] == "ok"
-        && last_error.is_none()
-        && plugins.last_errors.is_empty()
-        && files.as_ref().is_none_or(|f| f.last_errors.is_empty());
+    let recorder = state.recorder.stats();
+    let mut reasons = Vec::new();
+    if database["status"] != "ok" {
+        reasons.push("the database is unreachable".to_string());
+    }
+    if last_error.is_some() {
+        reasons.push("the last routing rebuild failed".to_string());
+    }
+    if !plugins.last_errors.is_empty() {
+        reasons.push("plugins failed to load".to_string());
+    }
+    if files.as_ref().is_some_and(|f| !f.last_errors.is_empty()) {
+        reasons.push("campaign files have errors".to_string());
+    }
+    if recorder.failing_ms > 0 {
+        reasons.push(format!(
+            "click writes have been failing for {} ms; {} clicks wait in the queue",
+            recorder.failing_ms, recorder.backlog
+        ));
+    }
+    for (count, what) in [
+        (
+            recorder.dropped,
+            "clicks were dropped (the click queue was full)",
+        ),
+        (
+            recorder.set_aside,
+            "clicks were set aside (see data/set-aside)",
+        ),
+        (
+            recorder.lost,
+            "clicks were lost (neither written nor set aside)",
+        ),
+    ] {
+        if count > 0 {
+            reasons.push(format!("{count} {what}"));
+        }
+    }
     Json(json!({
-        "status": if healthy { "ok" } else { "degraded" },
+        "status": if reasons.is_empty() { "ok" } else { "degraded" },
+        "reasons": reasons,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "database": database,
@@ -38,7 +86,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "warnings": snapshot.warnings,
             "last_error": last_error,
         },
-        "recorder": state.recorder.stats(),
+        "recorder": recorder,
         "plugins": {
             "generation": plugins.generation,
             "kinds": plugins.kinds.len(),

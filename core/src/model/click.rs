@@ -10,7 +10,7 @@ pub const EXTRA_PARAM_COUNT: usize = 10;
 /// Text fields are never NULL in the database: an unknown value is the empty string, as in
 /// Keitaro's reports. The `sub_id` is the click's identity: inserting the same click twice
 /// leaves one row.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Click {
     pub sub_id: String,
     pub visitor_code: String,

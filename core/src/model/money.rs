@@ -33,6 +33,15 @@ pub enum MoneyError {
 impl Money {
     pub const ZERO: Money = Money(0);
 
+    /// The largest cost one click may carry from outside (a visitor's `cost` parameter on a
+    /// `cost_auto` campaign, a postback's `cost`): 1 000 000 units. Far above a real price
+    /// per click in any currency, and small enough that a report sum (an `i64` of micro-units)
+    /// overflows only after 9.2 million such clicks in one hour of one campaign.
+    pub const MAX_CLICK_COST: Money = Money::units(1_000_000);
+
+    /// The largest payout one postback may carry: 1 000 000 000 units.
+    pub const MAX_PAYOUT: Money = Money::units(1_000_000_000);
+
     /// The amount from its count of micro-units.
     pub const fn from_micros(micros: i64) -> Self {
         Money(micros)

@@ -2,8 +2,15 @@
 //! drains it in batches into the store (larger batches while a backlog waits). A click that
 //! finds the queue full waits for room up to `recorder.full_wait_ms` (a short overload slows
 //! the answers instead of losing clicks), then is dropped and counted (a stalled database
-//! never holds a visitor longer than that); a failed batch is retried with backoff (inserts are
-//! idempotent, so a retry never duplicates). Shutdown drains everything queued before returning.
+//! never holds a visitor longer than that). A batch that fails because of the store
+//! (unreachable, locked, out of space) is retried with backoff (inserts are idempotent, so a
+//! retry never duplicates); one that fails because of its data is split in halves until the
+//! clicks at fault are alone, and those are set aside ([`SetAside`]: kept in a file, counted,
+//! replayable), so that one bad value never holds up the clicks behind it. Shutdown drains
+//! everything queued before returning; what an unreachable store still refuses then is set
+//! aside too.
+
+mod set_aside;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +25,8 @@ use crate::model::Click;
 use crate::store::LandingClick;
 use crate::store::Store;
 
+pub use set_aside::{ReplayError, ReplayReport, SetAside};
+
 /// Counters of the write path, exposed at /health.
 #[derive(Debug, Default)]
 struct Counters {
@@ -25,6 +34,11 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed_batches: AtomicU64,
+    set_aside: AtomicU64,
+    lost: AtomicU64,
+    /// Since when (ms since the recorder started, plus one) a batch has been failing and
+    /// retried; 0 while writes succeed.
+    failing_since: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -36,10 +50,17 @@ pub struct RecorderStats {
     pub written: u64,
     /// Clicks dropped because the queue was full.
     pub dropped: u64,
-    /// Batch writes that failed and were retried.
+    /// Batch writes that failed (and were retried, or split).
     pub failed_batches: u64,
+    /// Clicks kept in the set-aside file instead of the store since start.
+    pub set_aside: u64,
+    /// Clicks neither written nor set aside (the set-aside file could not be written).
+    pub lost: u64,
     /// Clicks waiting in the queue now.
     pub backlog: u64,
+    /// How long the batch being written has been failing and retried (the store is down,
+    /// locked or full), in milliseconds; 0 while writes succeed.
+    pub failing_ms: u64,
 }
 
 /// The handle handlers use to record clicks. Cheap to clone.
@@ -47,6 +68,7 @@ pub struct RecorderStats {
 pub struct ClickRecorder {
     sender: mpsc::Sender<Event>,
     counters: Arc<Counters>,
+    started: tokio::time::Instant,
     /// How long a click waits for room in a full queue.
     full_wait: Duration,
 }
@@ -67,22 +89,30 @@ pub struct RecorderTask {
 
 impl ClickRecorder {
     /// Starts the writer task over `store`.
-    pub fn start(store: Arc<dyn Store>, config: &RecorderConfig) -> (ClickRecorder, RecorderTask) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: &RecorderConfig,
+        set_aside: SetAside,
+    ) -> (ClickRecorder, RecorderTask) {
         let (sender, receiver) = mpsc::channel(config.queue_capacity);
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
+        let started = tokio::time::Instant::now();
         let writer = BatchWriter {
             store,
             receiver,
             stop: stop_rx,
             batch_size: config.batch_size,
             counters: counters.clone(),
+            set_aside,
+            started,
         };
         let task = tokio::spawn(writer.run());
         (
             ClickRecorder {
                 sender,
                 counters,
+                started,
                 full_wait: config.full_wait,
             },
             RecorderTask { stop, task },
@@ -140,7 +170,13 @@ impl ClickRecorder {
             written: load(&self.counters.written),
             dropped: load(&self.counters.dropped),
             failed_batches: load(&self.counters.failed_batches),
+            set_aside: load(&self.counters.set_aside),
+            lost: load(&self.counters.lost),
             backlog: (self.sender.max_capacity() - self.sender.capacity()) as u64,
+            failing_ms: match load(&self.counters.failing_since) {
+                0 => 0,
+                since => (self.started.elapsed().as_millis() as u64 + 1).saturating_sub(since),
+            },
         }
     }
 }
@@ -176,6 +212,19 @@ struct BatchWriter {
     stop: watch::Receiver<bool>,
     batch_size: usize,
     counters: Arc<Counters>,
+    set_aside: SetAside,
+    started: tokio::time::Instant,
+}
+
+/// How one write of a part of a batch ended.
+enum Attempt {
+    /// Not written yet.
+    Untried,
+    Written,
+    /// The store refused the part for its data.
+    Refused(crate::store::StoreError),
+    /// Shutdown gave up on an unreachable store.
+    GaveUp(crate::store::StoreError),
 }
 
 /// How long the writer waits to fill a batch once it has the first click.
@@ -278,34 +327,101 @@ impl BatchWriter {
         updates.clear();
     }
 
+    /// Writes `batch` (leaving it empty); a part the store refuses for its data is halved
+    /// until the clicks at fault are alone, and those are set aside. Parts are written in the
+    /// batch's order.
     async fn write_clicks(&mut self, batch: &mut Vec<Click>) {
         if batch.is_empty() {
             return;
         }
-        let mut delay = Duration::from_millis(50);
-        let mut attempts_after_stop = 0;
-        loop {
-            match self.store.insert_clicks(batch).await {
-                Ok(_) => {
+        let first = self.write_part(batch).await;
+        if let Attempt::Written = first {
+            self.counters
+                .written
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.clear();
+            return;
+        }
+        let mut pending = vec![(std::mem::take(batch), first)];
+        while let Some((mut part, outcome)) = pending.pop() {
+            match outcome {
+                Attempt::Written => {
                     self.counters
                         .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
-                    return;
+                        .fetch_add(part.len() as u64, Ordering::Relaxed);
+                }
+                Attempt::Refused(error) if part.len() == 1 => {
+                    self.keep_aside(&part, &error.to_string());
+                }
+                Attempt::Refused(error) => {
+                    tracing::warn!(%error, size = part.len(), "The store refused a click batch for its data; splitting it to find the clicks at fault.");
+                    let second = part.split_off(part.len() / 2);
+                    let outcome = self.write_part(&part).await;
+                    // The second half is tried once the first is settled.
+                    pending.push((second, Attempt::Untried));
+                    pending.push((part, outcome));
+                }
+                Attempt::Untried => {
+                    let outcome = self.write_part(&part).await;
+                    pending.push((part, outcome));
+                }
+                Attempt::GaveUp(error) => {
+                    let reason = format!("unwritten at shutdown: {error}");
+                    self.keep_aside(&part, &reason);
+                    for (part, _) in pending.drain(..) {
+                        self.keep_aside(&part, &reason);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One insert of `part`, retried with backoff while the store is the problem (for ever
+    /// while running; [`SHUTDOWN_ATTEMPTS`] times once shutdown is asked).
+    async fn write_part(&mut self, part: &[Click]) -> Attempt {
+        let mut delay = Duration::from_millis(50);
+        let mut attempts_after_stop = 0;
+        let failing = &self.counters.failing_since;
+        loop {
+            let error = match self.store.insert_clicks(part).await {
+                Ok(_) => {
+                    failing.store(0, Ordering::Relaxed);
+                    return Attempt::Written;
+                }
+                Err(error) => error,
+            };
+            self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            if error.is_about_the_data() {
+                failing.store(0, Ordering::Relaxed);
+                return Attempt::Refused(error);
+            }
+            if failing.load(Ordering::Relaxed) == 0 {
+                let now = self.started.elapsed().as_millis() as u64 + 1;
+                failing.store(now, Ordering::Relaxed);
+            }
+            if *self.stop.borrow() {
+                attempts_after_stop += 1;
+                if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
+                    return Attempt::GaveUp(error);
+                }
+            }
+            tracing::warn!(%error, size = part.len(), retry_in_ms = delay.as_millis() as u64, "Writing a click batch failed; retrying.");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Keeps `clicks` in the set-aside file, counting them (as lost if even that fails).
+    fn keep_aside(&self, clicks: &[Click], reason: &str) {
+        for click in clicks {
+            match self.set_aside.keep(click, reason) {
+                Ok(()) => {
+                    self.counters.set_aside.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sub_id = %click.sub_id, reason, file = %self.set_aside.path().display(), "A click was set aside instead of written; `switchyard replay-set-aside` writes it once the cause is fixed.");
                 }
                 Err(error) => {
-                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    if *self.stop.borrow() {
-                        attempts_after_stop += 1;
-                        if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
-                            tracing::error!(%error, lost = batch.len(), "Giving up on a click batch at shutdown.");
-                            batch.clear();
-                            return;
-                        }
-                    }
-                    tracing::warn!(%error, size = batch.len(), retry_in_ms = delay.as_millis() as u64, "Writing a click batch failed; retrying.");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sub_id = %click.sub_id, reason, %error, "A click could be neither written nor set aside; it is lost.");
                 }
             }
         }

@@ -40,6 +40,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("schema/sqlite/0005_rollups.sql"),
         postgres: include_str!("schema/postgres/0005_rollups.sql"),
     },
+    Migration {
+        version: 6,
+        name: "exact_sums",
+        sqlite: include_str!("schema/sqlite/0006_exact_sums.sql"),
+        postgres: include_str!("schema/postgres/0006_exact_sums.sql"),
+    },
 ];
 
 /// The migration that creates the report rollups; `migrate` fills them in its transaction.

@@ -63,6 +63,9 @@ pub enum StoreError {
     Conflict { what: String },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The data cannot be stored as it is (a sum would overflow); retrying cannot help.
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -74,8 +77,10 @@ impl StoreError {
     /// timeout), which a retry can outlive. The recorder splits a batch that fails for its
     /// data to find the rows at fault and sets those aside; other failures it retries.
     pub fn is_about_the_data(&self) -> bool {
-        let StoreError::Database(error) = self else {
-            return false;
+        let error = match self {
+            StoreError::Refused(_) => return true,
+            StoreError::Database(error) => error,
+            _ => return false,
         };
         match error {
             sqlx::Error::Encode(_) => true,

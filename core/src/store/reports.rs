@@ -710,7 +710,7 @@ macro_rules! impl_report_store {
                 use crate::store::rollups::{CLICK_SUM_COLUMNS, DimValue, add_clicks, sums_values, upsert_statement};
                 use sqlx::Arguments;
                 for (index, rollup) in rollups::ROLLUPS.iter().enumerate() {
-                    let rows = add_clicks(rollup, clicks);
+                    let rows = add_clicks(rollup, clicks)?;
                     let mut rest = rows.as_slice();
                     for count in statement_rows(rows.len()) {
                         let (chunk, tail) = rest.split_at(count);

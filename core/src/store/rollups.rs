@@ -26,6 +26,7 @@ use crate::config::Backend;
 use crate::model::Click;
 use crate::report::{Condition, GroupingKey, Operator, ReportSql, Sums};
 
+use super::StoreError;
 use super::click_insert::ROWS_PER_STATEMENT;
 
 /// Which sums a write changes, so that its subtraction and addition touch only those:
@@ -195,8 +196,12 @@ pub(crate) type RowKey<'a> = (i64, Vec<DimValue<'a>>);
 
 /// The sums new clicks add to `rollup`, per row, in key order (so that concurrent recorders,
 /// one per tracker process, upsert shared rows in the same order and never deadlock). New
-/// clicks have no conversions, no landing click, and the cost they were recorded with.
-pub(crate) fn add_clicks<'a>(rollup: &Rollup, clicks: &'a [Click]) -> Vec<(RowKey<'a>, Sums)> {
+/// clicks have no conversions, no landing click, and the cost they were recorded with. A cost
+/// sum that would overflow refuses the batch (the recorder then finds the click at fault).
+pub(crate) fn add_clicks<'a>(
+    rollup: &Rollup,
+    clicks: &'a [Click],
+) -> Result<Vec<(RowKey<'a>, Sums)>, StoreError> {
     let mut rows: HashMap<RowKey<'a>, Sums> = HashMap::new();
     for click in clicks {
         let key = (
@@ -216,11 +221,16 @@ pub(crate) fn add_clicks<'a>(rollup: &Rollup, clicks: &'a [Click]) -> Vec<(RowKe
         sums.bots += flag(click.is_bot);
         sums.proxies += flag(click.is_using_proxy);
         sums.empty_referrers += flag(click.referrer.is_empty());
-        sums.cost = sums.cost.saturating_add(click.cost.micros());
+        sums.cost = sums.cost.checked_add(click.cost.micros()).ok_or_else(|| {
+            StoreError::Refused(format!(
+                "the cost of click {} overflows a report sum",
+                click.sub_id
+            ))
+        })?;
     }
     let mut rows: Vec<(RowKey<'a>, Sums)> = rows.into_iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    rows
+    Ok(rows)
 }
 
 /// `INSERT INTO <table> (hour, dims, click sums) VALUES (…), … ON CONFLICT … DO UPDATE SET
@@ -508,7 +518,7 @@ mod tests {
         let mut c = a.clone();
         c.created_at = 10_800;
         let clicks = [a, b, c];
-        let rows = add_clicks(&ROLLUPS[0], &clicks);
+        let rows = add_clicks(&ROLLUPS[0], &clicks).unwrap();
         assert_eq!(rows.len(), 2);
         let first = rows.iter().find(|(k, _)| k.0 == 7_200).unwrap();
         assert_eq!(first.1.clicks, 2);
@@ -518,6 +528,11 @@ mod tests {
         assert_eq!(first.1.cost, 10);
         assert_eq!(first.0.1[0], DimValue::Id(1));
         assert_eq!(first.0.1[2], DimValue::Id(0));
+
+        let mut huge = clicks[0].clone();
+        huge.cost = crate::model::Money::from_micros(i64::MAX - 1);
+        let refused = add_clicks(&ROLLUPS[0], &[huge.clone(), huge]).unwrap_err();
+        assert!(refused.is_about_the_data(), "{refused}");
     }
 
     #[test]

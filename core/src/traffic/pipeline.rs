@@ -698,7 +698,9 @@ pub fn route_landing_click(
 }
 
 /// Cost of a click from the campaign's cost model: CPC per click, CPUC per unique click, CPM
-/// per thousand; with cost_auto the click's own `cost` parameter wins.
+/// per thousand; with cost_auto the click's own `cost` parameter wins when it is an amount
+/// from 0 to [`Money::MAX_CLICK_COST`] (a visitor controls it: anything else is ignored, so
+/// that no click can carry a cost that breaks the sums of every report).
 fn click_cost(ctx: &ClickContext<'_>, unique: bool, cost_param: &str) -> Money {
     let campaign = ctx.campaign;
     if campaign.cost_auto
@@ -706,7 +708,7 @@ fn click_cost(ctx: &ClickContext<'_>, unique: bool, cost_param: &str) -> Money {
             .visit
             .param(cost_param)
             .and_then(|c| c.parse::<Money>().ok())
-        && cost.micros() >= 0
+        && (Money::ZERO..=Money::MAX_CLICK_COST).contains(&cost)
     {
         return cost;
     }

@@ -1023,10 +1023,13 @@ fn cost_models() {
                 with_cost("cost", "abc"),
                 with_cost("cost", "-1"),
                 with_cost("cost", "1e3"),
+                with_cost("cost", "1000000"),
+                with_cost("cost", "1000000.000001"),
+                with_cost("cost", "9223372036854"),
                 fixtures::visit("1.2.3.4"),
             ]
         ),
-        ["0.75", "0.5", "0.5", "0.5", "0.5"]
+        ["0.75", "0.5", "0.5", "0.5", "1000000", "0.5", "0.5", "0.5"]
     );
     auto.parameters = json!({"cost": {"name": "bid", "placeholder": "{bid}"}});
     assert_eq!(

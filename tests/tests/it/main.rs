@@ -8,6 +8,7 @@ mod conversions;
 mod dialects;
 mod files;
 mod foundation;
+mod integrity;
 mod native;
 mod plugins;
 mod reports;
