@@ -280,3 +280,170 @@ async fn sqlite_a_refused_click_is_set_aside_and_the_rest_written() {
 async fn postgres_a_refused_click_is_set_aside_and_the_rest_written() {
     a_refused_click_is_set_aside_and_the_rest_written(Backend::Postgres).await;
 }
+
+/// Unmounts a test's filesystem when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    /// A tmpfs of `size` at `path`. Mounting needs root, as CI and the development machines
+    /// run; the test fails rather than pass without trying.
+    fn tmpfs(path: &Path, size: &str) -> Mounted {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {} failed (needs root)",
+            path.display()
+        );
+        Mounted(path.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes `path` until the filesystem has no space left; returns the bytes written.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(28), "ENOSPC expected: {error}");
+                break;
+            }
+        }
+    }
+    // The last partial blocks, byte by byte at the end.
+    while file.write(&[0]).is_ok_and(|n| n == 1) {
+        written += 1;
+    }
+    let _ = file.sync_all();
+    written
+}
+
+/// SQLite on a filesystem that fills up under traffic (clicks carrying a 4 KB parameter, so
+/// the WAL must grow): every click is answered; writes fail and `/health` says so within a
+/// second; once space returns, every answered click is written exactly once and the Admin
+/// API writes again, without a restart.
+#[tokio::test]
+async fn sqlite_on_a_full_disk_keeps_answering_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("db");
+    let _mounted = Mounted::tmpfs(&mount, "12m");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_grace_ms = 5000\n\n[database]\nurl = \"sqlite://{}/switchyard.db\"\nmax_connections = 4\n\n{}",
+        mount.display(),
+        extra()
+    );
+    let config =
+        switchyard::config::from_sources("test.toml", &text, &[], Some(dir.path())).unwrap();
+    let server = TestServer::from_config(config).await.unwrap();
+    campaign(&server, "full").await;
+    server.reload().await;
+    // Some traffic first, so that the WAL has been checkpointed and must grow again.
+    let big = "x".repeat(4_000);
+    let click = |n: usize| {
+        let url = server.url(&format!("/full?sub_id_1={big}&n={n}"));
+        async move {
+            let response = client().get(url).send().await.unwrap();
+            assert_eq!(response.status(), 302, "click {n}");
+        }
+    };
+    for n in 0..50 {
+        click(n).await;
+    }
+    wait_settled(&server, 50, Duration::from_secs(10)).await;
+
+    let filler = mount.join("filler");
+    assert!(fill(&filler) > 0);
+    for n in 50..350 {
+        click(n).await;
+    }
+    // Writes fail: /health answers within a second and says why.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let asked = Instant::now();
+        let health = server.health().await;
+        assert!(asked.elapsed() < Duration::from_secs(1), "{health}");
+        if health["recorder"]["failing_ms"].as_u64().unwrap() > 0 {
+            assert_eq!(health["status"], "degraded", "{health}");
+            assert!(
+                health["reasons"]
+                    .to_string()
+                    .contains("click writes have been failing"),
+                "{health}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the full disk never failed a write: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The Admin API's writes fail with an answer, not a hang.
+    let asked = Instant::now();
+    let (status, body) = admin(
+        &server,
+        "POST",
+        "campaigns",
+        json!({"name": "During", "alias": "during"}),
+    )
+    .await;
+    assert!(
+        status >= 500 && asked.elapsed() < Duration::from_secs(15),
+        "{status} {body}"
+    );
+
+    // Space returns: everything is written, once, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let health = wait_settled(&server, 350, Duration::from_secs(30)).await;
+    assert_eq!(health["recorder"]["written"], 350, "{health}");
+    assert_eq!(health["recorder"]["set_aside"], 0, "{health}");
+    assert_eq!(health["recorder"]["lost"], 0, "{health}");
+    let mut check = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}/switchyard.db",
+        mount.display()
+    ))
+    .await
+    .unwrap();
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT sub_id) FROM clicks")
+            .fetch_one(&mut check)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (350, 350));
+    let (status, body) = admin(
+        &server,
+        "POST",
+        "campaigns",
+        json!({"name": "After", "alias": "after"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health = server.health().await;
+        if health["status"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
