@@ -15,6 +15,7 @@ pub mod conversions;
 pub mod enrich;
 pub mod fetch;
 pub mod files;
+pub mod journal;
 pub mod model;
 pub mod native;
 pub mod outbound;

@@ -77,10 +77,30 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }
+    let journal = match config.recorder.durability {
+        crate::config::Durability::Memory => None,
+        durability => {
+            let dir = config.server.data_dir.join("journal");
+            let (journal, reader, recovery) =
+                crate::journal::Journal::open(&dir, durability, config.recorder.journal_max_bytes)
+                    .map_err(|e| {
+                        StartError::Setup(format!("cannot open the click journal: {e}"))
+                    })?;
+            tracing::info!(
+                dir = %dir.display(),
+                ?durability,
+                unconfirmed_segments = recovery.segments,
+                torn_bytes = recovery.torn_bytes,
+                "Click journal opened."
+            );
+            Some((journal, reader))
+        }
+    };
     let (recorder, recorder_task) = ClickRecorder::start(
         store.clone(),
         &config.recorder,
         crate::recorder::SetAside::in_data_dir(&config.server.data_dir),
+        journal,
     );
 
     let listener =

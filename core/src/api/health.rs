@@ -56,6 +56,15 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             recorder.failing_ms, recorder.backlog
         ));
     }
+    let journal = state.recorder.journal_stats();
+    if let Some(journal) = journal
+        && journal.bytes > journal.max_bytes / 10 * 9
+    {
+        reasons.push(format!(
+            "the click journal is near its cap ({} of {} bytes)",
+            journal.bytes, journal.max_bytes
+        ));
+    }
     for (count, what) in [
         (
             recorder.dropped,
@@ -87,6 +96,11 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "last_error": last_error,
         },
         "recorder": recorder,
+        "journal": journal.map(|j| json!({
+            "durability": state.recorder.durability(),
+            "bytes": j.bytes,
+            "max_bytes": j.max_bytes,
+        })),
         "plugins": {
             "generation": plugins.generation,
             "kinds": plugins.kinds.len(),

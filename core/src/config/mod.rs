@@ -84,6 +84,23 @@ pub struct RecorderConfig {
     pub batch_size: usize,
     /// How long a click waits for room in a full queue before it is dropped.
     pub full_wait: Duration,
+    pub durability: Durability,
+    /// The journal's size cap in bytes.
+    pub journal_max_bytes: u64,
+    /// How long shutdown drains the journal into the store.
+    pub drain_timeout: Duration,
+}
+
+/// What an answered click survives (`recorder.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// No journal: clicks wait in memory; a crash loses the queue.
+    Memory,
+    /// Journalled to the OS before the answer: survives a crash of the tracker.
+    Process,
+    /// Journalled and synced to the disk before the answer: survives power loss.
+    Fsync,
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +402,35 @@ pub fn from_sources(
                 recorder.full_wait_ms,
                 0,
                 60_000,
+            ) as u64),
+            durability: match recorder.durability.as_str() {
+                "memory" => Durability::Memory,
+                "process" => Durability::Process,
+                "fsync" => Durability::Fsync,
+                other => {
+                    check.fail(
+                        "recorder",
+                        "durability",
+                        format!("`{other}` is not one of process, fsync, memory"),
+                    );
+                    Durability::Process
+                }
+            },
+            journal_max_bytes: check.bounded(
+                "recorder",
+                "journal_max_mb",
+                recorder.journal_max_mb,
+                1,
+                1 << 20,
+            ) as u64
+                * 1024
+                * 1024,
+            drain_timeout: Duration::from_millis(check.bounded(
+                "recorder",
+                "drain_timeout_ms",
+                recorder.drain_timeout_ms,
+                0,
+                600_000,
             ) as u64),
         },
         demo: DemoConfig {

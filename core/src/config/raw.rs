@@ -93,6 +93,16 @@ pub struct RawRecorder {
     pub batch_size: u64,
     /// How long a click waits for room in a full queue (0: never waits).
     pub full_wait_ms: u64,
+    /// What an answered click survives: `process` (journalled to the OS before the answer:
+    /// survives the tracker's crash or SIGKILL), `fsync` (journalled and synced: survives
+    /// power loss), `memory` (no journal: a crash loses the queue).
+    pub durability: String,
+    /// The journal's size cap in MiB; past it clicks are answered but not journalled (each
+    /// counted as lost).
+    pub journal_max_mb: u64,
+    /// How long shutdown keeps writing the journal's backlog to the store before it leaves the
+    /// rest in the journal for the next start.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for RawRecorder {
@@ -101,6 +111,9 @@ impl Default for RawRecorder {
             queue_capacity: 65_536,
             batch_size: 1000,
             full_wait_ms: 100,
+            durability: "process".into(),
+            journal_max_mb: 1024,
+            drain_timeout_ms: 8_000,
         }
     }
 }

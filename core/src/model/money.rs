@@ -122,7 +122,11 @@ impl fmt::Display for Money {
 
 impl Serialize for Money {
     /// Serialised as a JSON number written from the exact decimal text (no float rounding).
+    /// In binary formats (the click journal), the count of micro-units.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serializer.serialize_i64(self.0);
+        }
         let number: serde_json::Number = self
             .to_string()
             .parse()
@@ -132,8 +136,11 @@ impl Serialize for Money {
 }
 
 impl<'de> Deserialize<'de> for Money {
-    /// Accepts a JSON number or a string holding a decimal.
+    /// Accepts a JSON number or a string holding a decimal (in binary formats, micro-units).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return i64::deserialize(deserializer).map(Money);
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Repr {

@@ -1,26 +1,37 @@
-//! The click write path: handlers hand finished clicks to a bounded queue; one writer task
-//! drains it in batches into the store (larger batches while a backlog waits). A click that
-//! finds the queue full waits for room up to `recorder.full_wait_ms` (a short overload slows
-//! the answers instead of losing clicks), then is dropped and counted (a stalled database
-//! never holds a visitor longer than that). A batch that fails because of the store
-//! (unreachable, locked, out of space) is retried with backoff (inserts are idempotent, so a
-//! retry never duplicates); one that fails because of its data is split in halves until the
-//! clicks at fault are alone, and those are set aside ([`SetAside`]: kept in a file, counted,
-//! replayable), so that one bad value never holds up the clicks behind it. Shutdown drains
-//! everything queued before returning; what an unreachable store still refuses then is set
-//! aside too.
+//! The click write path: handlers hand finished clicks (and landing -> offer clicks) to the
+//! recorder; one writer task writes them into the store in batches, in arrival order.
+//!
+//! How an event reaches the writer depends on `recorder.durability`:
+//! - `process` (the default) and `fsync`: the event is appended to the click journal
+//!   ([`crate::journal`]) before [`ClickRecorder::record`] returns, so before the visitor's
+//!   answer; the writer reads the journal and confirms what the store holds. A crash loses
+//!   nothing that was answered (the next start replays what was not confirmed); a store that
+//!   is down only makes the journal grow; past the journal's cap clicks are answered and
+//!   counted as lost.
+//! - `memory`: the event goes to a bounded queue. A click that finds the queue full waits for
+//!   room up to `recorder.full_wait_ms`, then is dropped and counted; a crash loses the queue.
+//!
+//! Either way, a batch that fails because of the store (unreachable, locked, out of space) is
+//! retried with backoff (inserts are idempotent, so a retry never duplicates); one that fails
+//! because of its data is split in halves until the clicks at fault are alone, and those are
+//! set aside ([`SetAside`]: kept in a file, counted, replayable), so that one bad value never
+//! holds up the clicks behind it. Shutdown writes what is pending within
+//! `recorder.drain_timeout_ms`; with a journal, the rest stays journalled for the next start,
+//! without one it is set aside.
 
 mod set_aside;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::RecorderConfig;
+use crate::config::{Durability, RecorderConfig};
+use crate::journal::{Journal, JournalError, JournalReader, JournalStats};
 use crate::model::Click;
 use crate::store::LandingClick;
 use crate::store::Store;
@@ -31,6 +42,7 @@ pub use set_aside::{ReplayError, ReplayReport, SetAside};
 #[derive(Debug, Default)]
 struct Counters {
     queued: AtomicU64,
+    replayed: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
     failed_batches: AtomicU64,
@@ -44,19 +56,22 @@ struct Counters {
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// Clicks accepted into the queue since start.
+    /// Events accepted (journalled, or queued without a journal) since start.
     pub queued: u64,
+    /// Journalled events of an earlier run read again since start (not yet confirmed then).
+    pub replayed: u64,
     /// Clicks the store confirmed (new rows or already stored).
     pub written: u64,
-    /// Clicks dropped because the queue was full.
+    /// Clicks dropped because the queue was full (`memory` durability only).
     pub dropped: u64,
     /// Batch writes that failed (and were retried, or split).
     pub failed_batches: u64,
     /// Clicks kept in the set-aside file instead of the store since start.
     pub set_aside: u64,
-    /// Clicks neither written nor set aside (the set-aside file could not be written).
+    /// Events neither kept nor written: the journal was at its cap or could not be written,
+    /// or the set-aside file could not be written.
     pub lost: u64,
-    /// Clicks waiting in the queue now.
+    /// Events accepted and not yet settled (written, set aside or lost).
     pub backlog: u64,
     /// How long the batch being written has been failing and retried (the store is down,
     /// locked or full), in milliseconds; 0 while writes succeed.
@@ -66,72 +81,132 @@ pub struct RecorderStats {
 /// The handle handlers use to record clicks. Cheap to clone.
 #[derive(Clone)]
 pub struct ClickRecorder {
-    sender: mpsc::Sender<Event>,
+    sink: Sink,
     counters: Arc<Counters>,
     started: tokio::time::Instant,
     /// How long a click waits for room in a full queue.
     full_wait: Duration,
+    durability: Durability,
 }
 
-/// What the writer writes, in arrival order.
-#[derive(Debug)]
+#[derive(Clone)]
+enum Sink {
+    Queue(mpsc::Sender<Event>),
+    Journal(Journal),
+}
+
+/// What the writer writes, in arrival order; journalled in postcard.
+#[derive(Debug, Deserialize)]
 enum Event {
     Click(Box<Click>),
     /// The visitor went from a landing to an offer.
     LandingClick(LandingClick),
 }
 
-/// Owns the writer task; `shutdown` drains the queue and waits for the last batch.
+/// [`Event`] borrowed, for encoding (postcard writes both the same way).
+#[derive(Serialize)]
+enum EventRef<'a> {
+    Click(&'a Click),
+    LandingClick(&'a LandingClick),
+}
+
+/// Where the writer reads events from.
+enum Source {
+    Queue(mpsc::Receiver<Event>),
+    Journal(JournalReader),
+}
+
+/// Owns the writer task; `shutdown` drains what is pending and waits for the last batch.
 pub struct RecorderTask {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl ClickRecorder {
-    /// Starts the writer task over `store`.
+    /// Starts the writer task over `store`, reading from `journal` when there is one.
     pub fn start(
         store: Arc<dyn Store>,
         config: &RecorderConfig,
         set_aside: SetAside,
+        journal: Option<(Journal, JournalReader)>,
     ) -> (ClickRecorder, RecorderTask) {
-        let (sender, receiver) = mpsc::channel(config.queue_capacity);
+        let durability = if journal.is_some() {
+            config.durability
+        } else {
+            Durability::Memory
+        };
+        let (sink, source) = match journal {
+            Some((journal, reader)) => (Sink::Journal(journal), Source::Journal(reader)),
+            None => {
+                let (sender, receiver) = mpsc::channel(config.queue_capacity);
+                (Sink::Queue(sender), Source::Queue(receiver))
+            }
+        };
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let started = tokio::time::Instant::now();
-        let writer = BatchWriter {
+        let writer = writer::BatchWriter {
             store,
-            receiver,
             stop: stop_rx,
             batch_size: config.batch_size,
             counters: counters.clone(),
             set_aside,
             started,
+            drain_timeout: config.drain_timeout,
+            from_journal: matches!(source, Source::Journal(_)),
+            abandoned: false,
         };
-        let task = tokio::spawn(writer.run());
+        let task = tokio::spawn(writer.run(source));
         (
             ClickRecorder {
-                sender,
+                sink,
                 counters,
                 started,
                 full_wait: config.full_wait,
+                durability,
             },
             RecorderTask { stop, task },
         )
     }
 
-    /// Queues a click for writing. With room in the queue this does not wait; a full queue is
-    /// waited on for at most `full_wait`, then the click is dropped and counted.
+    /// Records a click. With a journal, returns once it is journalled; without one, queues
+    /// it (waiting at most `full_wait` for room, then dropping and counting it).
     pub async fn record(&self, click: Click) {
-        self.send(Event::Click(Box::new(click))).await;
+        match &self.sink {
+            Sink::Journal(journal) => self.journal(journal, EventRef::Click(&click)).await,
+            Sink::Queue(sender) => self.enqueue(sender, Event::Click(Box::new(click))).await,
+        }
     }
 
-    /// Queues "this click went from its landing to `offer_id`".
+    /// Records "this click went from its landing to `offer_id`".
     pub async fn record_landing_click(&self, click: LandingClick) {
-        self.send(Event::LandingClick(click)).await;
+        match &self.sink {
+            Sink::Journal(journal) => self.journal(journal, EventRef::LandingClick(&click)).await,
+            Sink::Queue(sender) => self.enqueue(sender, Event::LandingClick(click)).await,
+        }
     }
 
-    async fn send(&self, event: Event) {
-        let sent = match self.sender.try_send(event) {
+    async fn journal(&self, journal: &Journal, event: EventRef<'_>) {
+        let result = match postcard::to_allocvec(&event) {
+            Ok(bytes) => journal.append(&bytes).await,
+            Err(error) => Err(JournalError::Io {
+                path: "(encoding)".into(),
+                error: std::io::Error::other(error),
+            }),
+        };
+        match result {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                // The journal logs the first failure of a run of them.
+                self.counters.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn enqueue(&self, sender: &mpsc::Sender<Event>, event: Event) {
+        let sent = match sender.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(event)) if !self.full_wait.is_zero() => {
                 // The request may be cancelled while it waits (the visitor went away, a
@@ -140,11 +215,7 @@ impl ClickRecorder {
                     counters: &self.counters,
                     done: false,
                 };
-                let sent = self
-                    .sender
-                    .send_timeout(event, self.full_wait)
-                    .await
-                    .is_ok();
+                let sent = sender.send_timeout(event, self.full_wait).await.is_ok();
                 waiting.done = true;
                 sent
             }
@@ -163,16 +234,38 @@ impl ClickRecorder {
         }
     }
 
+    /// What an answered click survives.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The journal's size and cap, when there is a journal.
+    pub fn journal_stats(&self) -> Option<JournalStats> {
+        match &self.sink {
+            Sink::Journal(journal) => Some(journal.stats()),
+            Sink::Queue(_) => None,
+        }
+    }
+
     pub fn stats(&self) -> RecorderStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let settled = load(&self.counters.written)
+            + load(&self.counters.set_aside)
+            + load(&self.counters.lost);
+        let accepted = load(&self.counters.queued) + load(&self.counters.replayed);
         RecorderStats {
             queued: load(&self.counters.queued),
+            replayed: load(&self.counters.replayed),
             written: load(&self.counters.written),
             dropped: load(&self.counters.dropped),
             failed_batches: load(&self.counters.failed_batches),
             set_aside: load(&self.counters.set_aside),
             lost: load(&self.counters.lost),
-            backlog: (self.sender.max_capacity() - self.sender.capacity()) as u64,
+            backlog: match &self.sink {
+                Sink::Queue(sender) => (sender.max_capacity() - sender.capacity()) as u64,
+                // Lost appends count in `lost` but never in `queued`.
+                Sink::Journal(_) => (accepted + load(&self.counters.lost)).saturating_sub(settled),
+            },
             failing_ms: match load(&self.counters.failing_since) {
                 0 => 0,
                 since => (self.started.elapsed().as_millis() as u64 + 1).saturating_sub(since),
@@ -197,233 +290,11 @@ impl Drop for Waiting<'_> {
 }
 
 impl RecorderTask {
-    /// Writes everything still queued, then stops the writer.
+    /// Writes what is pending (within the drain timeout), then stops the writer.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "The click writer ended abnormally.");
-        }
-    }
-}
-
-struct BatchWriter {
-    store: Arc<dyn Store>,
-    receiver: mpsc::Receiver<Event>,
-    stop: watch::Receiver<bool>,
-    batch_size: usize,
-    counters: Arc<Counters>,
-    set_aside: SetAside,
-    started: tokio::time::Instant,
-}
-
-/// How one write of a part of a batch ended.
-enum Attempt {
-    /// Not written yet.
-    Untried,
-    Written,
-    /// The store refused the part for its data.
-    Refused(crate::store::StoreError),
-    /// Shutdown gave up on an unreachable store.
-    GaveUp(crate::store::StoreError),
-}
-
-/// How long the writer waits to fill a batch once it has the first click.
-const FILL_WAIT: Duration = Duration::from_millis(20);
-
-/// While a backlog waits, one transaction takes up to this many batches of it: fewer commits
-/// and rollup upserts per click when the writer is behind.
-const BACKLOG_BATCHES: usize = 5;
-
-/// While running, a failing batch is retried forever (the queue absorbs the backlog); once
-/// shutdown is asked, a batch gets this many more tries before its loss is logged.
-const SHUTDOWN_ATTEMPTS: u32 = 5;
-
-impl BatchWriter {
-    async fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.batch_size);
-        loop {
-            tokio::select! {
-                received = self.receiver.recv_many(&mut batch, self.batch_size) => {
-                    if received == 0 {
-                        break;
-                    }
-                    self.fill(&mut batch).await;
-                    self.write(&mut batch).await;
-                }
-                _ = self.stop.changed() => break,
-            }
-        }
-        // Drain: the server has stopped answering, so nothing new arrives.
-        self.receiver.close();
-        while self.receiver.recv_many(&mut batch, self.batch_size).await > 0 {
-            self.write(&mut batch).await;
-        }
-        tracing::info!(
-            written = self.counters.written.load(Ordering::Relaxed),
-            "Click writer drained."
-        );
-    }
-
-    /// Waits up to [`FILL_WAIT`] for more events so that a batch pays for one transaction
-    /// instead of one per click when traffic trickles in; then takes what is already queued,
-    /// without waiting, up to [`BACKLOG_BATCHES`] batches in all.
-    async fn fill(&mut self, batch: &mut Vec<Event>) {
-        let deadline = tokio::time::Instant::now() + FILL_WAIT;
-        while batch.len() < self.batch_size {
-            let room = self.batch_size - batch.len();
-            match tokio::time::timeout_at(deadline, self.receiver.recv_many(batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        while batch.len() < self.batch_size * BACKLOG_BATCHES {
-            match self.receiver.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Writes a batch in order: runs of clicks as one insert, landing clicks as updates.
-    async fn write(&mut self, batch: &mut Vec<Event>) {
-        // Sized once: a click is large, and growing the vector would copy every one moved so far.
-        let mut clicks = Vec::with_capacity(batch.len());
-        let mut updates = Vec::new();
-        for event in batch.drain(..) {
-            match event {
-                Event::Click(click) => {
-                    if !updates.is_empty() {
-                        self.write_clicks(&mut clicks).await;
-                        self.write_updates(&mut updates).await;
-                    }
-                    clicks.push(*click);
-                }
-                Event::LandingClick(update) => updates.push(update),
-            }
-        }
-        self.write_clicks(&mut clicks).await;
-        self.write_updates(&mut updates).await;
-    }
-
-    async fn write_updates(&mut self, updates: &mut Vec<LandingClick>) {
-        if updates.is_empty() {
-            return;
-        }
-        let mut attempts = 0;
-        loop {
-            match self.store.mark_landing_clicks(updates).await {
-                Ok(_) => break,
-                Err(error) => {
-                    attempts += 1;
-                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    if attempts >= SHUTDOWN_ATTEMPTS {
-                        tracing::error!(%error, lost = updates.len(), "Giving up on landing-click updates.");
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 * attempts as u64)).await;
-                }
-            }
-        }
-        updates.clear();
-    }
-
-    /// Writes `batch` (leaving it empty); a part the store refuses for its data is halved
-    /// until the clicks at fault are alone, and those are set aside. Parts are written in the
-    /// batch's order.
-    async fn write_clicks(&mut self, batch: &mut Vec<Click>) {
-        if batch.is_empty() {
-            return;
-        }
-        let first = self.write_part(batch).await;
-        if let Attempt::Written = first {
-            self.counters
-                .written
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            batch.clear();
-            return;
-        }
-        let mut pending = vec![(std::mem::take(batch), first)];
-        while let Some((mut part, outcome)) = pending.pop() {
-            match outcome {
-                Attempt::Written => {
-                    self.counters
-                        .written
-                        .fetch_add(part.len() as u64, Ordering::Relaxed);
-                }
-                Attempt::Refused(error) if part.len() == 1 => {
-                    self.keep_aside(&part, &error.to_string());
-                }
-                Attempt::Refused(error) => {
-                    tracing::warn!(%error, size = part.len(), "The store refused a click batch for its data; splitting it to find the clicks at fault.");
-                    let second = part.split_off(part.len() / 2);
-                    let outcome = self.write_part(&part).await;
-                    // The second half is tried once the first is settled.
-                    pending.push((second, Attempt::Untried));
-                    pending.push((part, outcome));
-                }
-                Attempt::Untried => {
-                    let outcome = self.write_part(&part).await;
-                    pending.push((part, outcome));
-                }
-                Attempt::GaveUp(error) => {
-                    let reason = format!("unwritten at shutdown: {error}");
-                    self.keep_aside(&part, &reason);
-                    for (part, _) in pending.drain(..) {
-                        self.keep_aside(&part, &reason);
-                    }
-                }
-            }
-        }
-    }
-
-    /// One insert of `part`, retried with backoff while the store is the problem (for ever
-    /// while running; [`SHUTDOWN_ATTEMPTS`] times once shutdown is asked).
-    async fn write_part(&mut self, part: &[Click]) -> Attempt {
-        let mut delay = Duration::from_millis(50);
-        let mut attempts_after_stop = 0;
-        let failing = &self.counters.failing_since;
-        loop {
-            let error = match self.store.insert_clicks(part).await {
-                Ok(_) => {
-                    failing.store(0, Ordering::Relaxed);
-                    return Attempt::Written;
-                }
-                Err(error) => error,
-            };
-            self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-            if error.is_about_the_data() {
-                failing.store(0, Ordering::Relaxed);
-                return Attempt::Refused(error);
-            }
-            if failing.load(Ordering::Relaxed) == 0 {
-                let now = self.started.elapsed().as_millis() as u64 + 1;
-                failing.store(now, Ordering::Relaxed);
-            }
-            if *self.stop.borrow() {
-                attempts_after_stop += 1;
-                if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
-                    return Attempt::GaveUp(error);
-                }
-            }
-            tracing::warn!(%error, size = part.len(), retry_in_ms = delay.as_millis() as u64, "Writing a click batch failed; retrying.");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    /// Keeps `clicks` in the set-aside file, counting them (as lost if even that fails).
-    fn keep_aside(&self, clicks: &[Click], reason: &str) {
-        for click in clicks {
-            match self.set_aside.keep(click, reason) {
-                Ok(()) => {
-                    self.counters.set_aside.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(sub_id = %click.sub_id, reason, file = %self.set_aside.path().display(), "A click was set aside instead of written; `switchyard replay-set-aside` writes it once the cause is fixed.");
-                }
-                Err(error) => {
-                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(sub_id = %click.sub_id, reason, %error, "A click could be neither written nor set aside; it is lost.");
-                }
-            }
         }
     }
 }

@@ -113,7 +113,7 @@ impl StoreError {
 }
 
 /// A click that went from its landing to an offer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LandingClick {
     pub sub_id: String,
     pub offer_id: i64,

@@ -1,0 +1,499 @@
+//! The click journal: an append-only log in the data directory (`journal/`) that every
+//! answered click is written to before its answer, and that the store is fed from.
+//!
+//! The contract:
+//! - [`Journal::append`] returns once the record is written to the OS (durability `process`:
+//!   it survives a crash or SIGKILL of the tracker) or also synced to the disk (`fsync`: it
+//!   survives power loss). Appends from concurrent requests are written together by one
+//!   writer thread (group commit: one `write`, and one `fdatasync`, per group).
+//! - Records live in segment files (see [`segment`]) of at most [`SEGMENT_BYTES`]; the writer
+//!   starts a new segment at each start and when one is full.
+//! - A [`JournalReader`] reads the records in append order; [`JournalReader::confirm`] says
+//!   that the store holds everything up to a position: the position is kept in
+//!   `journal/confirmed`, and segments wholly before it are deleted.
+//! - [`Journal::open`] cuts a torn tail back to the last whole record (reported in
+//!   [`Recovery`], never an error) and positions the reader after the last confirmed record,
+//!   so unconfirmed records are read again (the store's inserts are idempotent).
+//! - Past `max_bytes` on disk an append fails with [`JournalError::Full`]: the caller answers
+//!   anyway and counts the record as lost; the first such failure is logged.
+
+pub(crate) mod segment;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Durability;
+
+use segment::HEADER;
+
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Most appends written by one group commit.
+const GROUP: usize = 4096;
+
+/// A place in the journal: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Why the journal could not take or give a record.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the journal is at its size cap ({max_bytes} bytes)")]
+    Full { max_bytes: u64 },
+    #[error("the journal is closed")]
+    Closed,
+    #[error("journal {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |error| JournalError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// What opening the journal found from the previous run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segments left by earlier runs (not yet wholly confirmed).
+    pub segments: usize,
+    /// Bytes cut from torn tails.
+    pub torn_bytes: u64,
+}
+
+/// State shared by the handle, the writer thread and the reader.
+struct Shared {
+    dir: PathBuf,
+    /// The end of what has been written (and, with `fsync`, synced).
+    written: watch::Sender<Position>,
+    /// Bytes of every segment on disk.
+    bytes: AtomicU64,
+    max_bytes: u64,
+    /// Whether the cap (or a write error) has been logged since the last success.
+    failing_logged: AtomicBool,
+}
+
+/// The appending side; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    sender: std::sync::mpsc::Sender<Append>,
+    shared: Arc<Shared>,
+}
+
+struct Append {
+    framed: Vec<u8>,
+    done: oneshot::Sender<Result<(), JournalError>>,
+}
+
+/// A copy of the journal's figures, for /health.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct JournalStats {
+    pub bytes: u64,
+    pub max_bytes: u64,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir`: repairs torn tails, deletes confirmed segments,
+    /// starts the writer thread on a new segment, and returns the reader positioned at the
+    /// first unconfirmed record.
+    pub fn open(
+        dir: &Path,
+        durability: Durability,
+        max_bytes: u64,
+    ) -> Result<(Journal, JournalReader, Recovery), JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let confirmed = read_confirmed(dir);
+        let mut recovery = Recovery::default();
+        let mut bytes = 0;
+        let mut last = 0;
+        for index in segment::list(dir).map_err(io_error(dir))? {
+            let path = segment::path(dir, index);
+            last = last.max(index);
+            if confirmed.is_some_and(|c| index < c.segment) {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+                continue;
+            }
+            let (length, torn) = repair(&path)?;
+            recovery.torn_bytes += torn;
+            recovery.segments += 1;
+            bytes += length;
+        }
+        let start = match confirmed {
+            Some(c) if segment::path(dir, c.segment).exists() => c,
+            _ => segment::list(dir).map_err(io_error(dir))?.first().map_or(
+                Position::default(),
+                |&segment| Position {
+                    segment,
+                    offset: HEADER,
+                },
+            ),
+        };
+        let index = last + 1;
+        let (file, path) = create_segment(dir, index, durability)?;
+        bytes += HEADER;
+        let (written, _) = watch::channel(Position {
+            segment: index,
+            offset: HEADER,
+        });
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            written,
+            bytes: AtomicU64::new(bytes),
+            max_bytes,
+            failing_logged: AtomicBool::new(false),
+        });
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let writer = Writer {
+            shared: shared.clone(),
+            durability,
+            file,
+            path,
+            index,
+            size: HEADER,
+        };
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(io_error(dir))?;
+        let reader = JournalReader {
+            shared: shared.clone(),
+            cursor: if start.segment == 0 {
+                Position {
+                    segment: index,
+                    offset: HEADER,
+                }
+            } else {
+                start
+            },
+            first_new: index,
+            changes: shared.written.subscribe(),
+        };
+        Ok((Journal { sender, shared }, reader, recovery))
+    }
+
+    /// Writes `payload` as one record; returns once it is written (and synced with `fsync`).
+    pub async fn append(&self, payload: &[u8]) -> Result<(), JournalError> {
+        let mut framed = Vec::with_capacity(payload.len() + 8);
+        segment::frame(payload, &mut framed);
+        let (done, answer) = oneshot::channel();
+        self.sender
+            .send(Append { framed, done })
+            .map_err(|_| JournalError::Closed)?;
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+            max_bytes: self.shared.max_bytes,
+        }
+    }
+}
+
+/// The file `journal/confirmed`: "SEGMENT OFFSET".
+fn read_confirmed(dir: &Path) -> Option<Position> {
+    let text = std::fs::read_to_string(dir.join("confirmed")).ok()?;
+    let (segment, offset) = text.trim().split_once(' ')?;
+    Some(Position {
+        segment: segment.parse().ok()?,
+        offset: offset.parse().ok()?,
+    })
+}
+
+/// Cuts a segment's torn tail; returns its length after and the bytes cut.
+fn repair(path: &Path) -> Result<(u64, u64), JournalError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_error(path))?;
+    let length = bytes.len() as u64;
+    if bytes.len() < HEADER as usize || &bytes[..HEADER as usize] != segment::MAGIC {
+        // Not even a header: the crash came while the segment was being created.
+        tracing::warn!(path = %path.display(), bytes = length, "A journal segment without a valid header was removed.");
+        std::fs::remove_file(path).map_err(io_error(path))?;
+        return Ok((0, length));
+    }
+    let scan = segment::scan(&bytes[HEADER as usize..], usize::MAX);
+    let end = HEADER + scan.end as u64;
+    if end < length {
+        tracing::warn!(path = %path.display(), cut = length - end, at = end, "A torn journal tail was cut back to its last whole record.");
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(end))
+            .map_err(io_error(path))?;
+    }
+    Ok((end, length - end))
+}
+
+fn create_segment(
+    dir: &Path,
+    index: u64,
+    durability: Durability,
+) -> Result<(File, PathBuf), JournalError> {
+    let path = segment::path(dir, index);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    file.write_all(segment::MAGIC).map_err(io_error(&path))?;
+    if durability == Durability::Fsync {
+        file.sync_all().map_err(io_error(&path))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(dir))?;
+    }
+    Ok((file, path))
+}
+
+/// The writer thread's state.
+struct Writer {
+    shared: Arc<Shared>,
+    durability: Durability,
+    file: File,
+    path: PathBuf,
+    index: u64,
+    size: u64,
+}
+
+impl Writer {
+    fn run(mut self, receiver: std::sync::mpsc::Receiver<Append>) {
+        let mut group = Vec::with_capacity(GROUP);
+        let mut buffer = Vec::new();
+        let mut done = Vec::with_capacity(GROUP);
+        while let Ok(first) = receiver.recv() {
+            group.push(first);
+            while group.len() < GROUP {
+                match receiver.try_recv() {
+                    Ok(append) => group.push(append),
+                    Err(_) => break,
+                }
+            }
+            for append in group.drain(..) {
+                let on_disk = self.shared.bytes.load(Ordering::Relaxed) + buffer.len() as u64;
+                if on_disk + append.framed.len() as u64 > self.shared.max_bytes {
+                    self.log_failure(&JournalError::Full {
+                        max_bytes: self.shared.max_bytes,
+                    });
+                    let _ = append.done.send(Err(JournalError::Full {
+                        max_bytes: self.shared.max_bytes,
+                    }));
+                    continue;
+                }
+                if self.size + (buffer.len() + append.framed.len()) as u64 > SEGMENT_BYTES
+                    && self.size + buffer.len() as u64 > HEADER
+                {
+                    let flushed = self.flush(&mut buffer, &mut done);
+                    if flushed.is_ok()
+                        && let Err(error) = self.rotate()
+                    {
+                        self.log_failure(&error);
+                    }
+                }
+                buffer.extend_from_slice(&append.framed);
+                done.push(append.done);
+            }
+            let _ = self.flush(&mut buffer, &mut done);
+        }
+    }
+
+    /// Writes `buffer` to the active segment, publishes the new end and answers `done`.
+    fn flush(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        done: &mut Vec<oneshot::Sender<Result<(), JournalError>>>,
+    ) -> Result<(), ()> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let mut result = self.file.write_all(buffer);
+        if result.is_ok() && self.durability == Durability::Fsync {
+            result = self.file.sync_data();
+        }
+        let outcome = match result {
+            Ok(()) => {
+                self.size += buffer.len() as u64;
+                self.shared
+                    .bytes
+                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                self.shared.written.send_replace(Position {
+                    segment: self.index,
+                    offset: self.size,
+                });
+                if self.shared.failing_logged.swap(false, Ordering::Relaxed) {
+                    tracing::info!("The journal takes clicks again.");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // A partial write would leave a torn record in the middle of the segment:
+                // cut it, so the next group starts at a record boundary.
+                let _ = self.file.set_len(self.size);
+                let _ = self.file.seek(SeekFrom::End(0));
+                let error = io_error(&self.path)(error);
+                self.log_failure(&error);
+                Err(())
+            }
+        };
+        for sender in done.drain(..) {
+            let _ = sender.send(match outcome {
+                Ok(()) => Ok(()),
+                Err(()) => Err(JournalError::Io {
+                    path: self.path.display().to_string(),
+                    error: std::io::Error::other("the write failed"),
+                }),
+            });
+        }
+        buffer.clear();
+        outcome
+    }
+
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        let (file, path) = create_segment(&self.shared.dir, self.index + 1, self.durability)?;
+        self.file = file;
+        self.path = path;
+        self.index += 1;
+        self.size = HEADER;
+        self.shared.bytes.fetch_add(HEADER, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn log_failure(&self, error: &JournalError) {
+        if !self.shared.failing_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(%error, "The journal cannot take clicks; they are answered but counted as lost until it can.");
+        }
+    }
+}
+
+/// Reads the journal's records in order, for the store.
+pub struct JournalReader {
+    shared: Arc<Shared>,
+    /// Where the next record to read starts.
+    cursor: Position,
+    /// The first segment of this run: records before it are replays.
+    first_new: u64,
+    changes: watch::Receiver<Position>,
+}
+
+/// A record read from the journal: its payload and the position just after it.
+pub struct Record {
+    pub payload: Vec<u8>,
+    pub end: Position,
+    /// True when the record was written by an earlier run.
+    pub replayed: bool,
+}
+
+impl JournalReader {
+    /// Waits until something was written after the records read so far.
+    pub async fn changed(&mut self) {
+        loop {
+            if *self.changes.borrow_and_update() > self.cursor {
+                return;
+            }
+            if self.changes.changed().await.is_err() {
+                // The writer is gone: nothing more will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// True when every written record has been read.
+    pub fn caught_up(&self) -> bool {
+        *self.shared.written.borrow() <= self.cursor
+    }
+
+    /// Reads up to `limit` records after the cursor, in order, without waiting.
+    pub fn read(&mut self, limit: usize) -> Result<Vec<Record>, JournalError> {
+        let mut records = Vec::new();
+        while records.len() < limit {
+            let written = *self.shared.written.borrow();
+            if written <= self.cursor {
+                break;
+            }
+            let path = segment::path(&self.shared.dir, self.cursor.segment);
+            let sealed = self.cursor.segment < written.segment;
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && sealed => {
+                    self.next_segment();
+                    continue;
+                }
+                Err(error) => return Err(io_error(&path)(error)),
+            };
+            let end = if sealed {
+                file.metadata().map_err(io_error(&path))?.len()
+            } else {
+                written.offset
+            };
+            let mut bytes = Vec::new();
+            file.seek(SeekFrom::Start(self.cursor.offset))
+                .and_then(|_| {
+                    file.take(end.saturating_sub(self.cursor.offset))
+                        .read_to_end(&mut bytes)
+                })
+                .map_err(io_error(&path))?;
+            let scan = segment::scan(&bytes, limit - records.len());
+            let replayed = self.cursor.segment < self.first_new;
+            for range in &scan.records {
+                records.push(Record {
+                    payload: bytes[range.clone()].to_vec(),
+                    end: Position {
+                        segment: self.cursor.segment,
+                        offset: self.cursor.offset + range.end as u64,
+                    },
+                    replayed,
+                });
+            }
+            self.cursor.offset += scan.end as u64;
+            if sealed && self.cursor.offset >= end {
+                self.next_segment();
+            } else if scan.records.is_empty() {
+                // Nothing whole yet in the active segment (cannot happen: the writer
+                // publishes whole groups); read again later.
+                break;
+            }
+        }
+        Ok(records)
+    }
+
+    fn next_segment(&mut self) {
+        self.cursor = Position {
+            segment: self.cursor.segment + 1,
+            offset: HEADER,
+        };
+    }
+
+    /// The store holds every record up to `end`: remember it, delete the segments before it.
+    pub fn confirm(&mut self, end: Position) -> Result<(), JournalError> {
+        let dir = &self.shared.dir;
+        let staging = dir.join("confirmed.new");
+        std::fs::write(&staging, format!("{} {}\n", end.segment, end.offset))
+            .and_then(|_| std::fs::rename(&staging, dir.join("confirmed")))
+            .map_err(io_error(&staging))?;
+        for index in segment::list(dir).map_err(io_error(dir))? {
+            if index >= end.segment {
+                break;
+            }
+            let path = segment::path(dir, index);
+            let length = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            self.shared.bytes.fetch_sub(length, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+//! The writer task: reads events from the queue or the journal, writes them in batches, sets
+//! aside the clicks the store refuses for their data.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Counters, Event, SetAside, Source};
+use crate::journal::JournalReader;
+use crate::model::Click;
+use crate::store::{LandingClick, Store};
+
+pub(super) struct BatchWriter {
+    pub store: Arc<dyn Store>,
+    pub stop: watch::Receiver<bool>,
+    pub batch_size: usize,
+    pub counters: Arc<Counters>,
+    pub set_aside: SetAside,
+    pub started: tokio::time::Instant,
+    /// How long shutdown keeps writing what is pending.
+    pub drain_timeout: Duration,
+    /// Whether events come from the journal (so an unwritten one is still kept there).
+    pub from_journal: bool,
+    /// Set when shutdown gave up on events that stay journalled (not to be confirmed).
+    pub abandoned: bool,
+}
+
+/// How one write of a part of a batch ended.
+enum Attempt {
+    /// Not written yet.
+    Untried,
+    Written,
+    /// The store refused the part for its data.
+    Refused(crate::store::StoreError),
+    /// Shutdown gave up on an unreachable store.
+    GaveUp(crate::store::StoreError),
+}
+
+/// How long the writer waits to fill a batch once it has the first click.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+
+/// While a backlog waits, one transaction takes up to this many batches of it: fewer commits
+/// and rollup upserts per click when the writer is behind.
+const BACKLOG_BATCHES: usize = 5;
+
+/// While running, a failing batch is retried forever (the queue absorbs the backlog); once
+/// shutdown is asked, a batch gets this many more tries before its loss is logged.
+const SHUTDOWN_ATTEMPTS: u32 = 5;
+
+impl BatchWriter {
+    pub async fn run(self, source: Source) {
+        match source {
+            Source::Queue(receiver) => self.run_queue(receiver).await,
+            Source::Journal(reader) => self.run_journal(reader).await,
+        }
+    }
+
+    async fn run_queue(mut self, mut receiver: mpsc::Receiver<Event>) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            tokio::select! {
+                received = receiver.recv_many(&mut batch, self.batch_size) => {
+                    if received == 0 {
+                        break;
+                    }
+                    self.fill(&mut receiver, &mut batch).await;
+                    self.write(&mut batch).await;
+                }
+                _ = self.stop.changed() => break,
+            }
+        }
+        // Drain: the server has stopped answering, so nothing new arrives.
+        receiver.close();
+        while receiver.recv_many(&mut batch, self.batch_size).await > 0 {
+            self.write(&mut batch).await;
+        }
+        tracing::info!(
+            written = self.counters.written.load(Ordering::Relaxed),
+            "Click writer drained."
+        );
+    }
+
+    /// Feeds the store from the journal: reads what was appended, writes it, confirms it.
+    async fn run_journal(mut self, mut reader: JournalReader) {
+        let limit = self.batch_size * BACKLOG_BATCHES;
+        let mut replay_logged = false;
+        let mut batch = Vec::with_capacity(self.batch_size);
+        let mut deadline = None;
+        loop {
+            let stopping = *self.stop.borrow();
+            if stopping && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
+            }
+            let records = match reader.read(limit) {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(%error, "Reading the journal failed; retrying.");
+                    if stopping {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(end) = records.last().map(|r| r.end) else {
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    _ = reader.changed() => {}
+                    _ = self.stop.changed() => continue,
+                }
+                // Let concurrent clicks gather into one transaction.
+                tokio::time::sleep(FILL_WAIT).await;
+                continue;
+            };
+            let replayed = records.iter().filter(|r| r.replayed).count() as u64;
+            self.counters
+                .replayed
+                .fetch_add(replayed, Ordering::Relaxed);
+            for record in records {
+                match postcard::from_bytes::<Event>(&record.payload) {
+                    Ok(event) => batch.push(event),
+                    Err(error) => {
+                        // A whole, checksummed record that does not decode: written by
+                        // another version of Switchyard. Counted and logged, never a loop.
+                        self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(%error, at = ?record.end, "A journal record could not be decoded; skipped.");
+                    }
+                }
+            }
+            let written = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, self.write(&mut batch))
+                    .await
+                    .is_ok(),
+                None => {
+                    self.write(&mut batch).await;
+                    true
+                }
+            };
+            if !written || self.abandoned {
+                tracing::warn!(
+                    "Shutdown left unwritten clicks in the journal; the next start writes them."
+                );
+                break;
+            }
+            if let Err(error) = reader.confirm(end) {
+                tracing::error!(%error, "Confirming journal records failed; they will be written again (idempotently) at the next start.");
+            }
+            let replayed_total = self.counters.replayed.load(Ordering::Relaxed);
+            if !replay_logged
+                && replayed_total > 0
+                && (replayed < limit as u64 || reader.caught_up())
+            {
+                replay_logged = true;
+                tracing::info!(
+                    replayed = replayed_total,
+                    "The journal's records from the previous run were written."
+                );
+            }
+        }
+        tracing::info!(
+            written = self.counters.written.load(Ordering::Relaxed),
+            "Click writer stopped."
+        );
+    }
+
+    /// Waits up to [`FILL_WAIT`] for more events so that a batch pays for one transaction
+    /// instead of one per click when traffic trickles in; then takes what is already queued,
+    /// without waiting, up to [`BACKLOG_BATCHES`] batches in all.
+    async fn fill(&mut self, receiver: &mut mpsc::Receiver<Event>, batch: &mut Vec<Event>) {
+        let deadline = tokio::time::Instant::now() + FILL_WAIT;
+        while batch.len() < self.batch_size {
+            let room = self.batch_size - batch.len();
+            match tokio::time::timeout_at(deadline, receiver.recv_many(batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        while batch.len() < self.batch_size * BACKLOG_BATCHES {
+            match receiver.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Writes a batch in order: runs of clicks as one insert, landing clicks as updates.
+    async fn write(&mut self, batch: &mut Vec<Event>) {
+        // Sized once: a click is large, and growing the vector would copy every one moved so far.
+        let mut clicks = Vec::with_capacity(batch.len());
+        let mut updates = Vec::new();
+        for event in batch.drain(..) {
+            match event {
+                Event::Click(click) => {
+                    if !updates.is_empty() {
+                        self.write_clicks(&mut clicks).await;
+                        self.write_updates(&mut updates).await;
+                    }
+                    clicks.push(*click);
+                }
+                Event::LandingClick(update) => updates.push(update),
+            }
+        }
+        self.write_clicks(&mut clicks).await;
+        self.write_updates(&mut updates).await;
+    }
+
+    /// Stamps landing clicks, retried with backoff while the store is the problem (for ever
+    /// while running; [`SHUTDOWN_ATTEMPTS`] times once shutdown is asked, after which they
+    /// stay journalled, or without a journal are logged as lost).
+    async fn write_updates(&mut self, updates: &mut Vec<LandingClick>) {
+        if updates.is_empty() {
+            return;
+        }
+        let mut attempts = 0;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.store.mark_landing_clicks(updates).await {
+                Ok(_) => break,
+                Err(error) => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    if *self.stop.borrow() || error.is_about_the_data() {
+                        attempts += 1;
+                    }
+                    if attempts >= SHUTDOWN_ATTEMPTS {
+                        if self.journalled() && !error.is_about_the_data() {
+                            self.abandoned = true;
+                        } else {
+                            self.counters
+                                .lost
+                                .fetch_add(updates.len() as u64, Ordering::Relaxed);
+                            tracing::error!(%error, lost = updates.len(), "Giving up on landing-click updates.");
+                        }
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        updates.clear();
+    }
+
+    /// Writes `batch` (leaving it empty); a part the store refuses for its data is halved
+    /// until the clicks at fault are alone, and those are set aside. Parts are written in the
+    /// batch's order.
+    async fn write_clicks(&mut self, batch: &mut Vec<Click>) {
+        if batch.is_empty() {
+            return;
+        }
+        let first = self.write_part(batch).await;
+        if let Attempt::Written = first {
+            self.counters
+                .written
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.clear();
+            return;
+        }
+        let mut pending = vec![(std::mem::take(batch), first)];
+        while let Some((mut part, outcome)) = pending.pop() {
+            match outcome {
+                Attempt::Written => {
+                    self.counters
+                        .written
+                        .fetch_add(part.len() as u64, Ordering::Relaxed);
+                }
+                Attempt::Refused(error) if part.len() == 1 => {
+                    self.keep_aside(&part, &error.to_string());
+                }
+                Attempt::Refused(error) => {
+                    tracing::warn!(%error, size = part.len(), "The store refused a click batch for its data; splitting it to find the clicks at fault.");
+                    let second = part.split_off(part.len() / 2);
+                    let outcome = self.write_part(&part).await;
+                    // The second half is tried once the first is settled.
+                    pending.push((second, Attempt::Untried));
+                    pending.push((part, outcome));
+                }
+                Attempt::Untried => {
+                    let outcome = self.write_part(&part).await;
+                    pending.push((part, outcome));
+                }
+                Attempt::GaveUp(_) if self.journalled() => {
+                    // Still journalled: the next start writes them.
+                    self.abandoned = true;
+                    return;
+                }
+                Attempt::GaveUp(error) => {
+                    let reason = format!("unwritten at shutdown: {error}");
+                    self.keep_aside(&part, &reason);
+                    for (part, _) in pending.drain(..) {
+                        self.keep_aside(&part, &reason);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One insert of `part`, retried with backoff while the store is the problem (for ever
+    /// while running; [`SHUTDOWN_ATTEMPTS`] times once shutdown is asked).
+    async fn write_part(&mut self, part: &[Click]) -> Attempt {
+        let mut delay = Duration::from_millis(50);
+        let mut attempts_after_stop = 0;
+        let failing = &self.counters.failing_since;
+        loop {
+            let error = match self.store.insert_clicks(part).await {
+                Ok(_) => {
+                    failing.store(0, Ordering::Relaxed);
+                    return Attempt::Written;
+                }
+                Err(error) => error,
+            };
+            self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            if error.is_about_the_data() {
+                failing.store(0, Ordering::Relaxed);
+                return Attempt::Refused(error);
+            }
+            if failing.load(Ordering::Relaxed) == 0 {
+                let now = self.started.elapsed().as_millis() as u64 + 1;
+                failing.store(now, Ordering::Relaxed);
+            }
+            if *self.stop.borrow() {
+                attempts_after_stop += 1;
+                if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
+                    return Attempt::GaveUp(error);
+                }
+            }
+            tracing::warn!(%error, size = part.len(), retry_in_ms = delay.as_millis() as u64, "Writing a click batch failed; retrying.");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn journalled(&self) -> bool {
+        self.from_journal
+    }
+
+    /// Keeps `clicks` in the set-aside file, counting them (as lost if even that fails).
+    fn keep_aside(&self, clicks: &[Click], reason: &str) {
+        for click in clicks {
+            match self.set_aside.keep(click, reason) {
+                Ok(()) => {
+                    self.counters.set_aside.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sub_id = %click.sub_id, reason, file = %self.set_aside.path().display(), "A click was set aside instead of written; `switchyard replay-set-aside` writes it once the cause is fixed.");
+                }
+                Err(error) => {
+                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sub_id = %click.sub_id, reason, %error, "A click could be neither written nor set aside; it is lost.");
+                }
+            }
+        }
+    }
+}
