@@ -131,15 +131,28 @@ impl BatchWriter {
                     }
                 }
             }
-            let written = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, self.write(&mut batch))
-                    .await
-                    .is_ok(),
-                None => {
-                    self.write(&mut batch).await;
-                    true
+            // A write under way when shutdown is asked gets the drain timeout too (a locked
+            // or unreachable store would otherwise hold shutdown for its retries).
+            let mut stop = self.stop.clone();
+            let drain_timeout = self.drain_timeout;
+            let written = {
+                let write = self.write(&mut batch);
+                tokio::pin!(write);
+                loop {
+                    match deadline {
+                        Some(deadline) => {
+                            break tokio::time::timeout_at(deadline, &mut write).await.is_ok();
+                        }
+                        None => tokio::select! {
+                            _ = &mut write => break true,
+                            _ = stop.changed() => {
+                                deadline = Some(tokio::time::Instant::now() + drain_timeout);
+                            }
+                        },
+                    }
                 }
             };
+            batch.clear();
             if !written || self.abandoned {
                 tracing::warn!(
                     "Shutdown left unwritten clicks in the journal; the next start writes them."

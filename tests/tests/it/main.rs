@@ -6,6 +6,7 @@ mod click_api;
 mod click_rows;
 mod conversions;
 mod dialects;
+mod faults;
 mod files;
 mod foundation;
 mod integrity;

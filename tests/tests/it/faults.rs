@@ -1,0 +1,264 @@
+//! Faults driven against the real `switchyard` process: SIGTERM and SIGKILL in the middle of
+//! a burst of clicks, SIGTERM while the database is locked. Every click that got its answer
+//! is in the store afterwards, exactly once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_tests::{Backend, TestDb, TestProcess, client, subid_of};
+
+use crate::binary;
+
+/// Clients sending campaign-link clicks to a running process, collecting the sub ids of the
+/// clicks that were answered.
+struct Burst {
+    answered: Arc<std::sync::Mutex<HashSet<String>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Burst {
+    /// `workers` clients, each sending up to `per_worker` clicks to `{base}/demo`.
+    fn start(base: &str, workers: usize, per_worker: usize) -> Burst {
+        let answered = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let workers = (0..workers)
+            .map(|_| {
+                let answered = answered.clone();
+                let url = format!("{base}/demo");
+                tokio::spawn(async move {
+                    let http = client();
+                    for _ in 0..per_worker {
+                        match http.get(&url).send().await {
+                            Ok(response) if response.status() == 302 => {
+                                let location =
+                                    response.headers()["location"].to_str().unwrap().to_string();
+                                answered
+                                    .lock()
+                                    .unwrap()
+                                    .insert(subid_of(&location).unwrap());
+                            }
+                            Ok(response) => panic!("unexpected status {}", response.status()),
+                            // The server is gone: this request was not answered.
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Burst { answered, workers }
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.lock().unwrap().len()
+    }
+
+    /// Waits until `count` clicks were answered (the burst is then in full flow).
+    async fn wait_for(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.answered() < count {
+            assert!(
+                Instant::now() < deadline,
+                "the burst did not get {count} answers in 90 s"
+            );
+            assert!(
+                !self.workers.iter().all(|w| w.is_finished()),
+                "every worker stopped early"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits for the clients to finish (or find the server gone); returns what was answered.
+    async fn finish(self) -> HashSet<String> {
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        self.answered.lock().unwrap().clone()
+    }
+}
+
+/// Every answered click is stored once, and at most `unanswered` other clicks (requests in
+/// flight when the process died: journalled, then killed before the answer went out).
+async fn assert_stored(db: &TestDb, answered: &HashSet<String>, unanswered: usize) {
+    let stored = db
+        .rows("SELECT sub_id FROM clicks", &["sub_id"])
+        .await
+        .unwrap();
+    let distinct: HashSet<String> = stored.iter().map(|row| row["sub_id"].clone()).collect();
+    assert_eq!(distinct.len(), stored.len(), "a click was stored twice");
+    let missing: Vec<_> = answered.difference(&distinct).collect();
+    assert!(
+        missing.is_empty(),
+        "{} answered clicks are missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert!(
+        distinct.len() <= answered.len() + unanswered,
+        "{} clicks stored, {} answered",
+        distinct.len(),
+        answered.len()
+    );
+}
+
+/// Every answered click is stored, and nothing else.
+async fn assert_stored_exactly(db: &TestDb, answered: &HashSet<String>) {
+    assert_stored(db, answered, 0).await;
+}
+
+async fn wait_exit(
+    mut process: TestProcess,
+    limit: Duration,
+) -> (std::process::ExitStatus, String) {
+    tokio::task::spawn_blocking(move || {
+        let status = process.wait(limit).unwrap();
+        (status, process.stderr())
+    })
+    .await
+    .unwrap()
+}
+
+/// Starts the process and waits until the recorder has nothing pending (earlier runs'
+/// journalled clicks included); then stops it with SIGTERM.
+async fn settle(config: &std::path::Path) -> String {
+    let process = TestProcess::serve(binary(), config, &[]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health: serde_json::Value = client()
+            .get(process.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["recorder"]["backlog"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog never drained: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    assert!(status.success(), "{log}");
+    log
+}
+
+async fn sigterm_during_a_burst_keeps_every_answered_click(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let config = db.write_config("[recorder]\nbatch_size = 50\n").unwrap();
+    let process = TestProcess::serve(binary(), &config, &[]).unwrap();
+    let burst = Burst::start(&process.base, 8, 2_000);
+    burst.wait_for(400).await;
+    process.terminate().unwrap();
+    let answered = burst.finish().await;
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    assert!(status.success(), "{log}");
+    assert!(
+        answered.len() < 16_000,
+        "the burst must have been interrupted by SIGTERM ({} answered)",
+        answered.len()
+    );
+    assert_stored_exactly(&db, &answered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sigterm_during_a_burst_keeps_every_answered_click() {
+    sigterm_during_a_burst_keeps_every_answered_click(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sigterm_during_a_burst_keeps_every_answered_click() {
+    sigterm_during_a_burst_keeps_every_answered_click(Backend::Postgres).await;
+}
+
+/// SIGKILL in the middle of a burst of 5 000 clicks, five times in a row on the same data:
+/// after a restart, every click that got an answer is in the store, none twice (besides
+/// them, only clicks whose answer the kill cut off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_bursts_loses_no_answered_click() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let config = db.write_config("").unwrap();
+    let mut answered = HashSet::new();
+    let mut replayed_somewhere = false;
+    for round in 0..5 {
+        let mut process = TestProcess::serve(binary(), &config, &[]).unwrap();
+        let burst = Burst::start(&process.base, 8, 625);
+        // Killed at a point that moves from round to round, mid-burst.
+        burst.wait_for(1_000 + round * 600).await;
+        process.child.kill().unwrap();
+        process.child.wait().unwrap();
+        replayed_somewhere |= process.stderr().contains(REPLAYED);
+        let round_answered = burst.finish().await;
+        assert!(
+            round_answered.len() < 5_000,
+            "round {round}: the burst must have been interrupted ({} answered)",
+            round_answered.len()
+        );
+        answered.extend(round_answered);
+    }
+    let log = settle(&config).await;
+    // At most one request per client was in flight at each kill.
+    assert_stored(&db, &answered, 5 * 8).await;
+    // The journal's replays were reported (the store had not confirmed everything answered
+    // before at least one of the kills).
+    assert!(
+        replayed_somewhere || log.contains(REPLAYED),
+        "no replay was reported:\n{log}"
+    );
+}
+
+/// What the log says once a start has written the journal's records of an earlier run.
+const REPLAYED: &str = "from the previous run were written";
+
+/// SIGTERM while the database is locked by another writer: the process exits within its
+/// drain timeout (plus the request grace) instead of retrying for ever, and the clicks it
+/// could not write stay journalled: the next start writes every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_store_locked_exits_in_time_and_keeps_every_click() {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let config = db
+        .write_config("[recorder]\ndrain_timeout_ms = 2000\n")
+        .unwrap();
+    let process = TestProcess::serve(binary(), &config, &[]).unwrap();
+    // Hold the write lock: every write transaction of the tracker waits, then fails busy.
+    let mut lock = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let burst = Burst::start(&process.base, 4, 200);
+    let answered_start = Instant::now();
+    let answered = burst.finish().await;
+    assert_eq!(
+        answered.len(),
+        800,
+        "every click answered while the store is locked"
+    );
+    assert!(
+        answered_start.elapsed() < Duration::from_secs(30),
+        "answers do not wait for the store"
+    );
+    let stopping = Instant::now();
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "{log}");
+    // 2 s of drain, up to 5 s for a write the busy timeout holds, and the process's exit.
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown took {took:?}:\n{log}"
+    );
+    assert!(
+        log.contains("Shutdown left unwritten clicks in the journal"),
+        "{log}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    settle(&config).await;
+    assert_stored_exactly(&db, &answered).await;
+}
