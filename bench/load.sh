@@ -20,7 +20,8 @@
 #   DATABASE (sqlite; or postgres: a fresh database switchyard_bench on 127.0.0.1:5432, and
 #   the CPU per request of that PostgreSQL cluster's processes is reported beside the server's,
 #   db_cpu_us/req: every process of the cluster counts, so other work on it counts too, and a
-#   backend that exits during a run is left out).
+#   backend that exits during a run is left out), DURABILITY (process; or fsync, memory: the
+#   recorder's durability level, so the click journal's cost shows against bare302).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -32,6 +33,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 LATENCY_SECONDS=${LATENCY_SECONDS:-10}
 LATENCY_ROUNDS=${LATENCY_ROUNDS:-2}
 DATABASE=${DATABASE:-sqlite}
+DURABILITY=${DURABILITY:-process}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/switchyard-target-bench}
 
 say() { echo "== $*" >&2; }
@@ -81,6 +83,9 @@ url = "$db_url"
 
 [demo]
 seed = false
+
+[recorder]
+durability = "$DURABILITY"
 
 [log]
 level = "warn"

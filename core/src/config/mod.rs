@@ -1079,6 +1079,38 @@ mod tests {
     }
 
     #[test]
+    fn durability_levels() {
+        let defaults = from_sources("c.toml", "", &[], None).unwrap();
+        assert_eq!(defaults.recorder.durability, Durability::Process);
+        assert_eq!(defaults.recorder.journal_max_bytes, 1024 << 20);
+        assert_eq!(defaults.recorder.drain_timeout, Duration::from_secs(8));
+        for (text, level) in [("fsync", Durability::Fsync), ("memory", Durability::Memory)] {
+            let config = from_sources(
+                "c.toml",
+                &format!("[recorder]\ndurability = \"{text}\"\n"),
+                &[],
+                None,
+            )
+            .unwrap();
+            assert_eq!(config.recorder.durability, level);
+        }
+        let shown = from_sources(
+            "c.toml",
+            "[recorder]\ndurability = \"disk\"\njournal_max_mb = 0\n",
+            &[],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(shown.contains("c.toml:2 recorder.durability"), "{shown}");
+        assert!(
+            shown.contains("`disk` is not one of process, fsync, memory"),
+            "{shown}"
+        );
+        assert!(shown.contains("recorder.journal_max_mb"), "{shown}");
+    }
+
+    #[test]
     fn env_problems_name_the_variable() {
         let error = from_sources(
             "c.toml",

@@ -48,6 +48,9 @@ struct Counters {
     failed_batches: AtomicU64,
     set_aside: AtomicU64,
     lost: AtomicU64,
+    /// Journal records the writer has finished with (written, set aside or lost) and
+    /// confirmed.
+    settled: AtomicU64,
     /// Since when (ms since the recorder started, plus one) a batch has been failing and
     /// retried; 0 while writes succeed.
     failing_since: AtomicU64,
@@ -249,9 +252,6 @@ impl ClickRecorder {
 
     pub fn stats(&self) -> RecorderStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let settled = load(&self.counters.written)
-            + load(&self.counters.set_aside)
-            + load(&self.counters.lost);
         let accepted = load(&self.counters.queued) + load(&self.counters.replayed);
         RecorderStats {
             queued: load(&self.counters.queued),
@@ -263,8 +263,7 @@ impl ClickRecorder {
             lost: load(&self.counters.lost),
             backlog: match &self.sink {
                 Sink::Queue(sender) => (sender.max_capacity() - sender.capacity()) as u64,
-                // Lost appends count in `lost` but never in `queued`.
-                Sink::Journal(_) => (accepted + load(&self.counters.lost)).saturating_sub(settled),
+                Sink::Journal(_) => accepted.saturating_sub(load(&self.counters.settled)),
             },
             failing_ms: match load(&self.counters.failing_since) {
                 0 => 0,

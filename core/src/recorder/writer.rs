@@ -116,6 +116,7 @@ impl BatchWriter {
                 tokio::time::sleep(FILL_WAIT).await;
                 continue;
             };
+            let read = records.len() as u64;
             let replayed = records.iter().filter(|r| r.replayed).count() as u64;
             self.counters
                 .replayed
@@ -159,6 +160,7 @@ impl BatchWriter {
                 );
                 break;
             }
+            self.counters.settled.fetch_add(read, Ordering::Relaxed);
             if let Err(error) = reader.confirm(end) {
                 tracing::error!(%error, "Confirming journal records failed; they will be written again (idempotently) at the next start.");
             }

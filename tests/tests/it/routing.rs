@@ -391,8 +391,9 @@ async fn a_slow_fetch_on_a_campaign_link_ends_at_the_request_timeout() {
     server.stop().await;
 }
 
-/// A full click queue makes a click wait for room (up to `recorder.full_wait_ms`) instead of
-/// dropping it; with no wait allowed, the same burst drops clicks (and counts them).
+/// Without a journal (`durability = "memory"`), a full click queue makes a click wait for room
+/// (up to `recorder.full_wait_ms`) instead of dropping it; with no wait allowed, the same burst
+/// drops clicks (and counts them).
 #[tokio::test]
 async fn a_full_click_queue_waits_for_room_instead_of_dropping() {
     use sqlx::Connection;
@@ -400,7 +401,7 @@ async fn a_full_click_queue_waits_for_room_instead_of_dropping() {
         let db = TestDb::new(Backend::Sqlite).await.unwrap();
         let server = server_with_trusted_proxy(
             &db,
-            &format!("[recorder]\nqueue_capacity = 2\nbatch_size = 1\nfull_wait_ms = {wait_ms}\n"),
+            &format!("[recorder]\ndurability = \"memory\"\nqueue_capacity = 2\nbatch_size = 1\nfull_wait_ms = {wait_ms}\n"),
         )
         .await;
         let store = server.store();
