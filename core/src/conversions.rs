@@ -300,6 +300,7 @@ mod tests {
             rates: vec![("EUR".into(), "1.08".parse().unwrap())],
             retry_base: std::time::Duration::from_secs(1),
             max_attempts: 4,
+            pending_retention: std::time::Duration::from_secs(3_600),
         };
         assert_eq!(
             convert("10".parse().unwrap(), "eur", &config),

@@ -163,6 +163,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     });
     let app = api::router(state.clone());
     let (stop, mut stop_rx) = watch::channel(false);
+    tokio::spawn(api::apply_parked_postbacks(state.clone(), stop.subscribe()));
     let serve = tokio::spawn(async move {
         axum::serve(
             listener,

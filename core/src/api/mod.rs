@@ -7,6 +7,8 @@ mod dialects;
 mod error;
 mod health;
 mod postback;
+
+pub(crate) use postback::apply_parked as apply_parked_postbacks;
 pub mod reply;
 mod traffic;
 

@@ -1,6 +1,9 @@
 //! The postback endpoint: `GET|POST /{postback_key}/postback?subid=…&status=…&payout=…`
 //! (and `/postback` when `[postback] keyless`). A wrong key answers 404 and changes nothing;
-//! every postback with the right key is logged (`logs/postbacks`), an unknown sub id too.
+//! every postback with the right key is logged (`logs/postbacks`). A postback whose sub id is
+//! not stored yet (its click is still on its way from the journal, or another node recorded
+//! it) is parked (`pending`) and answered 200; [`apply_parked`] applies it, with its received
+//! time, once the click is stored, or logs it `expired` after `postback.pending_hours`.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +21,10 @@ use super::AppState;
 use crate::conversions::{convert, parse_postback};
 use crate::model::unix_now;
 use crate::outbound::{Macros, OutgoingPostback, expand, fires};
-use crate::store::{ConversionOutcome, ConversionStatus, NewConversion, ReceivedPostback};
+use crate::store::{
+    ConversionOutcome, ConversionStatus, NewConversion, PendingPostback, ReceivedPostback,
+    StoreError,
+};
 
 pub fn router(keyless: bool) -> Router<AppState> {
     let router = Router::new().route("/{key}/postback", get(keyed).post(keyed));
@@ -53,35 +59,59 @@ async fn keyless_postback(
     receive(state, headers, query, body).await
 }
 
-/// Logs a postback that recorded nothing, then answers; when the log cannot be written, 500
-/// (nothing was recorded, and the network retries).
+/// What a postback led to: the HTTP answer it gets.
+struct Answer {
+    status: StatusCode,
+    /// The `return` text, answered as plain text instead of the JSON body.
+    text: Option<String>,
+    body: serde_json::Value,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self.text {
+            Some(text) => (
+                self.status,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            None => (self.status, Json(self.body)).into_response(),
+        }
+    }
+}
+
+fn answer(status: StatusCode, text: Option<&str>, body: serde_json::Value) -> Answer {
+    Answer {
+        status,
+        text: text.map(str::to_string),
+        body,
+    }
+}
+
+/// Logs a postback that recorded nothing, then answers; when the log cannot be written, the
+/// error (nothing was recorded, and the network retries).
 async fn logged(
     state: &AppState,
     entry: &ReceivedPostback,
     status: StatusCode,
     text: Option<&str>,
     value: serde_json::Value,
-) -> Response {
-    if let Err(e) = state.store.log_received_postback(entry).await {
-        tracing::error!(error = %e, "Could not log a postback.");
-        return crate::api::ApiError::Internal(e.to_string()).into_response();
-    }
-    answer(status, text, value)
+) -> Result<Answer, StoreError> {
+    state.store.log_received_postback(entry).await?;
+    Ok(answer(status, text, value))
 }
 
-fn answer(status: StatusCode, text: Option<&str>, value: serde_json::Value) -> Response {
-    match text {
-        Some(text) => (
-            status,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            text.to_string(),
-        )
-            .into_response(),
-        None => (status, Json(value)).into_response(),
-    }
+/// How a postback reached [`accept`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Over HTTP just now.
+    Received,
+    /// Parked earlier, its click now stored.
+    Parked,
 }
 
 async fn receive(
@@ -90,14 +120,29 @@ async fn receive(
     query: Option<String>,
     body: Bytes,
 ) -> Response {
-    let now = unix_now();
+    let params = request_params(&headers, query, &body);
+    match accept(&state, params, unix_now(), Arrival::Received).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "A postback could not be recorded.");
+            crate::api::ApiError::Internal(error.to_string()).into_response()
+        }
+    }
+}
+
+/// The postback's parameters: the body's (form or JSON), then the query's, which win.
+fn request_params(
+    headers: &HeaderMap,
+    query: Option<String>,
+    body: &Bytes,
+) -> BTreeMap<String, String> {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
     if is_json {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&body) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) {
             for (k, v) in map {
                 let text = v
                     .as_str()
@@ -107,7 +152,7 @@ async fn receive(
             }
         }
     } else {
-        for (k, v) in url::form_urlencoded::parse(&body) {
+        for (k, v) in url::form_urlencoded::parse(body) {
             params.insert(k.into_owned(), v.into_owned());
         }
     }
@@ -125,6 +170,17 @@ async fn receive(
             .map(|(k, v)| (k.replace('\0', ""), v.replace('\0', "")))
             .collect();
     }
+    params
+}
+
+/// Records a postback received at `now`: logs it, records its conversion (idempotently),
+/// queues the outgoing postbacks, or parks it while its click is not stored.
+async fn accept(
+    state: &AppState,
+    params: BTreeMap<String, String>,
+    now: i64,
+    arrival: Arrival,
+) -> Result<Answer, StoreError> {
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let log = |outcome: &str, message: String, sub_id: &str| ReceivedPostback {
         id: 0,
@@ -153,24 +209,35 @@ async fn receive(
             {
                 tracing::error!(error = %e, "Could not log a postback.");
             }
-            return answer(
+            return Ok(answer(
                 StatusCode::BAD_REQUEST,
                 None,
                 json!({"error": error.to_string()}),
-            );
+            ));
         }
     };
     let text = postback.answer.as_deref();
-    let click = match state.store.postback_click(&postback.sub_id).await {
-        Ok(Some(click)) => click,
-        Ok(None) => {
-            let message = format!("no click has the sub id `{}`", postback.sub_id);
-            tracing::warn!(sub_id = %postback.sub_id, "A postback names an unknown sub id; it is logged.");
-            let entry = log("unknown_sub_id", message.clone(), &postback.sub_id);
-            let body = json!({"error": format!("subid: {message}")});
-            return logged(&state, &entry, StatusCode::NOT_FOUND, None, body).await;
+    let Some(click) = state.store.postback_click(&postback.sub_id).await? else {
+        if arrival == Arrival::Parked {
+            // The click went away after it was stored: it stays parked until it expires.
+            return Ok(answer(StatusCode::NOT_FOUND, None, json!({})));
         }
-        Err(error) => return crate::api::ApiError::Internal(error.to_string()).into_response(),
+        let hours = state.config.postback.pending_retention.as_secs() / 3_600;
+        let message = format!(
+            "no click has the sub id `{}` yet; the conversion is recorded when it arrives (within {hours} h)",
+            postback.sub_id
+        );
+        tracing::info!(sub_id = %postback.sub_id, "A postback names a sub id not stored yet; it waits for its click.");
+        let entry = log("pending", message.clone(), &postback.sub_id);
+        let pending = PendingPostback {
+            id: 0,
+            sub_id: postback.sub_id.clone(),
+            params: params_json.clone(),
+            received_at: now,
+        };
+        state.store.park_postback(&pending, &entry).await?;
+        let body = json!({"status": "pending", "message": message});
+        return Ok(answer(StatusCode::OK, text, body));
     };
     let Some(status) = postback.status else {
         let entry = log(
@@ -182,7 +249,7 @@ async fn receive(
             &postback.sub_id,
         );
         return logged(
-            &state,
+            state,
             &entry,
             StatusCode::OK,
             text,
@@ -198,7 +265,7 @@ async fn receive(
         };
         let entry = log("ignored", message.clone(), &postback.sub_id);
         let body = json!({"status": "ignored", "message": message});
-        return logged(&state, &entry, StatusCode::OK, text, body).await;
+        return logged(state, &entry, StatusCode::OK, text, body).await;
     }
     let config = &state.config.postback;
     let converted = |amount, currency: &str| convert(amount, currency, config);
@@ -213,7 +280,7 @@ async fn receive(
             );
             let entry = log("invalid", message.clone(), &postback.sub_id);
             let body = json!({"error": message});
-            return logged(&state, &entry, StatusCode::BAD_REQUEST, None, body).await;
+            return logged(state, &entry, StatusCode::BAD_REQUEST, None, body).await;
         }
         (revenue, Some(cost)) => (revenue.flatten(), cost),
     };
@@ -240,34 +307,111 @@ async fn receive(
         at: now,
         click,
     };
-    match state.store.record_conversion(&new).await {
-        Ok(outcome) => {
-            count_for_cap(&state, &new, outcome);
-            if matches!(
-                outcome,
-                ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
-            ) {
-                let state = state.clone();
-                let new = new.clone();
-                tokio::spawn(async move { queue_postbacks(&state, &new, outcome.id()).await });
-            }
-            let mut body = json!({"status": outcome.name(), "conversion_id": outcome.id()});
-            match outcome {
-                ConversionOutcome::Transition { from, .. } => {
-                    body["previous_status"] = json!(from.as_str());
-                }
-                ConversionOutcome::Ignored { current, .. } => {
-                    body["message"] = json!(format!(
-                        "a {} conversion does not become {}",
-                        current.as_str(),
-                        status.as_str()
-                    ));
-                }
-                _ => {}
-            }
-            answer(StatusCode::OK, text, body)
+    let outcome = state.store.record_conversion(&new).await?;
+    count_for_cap(state, &new, outcome);
+    if matches!(
+        outcome,
+        ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
+    ) {
+        let state = state.clone();
+        let new = new.clone();
+        tokio::spawn(async move { queue_postbacks(&state, &new, outcome.id()).await });
+    }
+    let mut body = json!({"status": outcome.name(), "conversion_id": outcome.id()});
+    match outcome {
+        ConversionOutcome::Transition { from, .. } => {
+            body["previous_status"] = json!(from.as_str());
         }
-        Err(error) => crate::api::ApiError::Internal(error.to_string()).into_response(),
+        ConversionOutcome::Ignored { current, .. } => {
+            body["message"] = json!(format!(
+                "a {} conversion does not become {}",
+                current.as_str(),
+                status.as_str()
+            ));
+        }
+        _ => {}
+    }
+    Ok(answer(StatusCode::OK, text, body))
+}
+
+/// How often parked postbacks are checked for their click.
+const PARKED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often parked postbacks past their retention are expired.
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Applies parked postbacks once their click is stored (in the order they came, with the
+/// time they came), and logs the ones whose click never came within `postback.pending_hours`
+/// as `expired`; until `stop`. Applying is idempotent like any postback, so two nodes doing it
+/// at once count the conversion once.
+pub(crate) async fn apply_parked(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut last_expiry: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PARKED_POLL) => {}
+            _ = stop.changed() => return,
+        }
+        let ready = match state.store.ready_postbacks(100).await {
+            Ok(ready) => ready,
+            Err(error) => {
+                tracing::debug!(%error, "Parked postbacks cannot be read now.");
+                continue;
+            }
+        };
+        for pending in ready {
+            let params = serde_json::from_str(&pending.params).unwrap_or_default();
+            match accept(&state, params, pending.received_at, Arrival::Parked).await {
+                Ok(answer) if answer.status == StatusCode::NOT_FOUND => {}
+                Ok(_) => {
+                    if let Err(error) = state.store.unpark_postback(pending.id).await {
+                        tracing::warn!(%error, "An applied postback stays parked; applying it again changes nothing.");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "A parked postback could not be applied yet.");
+                    break;
+                }
+            }
+        }
+        if last_expiry.is_none_or(|at| at.elapsed() >= EXPIRY_EVERY) {
+            last_expiry = Some(tokio::time::Instant::now());
+            expire_parked(&state).await;
+        }
+    }
+}
+
+/// Logs and removes the parked postbacks past their retention.
+async fn expire_parked(state: &AppState) {
+    let retention = state.config.postback.pending_retention;
+    let before = unix_now() - retention.as_secs() as i64;
+    let Ok(stale) = state.store.stale_postbacks(before, 1_000).await else {
+        return;
+    };
+    for pending in stale {
+        if !matches!(state.store.unpark_postback(pending.id).await, Ok(true)) {
+            continue;
+        }
+        let params: BTreeMap<String, String> =
+            serde_json::from_str(&pending.params).unwrap_or_default();
+        let entry = ReceivedPostback {
+            id: 0,
+            sub_id: pending.sub_id.clone(),
+            tid: params.get("tid").cloned().unwrap_or_default(),
+            status: params.get("status").cloned().unwrap_or_default(),
+            outcome: "expired".into(),
+            message: format!(
+                "no click with the sub id `{}` arrived within {} h",
+                pending.sub_id,
+                retention.as_secs() / 3_600
+            ),
+            conversion_id: None,
+            params: pending.params.clone(),
+            created_at: unix_now(),
+        };
+        if let Err(error) = state.store.log_received_postback(&entry).await {
+            tracing::error!(%error, "Could not log an expired postback.");
+        }
+        tracing::warn!(sub_id = %pending.sub_id, "A parked postback expired: its click never arrived.");
     }
 }
 

@@ -272,6 +272,8 @@ pub struct PostbackConfig {
     pub retry_base: Duration,
     /// Tries per outgoing postback (1–10).
     pub max_attempts: u32,
+    /// How long a postback whose click is not stored yet is kept waiting for it.
+    pub pending_retention: Duration,
 }
 
 /// Reads the file at `path` and the process environment.
@@ -890,6 +892,14 @@ impl Checker<'_, '_> {
             } else {
                 raw.max_attempts.min(10)
             },
+            pending_retention: Duration::from_secs(
+                3_600
+                    * if raw.pending_hours == 0 {
+                        24
+                    } else {
+                        raw.pending_hours.min(24 * 365)
+                    },
+            ),
         }
     }
 

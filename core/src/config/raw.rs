@@ -74,6 +74,8 @@ pub struct RawPostback {
     pub retry_base_ms: u64,
     /// Tries per outgoing postback. 0: 4.
     pub max_attempts: u32,
+    /// How long a postback whose click is not stored yet waits for it, in hours. 0: 24.
+    pub pending_hours: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

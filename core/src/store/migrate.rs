@@ -46,6 +46,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("schema/sqlite/0006_exact_sums.sql"),
         postgres: include_str!("schema/postgres/0006_exact_sums.sql"),
     },
+    Migration {
+        version: 7,
+        name: "pending_postbacks",
+        sqlite: include_str!("schema/sqlite/0007_pending_postbacks.sql"),
+        postgres: include_str!("schema/postgres/0007_pending_postbacks.sql"),
+    },
 ];
 
 /// The migration that creates the report rollups; `migrate` fills them in its transaction.

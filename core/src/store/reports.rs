@@ -135,6 +135,38 @@ impl ConversionOutcome {
     }
 }
 
+/// A postback kept until its click is stored (the sub id was unknown when it came).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPostback {
+    pub id: i64,
+    pub sub_id: String,
+    /// Its parameters as received, a JSON object of texts.
+    pub params: String,
+    /// When it was received (Unix seconds): the conversion's time once applied.
+    pub received_at: i64,
+}
+
+/// Decodes rows of `pending_postbacks` (`id, sub_id, params, received_at`).
+pub(crate) fn pending_postbacks<R: sqlx::Row>(
+    rows: Vec<R>,
+) -> Result<Vec<PendingPostback>, StoreError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            Ok(PendingPostback {
+                id: row.try_get("id")?,
+                sub_id: row.try_get("sub_id")?,
+                params: row.try_get("params")?,
+                received_at: row.try_get("received_at")?,
+            })
+        })
+        .collect()
+}
+
 /// One entry of the received-postbacks log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedPostback {
@@ -142,7 +174,8 @@ pub struct ReceivedPostback {
     pub sub_id: String,
     pub tid: String,
     pub status: String,
-    /// accepted, transition, duplicate, ignored, unknown_sub_id, invalid
+    /// accepted, transition, duplicate, ignored, invalid, pending (its click not stored yet),
+    /// expired (its click never came; `unknown_sub_id` in logs from before version 7)
     pub outcome: String,
     pub message: String,
     pub conversion_id: Option<i64>,
@@ -234,6 +267,27 @@ pub trait ReportStore: Send + Sync {
     /// Logs a postback that recorded nothing (unknown sub id, invalid); `id` is ignored.
     async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError>;
 
+    /// Parks a postback whose click is not stored yet and logs it as `pending`, in one
+    /// transaction.
+    async fn park_postback(
+        &self,
+        pending: &PendingPostback,
+        log: &ReceivedPostback,
+    ) -> Result<(), StoreError>;
+
+    /// Parked postbacks whose click is stored now, oldest first, at most `limit`.
+    async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError>;
+
+    /// Parked postbacks received before `before` (their click never came), oldest first.
+    async fn stale_postbacks(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingPostback>, StoreError>;
+
+    /// Removes a parked postback (applied or expired); false when it was gone already.
+    async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError>;
+
     /// The received-postbacks log, newest first.
     async fn received_postbacks(
         &self,
@@ -308,7 +362,7 @@ macro_rules! impl_report_store {
             use crate::model::Money;
             use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
             use crate::store::reports::{
-                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
+                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
                 SentPostback,
             };
             use crate::store::{StoreError, rollups};
@@ -961,6 +1015,48 @@ macro_rules! impl_report_store {
                 async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError> {
                     let mut conn = self.pool.acquire().await?;
                     insert_received_postback(&mut conn, entry).await
+                }
+
+                async fn park_postback(&self, pending: &PendingPostback, log: &ReceivedPostback) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ($1, $2, $3)")
+                        .bind(&pending.sub_id)
+                        .bind(&pending.params)
+                        .bind(pending.received_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_received_postback(&mut tx, log).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
+                    crate::store::reports::pending_postbacks(sqlx::query(
+                        "SELECT p.id, p.sub_id, p.params, p.received_at FROM pending_postbacks p \
+                         WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.sub_id = p.sub_id) ORDER BY p.id LIMIT $1",
+                    )
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn stale_postbacks(&self, before: i64, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
+                    crate::store::reports::pending_postbacks(sqlx::query(
+                        "SELECT id, sub_id, params, received_at FROM pending_postbacks \
+                         WHERE received_at < $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError> {
+                    Ok(sqlx::query("DELETE FROM pending_postbacks WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected() > 0)
                 }
 
                 async fn received_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<ReceivedPostback>, StoreError> {

@@ -1,5 +1,5 @@
 //! Conversions and reports over HTTP on SQLite and PostgreSQL: clicks, postbacks (a lead, a
-//! sale for the same tid, a duplicate, a rejection, a wrong key, an unknown sub id, money in
+//! sale for the same tid, a duplicate, a rejection, a wrong key, a sub id not stored yet, money in
 //! another currency, concurrent duplicates), then `report/build`, `conversions/log`,
 //! `clicks/log` and `logs/postbacks` show exactly what happened; a click created through a
 //! dialect counts in the report; both backends give identical reports for the same data.
@@ -161,7 +161,7 @@ async fn postbacks_close_the_loop(backend: Backend) {
     )
     .await;
     assert_eq!((status, body.as_str()), (200, "OK"));
-    // A wrong key changes nothing; an unknown sub id is logged; bad values are named.
+    // A wrong key changes nothing; a sub id not stored (yet) is parked; bad values are named.
     let (status, _) = postback(
         &server,
         "wrong-key-0123456789abc",
@@ -175,7 +175,8 @@ async fn postbacks_close_the_loop(backend: Backend) {
         "subid=nosuchclick&status=sale&payout=1",
     )
     .await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(outcome(&body), "pending", "{body}");
     let (status, body) = postback(&server, POSTBACK_KEY, &format!("subid={a}&payout=1e5")).await;
     assert_eq!(status, 400);
     assert!(body.contains("payout"), "{body}");
@@ -306,7 +307,7 @@ async fn postbacks_close_the_loop(backend: Backend) {
     assert_eq!(clicks["rows"][0]["is_sale"], true);
     assert_eq!(clicks["rows"][0]["revenue"], 8);
 
-    // The received-postbacks log keeps the unknown sub id and the refused ones.
+    // The received-postbacks log keeps the parked postback and the refused ones.
     let response = client()
         .get(server.url("/admin_api/v1/logs/postbacks?limit=50"))
         .header("Api-Key", ADMIN_KEY)
@@ -321,7 +322,7 @@ async fn postbacks_close_the_loop(backend: Backend) {
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes.len(), 9, "{log}"); // the wrong key left no trace
-    assert!(outcomes.contains(&"unknown_sub_id"));
+    assert!(outcomes.contains(&"pending"));
     assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 2);
     assert!(outcomes.contains(&"duplicate"));
     // A log that does not exist, and a limit out of range, are the client's mistakes.
@@ -1238,4 +1239,188 @@ async fn sqlite_migration_fills_the_rollups() {
 #[tokio::test]
 async fn postgres_migration_fills_the_rollups() {
     migration_fills_the_rollups(Backend::Postgres).await;
+}
+
+/// A click's conversion state as `clicks/log` shows it.
+async fn conversion_state(server: &TestServer, sub_id: &str) -> Value {
+    let (_, clicks) = admin(
+        server,
+        "clicks/log",
+        json!({"columns": ["is_lead", "is_sale", "revenue"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": sub_id}]}),
+    )
+    .await;
+    clicks["rows"][0].clone()
+}
+
+/// Postbacks never wait on the order of things: one sent the moment its click is answered
+/// (the click is still on its way from the journal), and a lead then a sale for a click this
+/// node has not written yet (as when another node recorded it), are parked (`pending`,
+/// answered 200) and applied in order once the click is stored: each conversion counts once,
+/// exactly as when the click came first.
+async fn postbacks_wait_for_their_click(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("early", "Early", "tok-early"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    server.reload().await;
+
+    let first = click(&server, "early").await;
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={first}&status=sale&payout=5"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The control: a click stored first, then a lead and a sale.
+    let control = click(&server, "early").await;
+    wait_for_clicks(&server, 2).await;
+    let late = "late0000000000000001";
+    for sub_id in [control.as_str(), late] {
+        for query in ["status=lead&payout=1", "status=sale&payout=7"] {
+            let (status, body) =
+                postback(&server, POSTBACK_KEY, &format!("subid={sub_id}&{query}")).await;
+            assert_eq!(status, 200, "{body}");
+            if sub_id == late {
+                assert_eq!(outcome(&body), "pending", "{body}");
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, log) = admin(&server, "conversions/log", json!({"columns": ["sub_id"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": late}]})).await;
+    assert_eq!(
+        log["total"], 0,
+        "nothing is counted before the click: {log}"
+    );
+    let mut click = Click::blank();
+    click.sub_id = late.into();
+    click.campaign_id = campaign.id;
+    click.created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    server.server.state.recorder.record(click).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, report) = admin(
+            &server,
+            "report/build",
+            json!({"metrics": ["conversions", "sales", "revenue"]}),
+        )
+        .await;
+        let totals = &report["rows"][0];
+        if totals["sales"] == 3 {
+            assert_eq!(totals["conversions"], 3, "{report}");
+            assert_eq!(totals["revenue"], 19, "5 + 7 + 7: {report}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parked postbacks were not applied: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        conversion_state(&server, late).await,
+        conversion_state(&server, &control).await
+    );
+    // The log tells the story of the late click: parked twice, then applied in order.
+    let response = client()
+        .get(server.url("/admin_api/v1/logs/postbacks?limit=50"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = response.json().await.unwrap();
+    let mut story: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["sub_id"] == late)
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    story.reverse();
+    assert_eq!(
+        story,
+        ["pending", "pending", "accepted", "transition"],
+        "{log}"
+    );
+    // Nothing stays parked.
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM pending_postbacks")
+            .await
+            .unwrap(),
+        0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_postbacks_wait_for_their_click() {
+    postbacks_wait_for_their_click(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_postbacks_wait_for_their_click() {
+    postbacks_wait_for_their_click(Backend::Postgres).await;
+}
+
+/// A parked postback whose click never comes is logged `expired` after `pending_hours` and
+/// counts nothing.
+#[tokio::test]
+async fn parked_postbacks_expire() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    server.stop().await;
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 2 * 86_400;
+    db.execute(&format!(
+        "INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ('gone', '{{\"subid\":\"gone\",\"status\":\"sale\"}}', {two_days_ago})"
+    ))
+    .await
+    .unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db
+        .count("SELECT COUNT(*) AS n FROM pending_postbacks")
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the postback did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = client()
+        .get(server.url("/admin_api/v1/logs/postbacks?limit=5"))
+        .header("Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = response.json().await.unwrap();
+    assert_eq!(log[0]["outcome"], "expired", "{log}");
+    assert_eq!(log[0]["sub_id"], "gone");
+    assert!(
+        log[0]["message"].as_str().unwrap().contains("24 h"),
+        "{log}"
+    );
+    server.stop().await;
 }

@@ -353,8 +353,8 @@ async fn migrate_command_creates_the_schema_once() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let config = db.write_config("").unwrap();
     for expected in [
-        "Schema version 6 (6 migration(s) applied).",
-        "Schema version 6 (0 migration(s) applied).",
+        "Schema version 7 (7 migration(s) applied).",
+        "Schema version 7 (0 migration(s) applied).",
     ] {
         let output = std::process::Command::new(binary())
             .args(["migrate", "--config"])
