@@ -21,7 +21,8 @@
 #   the CPU per request of that PostgreSQL cluster's processes is reported beside the server's,
 #   db_cpu_us/req: every process of the cluster counts, so other work on it counts too, and a
 #   backend that exits during a run is left out), DURABILITY (process; or fsync, memory: the
-#   recorder's durability level, so the click journal's cost shows against bare302).
+#   recorder's durability level, so the click journal's cost shows against bare302),
+#   BUILD (1; 0: use the release binaries already in CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -43,8 +44,10 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
 
-say "building (release, once)"
-cargo build --release -p switchyard -p switchyard-bench
+if [ "${BUILD:-1}" != 0 ]; then
+  say "building (release, once)"
+  cargo build --release -p switchyard -p switchyard-bench
+fi
 bin="$CARGO_TARGET_DIR/release"
 
 work=$(mktemp -d)

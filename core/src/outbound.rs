@@ -1,22 +1,31 @@
 //! Conversions out: S2S postbacks per campaign (GET or POST, per status) and per traffic
-//! source, expanded with the conversion's macros and sent off the request path — a bounded
-//! queue, a worker with a few requests in flight, retries with exponential backoff — through
-//! the SSRF-guarded fetcher. Every postback's fate is logged (`logs/sent_postbacks`).
+//! source, expanded with the conversion's macros and sent off the request path through the
+//! SSRF-guarded fetcher. Every postback is first queued in the database
+//! (`outgoing_postbacks`, keyed by a digest of its conversion, target and content, so queueing
+//! the same delivery twice sends it once), then sent by a worker with a few requests in
+//! flight, retried with exponential backoff, and removed when it succeeded or ran out of tries,
+//! in one transaction with its entry in `logs/sent_postbacks`. A restart resumes the queue;
+//! a worker claims a postback for a minute before sending it, so several nodes never send one
+//! at once (a node that dies mid-send leaves it to be sent again after the claim: delivery is
+//! at least once, and at most twice only across such a crash).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
+use sha2::Digest;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::fetch::Fetcher;
 use crate::model::unix_now;
-use crate::store::{SentPostback, Store};
+use crate::store::{QueuedPostback, SentPostback, Store};
 
-/// How many postbacks may wait to be sent; beyond it a postback is logged as dropped.
-const QUEUE_CAPACITY: usize = 4_096;
 /// How many are sent at once.
 const IN_FLIGHT: usize = 16;
+/// How long a worker holds a postback it is sending before another may take it.
+const CLAIM_MS: i64 = 60_000;
+/// The longest the worker sleeps between looks at the queue.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// One postback to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +38,31 @@ pub struct OutgoingPostback {
     /// The URL with the macros expanded.
     pub url: String,
     pub body: Value,
+}
+
+impl OutgoingPostback {
+    /// The delivery's identity: the same conversion, target and content is one delivery.
+    fn delivery_key(&self) -> String {
+        let mut digest = sha2::Sha256::new();
+        let conversion = self.conversion_id.to_string();
+        let body = self.body.to_string();
+        let parts: [&str; 5] = [&conversion, self.origin, &self.method, &self.url, &body];
+        for part in parts {
+            digest.update(part.as_bytes());
+            digest.update([0]);
+        }
+        digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The conversion's values that postback URLs may use as `{name}`.
@@ -74,121 +108,167 @@ pub fn fires(statuses: &[String], status: &str) -> bool {
 /// Queues postbacks for the sending worker.
 #[derive(Clone)]
 pub struct PostbackSender {
-    tx: mpsc::Sender<OutgoingPostback>,
     store: Arc<dyn Store>,
+    wake: Arc<Notify>,
 }
 
 impl PostbackSender {
     /// Starts the worker: `attempts` tries per postback, waiting `retry_base`, then twice as
-    /// long each time.
+    /// long each time. Postbacks queued before a restart are sent too.
     pub fn start(
         store: Arc<dyn Store>,
         fetcher: Fetcher,
         retry_base: Duration,
         attempts: u32,
     ) -> PostbackSender {
-        let (tx, mut rx) = mpsc::channel::<OutgoingPostback>(QUEUE_CAPACITY);
-        let worker_store = store.clone();
-        tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            while let Some(postback) = rx.recv().await {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let store = worker_store.clone();
-                let fetcher = fetcher.clone();
-                tokio::spawn(async move {
-                    let entry = deliver(&fetcher, &postback, retry_base, attempts.max(1)).await;
-                    if let Err(error) = store.log_sent_postback(&entry).await {
-                        tracing::error!(error = %error, url = %entry.url, "Could not log a sent postback.");
-                    }
-                    drop(permit);
-                });
-            }
-        });
-        PostbackSender { tx, store }
+        let wake = Arc::new(Notify::new());
+        let worker = Worker {
+            store: store.clone(),
+            fetcher,
+            retry_base,
+            attempts: i64::from(attempts.max(1)),
+            slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+        };
+        tokio::spawn(worker.run(wake.clone()));
+        PostbackSender { store, wake }
     }
 
-    /// Queues a postback; a full queue logs it as dropped instead.
+    /// Queues a postback (once per delivery, however often it is queued); when the database
+    /// cannot take it, the loss is logged.
     pub async fn send(&self, postback: OutgoingPostback) {
-        if let Err(
-            mpsc::error::TrySendError::Full(postback) | mpsc::error::TrySendError::Closed(postback),
-        ) = self.tx.try_send(postback)
-        {
-            tracing::warn!(url = %postback.url, "The postback queue is full; the postback is dropped.");
-            let entry = SentPostback {
-                id: 0,
-                conversion_id: Some(postback.conversion_id),
-                origin: postback.origin.to_string(),
-                method: postback.method.clone(),
-                url: postback.url.clone(),
-                body: String::new(),
-                http_status: None,
-                attempts: 0,
-                error: "dropped: the queue is full".into(),
-                created_at: unix_now(),
-            };
-            if let Err(error) = self.store.log_sent_postback(&entry).await {
-                tracing::error!(error = %error, "Could not log a dropped postback.");
+        let queued = QueuedPostback {
+            id: 0,
+            delivery_key: postback.delivery_key(),
+            conversion_id: postback.conversion_id,
+            origin: postback.origin.to_string(),
+            method: postback.method.clone(),
+            url: postback.url.clone(),
+            body: if postback.method == "POST" {
+                postback.body.to_string()
+            } else {
+                String::new()
+            },
+            attempts: 0,
+            next_at: now_ms(),
+            created_at: unix_now(),
+        };
+        match self.store.queue_outgoing_postback(&queued).await {
+            Ok(_) => self.wake.notify_one(),
+            Err(error) => {
+                tracing::error!(%error, url = %queued.url, "A postback could not be queued; it is not sent.");
             }
         }
     }
 }
 
-/// Sends one postback with retries; returns its log entry.
-async fn deliver(
-    fetcher: &Fetcher,
-    postback: &OutgoingPostback,
+/// The sending side.
+struct Worker {
+    store: Arc<dyn Store>,
+    fetcher: Fetcher,
     retry_base: Duration,
-    attempts: u32,
-) -> SentPostback {
-    let mut entry = SentPostback {
-        id: 0,
-        conversion_id: Some(postback.conversion_id),
-        origin: postback.origin.to_string(),
-        method: postback.method.clone(),
-        url: postback.url.clone(),
-        body: if postback.method == "POST" {
-            postback.body.to_string()
-        } else {
-            String::new()
-        },
-        http_status: None,
-        attempts: 0,
-        error: String::new(),
-        created_at: unix_now(),
-    };
-    let mut wait = retry_base;
-    for attempt in 1..=attempts {
-        entry.attempts = i64::from(attempt);
-        let result = if postback.method == "POST" {
-            fetcher.post_json(&postback.url, &postback.body).await
-        } else {
-            fetcher.get(&postback.url).await.map(|f| f.status)
-        };
-        match result {
-            Ok(status) => {
-                entry.http_status = Some(i64::from(status));
-                if (200..300).contains(&status) {
-                    entry.error.clear();
-                    return entry;
+    attempts: i64,
+    slots: Arc<Semaphore>,
+}
+
+impl Worker {
+    async fn run(self, wake: Arc<Notify>) {
+        let this = Arc::new(self);
+        loop {
+            let now = now_ms();
+            let due = match this
+                .store
+                .due_outgoing_postbacks(now, IN_FLIGHT as i64 * 4)
+                .await
+            {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::debug!(%error, "The postback queue cannot be read now.");
+                    Vec::new()
                 }
-                entry.error = format!("answered {status}");
-            }
-            Err(error) => {
-                entry.error = error.to_string();
-                if matches!(error, crate::fetch::FetchError::Blocked { .. }) {
-                    // A refused address stays refused: no retries.
-                    return entry;
+            };
+            for postback in due {
+                let Ok(permit) = this.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let claimed = this
+                    .store
+                    .claim_outgoing_postback(postback.id, postback.next_at, now + CLAIM_MS)
+                    .await;
+                if !matches!(claimed, Ok(true)) {
+                    continue;
                 }
+                let worker = this.clone();
+                let wake = wake.clone();
+                tokio::spawn(async move {
+                    worker.deliver(postback).await;
+                    drop(permit);
+                    wake.notify_one();
+                });
             }
-        }
-        if attempt < attempts {
-            tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
+            let sleep = match this.store.next_outgoing_postback_at().await {
+                Ok(Some(next)) => Duration::from_millis(
+                    (next - now_ms()).clamp(5, IDLE_POLL.as_millis() as i64) as u64,
+                ),
+                _ => IDLE_POLL,
+            };
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
         }
     }
-    entry
+
+    /// One try; then the postback is finished (sent, refused, out of tries) or put back with
+    /// its next try's time.
+    async fn deliver(&self, mut postback: QueuedPostback) {
+        postback.attempts += 1;
+        let result = if postback.method == "POST" {
+            let body: Value = serde_json::from_str(&postback.body).unwrap_or(Value::Null);
+            self.fetcher.post_json(&postback.url, &body).await
+        } else {
+            self.fetcher.get(&postback.url).await.map(|f| f.status)
+        };
+        let (http_status, error, last) = match result {
+            Ok(status) if (200..300).contains(&status) => (Some(status), String::new(), true),
+            Ok(status) => (Some(status), format!("answered {status}"), false),
+            // A refused address stays refused: no retries.
+            Err(error @ crate::fetch::FetchError::Blocked { .. }) => {
+                (None, error.to_string(), true)
+            }
+            Err(error) => (None, error.to_string(), false),
+        };
+        let outcome = if last || postback.attempts >= self.attempts {
+            let entry = SentPostback {
+                id: 0,
+                conversion_id: Some(postback.conversion_id),
+                origin: postback.origin.clone(),
+                method: postback.method.clone(),
+                url: postback.url.clone(),
+                body: postback.body.clone(),
+                http_status: http_status.map(i64::from),
+                attempts: postback.attempts,
+                error,
+                created_at: postback.created_at,
+            };
+            self.store
+                .finish_outgoing_postback(postback.id, &entry)
+                .await
+        } else {
+            let wait = self
+                .retry_base
+                .saturating_mul(1 << (postback.attempts - 1).min(20));
+            self.store
+                .retry_outgoing_postback(
+                    postback.id,
+                    postback.attempts,
+                    now_ms() + wait.as_millis() as i64,
+                )
+                .await
+        };
+        if let Err(error) = outcome {
+            tracing::error!(%error, url = %postback.url, "A postback's progress could not be saved; it is tried again after its claim.");
+        }
+    }
 }
 
 #[cfg(test)]

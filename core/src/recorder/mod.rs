@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Durability, RecorderConfig};
-use crate::journal::{Journal, JournalError, JournalReader, JournalStats};
+use crate::journal::{Journal, JournalReader, JournalStats};
 use crate::model::Click;
 use crate::store::LandingClick;
 use crate::store::Store;
@@ -190,21 +190,18 @@ impl ClickRecorder {
     }
 
     async fn journal(&self, journal: &Journal, event: EventRef<'_>) {
-        let result = match postcard::to_allocvec(&event) {
-            Ok(bytes) => journal.append(&bytes).await,
-            Err(error) => Err(JournalError::Io {
-                path: "(encoding)".into(),
-                error: std::io::Error::other(error),
-            }),
+        let Ok(bytes) = postcard::to_allocvec(&event) else {
+            // Encoding into memory cannot fail for these types; counted if it ever does.
+            self.counters.lost.fetch_add(1, Ordering::Relaxed);
+            return;
         };
-        match result {
-            Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                // The journal logs the first failure of a run of them.
-                self.counters.lost.fetch_add(1, Ordering::Relaxed);
-            }
+        // Counted before the wait: a request cancelled while it waits (the visitor went away)
+        // still has its record written, and the writer will count it as settled.
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if journal.append(&bytes).await.is_err() {
+            // The journal logs the first failure of a run of them.
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            self.counters.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
 

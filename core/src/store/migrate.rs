@@ -48,9 +48,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
-        name: "pending_postbacks",
-        sqlite: include_str!("schema/sqlite/0007_pending_postbacks.sql"),
-        postgres: include_str!("schema/postgres/0007_pending_postbacks.sql"),
+        name: "postback_queues",
+        sqlite: include_str!("schema/sqlite/0007_postback_queues.sql"),
+        postgres: include_str!("schema/postgres/0007_postback_queues.sql"),
     },
 ];
 

@@ -39,7 +39,7 @@ pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
     ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick,
-    PostbackTargets, ReceivedPostback, ReportStore, SentPostback,
+    PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
 };
 pub use sqlite::SqliteStore;
 

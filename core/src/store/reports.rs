@@ -183,6 +183,27 @@ pub struct ReceivedPostback {
     pub created_at: i64,
 }
 
+/// An outgoing postback waiting in the queue (`outgoing_postbacks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPostback {
+    pub id: i64,
+    /// The delivery's identity: queueing the same key again adds nothing.
+    pub delivery_key: String,
+    pub conversion_id: i64,
+    /// `campaign` or `traffic_source`.
+    pub origin: String,
+    pub method: String,
+    pub url: String,
+    /// The JSON body of a POST ("" for a GET).
+    pub body: String,
+    /// Tries made so far.
+    pub attempts: i64,
+    /// When it may be tried next (Unix milliseconds); while a worker sends it, the end of
+    /// that worker's claim.
+    pub next_at: i64,
+    pub created_at: i64,
+}
+
 /// One entry of the sent-postbacks log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentPostback {
@@ -301,6 +322,43 @@ pub trait ReportStore: Send + Sync {
     /// Logs a sent (or failed) postback.
     async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
 
+    /// Queues an outgoing postback; false when its delivery was queued already.
+    async fn queue_outgoing_postback(&self, postback: &QueuedPostback) -> Result<bool, StoreError>;
+
+    /// Queued postbacks due at `now_ms`, oldest first, at most `limit`.
+    async fn due_outgoing_postbacks(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedPostback>, StoreError>;
+
+    /// Takes a queued postback for sending until `until_ms`, if it is still due at `next_at`
+    /// (no other worker took it); true when taken.
+    async fn claim_outgoing_postback(
+        &self,
+        id: i64,
+        next_at: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Puts a postback back for another try at `next_at`.
+    async fn retry_outgoing_postback(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a postback from the queue and logs how it ended, in one transaction.
+    async fn finish_outgoing_postback(
+        &self,
+        id: i64,
+        entry: &SentPostback,
+    ) -> Result<(), StoreError>;
+
+    /// When the next queued postback is due (Unix milliseconds), if any is queued.
+    async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError>;
+
     /// The sent-postbacks log, newest first.
     async fn sent_postbacks(
         &self,
@@ -362,7 +420,7 @@ macro_rules! impl_report_store {
             use crate::model::Money;
             use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
             use crate::store::reports::{
-                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick, PostbackTargets, ReceivedPostback, ReportStore,
+                ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick, PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore,
                 SentPostback,
             };
             use crate::store::{StoreError, rollups};
@@ -631,6 +689,29 @@ macro_rules! impl_report_store {
                 .bind(entry.message.clone())
                 .bind(entry.conversion_id)
                 .bind(entry.params.clone())
+                .bind(entry.created_at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            /// Appends to the sent-postbacks log (`id` is ignored).
+            async fn insert_sent_postback(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                entry: &SentPostback,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sent_postbacks (conversion_id, origin, method, url, body, http_status, attempts, error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(entry.conversion_id)
+                .bind(entry.origin.clone())
+                .bind(entry.method.clone())
+                .bind(entry.url.clone())
+                .bind(entry.body.clone())
+                .bind(entry.http_status)
+                .bind(entry.attempts)
+                .bind(entry.error.clone())
                 .bind(entry.created_at)
                 .execute(&mut *conn)
                 .await?;
@@ -1089,23 +1170,92 @@ macro_rules! impl_report_store {
                     Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
                 }
 
-                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
-                    sqlx::query(
-                        "INSERT INTO sent_postbacks (conversion_id, origin, method, url, body, http_status, attempts, error, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
+                    Ok(sqlx::query(
+                        "INSERT INTO outgoing_postbacks (delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
                     )
-                    .bind(entry.conversion_id)
-                    .bind(entry.origin.clone())
-                    .bind(entry.method.clone())
-                    .bind(entry.url.clone())
-                    .bind(entry.body.clone())
-                    .bind(entry.http_status)
-                    .bind(entry.attempts)
-                    .bind(entry.error.clone())
-                    .bind(entry.created_at)
+                    .bind(&p.delivery_key)
+                    .bind(p.conversion_id)
+                    .bind(&p.origin)
+                    .bind(&p.method)
+                    .bind(&p.url)
+                    .bind(&p.body)
+                    .bind(p.attempts)
+                    .bind(p.next_at)
+                    .bind(p.created_at)
                     .execute(&self.pool)
+                    .await?
+                    .rows_affected() > 0)
+                }
+
+                async fn due_outgoing_postbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<QueuedPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at \
+                         FROM outgoing_postbacks WHERE next_at <= $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
                     .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(QueuedPostback {
+                                id: row.try_get("id")?,
+                                delivery_key: row.try_get("delivery_key")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                origin: row.try_get("origin")?,
+                                method: row.try_get("method")?,
+                                url: row.try_get("url")?,
+                                body: row.try_get("body")?,
+                                attempts: row.try_get("attempts")?,
+                                next_at: row.try_get("next_at")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn claim_outgoing_postback(&self, id: i64, next_at: i64, until_ms: i64) -> Result<bool, StoreError> {
+                    Ok(sqlx::query("UPDATE outgoing_postbacks SET next_at = $1 WHERE id = $2 AND next_at = $3")
+                        .bind(until_ms)
+                        .bind(id)
+                        .bind(next_at)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected() > 0)
+                }
+
+                async fn retry_outgoing_postback(&self, id: i64, attempts: i64, next_at: i64) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE outgoing_postbacks SET attempts = $1, next_at = $2 WHERE id = $3")
+                        .bind(attempts)
+                        .bind(next_at)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
                     Ok(())
+                }
+
+                async fn finish_outgoing_postback(&self, id: i64, entry: &SentPostback) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("DELETE FROM outgoing_postbacks WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_sent_postback(&mut tx, entry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM outgoing_postbacks")
+                        .fetch_one(&self.pool)
+                        .await?)
+                }
+
+                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_sent_postback(&mut conn, entry).await
                 }
 
                 async fn sent_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<SentPostback>, StoreError> {

@@ -1424,3 +1424,128 @@ async fn parked_postbacks_expire() {
     );
     server.stop().await;
 }
+
+/// Outgoing postbacks survive a restart: one whose first try failed is sent by the next start
+/// (a real process, killed and started again), once; a further start sends nothing more.
+async fn outgoing_postbacks_survive_a_restart(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let (network, seen) = recording_server(vec![500]).await;
+    let config = db
+        .write_config(&extra().replace(
+            "[postback]\n",
+            "[fetch]\nallow_networks = [\"127.0.0.0/8\"]\n\n[postback]\nretry_base_ms = 3000\nmax_attempts = 3\n",
+        ))
+        .unwrap();
+    let store = switchyard::store::open(&db.config("").unwrap().database)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("durable", "Durable", "tok-durable"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+    let postbacks = json!([{"method": "GET", "statuses": ["sale"], "url": format!("{network}/durable?s={{subid}}")}]);
+    db.execute(&format!("UPDATE campaigns SET postbacks = '{postbacks}'"))
+        .await
+        .unwrap();
+
+    let start = || switchyard_tests::TestProcess::serve(crate::binary(), &config, &[]).unwrap();
+    let mut process = start();
+    let response = client().get(process.url("/durable")).send().await.unwrap();
+    let sub = subid_of(response.headers()["location"].to_str().unwrap()).unwrap();
+    // Accepted, or parked until the click is written a moment later: either way it is sent.
+    let body = client()
+        .get(process.url(&format!(
+            "/{POSTBACK_KEY}/postback?subid={sub}&status=sale&payout=3"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ["accepted", "pending"].contains(&outcome(&body).as_str()),
+        "{body}"
+    );
+    // The first try gets a 500; the process dies before the retry, 3 s later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the postback was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    let process = start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log: Value = client()
+            .get(process.url("/admin_api/v1/logs/sent_postbacks"))
+            .header("Api-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !log.as_array().unwrap().is_empty() {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued postback was not sent after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["status"], 200, "{log}");
+    assert_eq!(log[0]["attempts"], 2, "{log}");
+    assert_eq!(log[0]["error"], "", "{log}");
+    process.terminate().unwrap();
+    let mut process = process;
+    assert!(process.wait(Duration::from_secs(20)).unwrap().success());
+
+    // Delivered is delivered: another start sends nothing more.
+    let mut process = start();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|(line, _)| line == &format!("GET /durable?s={sub}")),
+        "{requests:?}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM outgoing_postbacks")
+            .await
+            .unwrap(),
+        0
+    );
+    process.terminate().unwrap();
+    assert!(process.wait(Duration::from_secs(20)).unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_outgoing_postbacks_survive_a_restart() {
+    outgoing_postbacks_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outgoing_postbacks_survive_a_restart() {
+    outgoing_postbacks_survive_a_restart(Backend::Postgres).await;
+}

@@ -262,3 +262,246 @@ async fn sigterm_with_the_store_locked_exits_in_time_and_keeps_every_click() {
     settle(&config).await;
     assert_stored_exactly(&db, &answered).await;
 }
+
+/// A PostgreSQL cluster of the test's own (on a free loopback port, in a temporary
+/// directory), so that stopping it leaves the shared one alone. Needs root (CI and the
+/// development machines run as root): the server runs as the `postgres` user.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's binaries in /usr/lib/postgresql")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .map(|version| std::path::PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")))
+            .expect("a PostgreSQL version");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = PrivatePostgres { dir, bin, port };
+        cluster.run("chown", &["-R", "postgres:", &cluster.path("")], false);
+        cluster.run(
+            &cluster.tool("initdb"),
+            &[
+                "-D",
+                &cluster.path("data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+            true,
+        );
+        cluster.up();
+        cluster
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn tool(&self, name: &str) -> String {
+        self.bin.join(name).display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str], as_postgres: bool) {
+        let mut command = if as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", program]);
+            command
+        } else {
+            std::process::Command::new(program)
+        };
+        let output = command.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.path("")
+        );
+        self.run(
+            &self.tool("pg_ctl"),
+            &[
+                "-D",
+                &self.path("data"),
+                "-o",
+                &options,
+                "-l",
+                &self.path("log"),
+                "-w",
+                "start",
+            ],
+            true,
+        );
+    }
+
+    fn down(&self) {
+        self.run(
+            &self.tool("pg_ctl"),
+            &["-D", &self.path("data"), "-m", "fast", "-w", "stop"],
+            true,
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &self.tool("pg_ctl")])
+            .args(["-D", &self.path("data"), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// How long the database is down in the outage test.
+const OUTAGE: Duration = Duration::from_secs(60);
+
+/// PostgreSQL stopped for a minute under steady traffic: every click is answered with its
+/// redirect (no 5xx), `/health` answers within a second with `degraded` and the reason, and
+/// once the database is back the journal's backlog drains by itself: every answered click is
+/// stored, once, and `/health` says `ok` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_under_traffic_loses_nothing() {
+    let cluster = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_grace_ms = 5000\n\n[database]\nurl = \"{}\"\nmax_connections = 4\n",
+            cluster.url()
+        ),
+    )
+    .unwrap();
+    let process = TestProcess::serve(binary(), &config, &[]).unwrap();
+    let health = |base: String| async move {
+        let asked = Instant::now();
+        let health: serde_json::Value = client()
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "/health took {:?}",
+            asked.elapsed()
+        );
+        health
+    };
+
+    // Steady traffic, about 50 clicks a second, until told to stop.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        let url = process.url("/demo");
+        tokio::spawn(async move {
+            let http = client();
+            let mut answered = HashSet::new();
+            let mut failures = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(response) if response.status() == 302 => {
+                        let location = response.headers()["location"].to_str().unwrap().to_string();
+                        answered.insert(subid_of(&location).unwrap());
+                    }
+                    Ok(response) => failures.push(response.status().as_u16()),
+                    Err(error) => panic!("a click got no answer: {error}"),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (answered, failures)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.down();
+    let outage = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let health = health(process.base.clone()).await;
+        if health["status"] == "degraded" {
+            assert!(
+                health["reasons"]
+                    .to_string()
+                    .contains("the database is unreachable"),
+                "{health}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never degraded: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while outage.elapsed() < OUTAGE {
+        health(process.base.clone()).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    cluster.up();
+    // The backlog drains by itself and health recovers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = health(process.base.clone()).await;
+        if health["status"] == "ok" && health["recorder"]["failing_ms"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failures) = traffic.await.unwrap();
+    assert!(failures.is_empty(), "answers other than 302: {failures:?}");
+    assert!(
+        answered.len() > 1_000,
+        "only {} clicks answered",
+        answered.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = health(process.base.clone()).await;
+        if health["recorder"]["backlog"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog never drained: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.url())
+        .await
+        .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT sub_id FROM clicks")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let distinct: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(distinct.len(), stored.len(), "a click was stored twice");
+    let missing = answered.difference(&distinct).count();
+    assert_eq!(missing, 0, "{missing} answered clicks are missing");
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    assert!(status.success(), "{log}");
+}
