@@ -3,9 +3,10 @@
 //!
 //! The contract:
 //! - [`Journal::append`] returns once the record is written to the OS (durability `process`:
-//!   it survives a crash or SIGKILL of the tracker) or also synced to the disk (`fsync`: it
-//!   survives power loss). Appends from concurrent requests are written together by one
-//!   writer thread (group commit: one `write`, and one `fdatasync`, per group).
+//!   it survives a crash or SIGKILL of the tracker; the caller's thread writes it, one `write`
+//!   under the active segment's lock) or also synced to the disk (`fsync`: it survives power
+//!   loss; appends from concurrent requests are written together by one writer thread, one
+//!   `write` and one `fdatasync` per group, so no runtime thread waits for the disk).
 //! - Records live in segment files (see [`segment`]) of at most [`SEGMENT_BYTES`]; the writer
 //!   starts a new segment at each start and when one is full.
 //! - A [`JournalReader`] reads the records in append order; [`JournalReader::confirm`] says
@@ -74,6 +75,9 @@ pub struct Recovery {
 /// State shared by the handle, the writer thread and the reader.
 struct Shared {
     dir: PathBuf,
+    durability: Durability,
+    /// The segment being appended to.
+    active: std::sync::Mutex<Writer>,
     /// The end of what has been written (and, with `fsync`, synced).
     written: watch::Sender<Position>,
     /// Bytes of every segment on disk.
@@ -86,7 +90,8 @@ struct Shared {
 /// The appending side; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
-    sender: std::sync::mpsc::Sender<Append>,
+    /// The group-commit thread (`fsync`); `None`: appends write directly (`process`).
+    group: Option<std::sync::mpsc::Sender<Append>>,
     shared: Arc<Shared>,
 }
 
@@ -147,24 +152,29 @@ impl Journal {
         });
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            durability,
+            active: std::sync::Mutex::new(Writer {
+                file,
+                path,
+                index,
+                size: HEADER,
+            }),
             written,
             bytes: AtomicU64::new(bytes),
             max_bytes,
             failing_logged: AtomicBool::new(false),
         });
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let writer = Writer {
-            shared: shared.clone(),
-            durability,
-            file,
-            path,
-            index,
-            size: HEADER,
+        let group = if durability == Durability::Fsync {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let thread = shared.clone();
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || thread.run_group_commits(receiver))
+                .map_err(io_error(dir))?;
+            Some(sender)
+        } else {
+            None
         };
-        std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(io_error(dir))?;
         let reader = JournalReader {
             shared: shared.clone(),
             cursor: if start.segment == 0 {
@@ -178,15 +188,20 @@ impl Journal {
             first_new: index,
             changes: shared.written.subscribe(),
         };
-        Ok((Journal { sender, shared }, reader, recovery))
+        Ok((Journal { group, shared }, reader, recovery))
     }
 
     /// Writes `payload` as one record; returns once it is written (and synced with `fsync`).
     pub async fn append(&self, payload: &[u8]) -> Result<(), JournalError> {
         let mut framed = Vec::with_capacity(payload.len() + 8);
         segment::frame(payload, &mut framed);
+        let Some(group) = &self.group else {
+            self.shared.admit(framed.len() as u64, 0)?;
+            let mut writer = self.shared.lock();
+            return self.shared.write(&mut writer, &framed);
+        };
         let (done, answer) = oneshot::channel();
-        self.sender
+        group
             .send(Append { framed, done })
             .map_err(|_| JournalError::Closed)?;
         answer.await.map_err(|_| JournalError::Closed)?
@@ -258,18 +273,77 @@ fn create_segment(
     Ok((file, path))
 }
 
-/// The writer thread's state.
+/// The active segment.
 struct Writer {
-    shared: Arc<Shared>,
-    durability: Durability,
     file: File,
     path: PathBuf,
     index: u64,
     size: u64,
 }
 
-impl Writer {
-    fn run(mut self, receiver: std::sync::mpsc::Receiver<Append>) {
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        // A panic while writing leaves the segment as the last write left it: still usable.
+        self.active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Refuses `length` more bytes (with `buffered` already waiting) past the cap.
+    fn admit(&self, length: u64, buffered: u64) -> Result<(), JournalError> {
+        if self.bytes.load(Ordering::Relaxed) + buffered + length > self.max_bytes {
+            let error = JournalError::Full {
+                max_bytes: self.max_bytes,
+            };
+            self.log_failure(&error);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Writes whole records to the active segment (a new one first when it is full), syncs
+    /// them with `fsync`, and publishes the new end.
+    fn write(&self, writer: &mut Writer, records: &[u8]) -> Result<(), JournalError> {
+        if writer.size + records.len() as u64 > SEGMENT_BYTES && writer.size > HEADER {
+            let (file, path) = create_segment(&self.dir, writer.index + 1, self.durability)
+                .inspect_err(|error| self.log_failure(error))?;
+            *writer = Writer {
+                file,
+                path,
+                index: writer.index + 1,
+                size: HEADER,
+            };
+            self.bytes.fetch_add(HEADER, Ordering::Relaxed);
+        }
+        let mut result = writer.file.write_all(records);
+        if result.is_ok() && self.durability == Durability::Fsync {
+            result = writer.file.sync_data();
+        }
+        if let Err(error) = result {
+            // A partial write would leave a torn record in the middle of the segment: cut
+            // it, so the next write starts at a record boundary.
+            let _ = writer.file.set_len(writer.size);
+            let _ = writer.file.seek(SeekFrom::End(0));
+            let error = io_error(&writer.path)(error);
+            self.log_failure(&error);
+            return Err(error);
+        }
+        writer.size += records.len() as u64;
+        self.bytes
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.written.send_replace(Position {
+            segment: writer.index,
+            offset: writer.size,
+        });
+        if self.failing_logged.swap(false, Ordering::Relaxed) {
+            tracing::info!("The journal takes clicks again.");
+        }
+        Ok(())
+    }
+
+    /// The `fsync` writer thread: takes every append waiting, writes and syncs them as one
+    /// group, answers each.
+    fn run_group_commits(self: Arc<Self>, receiver: std::sync::mpsc::Receiver<Append>) {
         let mut group = Vec::with_capacity(GROUP);
         let mut buffer = Vec::new();
         let mut done = Vec::with_capacity(GROUP);
@@ -282,96 +356,38 @@ impl Writer {
                 }
             }
             for append in group.drain(..) {
-                let on_disk = self.shared.bytes.load(Ordering::Relaxed) + buffer.len() as u64;
-                if on_disk + append.framed.len() as u64 > self.shared.max_bytes {
-                    self.log_failure(&JournalError::Full {
-                        max_bytes: self.shared.max_bytes,
-                    });
-                    let _ = append.done.send(Err(JournalError::Full {
-                        max_bytes: self.shared.max_bytes,
-                    }));
-                    continue;
-                }
-                if self.size + (buffer.len() + append.framed.len()) as u64 > SEGMENT_BYTES
-                    && self.size + buffer.len() as u64 > HEADER
-                {
-                    let flushed = self.flush(&mut buffer, &mut done);
-                    if flushed.is_ok()
-                        && let Err(error) = self.rotate()
-                    {
-                        self.log_failure(&error);
+                match self.admit(append.framed.len() as u64, buffer.len() as u64) {
+                    Ok(()) => {
+                        buffer.extend_from_slice(&append.framed);
+                        done.push(append.done);
+                    }
+                    Err(error) => {
+                        let _ = append.done.send(Err(error));
                     }
                 }
-                buffer.extend_from_slice(&append.framed);
-                done.push(append.done);
             }
-            let _ = self.flush(&mut buffer, &mut done);
-        }
-    }
-
-    /// Writes `buffer` to the active segment, publishes the new end and answers `done`.
-    fn flush(
-        &mut self,
-        buffer: &mut Vec<u8>,
-        done: &mut Vec<oneshot::Sender<Result<(), JournalError>>>,
-    ) -> Result<(), ()> {
-        if buffer.is_empty() {
-            return Ok(());
-        }
-        let mut result = self.file.write_all(buffer);
-        if result.is_ok() && self.durability == Durability::Fsync {
-            result = self.file.sync_data();
-        }
-        let outcome = match result {
-            Ok(()) => {
-                self.size += buffer.len() as u64;
-                self.shared
-                    .bytes
-                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
-                self.shared.written.send_replace(Position {
-                    segment: self.index,
-                    offset: self.size,
+            if buffer.is_empty() {
+                continue;
+            }
+            let result = {
+                let mut writer = self.lock();
+                self.write(&mut writer, &buffer)
+            };
+            for sender in done.drain(..) {
+                let _ = sender.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(JournalError::Io {
+                        path: self.dir.display().to_string(),
+                        error: std::io::Error::other(error.to_string()),
+                    }),
                 });
-                if self.shared.failing_logged.swap(false, Ordering::Relaxed) {
-                    tracing::info!("The journal takes clicks again.");
-                }
-                Ok(())
             }
-            Err(error) => {
-                // A partial write would leave a torn record in the middle of the segment:
-                // cut it, so the next group starts at a record boundary.
-                let _ = self.file.set_len(self.size);
-                let _ = self.file.seek(SeekFrom::End(0));
-                let error = io_error(&self.path)(error);
-                self.log_failure(&error);
-                Err(())
-            }
-        };
-        for sender in done.drain(..) {
-            let _ = sender.send(match outcome {
-                Ok(()) => Ok(()),
-                Err(()) => Err(JournalError::Io {
-                    path: self.path.display().to_string(),
-                    error: std::io::Error::other("the write failed"),
-                }),
-            });
+            buffer.clear();
         }
-        buffer.clear();
-        outcome
-    }
-
-    fn rotate(&mut self) -> Result<(), JournalError> {
-        let (file, path) = create_segment(&self.shared.dir, self.index + 1, self.durability)?;
-        self.file = file;
-        self.path = path;
-        self.index += 1;
-        self.size = HEADER;
-        self.shared.bytes.fetch_add(HEADER, Ordering::Relaxed);
-        Ok(())
     }
 
     fn log_failure(&self, error: &JournalError) {
-        if !self.shared.failing_logged.swap(true, Ordering::Relaxed) {
+        if !self.failing_logged.swap(true, Ordering::Relaxed) {
             tracing::error!(%error, "The journal cannot take clicks; they are answered but counted as lost until it can.");
         }
     }
