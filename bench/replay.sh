@@ -44,10 +44,9 @@ durability = "$DURABILITY"
 level = "info"
 EOF
 
-start() { # -> address; the process id in $sy_pid
+start() { # -> address; the process id in $work/pid.N
   "$bin" --config "$work/config.toml" serve >"$work/out.$1" 2>"$work/err.$1" &
-  sy_pid=$!
-  pids="$pids $sy_pid"
+  echo $! >"$work/pid.$1"
   for _ in $(seq 1 100); do
     addr=$(sed -n 's|.*listening on http://||p' "$work/out.$1" | head -n 1)
     [ -n "$addr" ] && { echo "$addr"; return 0; }
@@ -59,6 +58,7 @@ start() { # -> address; the process id in $sy_pid
 backlog() { curl -s "http://$1/health" | sed -n 's/.*"backlog":\([0-9]*\).*/\1/p'; }
 
 addr=$(start 1)
+pids="$pids $(cat "$work/pid.1")"
 say "locking the database, then $LOAD_SECONDS s of clicks"
 python3 - "$work/db/switchyard.db" "$((LOAD_SECONDS + 5))" <<'EOF' &
 import sqlite3, sys, time
@@ -71,13 +71,14 @@ pids="$pids $lock_pid"
 sleep 1
 wrk -t2 -c"$CONNECTIONS" -d"${LOAD_SECONDS}s" "http://$addr/demo" | grep -E "requests in|Requests/sec" >&2
 pending=$(backlog "$addr")
-kill -9 "$sy_pid"
+kill -9 "$(cat "$work/pid.1")"
 kill -9 "$lock_pid"
 wait "$lock_pid" 2>/dev/null || true
 say "killed with $pending clicks not yet in the database; journal: $(du -sh "$work/data/journal" | cut -f1)"
 
 started=$(date +%s.%N)
 addr=$(start 2)
+pids="$pids $(cat "$work/pid.2")"
 while :; do
   left=$(backlog "$addr")
   [ "${left:-1}" = 0 ] && break

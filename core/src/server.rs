@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 ?durability,
                 unconfirmed_segments = recovery.segments,
                 torn_bytes = recovery.torn_bytes,
+                unconfirmed_records = recovery.records,
                 "Click journal opened."
             );
             Some((journal, reader))

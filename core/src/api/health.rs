@@ -17,9 +17,9 @@ const PING_WAIT: Duration = Duration::from_millis(800);
 
 /// `GET /health`: version, database reachability, routing generation and recorder counters.
 /// Always 200 while the process serves clicks, within a second; `status` is `degraded` (with
-/// the reasons in `reasons`) when the database is unreachable, the last snapshot rebuild or
-/// plugin load failed, or the recorder dropped, set aside or lost clicks (clicks are still
-/// answered meanwhile).
+/// the reasons in `reasons`) when the database is unreachable, click writes are failing, the
+/// journal is near its cap, the last snapshot rebuild or plugin load failed, or the recorder
+/// dropped, set aside or lost clicks (clicks are still answered meanwhile).
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let database = match tokio::time::timeout(PING_WAIT, state.store.ping()).await {
         Ok(Ok(())) => json!({ "backend": state.store.backend(), "status": "ok" }),
@@ -52,7 +52,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     }
     if recorder.failing_ms > 0 {
         reasons.push(format!(
-            "click writes have been failing for {} ms; {} clicks wait in the queue",
+            "click writes have been failing for {} ms; {} clicks wait to be written",
             recorder.failing_ms, recorder.backlog
         ));
     }
@@ -76,7 +76,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         ),
         (
             recorder.lost,
-            "clicks were lost (neither written nor set aside)",
+            "clicks were lost (neither journalled, written nor set aside)",
         ),
     ] {
         if count > 0 {

@@ -70,6 +70,8 @@ pub struct Recovery {
     pub segments: usize,
     /// Bytes cut from torn tails.
     pub torn_bytes: u64,
+    /// Whole records not yet confirmed: the reader reads them first.
+    pub records: u64,
 }
 
 /// State shared by the handle, the writer thread and the reader.
@@ -128,7 +130,11 @@ impl Journal {
                 std::fs::remove_file(&path).map_err(io_error(&path))?;
                 continue;
             }
-            let (length, torn) = repair(&path)?;
+            let from = confirmed
+                .filter(|c| c.segment == index)
+                .map_or(0, |c| c.offset);
+            let (length, torn, unconfirmed) = repair(&path, from)?;
+            recovery.records += unconfirmed;
             recovery.torn_bytes += torn;
             recovery.segments += 1;
             bytes += length;
@@ -176,6 +182,7 @@ impl Journal {
             None
         };
         let reader = JournalReader {
+            recovered: recovery.records,
             shared: shared.clone(),
             cursor: if start.segment == 0 {
                 Position {
@@ -226,7 +233,8 @@ fn read_confirmed(dir: &Path) -> Option<Position> {
 }
 
 /// Cuts a segment's torn tail; returns its length after and the bytes cut.
-fn repair(path: &Path) -> Result<(u64, u64), JournalError> {
+/// Also counts the whole records that end after `from` (the unconfirmed ones).
+fn repair(path: &Path, from: u64) -> Result<(u64, u64, u64), JournalError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -236,7 +244,7 @@ fn repair(path: &Path) -> Result<(u64, u64), JournalError> {
         // Not even a header: the crash came while the segment was being created.
         tracing::warn!(path = %path.display(), bytes = length, "A journal segment without a valid header was removed.");
         std::fs::remove_file(path).map_err(io_error(path))?;
-        return Ok((0, length));
+        return Ok((0, length, 0));
     }
     let scan = segment::scan(&bytes[HEADER as usize..], usize::MAX);
     let end = HEADER + scan.end as u64;
@@ -248,7 +256,12 @@ fn repair(path: &Path) -> Result<(u64, u64), JournalError> {
             .and_then(|f| f.set_len(end))
             .map_err(io_error(path))?;
     }
-    Ok((end, length - end))
+    let unconfirmed = scan
+        .records
+        .iter()
+        .filter(|r| HEADER + r.end as u64 > from)
+        .count() as u64;
+    Ok((end, length - end, unconfirmed))
 }
 
 fn create_segment(
@@ -395,6 +408,8 @@ impl Shared {
 
 /// Reads the journal's records in order, for the store.
 pub struct JournalReader {
+    /// Unconfirmed records of earlier runs found at open.
+    recovered: u64,
     shared: Arc<Shared>,
     /// Where the next record to read starts.
     cursor: Position,
@@ -423,6 +438,11 @@ impl JournalReader {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// How many unconfirmed records of earlier runs were found when the journal was opened.
+    pub fn recovered(&self) -> u64 {
+        self.recovered
     }
 
     /// True when every written record has been read.

@@ -45,6 +45,8 @@ fn records_come_back_in_order_and_confirmed_ones_do_not() {
         let (journal, mut reader, recovery) =
             Journal::open(dir.path(), Durability::Fsync, 1 << 30).unwrap();
         assert_eq!(recovery.segments, 1);
+        assert_eq!(recovery.records, 20, "the unconfirmed ones");
+        assert_eq!(reader.recovered(), 20);
         append_all(&journal, 50..55).await;
         let records = read_all(&mut reader);
         assert_eq!(records.len(), 25);
@@ -141,6 +143,7 @@ proptest! {
         runtime.block_on(async {
             let (_journal, mut reader, recovery) = Journal::open(dir.path(), Durability::Process, 1 << 30).unwrap();
             prop_assert_eq!(recovery.torn_bytes, at - end);
+            prop_assert_eq!(recovery.records, whole as u64);
             prop_assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
             let records = read_all(&mut reader);
             prop_assert_eq!(records.len(), whole);

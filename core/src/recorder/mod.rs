@@ -51,6 +51,8 @@ struct Counters {
     /// Journal records the writer has finished with (written, set aside or lost) and
     /// confirmed.
     settled: AtomicU64,
+    /// Unconfirmed journal records of earlier runs found at start.
+    recovered: AtomicU64,
     /// Since when (ms since the recorder started, plus one) a batch has been failing and
     /// retried; 0 while writes succeed.
     failing_since: AtomicU64,
@@ -147,6 +149,11 @@ impl ClickRecorder {
         };
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
+        if let Source::Journal(reader) = &source {
+            counters
+                .recovered
+                .store(reader.recovered(), Ordering::Relaxed);
+        }
         let started = tokio::time::Instant::now();
         let writer = writer::BatchWriter {
             store,
@@ -249,7 +256,8 @@ impl ClickRecorder {
 
     pub fn stats(&self) -> RecorderStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let accepted = load(&self.counters.queued) + load(&self.counters.replayed);
+        // Replays count from the start: the records recovered, not the ones read so far.
+        let accepted = load(&self.counters.queued) + load(&self.counters.recovered);
         RecorderStats {
             queued: load(&self.counters.queued),
             replayed: load(&self.counters.replayed),

@@ -88,10 +88,20 @@ impl BatchWriter {
         let mut replay_logged = false;
         let mut batch = Vec::with_capacity(self.batch_size);
         let mut deadline = None;
+        let mut last_read = 0;
         loop {
             let stopping = *self.stop.borrow();
             if stopping && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
+            }
+            if !stopping && last_read > 0 && last_read < self.batch_size {
+                // A short batch: let more clicks gather before the next transaction, as a
+                // batch from the queue waits to fill (a transaction's fixed cost, rollups
+                // included, is then shared by more clicks).
+                tokio::select! {
+                    _ = tokio::time::sleep(FILL_WAIT) => {}
+                    _ = self.stop.changed() => {}
+                }
             }
             let records = match reader.read(limit) {
                 Ok(records) => records,
@@ -104,6 +114,7 @@ impl BatchWriter {
                     continue;
                 }
             };
+            last_read = records.len();
             let Some(end) = records.last().map(|r| r.end) else {
                 if stopping {
                     break;
