@@ -18,7 +18,7 @@ say() { echo "== $*" >&2; }
 
 command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null
 if [ "${BUILD:-1}" != 0 ]; then
-  cargo build --release -p switchyard
+  cargo build --release -p switchyard -p switchyard-bench # as load.sh: the same features, one build
 fi
 bin="$CARGO_TARGET_DIR/release/switchyard"
 work=$(mktemp -d)
