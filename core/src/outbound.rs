@@ -5,9 +5,9 @@
 //! the same delivery twice sends it once), then sent by a worker with a few requests in
 //! flight, retried with exponential backoff, and removed when it succeeded or ran out of tries,
 //! in one transaction with its entry in `logs/sent_postbacks`. A restart resumes the queue;
-//! a worker claims a postback for a minute before sending it, so several nodes never send one
-//! at once (a node that dies mid-send leaves it to be sent again after the claim: delivery is
-//! at least once, and at most twice only across such a crash).
+//! a worker claims a postback for ten minutes before sending it, so several nodes never send
+//! one at once (a node that dies mid-send leaves it to be sent again after the claim: delivery
+//! is at least once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,9 @@ use crate::store::{QueuedPostback, SentPostback, Store};
 
 /// How many are sent at once.
 const IN_FLIGHT: usize = 16;
-/// How long a worker holds a postback it is sending before another may take it.
-const CLAIM_MS: i64 = 60_000;
+/// How long a worker holds a postback it is sending before another may take it: longer than
+/// any one try (the fetcher's timeout for each of its redirect hops).
+const CLAIM_MS: i64 = 10 * 60_000;
 /// The longest the worker sleeps between looks at the queue.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -128,6 +129,7 @@ impl PostbackSender {
             retry_base,
             attempts: i64::from(attempts.max(1)),
             slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+            sending: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
         tokio::spawn(worker.run(wake.clone()));
         PostbackSender { store, wake }
@@ -168,6 +170,8 @@ struct Worker {
     retry_base: Duration,
     attempts: i64,
     slots: Arc<Semaphore>,
+    /// Postbacks this process is sending now (never taken twice, even past a claim).
+    sending: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Worker {
@@ -190,17 +194,23 @@ impl Worker {
                 let Ok(permit) = this.slots.clone().acquire_owned().await else {
                     return;
                 };
+                if !this.sending().insert(postback.id) {
+                    continue;
+                }
                 let claimed = this
                     .store
-                    .claim_outgoing_postback(postback.id, postback.next_at, now + CLAIM_MS)
+                    .claim_outgoing_postback(postback.id, postback.next_at, now_ms() + CLAIM_MS)
                     .await;
                 if !matches!(claimed, Ok(true)) {
+                    this.sending().remove(&postback.id);
                     continue;
                 }
                 let worker = this.clone();
                 let wake = wake.clone();
                 tokio::spawn(async move {
+                    let id = postback.id;
                     worker.deliver(postback).await;
+                    worker.sending().remove(&id);
                     drop(permit);
                     wake.notify_one();
                 });
@@ -216,6 +226,12 @@ impl Worker {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+
+    fn sending(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.sending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// One try; then the postback is finished (sent, refused, out of tries) or put back with

@@ -367,6 +367,27 @@ pub(crate) async fn apply_parked(state: AppState, mut stop: tokio::sync::watch::
                         tracing::warn!(%error, "An applied postback stays parked; applying it again changes nothing.");
                     }
                 }
+                Err(error)
+                    if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) =>
+                {
+                    // It would fail for ever: logged as invalid and dropped, so it does not
+                    // hold back the parked postbacks behind it.
+                    tracing::error!(%error, sub_id = %pending.sub_id, "A parked postback cannot be recorded; it is logged as invalid.");
+                    let entry = ReceivedPostback {
+                        id: 0,
+                        sub_id: pending.sub_id.clone(),
+                        tid: String::new(),
+                        status: String::new(),
+                        outcome: "invalid".into(),
+                        message: error.to_string(),
+                        conversion_id: None,
+                        params: pending.params.clone(),
+                        created_at: unix_now(),
+                    };
+                    if state.store.log_received_postback(&entry).await.is_ok() {
+                        let _ = state.store.unpark_postback(pending.id).await;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, "A parked postback could not be applied yet.");
                     break;

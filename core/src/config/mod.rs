@@ -418,11 +418,13 @@ pub fn from_sources(
                     Durability::Process
                 }
             },
+            // At least four segments' worth: the active segment is never deleted, so a cap
+            // below two segments could leave no room to start the next one.
             journal_max_bytes: check.bounded(
                 "recorder",
                 "journal_max_mb",
                 recorder.journal_max_mb,
-                1,
+                32,
                 1 << 20,
             ) as u64
                 * 1024

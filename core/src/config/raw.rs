@@ -99,8 +99,8 @@ pub struct RawRecorder {
     /// survives the tracker's crash or SIGKILL), `fsync` (journalled and synced: survives
     /// power loss), `memory` (no journal: a crash loses the queue).
     pub durability: String,
-    /// The journal's size cap in MiB; past it clicks are answered but not journalled (each
-    /// counted as lost).
+    /// The journal's size cap in MiB (32 or more); past it clicks are answered but not
+    /// journalled (each counted as lost).
     pub journal_max_mb: u64,
     /// How long shutdown keeps writing the journal's backlog to the store before it leaves the
     /// rest in the journal for the next start.

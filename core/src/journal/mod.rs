@@ -20,6 +20,8 @@
 
 pub(crate) mod segment;
 
+pub(crate) use segment::frame as frame_record;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -240,11 +242,19 @@ fn repair(path: &Path, from: u64) -> Result<(u64, u64, u64), JournalError> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_error(path))?;
     let length = bytes.len() as u64;
-    if bytes.len() < HEADER as usize || &bytes[..HEADER as usize] != segment::MAGIC {
+    if bytes.len() < HEADER as usize && segment::MAGIC.starts_with(&bytes) {
         // Not even a header: the crash came while the segment was being created.
-        tracing::warn!(path = %path.display(), bytes = length, "A journal segment without a valid header was removed.");
+        tracing::warn!(path = %path.display(), bytes = length, "A journal segment without a whole header was removed.");
         std::fs::remove_file(path).map_err(io_error(path))?;
         return Ok((0, length, 0));
+    }
+    if bytes.len() < HEADER as usize || &bytes[..HEADER as usize] != segment::MAGIC {
+        // Another format (another version of Switchyard) or not a journal: kept aside, never
+        // deleted, never read as clicks.
+        let aside = path.with_extension("foreign");
+        tracing::error!(path = %path.display(), moved_to = %aside.display(), "A journal segment in another format was moved aside; its records are not written.");
+        std::fs::rename(path, &aside).map_err(io_error(path))?;
+        return Ok((0, 0, 0));
     }
     let scan = segment::scan(&bytes[HEADER as usize..], usize::MAX);
     let end = HEADER + scan.end as u64;

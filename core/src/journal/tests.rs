@@ -155,3 +155,24 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn a_segment_in_another_format_is_moved_aside_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = segment::path(dir.path(), 5);
+    std::fs::write(&foreign, b"SYJRNL02 records of another version").unwrap();
+    let torn_header = segment::path(dir.path(), 6);
+    std::fs::write(&torn_header, &segment::MAGIC[..3]).unwrap();
+    runtime().block_on(async {
+        let (_journal, mut reader, recovery) =
+            Journal::open(dir.path(), Durability::Process, 1 << 30).unwrap();
+        assert_eq!(recovery.records, 0);
+        assert!(read_all(&mut reader).is_empty());
+    });
+    assert!(!foreign.exists());
+    assert_eq!(
+        std::fs::read(foreign.with_extension("foreign")).unwrap(),
+        b"SYJRNL02 records of another version"
+    );
+    assert!(!torn_header.exists(), "a header cut by a crash is removed");
+}

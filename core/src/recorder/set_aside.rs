@@ -82,6 +82,20 @@ impl SetAside {
         file.sync_data()
     }
 
+    /// Keeps a journal record that does not decode (written by another version of
+    /// Switchyard) as it is, framed like the journal, in `set-aside/undecodable.journal`.
+    pub fn keep_record(&self, payload: &[u8]) -> std::io::Result<()> {
+        let mut framed = Vec::with_capacity(payload.len() + 8);
+        crate::journal::frame_record(payload, &mut framed);
+        let path = self.path.with_file_name("undecodable.journal");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        file.write_all(&framed)?;
+        file.sync_data()
+    }
+
     /// Writes every set-aside click into `store`, one at a time (so one that is refused again
     /// does not hold the others back), and rewrites the file with the ones still refused and
     /// any line it could not read. A store that is unreachable stops the replay before the

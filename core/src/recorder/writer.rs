@@ -90,11 +90,7 @@ impl BatchWriter {
         let mut deadline = None;
         let mut last_read = 0;
         loop {
-            let stopping = *self.stop.borrow();
-            if stopping && deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
-            }
-            if !stopping && last_read > 0 && last_read < self.batch_size {
+            if !*self.stop.borrow() && last_read > 0 && last_read < self.batch_size {
                 // A short batch: let more clicks gather before the next transaction, as a
                 // batch from the queue waits to fill (a transaction's fixed cost, rollups
                 // included, is then shared by more clicks).
@@ -102,6 +98,11 @@ impl BatchWriter {
                     _ = tokio::time::sleep(FILL_WAIT) => {}
                     _ = self.stop.changed() => {}
                 }
+            }
+            // Read after any wait: a stop seen while waiting is not signalled again.
+            let stopping = *self.stop.borrow();
+            if stopping && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
             }
             let records = match reader.read(limit) {
                 Ok(records) => records,
@@ -121,7 +122,13 @@ impl BatchWriter {
                 }
                 tokio::select! {
                     _ = reader.changed() => {}
-                    _ = self.stop.changed() => continue,
+                    changed = self.stop.changed() => {
+                        if changed.is_err() {
+                            // The task's owner is gone without asking for a shutdown.
+                            break;
+                        }
+                        continue;
+                    }
                 }
                 // Let concurrent clicks gather into one transaction.
                 tokio::time::sleep(FILL_WAIT).await;
@@ -137,9 +144,12 @@ impl BatchWriter {
                     Ok(event) => batch.push(event),
                     Err(error) => {
                         // A whole, checksummed record that does not decode: written by
-                        // another version of Switchyard. Counted and logged, never a loop.
-                        self.counters.lost.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(%error, at = ?record.end, "A journal record could not be decoded; skipped.");
+                        // another version of Switchyard. Kept aside as it is, never a loop.
+                        match self.set_aside.keep_record(&record.payload) {
+                            Ok(()) => self.counters.set_aside.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => self.counters.lost.fetch_add(1, Ordering::Relaxed),
+                        };
+                        tracing::error!(%error, at = ?record.end, "A journal record could not be decoded; it is kept in set-aside/undecodable.journal.");
                     }
                 }
             }
