@@ -217,17 +217,33 @@ async fn accept(
         }
     };
     let text = postback.answer.as_deref();
-    let Some(click) = state.store.postback_click(&postback.sub_id).await? else {
+    // Earlier postbacks of this click still parked: this one goes behind them, so that they
+    // apply in the order they came.
+    let behind = arrival == Arrival::Received
+        && state.store.parked_postbacks_for(&postback.sub_id).await? > 0;
+    let click = if behind {
+        None
+    } else {
+        state.store.postback_click(&postback.sub_id).await?
+    };
+    let Some(click) = click else {
         if arrival == Arrival::Parked {
             // The click went away after it was stored: it stays parked until it expires.
             return Ok(answer(StatusCode::NOT_FOUND, None, json!({})));
         }
-        let hours = state.config.postback.pending_retention.as_secs() / 3_600;
-        let message = format!(
-            "no click has the sub id `{}` yet; the conversion is recorded when it arrives (within {hours} h)",
-            postback.sub_id
-        );
-        tracing::info!(sub_id = %postback.sub_id, "A postback names a sub id not stored yet; it waits for its click.");
+        let message = if behind {
+            format!(
+                "earlier postbacks for the sub id `{}` are waiting; this one is recorded after them",
+                postback.sub_id
+            )
+        } else {
+            let hours = state.config.postback.pending_retention.as_secs() / 3_600;
+            tracing::info!(sub_id = %postback.sub_id, "A postback names a sub id not stored yet; it waits for its click.");
+            format!(
+                "no click has the sub id `{}` yet; the conversion is recorded when it arrives (within {hours} h)",
+                postback.sub_id
+            )
+        };
         let entry = log("pending", message.clone(), &postback.sub_id);
         let pending = PendingPostback {
             id: 0,

@@ -296,6 +296,9 @@ pub trait ReportStore: Send + Sync {
         log: &ReceivedPostback,
     ) -> Result<(), StoreError>;
 
+    /// How many postbacks for `sub_id` are parked.
+    async fn parked_postbacks_for(&self, sub_id: &str) -> Result<i64, StoreError>;
+
     /// Parked postbacks whose click is stored now, oldest first, at most `limit`.
     async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError>;
 
@@ -1109,6 +1112,13 @@ macro_rules! impl_report_store {
                     insert_received_postback(&mut tx, log).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn parked_postbacks_for(&self, sub_id: &str) -> Result<i64, StoreError> {
+                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pending_postbacks WHERE sub_id = $1")
+                        .bind(sub_id)
+                        .fetch_one(&self.pool)
+                        .await?)
                 }
 
                 async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {

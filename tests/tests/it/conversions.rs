@@ -1549,3 +1549,71 @@ async fn sqlite_outgoing_postbacks_survive_a_restart() {
 async fn postgres_outgoing_postbacks_survive_a_restart() {
     outgoing_postbacks_survive_a_restart(Backend::Postgres).await;
 }
+
+/// A postback that comes while earlier ones for the same click are parked goes behind them:
+/// a parked lead, then a sale sent directly, end as a lead -> sale transition, never as a
+/// sale that makes the lead arrive too late.
+#[tokio::test]
+async fn a_postback_waits_behind_the_parked_ones_of_its_click() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let store = server.store();
+    let campaign = store
+        .create_campaign(&NewCampaign::new("queue", "Queue", "tok-queue"))
+        .await
+        .unwrap();
+    store
+        .create_stream(&NewStream::redirect(
+            campaign.id,
+            "all",
+            "https://offer.test/?subid={subid}",
+        ))
+        .await
+        .unwrap();
+    server.reload().await;
+    let sub = click(&server, "queue").await;
+    wait_for_clicks(&server, 1).await;
+    server.stop().await;
+    // A lead parked by an earlier run (its click was not stored then).
+    let earlier = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 10;
+    db.execute(&format!(
+        "INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ('{sub}', '{{\"subid\":\"{sub}\",\"status\":\"lead\",\"payout\":\"1\"}}', {earlier})"
+    ))
+    .await
+    .unwrap();
+    let server = TestServer::start(&db, &extra()).await.unwrap();
+    let (status, body) = postback(
+        &server,
+        POSTBACK_KEY,
+        &format!("subid={sub}&status=sale&payout=4"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, log) = admin(
+            &server,
+            "conversions/log",
+            json!({"columns": ["sub_id", "status", "previous_status", "revenue"], "filters": [{"name": "sub_id", "operator": "EQUALS", "expression": sub}]}),
+        )
+        .await;
+        if log["rows"][0]["status"] == "sale"
+            && db
+                .count("SELECT COUNT(*) AS n FROM pending_postbacks")
+                .await
+                .unwrap()
+                == 0
+        {
+            assert_eq!(log["rows"][0]["previous_status"], "lead", "{log}");
+            assert_eq!(log["rows"][0]["revenue"], 4, "{log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
