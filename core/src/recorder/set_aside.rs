@@ -45,7 +45,7 @@ pub struct ReplayReport {
 pub enum ReplayError {
     #[error("{path}: {error}")]
     File { path: String, error: std::io::Error },
-    #[error("the store is unavailable; the set-aside file is left as it was: {0}")]
+    #[error("the store is unavailable; the clicks not yet written stay for the next replay: {0}")]
     Store(StoreError),
 }
 
@@ -97,20 +97,27 @@ impl SetAside {
     }
 
     /// Writes every set-aside click into `store`, one at a time (so one that is refused again
-    /// does not hold the others back), and rewrites the file with the ones still refused and
-    /// any line it could not read. A store that is unreachable stops the replay before the
-    /// file changes.
+    /// does not hold the others back); the ones still refused, and any line it could not read,
+    /// are appended to the file again. The file is first renamed to `clicks.jsonl.replaying`,
+    /// so clicks a running tracker sets aside meanwhile go to a new file and are never
+    /// overwritten; a replay stopped by an unreachable store leaves that file for the next
+    /// replay, which takes it up first (clicks written before are written again: inserts are
+    /// idempotent).
     pub async fn replay(&self, store: &dyn Store) -> Result<ReplayReport, ReplayError> {
+        let working = self.path.with_extension("jsonl.replaying");
         let file_error = |error| ReplayError::File {
-            path: self.path.display().to_string(),
+            path: working.display().to_string(),
             error,
         };
         let mut report = ReplayReport::default();
-        let file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-            Err(error) => return Err(file_error(error)),
-        };
+        if !working.exists() {
+            match std::fs::rename(&self.path, &working) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+                Err(error) => return Err(file_error(error)),
+            }
+        }
+        let file = File::open(&working).map_err(file_error)?;
         let mut remaining = Vec::new();
         for line in BufReader::new(file).split(b'\n') {
             let line = line.map_err(file_error)?;
@@ -141,14 +148,17 @@ impl SetAside {
                 Err(error) => return Err(ReplayError::Store(error)),
             }
         }
-        // The rest replaces the file in one rename, so an interrupted replay never loses a
-        // line (at worst, a written click is replayed again: inserts are idempotent).
-        let staging = self.path.with_extension("jsonl.replay");
-        std::fs::write(&staging, &remaining).map_err(file_error)?;
-        File::open(&staging)
-            .and_then(|f| f.sync_all())
-            .map_err(file_error)?;
-        std::fs::rename(&staging, &self.path).map_err(file_error)?;
+        if !remaining.is_empty() {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(file_error)?;
+            file.write_all(&remaining)
+                .and_then(|_| file.sync_data())
+                .map_err(file_error)?;
+        }
+        std::fs::remove_file(&working).map_err(file_error)?;
         Ok(report)
     }
 }
