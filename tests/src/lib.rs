@@ -243,6 +243,30 @@ impl TestServer {
             .expect("rebuild");
     }
 
+    /// A new active campaign `alias` with one stream redirecting to
+    /// `https://offer.test/?subid={subid}`, routing at once; its id.
+    pub async fn redirect_campaign(&self, alias: &str) -> i64 {
+        let store = self.store();
+        let campaign = store
+            .create_campaign(&switchyard::model::NewCampaign::new(
+                alias,
+                alias,
+                &format!("tok-{alias}"),
+            ))
+            .await
+            .expect("create a campaign");
+        store
+            .create_stream(&switchyard::model::NewStream::redirect(
+                campaign.id,
+                "all",
+                "https://offer.test/?subid={subid}",
+            ))
+            .await
+            .expect("create a stream");
+        self.reload().await;
+        campaign.id
+    }
+
     /// A new active offer redirecting to `url`; its id.
     pub async fn external_offer(&self, name: &str, url: &str) -> i64 {
         self.store()

@@ -216,6 +216,11 @@ impl Journal {
         answer.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// What an appended record survives (`process` or `fsync`).
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
     pub fn stats(&self) -> JournalStats {
         JournalStats {
             bytes: self.shared.bytes.load(Ordering::Relaxed),

@@ -91,7 +91,6 @@ pub struct ClickRecorder {
     started: tokio::time::Instant,
     /// How long a click waits for room in a full queue.
     full_wait: Duration,
-    durability: Durability,
 }
 
 #[derive(Clone)]
@@ -135,11 +134,6 @@ impl ClickRecorder {
         set_aside: SetAside,
         journal: Option<(Journal, JournalReader)>,
     ) -> (ClickRecorder, RecorderTask) {
-        let durability = if journal.is_some() {
-            config.durability
-        } else {
-            Durability::Memory
-        };
         let (sink, source) = match journal {
             Some((journal, reader)) => (Sink::Journal(journal), Source::Journal(reader)),
             None => {
@@ -173,7 +167,6 @@ impl ClickRecorder {
                 counters,
                 started,
                 full_wait: config.full_wait,
-                durability,
             },
             RecorderTask { stop, task },
         )
@@ -243,7 +236,10 @@ impl ClickRecorder {
 
     /// What an answered click survives.
     pub fn durability(&self) -> Durability {
-        self.durability
+        match &self.sink {
+            Sink::Journal(journal) => journal.durability(),
+            Sink::Queue(_) => Durability::Memory,
+        }
     }
 
     /// The journal's size and cap, when there is a journal.

@@ -1260,20 +1260,7 @@ async fn conversion_state(server: &TestServer, sub_id: &str) -> Value {
 async fn postbacks_wait_for_their_click(backend: Backend) {
     let db = TestDb::new(backend).await.unwrap();
     let server = TestServer::start(&db, &extra()).await.unwrap();
-    let store = server.store();
-    let campaign = store
-        .create_campaign(&NewCampaign::new("early", "Early", "tok-early"))
-        .await
-        .unwrap();
-    store
-        .create_stream(&NewStream::redirect(
-            campaign.id,
-            "all",
-            "https://offer.test/?subid={subid}",
-        ))
-        .await
-        .unwrap();
-    server.reload().await;
+    let campaign_id = server.redirect_campaign("early").await;
 
     let first = click(&server, "early").await;
     let (status, body) = postback(
@@ -1306,11 +1293,8 @@ async fn postbacks_wait_for_their_click(backend: Backend) {
     );
     let mut click = Click::blank();
     click.sub_id = late.into();
-    click.campaign_id = campaign.id;
-    click.created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    click.campaign_id = campaign_id;
+    click.created_at = switchyard::model::unix_now();
     server.server.state.recorder.record(click).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -1385,11 +1369,7 @@ async fn parked_postbacks_expire() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let server = TestServer::start(&db, &extra()).await.unwrap();
     server.stop().await;
-    let two_days_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 2 * 86_400;
+    let two_days_ago = switchyard::model::unix_now() - 2 * 86_400;
     db.execute(&format!(
         "INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ('gone', '{{\"subid\":\"gone\",\"status\":\"sale\"}}', {two_days_ago})"
     ))
@@ -1557,29 +1537,12 @@ async fn postgres_outgoing_postbacks_survive_a_restart() {
 async fn a_postback_waits_behind_the_parked_ones_of_its_click() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let server = TestServer::start(&db, &extra()).await.unwrap();
-    let store = server.store();
-    let campaign = store
-        .create_campaign(&NewCampaign::new("queue", "Queue", "tok-queue"))
-        .await
-        .unwrap();
-    store
-        .create_stream(&NewStream::redirect(
-            campaign.id,
-            "all",
-            "https://offer.test/?subid={subid}",
-        ))
-        .await
-        .unwrap();
-    server.reload().await;
+    server.redirect_campaign("queue").await;
     let sub = click(&server, "queue").await;
     wait_for_clicks(&server, 1).await;
     server.stop().await;
     // A lead parked by an earlier run (its click was not stored then).
-    let earlier = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 10;
+    let earlier = switchyard::model::unix_now() - 10;
     db.execute(&format!(
         "INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ('{sub}', '{{\"subid\":\"{sub}\",\"status\":\"lead\",\"payout\":\"1\"}}', {earlier})"
     ))

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard::model::{Click, Money, NewCampaign, NewStream};
+use switchyard::model::{Click, Money};
 use switchyard_tests::{Backend, TestDb, TestServer, client};
 
 const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -36,24 +36,6 @@ async fn admin(server: &TestServer, method: &str, path: &str, body: Value) -> (u
     )
 }
 
-/// A campaign with one stream redirecting to an offer; its id.
-async fn campaign(server: &TestServer, alias: &str) -> i64 {
-    let store = server.store();
-    let campaign = store
-        .create_campaign(&NewCampaign::new(alias, alias, &format!("tok-{alias}")))
-        .await
-        .unwrap();
-    store
-        .create_stream(&NewStream::redirect(
-            campaign.id,
-            "all",
-            "https://offer.test/?subid={subid}",
-        ))
-        .await
-        .unwrap();
-    campaign.id
-}
-
 /// Waits until the recorder has settled `expected` clicks (written or set aside).
 async fn wait_settled(server: &TestServer, expected: u64, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
@@ -79,7 +61,7 @@ async fn wait_settled(server: &TestServer, expected: u64, limit: Duration) -> Va
 async fn absurd_costs_from_visitors_are_ignored(backend: Backend) {
     let db = TestDb::new(backend).await.unwrap();
     let server = TestServer::start(&db, &extra()).await.unwrap();
-    let auto = campaign(&server, "auto").await;
+    let auto = server.redirect_campaign("auto").await;
     let (status, body) = admin(
         &server,
         "PUT",
@@ -88,8 +70,7 @@ async fn absurd_costs_from_visitors_are_ignored(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let other = campaign(&server, "other").await;
-    server.reload().await;
+    let other = server.redirect_campaign("other").await;
     for cost in ["9223372036854", "9223372036854.775807"] {
         let response = client()
             .get(server.url(&format!("/auto?cost={cost}")))
@@ -153,13 +134,9 @@ fn click(campaign: i64, at: i64, n: usize, cost: Money) -> Click {
 async fn a_refused_click_is_set_aside_and_the_rest_written(backend: Backend) {
     let db = TestDb::new(backend).await.unwrap();
     let server = TestServer::start(&db, &extra()).await.unwrap();
-    let first = campaign(&server, "first").await;
-    let second = campaign(&server, "second").await;
-    server.reload().await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let first = server.redirect_campaign("first").await;
+    let second = server.redirect_campaign("second").await;
+    let now = switchyard::model::unix_now();
     let half = Money::from_micros(i64::MAX / 2 + 1);
     let recorder = &server.server.state.recorder;
     for n in 0..100 {
@@ -357,8 +334,7 @@ async fn sqlite_on_a_full_disk_keeps_answering_and_resumes() {
     let config =
         switchyard::config::from_sources("test.toml", &text, &[], Some(dir.path())).unwrap();
     let server = TestServer::from_config(config).await.unwrap();
-    campaign(&server, "full").await;
-    server.reload().await;
+    server.redirect_campaign("full").await;
     // Some traffic first, so that the WAL has been checkpointed and must grow again.
     let big = "x".repeat(4_000);
     let click = |n: usize| {
