@@ -1,23 +1,22 @@
 //! Conversions out: S2S postbacks per campaign (GET or POST, per status) and per traffic
 //! source, expanded with the conversion's macros and sent off the request path through the
-//! SSRF-guarded fetcher. Every postback is first queued in the database
-//! (`outgoing_postbacks`, keyed by a digest of its conversion, target and content, so queueing
-//! the same delivery twice sends it once), then sent by a worker with a few requests in
+//! SSRF-guarded fetcher. Every postback is first queued in the database, in the transaction
+//! that records its conversion (`outgoing_postbacks`, keyed by a digest of its conversion,
+//! target and content, so queueing the same delivery twice sends it once), then sent by a worker with a few requests in
 //! flight, retried with exponential backoff, and removed when it succeeded or ran out of tries,
 //! in one transaction with its entry in `logs/sent_postbacks`. A restart resumes the queue;
 //! a worker claims a postback for ten minutes before sending it, so several nodes never send
 //! one at once (a node that dies mid-send leaves it to be sent again after the claim: delivery
-//! is at least once).
+//! is at least once). Shutdown waits a bounded time for the postbacks being sent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use sha2::Digest;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::fetch::Fetcher;
-use crate::model::unix_now;
 use crate::store::{QueuedPostback, SentPostback, Store};
 
 /// How many are sent at once.
@@ -57,6 +56,29 @@ impl OutgoingPostback {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+}
+
+impl OutgoingPostback {
+    /// The row that queues this postback, due at once (queueing the same delivery twice
+    /// sends it once).
+    pub fn queued(&self, created_at: i64) -> QueuedPostback {
+        QueuedPostback {
+            id: 0,
+            delivery_key: self.delivery_key(),
+            conversion_id: self.conversion_id,
+            origin: self.origin.to_string(),
+            method: self.method.clone(),
+            url: self.url.clone(),
+            body: if self.method == "POST" {
+                self.body.to_string()
+            } else {
+                String::new()
+            },
+            attempts: 0,
+            next_at: now_ms(),
+            created_at,
+        }
     }
 }
 
@@ -106,11 +128,12 @@ pub fn fires(statuses: &[String], status: &str) -> bool {
     statuses.is_empty() || statuses.iter().any(|s| s.eq_ignore_ascii_case(status))
 }
 
-/// Queues postbacks for the sending worker.
+/// The handle on the sending worker.
 #[derive(Clone)]
 pub struct PostbackSender {
-    store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl PostbackSender {
@@ -123,42 +146,42 @@ impl PostbackSender {
         attempts: u32,
     ) -> PostbackSender {
         let wake = Arc::new(Notify::new());
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        let (stop, stopped) = watch::channel(false);
         let worker = Worker {
-            store: store.clone(),
+            store,
             fetcher,
             retry_base,
             attempts: i64::from(attempts.max(1)),
-            slots: Arc::new(Semaphore::new(IN_FLIGHT)),
+            slots: slots.clone(),
             sending: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
-        tokio::spawn(worker.run(wake.clone()));
-        PostbackSender { store, wake }
+        tokio::spawn(worker.run(wake.clone(), stopped));
+        PostbackSender {
+            wake,
+            slots,
+            stop: Arc::new(stop),
+        }
     }
 
-    /// Queues a postback (once per delivery, however often it is queued); when the database
-    /// cannot take it, the loss is logged.
-    pub async fn send(&self, postback: OutgoingPostback) {
-        let queued = QueuedPostback {
-            id: 0,
-            delivery_key: postback.delivery_key(),
-            conversion_id: postback.conversion_id,
-            origin: postback.origin.to_string(),
-            method: postback.method.clone(),
-            url: postback.url.clone(),
-            body: if postback.method == "POST" {
-                postback.body.to_string()
-            } else {
-                String::new()
-            },
-            attempts: 0,
-            next_at: now_ms(),
-            created_at: unix_now(),
-        };
-        match self.store.queue_outgoing_postback(&queued).await {
-            Ok(_) => self.wake.notify_one(),
-            Err(error) => {
-                tracing::error!(%error, url = %queued.url, "A postback could not be queued; it is not sent.");
+    /// Wakes the worker: postbacks were queued (see [`OutgoingPostback::queued`]).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops taking postbacks and waits, at most `bound`, for the ones being sent to finish,
+    /// so that a postback delivered just before shutdown is not left claimed and sent again
+    /// after the next start. Returns how many were still being sent at the bound.
+    pub async fn shutdown(&self, bound: Duration) -> usize {
+        self.stop.send_replace(true);
+        let all = IN_FLIGHT as u32;
+        match tokio::time::timeout(bound, self.slots.acquire_many(all)).await {
+            Ok(Ok(permits)) => {
+                // Kept: nothing is sent after shutdown.
+                permits.forget();
+                0
             }
+            _ => IN_FLIGHT - self.slots.available_permits(),
         }
     }
 }
@@ -175,9 +198,9 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self, wake: Arc<Notify>) {
+    async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        loop {
+        while !*stop.borrow() {
             let now = now_ms();
             let due = match this
                 .store
@@ -194,6 +217,9 @@ impl Worker {
                 let Ok(permit) = this.slots.clone().acquire_owned().await else {
                     return;
                 };
+                if *stop.borrow() {
+                    return;
+                }
                 if !this.sending().insert(postback.id) {
                     continue;
                 }
@@ -224,6 +250,7 @@ impl Worker {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
+                _ = stop.changed() => {}
             }
         }
     }

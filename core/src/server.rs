@@ -97,6 +97,25 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             Some((journal, reader))
         }
     };
+    let held_postbacks = match config.recorder.durability {
+        crate::config::Durability::Memory => None,
+        durability => {
+            let dir = config.server.data_dir.join("journal").join("postbacks");
+            let (journal, reader, recovery) =
+                crate::journal::Journal::open(&dir, durability, config.recorder.journal_max_bytes)
+                    .map_err(|e| {
+                        StartError::Setup(format!("cannot open the postback journal: {e}"))
+                    })?;
+            if recovery.records > 0 || recovery.torn_bytes > 0 {
+                tracing::info!(
+                    held = recovery.records,
+                    torn_bytes = recovery.torn_bytes,
+                    "Postbacks held by the previous run are applied as the database takes them."
+                );
+            }
+            Some((api::PostbackInbox::new(journal, &reader), reader))
+        }
+    };
     let (recorder, recorder_task) = ClickRecorder::start(
         store.clone(),
         &config.recorder,
@@ -151,6 +170,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     );
     let state = AppState::new(api::Shared {
         postbacks,
+        postback_inbox: held_postbacks.as_ref().map(|(inbox, _)| inbox.clone()),
         config: Arc::new(config),
         store,
         snapshot,
@@ -165,6 +185,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let app = api::router(state.clone());
     let (stop, mut stop_rx) = watch::channel(false);
     tokio::spawn(api::apply_parked_postbacks(state.clone(), stop.subscribe()));
+    if let Some((inbox, reader)) = held_postbacks {
+        tokio::spawn(api::drain_held_postbacks(
+            state.clone(),
+            inbox,
+            reader,
+            stop.subscribe(),
+        ));
+    }
     let serve = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -300,7 +328,18 @@ impl RunningServer {
                 serve.abort();
             }
         }
-        self.recorder.shutdown().await;
+        // Both bounded: the recorder by `recorder.drain_timeout_ms`, the postbacks being sent
+        // by the grace period (the rest stay queued for the next start).
+        let ((), unfinished) = tokio::join!(
+            self.recorder.shutdown(),
+            self.state.postbacks.shutdown(grace)
+        );
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "Outgoing postbacks were still being sent at shutdown; they are sent again after their claim expires."
+            );
+        }
         let stats = self.state.recorder.stats();
         tracing::info!(
             written = stats.written,

@@ -55,6 +55,9 @@ struct Args {
     /// The GeoIP City database.
     #[arg(long, default_value = "tests/data/geoip/GeoIP2-City-Test.mmdb")]
     city_db: PathBuf,
+    /// The recorder's durability (`recorder.durability`): memory, process or fsync.
+    #[arg(long, default_value = "process")]
+    durability: String,
 }
 
 fn main() -> Result<()> {
@@ -107,10 +110,12 @@ async fn serve_and_send(
             format!(
                 "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
                  [database]\nurl = \"sqlite://{db}\"\n[demo]\nseed = false\n[log]\nlevel = \"warn\"\n\
-                 [geoip]\ncity_db = {city:?}\n[reload]\nwatch = false\n[triggers]\nenabled = false\n",
+                 [geoip]\ncity_db = {city:?}\n[reload]\nwatch = false\n[triggers]\nenabled = false\n\
+                 [recorder]\ndurability = {durability:?}\n",
                 data = work.join("data").display().to_string(),
                 db = work.join("switchyard.db").display(),
                 city = city_db.display().to_string(),
+                durability = args.durability,
             ),
         )?;
         let config = switchyard::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -18,8 +18,9 @@ const PING_WAIT: Duration = Duration::from_millis(800);
 /// `GET /health`: version, database reachability, routing generation and recorder counters.
 /// Always 200 while the process serves clicks, within a second; `status` is `degraded` (with
 /// the reasons in `reasons`) when the database is unreachable, click writes are failing, the
-/// journal is near its cap, the last snapshot rebuild or plugin load failed, or the recorder
-/// dropped, set aside or lost clicks (clicks are still answered meanwhile).
+/// journal is near its cap, postbacks are held for the database, the last snapshot rebuild
+/// or plugin load failed, or the recorder dropped, set aside or lost clicks (clicks are still
+/// answered meanwhile).
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let database = match tokio::time::timeout(PING_WAIT, state.store.ping()).await {
         Ok(Ok(())) => json!({ "backend": state.store.backend(), "status": "ok" }),
@@ -65,6 +66,12 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             journal.bytes, journal.max_bytes
         ));
     }
+    let held_postbacks = state.postback_inbox.as_ref().map(|inbox| inbox.held());
+    if let Some(held) = held_postbacks.filter(|held| *held > 0) {
+        reasons.push(format!(
+            "{held} postbacks are held until the database takes them"
+        ));
+    }
     for (count, what) in [
         (
             recorder.dropped,
@@ -101,6 +108,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "bytes": j.bytes,
             "max_bytes": j.max_bytes,
         })),
+        "postbacks": { "held": held_postbacks },
         "plugins": {
             "generation": plugins.generation,
             "kinds": plugins.kinds.len(),

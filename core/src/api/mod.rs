@@ -8,7 +8,10 @@ mod error;
 mod health;
 mod postback;
 
-pub(crate) use postback::apply_parked as apply_parked_postbacks;
+pub use postback::Inbox as PostbackInbox;
+pub(crate) use postback::{
+    apply_parked as apply_parked_postbacks, drain_held as drain_held_postbacks,
+};
 pub mod reply;
 mod traffic;
 
@@ -63,8 +66,10 @@ pub struct Shared {
     pub fetcher: Fetcher,
     /// Plugin reloads and their report.
     pub supervisor: Arc<Supervisor>,
-    /// Outgoing S2S postbacks (a bounded queue and its sending worker).
+    /// Outgoing S2S postbacks (the durable queue's sending worker).
     pub postbacks: crate::outbound::PostbackSender,
+    /// Postbacks held while the database cannot take them (none with `memory` durability).
+    pub postback_inbox: Option<PostbackInbox>,
     /// `remote` action answers, reused for a minute.
     pub remote_cache: Arc<quick_cache::sync::Cache<String, (Instant, String)>>,
 }

@@ -15,6 +15,7 @@
 //! - [`Journal::open`] cuts a torn tail back to the last whole record (reported in
 //!   [`Recovery`], never an error) and positions the reader after the last confirmed record,
 //!   so unconfirmed records are read again (the store's inserts are idempotent).
+//! - One process at a time: `journal/lock` is held while the journal is open.
 //! - Past `max_bytes` on disk an append fails with [`JournalError::Full`]: the caller answers
 //!   anyway and counts the record as lost; the first such failure is logged.
 
@@ -37,6 +38,9 @@ use segment::HEADER;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 8 << 20;
 
+/// How long opening waits for another holder of the journal's lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Most appends written by one group commit.
 const GROUP: usize = 4096;
 
@@ -52,8 +56,14 @@ pub struct Position {
 pub enum JournalError {
     #[error("the journal is at its size cap ({max_bytes} bytes)")]
     Full { max_bytes: u64 },
+    #[error("a record cannot be journalled: {0}")]
+    Record(String),
     #[error("the journal is closed")]
     Closed,
+    #[error(
+        "the journal {path} is in use by another process (two trackers cannot share a data directory)"
+    )]
+    Locked { path: String },
     #[error("journal {path}: {error}")]
     Io { path: String, error: std::io::Error },
 }
@@ -89,6 +99,12 @@ struct Shared {
     max_bytes: u64,
     /// Whether the cap (or a write error) has been logged since the last success.
     failing_logged: AtomicBool,
+    /// Appends that failed after their caller stopped waiting (a request cancelled while its
+    /// `fsync` group was written): no one else saw them fail.
+    failed_unseen: AtomicU64,
+    /// `journal/lock`, locked while the journal is open: a second process (or a second open
+    /// in this one) would interleave its records with ours.
+    _lock: File,
 }
 
 /// The appending side; cheap to clone.
@@ -109,6 +125,10 @@ struct Append {
 pub struct JournalStats {
     pub bytes: u64,
     pub max_bytes: u64,
+    /// Appends that failed after their caller had stopped waiting for them (so the caller
+    /// could not count them): with `fsync`, a request cancelled while its group was written.
+    #[serde(skip)]
+    pub failed_unseen: u64,
 }
 
 impl Journal {
@@ -121,6 +141,7 @@ impl Journal {
         max_bytes: u64,
     ) -> Result<(Journal, JournalReader, Recovery), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock = lock(dir)?;
         let confirmed = read_confirmed(dir);
         let mut recovery = Recovery::default();
         let mut bytes = 0;
@@ -171,6 +192,8 @@ impl Journal {
             bytes: AtomicU64::new(bytes),
             max_bytes,
             failing_logged: AtomicBool::new(false),
+            failed_unseen: AtomicU64::new(0),
+            _lock: lock,
         });
         let group = if durability == Durability::Fsync {
             let (sender, receiver) = std::sync::mpsc::channel();
@@ -204,6 +227,30 @@ impl Journal {
     pub async fn append(&self, payload: &[u8]) -> Result<(), JournalError> {
         let mut framed = Vec::with_capacity(payload.len() + 8);
         segment::frame(payload, &mut framed);
+        self.append_framed(framed).await
+    }
+
+    /// Writes `value`, encoded in postcard, as one record (encoded in place: one buffer, no
+    /// copy); returns once it is written (and synced with `fsync`).
+    pub async fn append_value<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<(), JournalError> {
+        let mut framed = Vec::with_capacity(1_024);
+        segment::frame_with(&mut framed, |out| {
+            postcard::serialize_with_flavor(value, Encoder(out))
+        })
+        .map_err(|error| match error {
+            segment::FrameError::Encode(error) => JournalError::Record(error.to_string()),
+            segment::FrameError::Size(bytes) => JournalError::Record(format!(
+                "{bytes} bytes (a record is 1 to {} bytes)",
+                segment::MAX_RECORD
+            )),
+        })?;
+        self.append_framed(framed).await
+    }
+
+    async fn append_framed(&self, framed: Vec<u8>) -> Result<(), JournalError> {
         let Some(group) = &self.group else {
             self.shared.admit(framed.len() as u64, 0)?;
             let mut writer = self.shared.lock();
@@ -225,7 +272,57 @@ impl Journal {
         JournalStats {
             bytes: self.shared.bytes.load(Ordering::Relaxed),
             max_bytes: self.shared.max_bytes,
+            failed_unseen: self.shared.failed_unseen.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Takes `dir/lock` for as long as the returned file is open.
+fn lock(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    // A holder that is going away (a server of this process shutting down, its last tasks
+    // ending) gets a moment to let go.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: dir.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(io_error(&path)(error)),
+        }
+    }
+}
+
+/// postcard's output into a borrowed buffer (postcard's own flavors own theirs).
+struct Encoder<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Encoder<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -390,7 +487,7 @@ impl Shared {
                         done.push(append.done);
                     }
                     Err(error) => {
-                        let _ = append.done.send(Err(error));
+                        self.answer(append.done, Err(error));
                     }
                 }
             }
@@ -402,15 +499,27 @@ impl Shared {
                 self.write(&mut writer, &buffer)
             };
             for sender in done.drain(..) {
-                let _ = sender.send(match &result {
+                let answer = match &result {
                     Ok(()) => Ok(()),
                     Err(error) => Err(JournalError::Io {
                         path: self.dir.display().to_string(),
                         error: std::io::Error::other(error.to_string()),
                     }),
-                });
+                };
+                self.answer(sender, answer);
             }
             buffer.clear();
+        }
+    }
+
+    /// Tells an append's caller how it ended; a failure no one waits for any more is counted.
+    fn answer(
+        &self,
+        caller: oneshot::Sender<Result<(), JournalError>>,
+        result: Result<(), JournalError>,
+    ) {
+        if let Err(Err(_)) = caller.send(result) {
+            self.failed_unseen.fetch_add(1, Ordering::Relaxed);
         }
     }
 

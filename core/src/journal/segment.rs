@@ -26,6 +26,40 @@ pub(crate) fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Appends a record to `out` whose payload `encode` writes (it may fail); the frame is
+/// filled in once the payload's length is known, so the payload is written once, in place.
+/// Nothing is appended when `encode` fails or writes an empty or oversized payload.
+pub(crate) fn frame_with<E>(
+    out: &mut Vec<u8>,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), FrameError<E>> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME]);
+    let encoded = encode(out);
+    let length = out.len() - start - FRAME;
+    let error = match encoded {
+        Err(error) => Some(FrameError::Encode(error)),
+        Ok(()) if length == 0 || length > MAX_RECORD => Some(FrameError::Size(length)),
+        Ok(()) => None,
+    };
+    if let Some(error) = error {
+        out.truncate(start);
+        return Err(error);
+    }
+    let checksum = crc32fast::hash(&out[start + FRAME..]);
+    out[start..start + 4].copy_from_slice(&(length as u32).to_le_bytes());
+    out[start + 4..start + FRAME].copy_from_slice(&checksum.to_le_bytes());
+    Ok(())
+}
+
+/// Why [`frame_with`] made no record.
+#[derive(Debug)]
+pub(crate) enum FrameError<E> {
+    Encode(E),
+    /// The payload's length: empty, or over [`MAX_RECORD`].
+    Size(usize),
+}
+
 /// The records found in a run of bytes (a segment after its header).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Scan {
@@ -119,6 +153,28 @@ mod tests {
         assert_eq!(scan.records.len(), 1);
         assert_eq!(scan.end, second);
         assert!(scan.end < bytes.len(), "the rest is a torn tail");
+    }
+
+    #[test]
+    fn framing_in_place_matches_framing_a_copy() {
+        let mut copied = Vec::new();
+        frame(b"payload", &mut copied);
+        let mut in_place = b"before".to_vec();
+        frame_with(&mut in_place, |out| {
+            out.extend_from_slice(b"payload");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(&in_place[6..], copied.as_slice());
+        // Empty or failed payloads leave nothing behind.
+        let empty = frame_with(&mut in_place, |_| Ok::<(), ()>(()));
+        assert!(matches!(empty, Err(FrameError::Size(0))));
+        let failed = frame_with(&mut in_place, |out| {
+            out.push(1);
+            Err("no")
+        });
+        assert!(matches!(failed, Err(FrameError::Encode("no"))));
+        assert_eq!(&in_place[6..], copied.as_slice());
     }
 
     proptest! {

@@ -91,6 +91,21 @@ fn segments_rotate_and_are_deleted_once_confirmed() {
 }
 
 #[test]
+fn one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let first = Journal::open(dir.path(), Durability::Process, 1 << 30).unwrap();
+        match Journal::open(dir.path(), Durability::Process, 1 << 30) {
+            Err(JournalError::Locked { .. }) => {}
+            Err(error) => panic!("{error}"),
+            Ok(_) => panic!("the journal was opened twice"),
+        }
+        drop(first);
+        Journal::open(dir.path(), Durability::Process, 1 << 30).expect("free again");
+    });
+}
+
+#[test]
 fn past_the_cap_appends_fail_and_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {

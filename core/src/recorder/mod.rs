@@ -190,16 +190,15 @@ impl ClickRecorder {
     }
 
     async fn journal(&self, journal: &Journal, event: EventRef<'_>) {
-        let Ok(bytes) = postcard::to_allocvec(&event) else {
-            // Encoding into memory cannot fail for these types; counted if it ever does.
-            self.counters.lost.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
         // Counted before the wait: a request cancelled while it waits (the visitor went away)
         // still has its record written, and the writer will count it as settled.
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if journal.append(&bytes).await.is_err() {
-            // The journal logs the first failure of a run of them.
+        if let Err(error) = journal.append_value(&event).await {
+            // The journal logs the first failure of a run of them (cap, disk); a click that
+            // cannot be encoded or is over the record size is logged here.
+            if let crate::journal::JournalError::Record(_) = error {
+                tracing::error!(%error, "A click could not be journalled; it is counted as lost.");
+            }
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             self.counters.lost.fetch_add(1, Ordering::Relaxed);
         }
@@ -252,16 +251,20 @@ impl ClickRecorder {
 
     pub fn stats(&self) -> RecorderStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Appends that failed after their request was cancelled were counted as queued by
+        // the request and never journalled: they are lost, not waiting.
+        let unseen = self.journal_stats().map_or(0, |j| j.failed_unseen);
+        let queued = load(&self.counters.queued).saturating_sub(unseen);
         // Replays count from the start: the records recovered, not the ones read so far.
-        let accepted = load(&self.counters.queued) + load(&self.counters.recovered);
+        let accepted = queued + load(&self.counters.recovered);
         RecorderStats {
-            queued: load(&self.counters.queued),
+            queued,
             replayed: load(&self.counters.replayed),
             written: load(&self.counters.written),
             dropped: load(&self.counters.dropped),
             failed_batches: load(&self.counters.failed_batches),
             set_aside: load(&self.counters.set_aside),
-            lost: load(&self.counters.lost),
+            lost: load(&self.counters.lost) + unseen,
             backlog: match &self.sink {
                 Sink::Queue(sender) => (sender.max_capacity() - sender.capacity()) as u64,
                 Sink::Journal(_) => accepted.saturating_sub(load(&self.counters.settled)),

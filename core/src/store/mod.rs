@@ -38,8 +38,8 @@ pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
-    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick,
-    PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, Outgoing, PendingPostback,
+    PostbackClick, PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
 };
 pub use sqlite::SqliteStore;
 

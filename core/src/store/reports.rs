@@ -222,6 +222,10 @@ pub struct SentPostback {
     pub created_at: i64,
 }
 
+/// The outgoing postbacks of a conversion, given its id (see
+/// [`ReportStore::record_conversion`]).
+pub type Outgoing<'a> = dyn Fn(i64) -> Vec<QueuedPostback> + Send + Sync + 'a;
+
 /// Where a conversion's postbacks go: the campaign's S2S postbacks (`[{method, statuses,
 /// url}]`, JSON) and its traffic source's postback URL and statuses (JSON array).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -281,9 +285,14 @@ pub trait ReportStore: Send + Sync {
     /// Records a conversion in one transaction: a new (sub id, tid) is inserted, a known one
     /// moves only along the allowed transitions (a conditional update, so concurrent
     /// postbacks never count twice); the click's flags and revenue follow, its `sub_id_N`
-    /// updates are applied, and the postback is logged with the outcome.
-    async fn record_conversion(&self, new: &NewConversion)
-    -> Result<ConversionOutcome, StoreError>;
+    /// updates are applied, the postback is logged with the outcome, and when the conversion
+    /// is new or moved, the postbacks `outgoing(conversion id)` returns are queued (so a crash
+    /// never keeps the conversion without its outgoing postbacks, or the reverse).
+    async fn record_conversion(
+        &self,
+        new: &NewConversion,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<ConversionOutcome, StoreError>;
 
     /// Logs a postback that recorded nothing (unknown sub id, invalid); `id` is ignored.
     async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError>;
@@ -676,6 +685,29 @@ macro_rules! impl_report_store {
                 Ok((cells, rollups::sums_from(values)))
             }
 
+            /// Queues an outgoing postback; false when its delivery was queued already.
+            async fn insert_outgoing_postback(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                p: &QueuedPostback,
+            ) -> Result<bool, StoreError> {
+                Ok(sqlx::query(
+                        "INSERT INTO outgoing_postbacks (delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
+                    )
+                    .bind(&p.delivery_key)
+                    .bind(p.conversion_id)
+                    .bind(&p.origin)
+                    .bind(&p.method)
+                    .bind(&p.url)
+                    .bind(&p.body)
+                    .bind(p.attempts)
+                    .bind(p.next_at)
+                    .bind(p.created_at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected() > 0)
+            }
+
             /// Appends to the received-postbacks log (`id` is ignored).
             async fn insert_received_postback(
                 conn: &mut <Db as sqlx::Database>::Connection,
@@ -977,7 +1009,7 @@ macro_rules! impl_report_store {
                     }))
                 }
 
-                async fn record_conversion(&self, new: &NewConversion) -> Result<ConversionOutcome, StoreError> {
+                async fn record_conversion(&self, new: &NewConversion, outgoing: &$crate::store::Outgoing<'_>) -> Result<ConversionOutcome, StoreError> {
                     let click = &new.click;
                     let mut tx = self.pool.begin().await?;
                     // The rollups lose this click's sums first (a write: SQLite takes its write
@@ -1080,6 +1112,11 @@ macro_rules! impl_report_store {
                         update.build().execute(&mut *tx).await?;
                     }
                     adjust_rollups(&mut tx, 1, rollups::Part::Conversions, &this_click).await?;
+                    if matches!(outcome, ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }) {
+                        for postback in outgoing(outcome.id()) {
+                            insert_outgoing_postback(&mut tx, &postback).await?;
+                        }
+                    }
                     let entry = ReceivedPostback {
                         id: 0,
                         sub_id: click.sub_id.clone(),
@@ -1181,23 +1218,10 @@ macro_rules! impl_report_store {
                 }
 
                 async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
-                    Ok(sqlx::query(
-                        "INSERT INTO outgoing_postbacks (delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
-                    )
-                    .bind(&p.delivery_key)
-                    .bind(p.conversion_id)
-                    .bind(&p.origin)
-                    .bind(&p.method)
-                    .bind(&p.url)
-                    .bind(&p.body)
-                    .bind(p.attempts)
-                    .bind(p.next_at)
-                    .bind(p.created_at)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected() > 0)
+                    let mut conn = self.pool.acquire().await?;
+                    insert_outgoing_postback(&mut conn, p).await
                 }
+
 
                 async fn due_outgoing_postbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<QueuedPostback>, StoreError> {
                     let rows = sqlx::query(

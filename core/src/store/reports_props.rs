@@ -180,7 +180,7 @@ proptest! {
                     sub_id_updates: Vec::new(),
                     params: "{}".into(),
                     at: 1_790_000_100,
-                }).await.unwrap();
+                }, &|_| Vec::new()).await.unwrap();
             }
             let q = parse_report_query(&json!({"metrics": ["conversions", "revenue"]}), 1_795_264_000).unwrap();
             let rows = store.report_rows(&q.sql).await.unwrap();
@@ -315,7 +315,7 @@ proptest! {
                             sub_id_updates: vec![(1, "x".into())],
                             params: "{}".into(),
                             at: 1_790_200_000,
-                        }).await.unwrap();
+                        }, &|_| Vec::new()).await.unwrap();
                     }
                     Write::LandingClick { click, offer, after } => {
                         store.mark_landing_clicks(&[crate::store::LandingClick {

@@ -455,21 +455,24 @@ async fn load(server: &TestServer) {
         };
         for (n, status) in statuses.iter().enumerate() {
             store
-                .record_conversion(&NewConversion {
-                    click: click.clone(),
-                    tid: String::new(),
-                    status: *status,
-                    original_status: status.as_str().into(),
-                    revenue: Some(switchyard::model::Money::from_micros(
-                        1_234_567 * (i % 5 + n as i64),
-                    )),
-                    default_revenue: switchyard::model::Money::ZERO,
-                    cost: switchyard::model::Money::ZERO,
-                    currency: "USD".into(),
-                    sub_id_updates: Vec::new(),
-                    params: "{}".into(),
-                    at: 1_795_300_000,
-                })
+                .record_conversion(
+                    &NewConversion {
+                        click: click.clone(),
+                        tid: String::new(),
+                        status: *status,
+                        original_status: status.as_str().into(),
+                        revenue: Some(switchyard::model::Money::from_micros(
+                            1_234_567 * (i % 5 + n as i64),
+                        )),
+                        default_revenue: switchyard::model::Money::ZERO,
+                        cost: switchyard::model::Money::ZERO,
+                        currency: "USD".into(),
+                        sub_id_updates: Vec::new(),
+                        params: "{}".into(),
+                        at: 1_795_300_000,
+                    },
+                    &|_| Vec::new(),
+                )
                 .await
                 .unwrap();
         }
@@ -1132,19 +1135,22 @@ async fn rollups_survive_concurrent_writes(backend: Backend) {
             let click = store.postback_click(&sub_id).await.unwrap().unwrap();
             let status = ConversionStatus::ALL[(i % 4) as usize];
             store
-                .record_conversion(&NewConversion {
-                    click,
-                    tid: format!("t{}", i % 3),
-                    status,
-                    original_status: String::new(),
-                    revenue: Some(Money::from_micros(1_000_000 + i)),
-                    default_revenue: Money::ZERO,
-                    cost: Money::ZERO,
-                    currency: "USD".into(),
-                    sub_id_updates: Vec::new(),
-                    params: "{}".into(),
-                    at: 1_795_300_000,
-                })
+                .record_conversion(
+                    &NewConversion {
+                        click,
+                        tid: format!("t{}", i % 3),
+                        status,
+                        original_status: String::new(),
+                        revenue: Some(Money::from_micros(1_000_000 + i)),
+                        default_revenue: Money::ZERO,
+                        cost: Money::ZERO,
+                        currency: "USD".into(),
+                        sub_id_updates: Vec::new(),
+                        params: "{}".into(),
+                        at: 1_795_300_000,
+                    },
+                    &|_| Vec::new(),
+                )
                 .await
                 .unwrap();
         });

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use switchyard_tests::{Backend, TestDb, TestProcess, client, subid_of};
 
 use crate::binary;
@@ -378,6 +379,45 @@ impl Drop for PrivatePostgres {
 /// How long the database is down in the outage test.
 const OUTAGE: Duration = Duration::from_secs(60);
 
+/// `/health`, which must answer within a second whatever is down.
+async fn health(base: &str) -> serde_json::Value {
+    let asked = Instant::now();
+    let health: serde_json::Value = client()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "/health took {:?}",
+        asked.elapsed()
+    );
+    health
+}
+
+/// Polls `/health` (each answer within a second) until `ready` holds, for at most `limit`.
+async fn health_until(
+    base: &str,
+    limit: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let health = health(base).await;
+        if ready(&health) {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health never got there: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// PostgreSQL stopped for a minute under steady traffic: every click is answered with its
 /// redirect (no 5xx), `/health` answers within a second with `degraded` and the reason, and
 /// once the database is back the journal's backlog drains by itself: every answered click is
@@ -396,23 +436,6 @@ async fn postgres_outage_under_traffic_loses_nothing() {
     )
     .unwrap();
     let process = TestProcess::serve(binary(), &config, &[]).unwrap();
-    let health = |base: String| async move {
-        let asked = Instant::now();
-        let health: serde_json::Value = client()
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            asked.elapsed() < Duration::from_secs(1),
-            "/health took {:?}",
-            asked.elapsed()
-        );
-        health
-    };
 
     // Steady traffic, about 50 clicks a second, until told to stop.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -442,7 +465,7 @@ async fn postgres_outage_under_traffic_loses_nothing() {
     let outage = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let health = health(process.base.clone()).await;
+        let health = health(&process.base).await;
         if health["status"] == "degraded" {
             assert!(
                 health["reasons"]
@@ -456,14 +479,14 @@ async fn postgres_outage_under_traffic_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while outage.elapsed() < OUTAGE {
-        health(process.base.clone()).await;
+        health(&process.base).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     cluster.up();
     // The backlog drains by itself and health recovers.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let health = health(process.base.clone()).await;
+        let health = health(&process.base).await;
         if health["status"] == "ok" && health["recorder"]["failing_ms"] == 0 {
             break;
         }
@@ -480,7 +503,7 @@ async fn postgres_outage_under_traffic_loses_nothing() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let health = health(process.base.clone()).await;
+        let health = health(&process.base).await;
         if health["recorder"]["backlog"] == 0 {
             break;
         }
@@ -501,6 +524,159 @@ async fn postgres_outage_under_traffic_loses_nothing() {
     assert_eq!(distinct.len(), stored.len(), "a click was stored twice");
     let missing = answered.difference(&distinct).count();
     assert_eq!(missing, 0, "{missing} answered clicks are missing");
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    assert!(status.success(), "{log}");
+}
+
+/// SIGTERM with PostgreSQL down, with postbacks in flight: postbacks that meet the outage are
+/// held (answered 200 `pending`, `/health` degraded with the count within a second), the
+/// process exits within its drain bound, and the next start, the database back, stores every
+/// answered click and counts each conversion exactly once, whichever came first (a postback
+/// for a click stored before the outage, one for a click answered during it, and one sent
+/// 0 ms after its click).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_postgres_down_keeps_clicks_and_postbacks() {
+    const KEY: &str = "fault-postback-key-0123456789";
+    const ADMIN: &str = "fault-admin-key-0123456789abcdef";
+    let cluster = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_grace_ms = 2000\n\n\
+             [database]\nurl = \"{}\"\nmax_connections = 4\n\n[recorder]\ndrain_timeout_ms = 2000\n\n\
+             [admin]\napi_key = \"{ADMIN}\"\n\n[postback]\nkey = \"{KEY}\"\n",
+            cluster.url()
+        ),
+    )
+    .unwrap();
+    let http = client();
+    let click = |base: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(format!("{base}/demo")).send().await.unwrap();
+            assert_eq!(response.status(), 302);
+            subid_of(response.headers()["location"].to_str().unwrap()).unwrap()
+        }
+    };
+    let postback = |base: String, sub: String, status: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!(
+                    "{base}/{KEY}/postback?subid={sub}&status={status}&payout=5"
+                ))
+                .send()
+                .await
+                .unwrap();
+            let code = response.status().as_u16();
+            (code, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+
+    let process = TestProcess::serve(binary(), &config, &[]).unwrap();
+    let mut answered = HashSet::new();
+    let before = click(process.base.clone()).await;
+    answered.insert(before.clone());
+    health_until(&process.base, Duration::from_secs(10), |h| {
+        h["recorder"]["backlog"] == 0
+    })
+    .await;
+    cluster.down();
+    health_until(&process.base, Duration::from_secs(10), |h| {
+        h["status"] == "degraded"
+            && h["reasons"]
+                .to_string()
+                .contains("the database is unreachable")
+    })
+    .await;
+    // During the outage: clicks, a postback for the click stored before it, and one sent
+    // 0 ms after its click.
+    for _ in 0..20 {
+        answered.insert(click(process.base.clone()).await);
+    }
+    let (code, body) = postback(process.base.clone(), before.clone(), "lead").await;
+    assert_eq!((code, &body["status"]), (200, &json!("pending")), "{body}");
+    let during = click(process.base.clone()).await;
+    answered.insert(during.clone());
+    let (code, body) = postback(process.base.clone(), during.clone(), "sale").await;
+    assert_eq!((code, &body["status"]), (200, &json!("pending")), "{body}");
+    // A later postback for the first click goes behind its held lead: lead, then sale.
+    let (code, body) = postback(process.base.clone(), before.clone(), "sale").await;
+    assert_eq!((code, &body["status"]), (200, &json!("pending")), "{body}");
+    let degraded = health(&process.base).await;
+    assert_eq!(degraded["postbacks"]["held"], 3, "{degraded}");
+    assert!(
+        degraded["reasons"]
+            .to_string()
+            .contains("3 postbacks are held"),
+        "{degraded}"
+    );
+
+    let stopping = Instant::now();
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "{log}");
+    // 2 s of request grace at most, 2 s of drain, a write the pool's timeout holds, the exit.
+    assert!(
+        took < Duration::from_secs(15),
+        "shutdown took {took:?}:\n{log}"
+    );
+
+    cluster.up();
+    let process = TestProcess::serve(binary(), &config, &[]).unwrap();
+    health_until(&process.base, Duration::from_secs(30), |h| {
+        h["status"] == "ok" && h["recorder"]["backlog"] == 0 && h["postbacks"]["held"] == 0
+    })
+    .await;
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.url())
+        .await
+        .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT sub_id FROM clicks")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let distinct: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(distinct.len(), stored.len(), "a click was stored twice");
+    assert_eq!(distinct, answered, "every answered click, and only those");
+    let mut expected = vec![
+        (before.clone(), "sale".to_string()),
+        (during.clone(), "sale".to_string()),
+    ];
+    expected.sort();
+    // A held postback whose click was still on its way from the journal was parked behind
+    // it: applied within the parked postbacks' poll.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let conversions: Vec<(String, String)> =
+            sqlx::query_as("SELECT sub_id, status FROM conversions ORDER BY sub_id")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+        if conversions == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "conversions: {conversions:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report: serde_json::Value = http
+        .post(process.url("/admin_api/v1/report/build"))
+        .header("Api-Key", ADMIN)
+        .json(
+            &json!({"range": {"interval": "today"}, "metrics": ["clicks", "conversions", "sales"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["rows"][0]["clicks"], answered.len(), "{report}");
+    assert_eq!(report["rows"][0]["conversions"], 2, "{report}");
+    assert_eq!(report["rows"][0]["sales"], 2, "{report}");
     process.terminate().unwrap();
     let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
     assert!(status.success(), "{log}");

@@ -427,3 +427,73 @@ async fn sqlite_on_a_full_disk_keeps_answering_and_resumes() {
     }
     server.stop().await;
 }
+
+/// The journal's own disk fills up (the data directory on a small tmpfs, the database
+/// elsewhere): clicks keep their answers, the ones the journal could not keep are counted as
+/// lost, exactly (every answered click is either stored or counted), `/health` says so within
+/// a second, and once space returns the journal takes clicks again without a restart.
+#[tokio::test]
+async fn a_full_journal_disk_counts_every_click_it_could_not_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _mounted = Mounted::tmpfs(&data, "4m");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[database]\nurl = \"sqlite://{}/switchyard.db\"\n\n{}",
+        dir.path().display(),
+        extra()
+    );
+    let config =
+        switchyard::config::from_sources("test.toml", &text, &[], Some(dir.path())).unwrap();
+    let server = TestServer::from_config(config).await.unwrap();
+    server.redirect_campaign("full").await;
+    let big = "y".repeat(2_000);
+    let click = |n: usize| {
+        let url = server.url(&format!("/full?sub_id_1={big}&n={n}"));
+        async move {
+            let response = client().get(url).send().await.unwrap();
+            assert_eq!(response.status(), 302, "click {n}");
+        }
+    };
+    for n in 0..20 {
+        click(n).await;
+    }
+    wait_settled(&server, 20, Duration::from_secs(10)).await;
+
+    let filler = data.join("filler");
+    assert!(fill(&filler) > 0);
+    for n in 20..120 {
+        click(n).await;
+    }
+    let health = server.health().await;
+    let lost = health["recorder"]["lost"].as_u64().unwrap();
+    assert!(lost > 90, "the full disk kept most clicks out: {health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["reasons"]
+            .to_string()
+            .contains(&format!("{lost} clicks were lost")),
+        "{health}"
+    );
+
+    // Space returns: the journal takes clicks again.
+    std::fs::remove_file(&filler).unwrap();
+    for n in 120..150 {
+        click(n).await;
+    }
+    let health = wait_settled(&server, 150 - lost, Duration::from_secs(15)).await;
+    assert_eq!(health["recorder"]["lost"], lost, "no more lost: {health}");
+    assert_eq!(health["recorder"]["written"], 150 - lost, "{health}");
+    let mut check = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}/switchyard.db",
+        dir.path().display()
+    ))
+    .await
+    .unwrap();
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT sub_id) FROM clicks")
+            .fetch_one(&mut check)
+            .await
+            .unwrap();
+    assert_eq!((rows, distinct), (150 - lost as i64, 150 - lost as i64));
+    server.stop().await;
+}

@@ -3,7 +3,18 @@
 //! every postback with the right key is logged (`logs/postbacks`). A postback whose sub id is
 //! not stored yet (its click is still on its way from the journal, or another node recorded
 //! it) is parked (`pending`) and answered 200; [`apply_parked`] applies it, with its received
-//! time, once the click is stored, or logs it `expired` after `postback.pending_hours`.
+//! time, once the click is stored, or logs it `expired` after `postback.pending_hours`. A
+//! postback that meets an unavailable store is held in a journal ([`inbox`]) and answered
+//! 200 the same way; a conversion's outgoing postbacks are queued in its own transaction
+//! ([`outgoing`]).
+
+mod inbox;
+mod outgoing;
+mod parked;
+
+pub use inbox::Inbox;
+pub(crate) use inbox::drain as drain_held;
+pub(crate) use parked::apply_parked;
 
 use std::collections::BTreeMap;
 
@@ -20,7 +31,6 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use crate::conversions::{convert, parse_postback};
 use crate::model::unix_now;
-use crate::outbound::{Macros, OutgoingPostback, expand, fires};
 use crate::store::{
     ConversionOutcome, ConversionStatus, NewConversion, PendingPostback, ReceivedPostback,
     StoreError,
@@ -121,11 +131,44 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let params = request_params(&headers, query, &body);
-    match accept(&state, params, unix_now(), Arrival::Received).await {
-        Ok(answer) => answer.into_response(),
-        Err(error) => {
-            tracing::error!(%error, "A postback could not be recorded.");
-            crate::api::ApiError::Internal(error.to_string()).into_response()
+    let now = unix_now();
+    let inbox = state.postback_inbox.as_ref();
+    if let Some(inbox) = inbox
+        && inbox.held() > 0
+    {
+        let why = "earlier postbacks wait for the database";
+        return inbox.hold(params, now, why).await.into_response();
+    }
+    let attempt = accept(&state, params.clone(), now, Arrival::Received);
+    let error = match tokio::time::timeout(inbox::STORE_WAIT, attempt).await {
+        Ok(Ok(answer)) => return answer.into_response(),
+        Ok(Err(error)) => error,
+        Err(_) => StoreError::Connect(format!(
+            "no answer within {} ms",
+            inbox::STORE_WAIT.as_millis()
+        )),
+    };
+    if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) {
+        tracing::error!(%error, "A postback could not be recorded.");
+        return crate::api::ApiError::Internal(error.to_string()).into_response();
+    }
+    match inbox {
+        Some(inbox) => {
+            tracing::warn!(%error, "A postback met an unavailable database; it is held until the database is back.");
+            inbox
+                .hold(params, now, "the database cannot be reached")
+                .await
+                .into_response()
+        }
+        None => {
+            // `memory` durability: nowhere to hold it; the sender retries a 503.
+            tracing::error!(%error, "A postback could not be recorded; answered 503.");
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                json!({"error": "the postback cannot be recorded now; retry later"}),
+            )
+            .into_response()
         }
     }
 }
@@ -323,15 +366,18 @@ async fn accept(
         at: now,
         click,
     };
-    let outcome = state.store.record_conversion(&new).await?;
+    let targets = state
+        .store
+        .postback_targets(new.click.campaign_id, new.click.ts_id)
+        .await?;
+    let outgoing = outgoing::plan(&targets, &new, &config.currency);
+    let outcome = state.store.record_conversion(&new, &outgoing).await?;
     count_for_cap(state, &new, outcome);
     if matches!(
         outcome,
         ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
     ) {
-        let state = state.clone();
-        let new = new.clone();
-        tokio::spawn(async move { queue_postbacks(&state, &new, outcome.id()).await });
+        state.postbacks.wake();
     }
     let mut body = json!({"status": outcome.name(), "conversion_id": outcome.id()});
     match outcome {
@@ -348,207 +394,6 @@ async fn accept(
         _ => {}
     }
     Ok(answer(StatusCode::OK, text, body))
-}
-
-/// How often parked postbacks are checked for their click.
-const PARKED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// How often parked postbacks past their retention are expired.
-const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Applies parked postbacks once their click is stored (in the order they came, with the
-/// time they came), and logs the ones whose click never came within `postback.pending_hours`
-/// as `expired`; until `stop`. Applying is idempotent like any postback, so two nodes doing it
-/// at once count the conversion once.
-pub(crate) async fn apply_parked(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut last_expiry: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PARKED_POLL) => {}
-            _ = stop.changed() => return,
-        }
-        let ready = match state.store.ready_postbacks(100).await {
-            Ok(ready) => ready,
-            Err(error) => {
-                tracing::debug!(%error, "Parked postbacks cannot be read now.");
-                continue;
-            }
-        };
-        for pending in ready {
-            let params = serde_json::from_str(&pending.params).unwrap_or_default();
-            match accept(&state, params, pending.received_at, Arrival::Parked).await {
-                Ok(answer) if answer.status == StatusCode::NOT_FOUND => {}
-                Ok(_) => {
-                    if let Err(error) = state.store.unpark_postback(pending.id).await {
-                        tracing::warn!(%error, "An applied postback stays parked; applying it again changes nothing.");
-                    }
-                }
-                Err(error)
-                    if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) =>
-                {
-                    // It would fail for ever: logged as invalid and dropped, so it does not
-                    // hold back the parked postbacks behind it.
-                    tracing::error!(%error, sub_id = %pending.sub_id, "A parked postback cannot be recorded; it is logged as invalid.");
-                    let entry = ReceivedPostback {
-                        id: 0,
-                        sub_id: pending.sub_id.clone(),
-                        tid: String::new(),
-                        status: String::new(),
-                        outcome: "invalid".into(),
-                        message: error.to_string(),
-                        conversion_id: None,
-                        params: pending.params.clone(),
-                        created_at: unix_now(),
-                    };
-                    if state.store.log_received_postback(&entry).await.is_ok() {
-                        let _ = state.store.unpark_postback(pending.id).await;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "A parked postback could not be applied yet.");
-                    break;
-                }
-            }
-        }
-        if last_expiry.is_none_or(|at| at.elapsed() >= EXPIRY_EVERY) {
-            last_expiry = Some(tokio::time::Instant::now());
-            expire_parked(&state).await;
-        }
-    }
-}
-
-/// Logs and removes the parked postbacks past their retention.
-async fn expire_parked(state: &AppState) {
-    let retention = state.config.postback.pending_retention;
-    let before = unix_now() - retention.as_secs() as i64;
-    let Ok(stale) = state.store.stale_postbacks(before, 1_000).await else {
-        return;
-    };
-    for pending in stale {
-        if !matches!(state.store.unpark_postback(pending.id).await, Ok(true)) {
-            continue;
-        }
-        let params: BTreeMap<String, String> =
-            serde_json::from_str(&pending.params).unwrap_or_default();
-        let entry = ReceivedPostback {
-            id: 0,
-            sub_id: pending.sub_id.clone(),
-            tid: params.get("tid").cloned().unwrap_or_default(),
-            status: params.get("status").cloned().unwrap_or_default(),
-            outcome: "expired".into(),
-            message: format!(
-                "no click with the sub id `{}` arrived within {} h",
-                pending.sub_id,
-                retention.as_secs() / 3_600
-            ),
-            conversion_id: None,
-            params: pending.params.clone(),
-            created_at: unix_now(),
-        };
-        if let Err(error) = state.store.log_received_postback(&entry).await {
-            tracing::error!(%error, "Could not log an expired postback.");
-        }
-        tracing::warn!(sub_id = %pending.sub_id, "A parked postback expired: its click never arrived.");
-    }
-}
-
-/// Queues the campaign's and the traffic source's postbacks that fire for the conversion's
-/// new status (runs after the answer, off the request path).
-async fn queue_postbacks(state: &AppState, new: &NewConversion, conversion_id: i64) {
-    let click = &new.click;
-    let targets = match state
-        .store
-        .postback_targets(click.campaign_id, click.ts_id)
-        .await
-    {
-        Ok(targets) => targets,
-        Err(error) => {
-            tracing::error!(error = %error, "Could not read the postbacks of a campaign.");
-            return;
-        }
-    };
-    let id = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let revenue = new.revenue.unwrap_or(new.default_revenue).to_string();
-    let macros: Macros = vec![
-        ("subid", click.sub_id.clone()),
-        ("sub_id", click.sub_id.clone()),
-        ("tid", new.tid.clone()),
-        ("status", new.status.as_str().to_string()),
-        ("original_status", new.original_status.clone()),
-        ("payout", revenue.clone()),
-        ("revenue", revenue),
-        ("cost", new.cost.to_string()),
-        ("currency", state.config.postback.currency.clone()),
-        ("conversion_id", conversion_id.to_string()),
-        ("click_id", click.click_id.to_string()),
-        ("campaign_id", click.campaign_id.to_string()),
-        ("stream_id", id(click.stream_id)),
-        ("landing_id", id(click.landing_id)),
-        ("offer_id", id(click.offer_id)),
-        ("ts_id", id(click.ts_id)),
-    ];
-    let body: serde_json::Value = macros
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let status = new.status.as_str();
-    let campaign: Vec<serde_json::Value> =
-        serde_json::from_str(&targets.campaign_postbacks).unwrap_or_default();
-    for postback in campaign {
-        let url = postback
-            .get("url")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("");
-        let statuses: Vec<String> = postback
-            .get("statuses")
-            .and_then(serde_json::Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if url.is_empty() || !fires(&statuses, status) {
-            continue;
-        }
-        let method = postback
-            .get("method")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("GET")
-            .to_ascii_uppercase();
-        state
-            .postbacks
-            .send(OutgoingPostback {
-                conversion_id,
-                origin: "campaign",
-                method: if method == "POST" {
-                    "POST".into()
-                } else {
-                    "GET".into()
-                },
-                url: expand(url, &macros),
-                body: body.clone(),
-            })
-            .await;
-    }
-    if let Some((url, statuses)) = targets.traffic_source
-        && !url.trim().is_empty()
-    {
-        let statuses: Vec<String> = serde_json::from_str(&statuses).unwrap_or_default();
-        if fires(&statuses, status) {
-            state
-                .postbacks
-                .send(OutgoingPostback {
-                    conversion_id,
-                    origin: "traffic_source",
-                    method: "GET".into(),
-                    url: expand(url.trim(), &macros),
-                    body,
-                })
-                .await;
-        }
-    }
 }
 
 /// Keeps the in-memory daily count of the click's offer (for its cap) in step: a new

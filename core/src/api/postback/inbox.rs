@@ -1,0 +1,212 @@
+//! Postbacks held while the store cannot take them. A postback that meets an unreachable,
+//! locked or full database (or one slower than [`STORE_WAIT`]) is appended to a journal of its
+//! own (`data/journal/postbacks/`, the click journal's format and durability) and answered
+//! 200 `{"status": "pending"}`, like a parked one; [`drain`] applies the held postbacks in the
+//! order they came, with the time they came, as soon as the store answers again. While any
+//! are held, new postbacks go behind them, so a lead and its sale keep their order. Applying
+//! is idempotent (a conversion is keyed by sub id and tid), so a postback applied just before
+//! a crash and applied again at the next start is counted once (and logged `duplicate`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Answer, Arrival, accept, answer};
+use crate::api::AppState;
+use crate::conversions::parse_postback;
+use crate::journal::{Journal, JournalReader};
+use crate::store::StoreError;
+
+/// The longest a postback waits for the store before it is held instead.
+pub(super) const STORE_WAIT: Duration = Duration::from_secs(3);
+
+/// One held postback: its parameters and when it came.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Held {
+    received_at: i64,
+    params: BTreeMap<String, String>,
+}
+
+/// The appending side, in the app state; cheap to clone.
+#[derive(Clone)]
+pub struct Inbox {
+    journal: Journal,
+    /// Postbacks held and not yet applied (those of an earlier run included).
+    held: Arc<AtomicU64>,
+}
+
+impl Inbox {
+    /// The inbox over `journal`, which `reader` (handed to [`drain`]) reads; `recovered`
+    /// postbacks of an earlier run wait in it.
+    pub fn new(journal: Journal, reader: &JournalReader) -> Inbox {
+        Inbox {
+            journal,
+            held: Arc::new(AtomicU64::new(reader.recovered())),
+        }
+    }
+
+    /// How many postbacks wait for the store.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Holds a postback received at `received_at`; answers as Keitaro answers an accepted
+    /// postback (or 400 for one that can never be recorded: it is held anyway, so that it is
+    /// logged `invalid` once the store is back). 503 when even the journal cannot take it.
+    pub(super) async fn hold(
+        &self,
+        params: BTreeMap<String, String>,
+        received_at: i64,
+        why: &str,
+    ) -> Answer {
+        let parsed = parse_postback(&params);
+        let held = Held {
+            received_at,
+            params,
+        };
+        if let Err(error) = self.journal.append_value(&held).await {
+            tracing::error!(%error, "A postback could be neither recorded nor held; it is refused (503) so that the sender retries.");
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                json!({"error": "the postback cannot be recorded now; retry later"}),
+            );
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        match parsed {
+            Err(error) => answer(
+                StatusCode::BAD_REQUEST,
+                None,
+                json!({"error": error.to_string()}),
+            ),
+            Ok(postback) => {
+                let message = format!("{why}; the postback is recorded when it can be");
+                answer(
+                    StatusCode::OK,
+                    postback.answer.as_deref(),
+                    json!({"status": "pending", "message": message}),
+                )
+            }
+        }
+    }
+}
+
+/// Applies the held postbacks, in order, as the store takes them; until `stop` (what is left
+/// stays held for the next start).
+pub(crate) async fn drain(
+    state: AppState,
+    inbox: Inbox,
+    mut reader: JournalReader,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let set_aside = crate::recorder::SetAside::in_data_dir(&state.config.server.data_dir);
+    loop {
+        let records = match reader.read(100) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::error!(%error, "Reading held postbacks failed; retrying.");
+                if sleep_or_stop(&mut stop, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if records.is_empty() {
+            tokio::select! {
+                _ = reader.changed() => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        for record in records {
+            match postcard::from_bytes::<Held>(&record.payload) {
+                Ok(held) => {
+                    if !apply(&state, held, &mut stop).await {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "A held postback could not be decoded; it is kept in set-aside/undecodable.journal.");
+                    if let Err(error) = set_aside.keep_record(&record.payload) {
+                        tracing::error!(%error, "A held postback that could not be decoded could not be set aside either; it is lost.");
+                    }
+                }
+            }
+            if let Err(error) = reader.confirm(record.end) {
+                tracing::error!(%error, "Confirming a held postback failed; it is applied again (idempotently) at the next start.");
+            }
+            inbox.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Applies one held postback, waiting for the store as long as it is unavailable; false when
+/// `stop` came first.
+async fn apply(
+    state: &AppState,
+    held: Held,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        let attempt = accept(
+            state,
+            held.params.clone(),
+            held.received_at,
+            Arrival::Received,
+        );
+        let error = match tokio::time::timeout(STORE_WAIT, attempt).await {
+            Ok(Ok(_)) => return true,
+            Ok(Err(error)) => error,
+            Err(_) => {
+                StoreError::Connect(format!("no answer within {} ms", STORE_WAIT.as_millis()))
+            }
+        };
+        if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) {
+            // It would fail for ever: logged `invalid`, like a parked one that cannot be
+            // recorded, so it does not hold back the postbacks behind it.
+            let sub_id = held.params.get("subid").or(held.params.get("sub_id"));
+            let params = serde_json::to_string(&held.params).unwrap_or_default();
+            super::parked::log_unrecordable(state, sub_id.map_or("", |s| s), &params, &error).await;
+            return true;
+        }
+        tracing::debug!(%error, "Held postbacks wait for the store.");
+        if sleep_or_stop(stop, delay).await {
+            return false;
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sleeps `delay`; true when `stop` came first.
+async fn sleep_or_stop(stop: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_held_postback_reads_back(
+            received_at in any::<i64>(),
+            params in prop::collection::btree_map(".{0,12}", ".{0,40}", 0..8),
+        ) {
+            let held = Held { received_at, params };
+            let bytes = postcard::to_allocvec(&held).unwrap();
+            prop_assert_eq!(postcard::from_bytes::<Held>(&bytes).unwrap(), held);
+        }
+    }
+}
