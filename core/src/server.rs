@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,6 +39,29 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     recorder: RecorderTask,
+    /// Tasks that end on `stop`: parked and held postbacks.
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Opens a journal off the runtime's threads: it reads and repairs segments and may wait for
+/// its lock (a server of this process shutting down lets go of it a moment later).
+async fn open_journal(
+    dir: &std::path::Path,
+    durability: crate::config::Durability,
+    max_bytes: u64,
+) -> Result<
+    (
+        crate::journal::Journal,
+        crate::journal::JournalReader,
+        crate::journal::Recovery,
+    ),
+    String,
+> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::journal::Journal::open(&dir, durability, max_bytes))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Opens the store, prepares everything and starts answering on the configured address.
@@ -82,7 +105,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         durability => {
             let dir = config.server.data_dir.join("journal");
             let (journal, reader, recovery) =
-                crate::journal::Journal::open(&dir, durability, config.recorder.journal_max_bytes)
+                open_journal(&dir, durability, config.recorder.journal_max_bytes)
+                    .await
                     .map_err(|e| {
                         StartError::Setup(format!("cannot open the click journal: {e}"))
                     })?;
@@ -102,7 +126,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         durability => {
             let dir = config.server.data_dir.join("journal").join("postbacks");
             let (journal, reader, recovery) =
-                crate::journal::Journal::open(&dir, durability, config.recorder.journal_max_bytes)
+                open_journal(&dir, durability, config.recorder.journal_max_bytes)
+                    .await
                     .map_err(|e| {
                         StartError::Setup(format!("cannot open the postback journal: {e}"))
                     })?;
@@ -184,14 +209,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     });
     let app = api::router(state.clone());
     let (stop, mut stop_rx) = watch::channel(false);
-    tokio::spawn(api::apply_parked_postbacks(state.clone(), stop.subscribe()));
+    let mut background = vec![tokio::spawn(api::apply_parked_postbacks(
+        state.clone(),
+        stop.subscribe(),
+    ))];
     if let Some((inbox, reader)) = held_postbacks {
-        tokio::spawn(api::drain_held_postbacks(
+        background.push(tokio::spawn(api::drain_held_postbacks(
             state.clone(),
             inbox,
             reader,
             stop.subscribe(),
-        ));
+        )));
     }
     let serve = tokio::spawn(async move {
         axum::serve(
@@ -211,6 +239,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         stop,
         serve,
         recorder: recorder_task,
+        background,
     })
 }
 
@@ -231,7 +260,7 @@ pub fn traffic_env(
             "No GeoIP City database is configured ([geoip] city_db): clicks get no country, region or city, and geo filters never match."
         );
     } else if watch {
-        geo.spawn_watcher(std::time::Duration::from_secs(10));
+        geo.spawn_watcher(Duration::from_secs(10));
     }
     let devices = crate::enrich::DeviceDetector::new(100_000).map_err(|e| setup(e.to_string()))?;
     let bots = crate::enrich::BotDetector::new(bot_list).map_err(|e| setup(e.to_string()))?;
@@ -240,7 +269,7 @@ pub fn traffic_env(
         config.server.data_dir.join("macro_files"),
     ));
     if watch {
-        macro_files.spawn_watcher(std::time::Duration::from_secs(5));
+        macro_files.spawn_watcher(Duration::from_secs(5));
     }
     traffic.macro_files = macro_files;
     traffic.enrichment = crate::enrich::Enrichment {
@@ -334,6 +363,17 @@ impl RunningServer {
             self.recorder.shutdown(),
             self.state.postbacks.shutdown(grace)
         );
+        // They stop at the signal once the store call under way returns; one that takes longer
+        // than a moment is cut short (what it was doing is redone, idempotently, next start).
+        for mut task in self.background {
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
         if unfinished > 0 {
             tracing::warn!(
                 unfinished,

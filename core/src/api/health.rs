@@ -108,7 +108,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
             "bytes": j.bytes,
             "max_bytes": j.max_bytes,
         })),
-        "postbacks": { "held": held_postbacks },
+        "postbacks": held_postbacks.map(|held| json!({ "held": held })),
         "plugins": {
             "generation": plugins.generation,
             "kinds": plugins.kinds.len(),

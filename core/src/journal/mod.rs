@@ -99,9 +99,11 @@ struct Shared {
     max_bytes: u64,
     /// Whether the cap (or a write error) has been logged since the last success.
     failing_logged: AtomicBool,
-    /// Appends that failed after their caller stopped waiting (a request cancelled while its
-    /// `fsync` group was written): no one else saw them fail.
-    failed_unseen: AtomicU64,
+    /// Appends that failed (counted where they fail, so also the ones whose caller stopped
+    /// waiting: a request cancelled while its `fsync` group was written).
+    failed: AtomicU64,
+    /// Records appended since the journal was opened.
+    appended: AtomicU64,
     /// `journal/lock`, locked while the journal is open: a second process (or a second open
     /// in this one) would interleave its records with ours.
     _lock: File,
@@ -117,18 +119,26 @@ pub struct Journal {
 
 struct Append {
     framed: Vec<u8>,
+    then: Option<Written>,
     done: oneshot::Sender<Result<(), JournalError>>,
 }
+
+/// Run once a record is written, in the journal's order, with where the record starts and
+/// ends, before readers are told about it (see [`Journal::append_owned`]).
+type Written = Box<dyn FnOnce(Position, Position) + Send>;
 
 /// A copy of the journal's figures, for /health.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct JournalStats {
     pub bytes: u64,
     pub max_bytes: u64,
-    /// Appends that failed after their caller had stopped waiting for them (so the caller
-    /// could not count them): with `fsync`, a request cancelled while its group was written.
+    /// Appends that failed since the journal was opened (the cap, the disk, a record that
+    /// cannot be encoded), whether or not their caller was still waiting to hear it.
     #[serde(skip)]
-    pub failed_unseen: u64,
+    pub failed: u64,
+    /// Records appended since the journal was opened.
+    #[serde(skip)]
+    pub appended: u64,
 }
 
 impl Journal {
@@ -192,7 +202,8 @@ impl Journal {
             bytes: AtomicU64::new(bytes),
             max_bytes,
             failing_logged: AtomicBool::new(false),
-            failed_unseen: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             _lock: lock,
         });
         let group = if durability == Durability::Fsync {
@@ -227,7 +238,7 @@ impl Journal {
     pub async fn append(&self, payload: &[u8]) -> Result<(), JournalError> {
         let mut framed = Vec::with_capacity(payload.len() + 8);
         segment::frame(payload, &mut framed);
-        self.append_framed(framed).await
+        self.append_framed(framed, None).await
     }
 
     /// Writes `value`, encoded in postcard, as one record (encoded in place: one buffer, no
@@ -236,10 +247,38 @@ impl Journal {
         &self,
         value: &T,
     ) -> Result<(), JournalError> {
+        let framed = self.frame_value(value)?;
+        self.append_framed(framed, None).await
+    }
+
+    /// Writes `value` as [`Journal::append_value`] does, then hands it to `then` with where
+    /// its record starts and ends: in the order records are written (under the segment's
+    /// lock, or on the group's thread), before a reader can see the record. The recorder
+    /// hands each click to its writer this way, so the writer need not read it back. `then`
+    /// is not run when the write fails, and is run even when the caller stopped waiting.
+    pub async fn append_owned<T>(
+        &self,
+        value: T,
+        then: impl FnOnce(T, Position, Position) + Send + 'static,
+    ) -> Result<(), JournalError>
+    where
+        T: serde::Serialize + Send + 'static,
+    {
+        let framed = self.frame_value(&value)?;
+        let then: Written = Box::new(move |start, end| then(value, start, end));
+        self.append_framed(framed, Some(then)).await
+    }
+
+    /// `value` in postcard, framed as one record (encoded in place: one buffer, no copy).
+    fn frame_value<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<Vec<u8>, JournalError> {
         let mut framed = Vec::with_capacity(1_024);
         segment::frame_with(&mut framed, |out| {
             postcard::serialize_with_flavor(value, Encoder(out))
         })
+        .inspect_err(|_| self.shared.count_failure(1))
         .map_err(|error| match error {
             segment::FrameError::Encode(error) => JournalError::Record(error.to_string()),
             segment::FrameError::Size(bytes) => JournalError::Record(format!(
@@ -247,19 +286,30 @@ impl Journal {
                 segment::MAX_RECORD
             )),
         })?;
-        self.append_framed(framed).await
+        Ok(framed)
     }
 
-    async fn append_framed(&self, framed: Vec<u8>) -> Result<(), JournalError> {
+    async fn append_framed(
+        &self,
+        framed: Vec<u8>,
+        then: Option<Written>,
+    ) -> Result<(), JournalError> {
         let Some(group) = &self.group else {
-            self.shared.admit(framed.len() as u64, 0)?;
-            let mut writer = self.shared.lock();
-            return self.shared.write(&mut writer, &framed);
+            // Not cancellable from here on: the result is counted before it is returned.
+            let length = framed.len();
+            let written = self.shared.admit(length as u64, 0).and_then(|()| {
+                let mut writer = self.shared.lock();
+                self.shared
+                    .write(&mut writer, &framed, vec![(length, then)])
+            });
+            return written.inspect_err(|_| self.shared.count_failure(1));
         };
         let (done, answer) = oneshot::channel();
-        group
-            .send(Append { framed, done })
-            .map_err(|_| JournalError::Closed)?;
+        if group.send(Append { framed, then, done }).is_err() {
+            self.shared.count_failure(1);
+            return Err(JournalError::Closed);
+        }
+        // The writer thread counts a failure itself: this wait may be cancelled.
         answer.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -272,7 +322,8 @@ impl Journal {
         JournalStats {
             bytes: self.shared.bytes.load(Ordering::Relaxed),
             max_bytes: self.shared.max_bytes,
-            failed_unseen: self.shared.failed_unseen.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            appended: self.shared.appended.load(Ordering::Relaxed),
         }
     }
 }
@@ -426,9 +477,14 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes whole records to the active segment (a new one first when it is full), syncs
+    /// Writes `count` whole records to the active segment (a new one first when it is full), syncs
     /// them with `fsync`, and publishes the new end.
-    fn write(&self, writer: &mut Writer, records: &[u8]) -> Result<(), JournalError> {
+    fn write(
+        &self,
+        writer: &mut Writer,
+        records: &[u8],
+        appends: Vec<(usize, Option<Written>)>,
+    ) -> Result<(), JournalError> {
         if writer.size + records.len() as u64 > SEGMENT_BYTES && writer.size > HEADER {
             let (file, path) = create_segment(&self.dir, writer.index + 1, self.durability)
                 .inspect_err(|error| self.log_failure(error))?;
@@ -453,6 +509,22 @@ impl Shared {
             self.log_failure(&error);
             return Err(error);
         }
+        let mut start = Position {
+            segment: writer.index,
+            offset: writer.size,
+        };
+        self.appended
+            .fetch_add(appends.len() as u64, Ordering::Relaxed);
+        for (length, then) in appends {
+            let end = Position {
+                segment: start.segment,
+                offset: start.offset + length as u64,
+            };
+            if let Some(then) = then {
+                then(start, end);
+            }
+            start = end;
+        }
         writer.size += records.len() as u64;
         self.bytes
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -472,6 +544,7 @@ impl Shared {
         let mut group = Vec::with_capacity(GROUP);
         let mut buffer = Vec::new();
         let mut done = Vec::with_capacity(GROUP);
+        let mut appends = Vec::with_capacity(GROUP);
         while let Ok(first) = receiver.recv() {
             group.push(first);
             while group.len() < GROUP {
@@ -484,6 +557,7 @@ impl Shared {
                 match self.admit(append.framed.len() as u64, buffer.len() as u64) {
                     Ok(()) => {
                         buffer.extend_from_slice(&append.framed);
+                        appends.push((append.framed.len(), append.then));
                         done.push(append.done);
                     }
                     Err(error) => {
@@ -496,7 +570,7 @@ impl Shared {
             }
             let result = {
                 let mut writer = self.lock();
-                self.write(&mut writer, &buffer)
+                self.write(&mut writer, &buffer, std::mem::take(&mut appends))
             };
             for sender in done.drain(..) {
                 let answer = match &result {
@@ -512,15 +586,21 @@ impl Shared {
         }
     }
 
-    /// Tells an append's caller how it ended; a failure no one waits for any more is counted.
+    /// Tells an append's caller how it ended, counting a failure (the caller may have
+    /// stopped waiting).
     fn answer(
         &self,
         caller: oneshot::Sender<Result<(), JournalError>>,
         result: Result<(), JournalError>,
     ) {
-        if let Err(Err(_)) = caller.send(result) {
-            self.failed_unseen.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.count_failure(1);
         }
+        let _ = caller.send(result);
+    }
+
+    fn count_failure(&self, appends: u64) {
+        self.failed.fetch_add(appends, Ordering::Relaxed);
     }
 
     fn log_failure(&self, error: &JournalError) {
@@ -576,8 +656,35 @@ impl JournalReader {
 
     /// Reads up to `limit` records after the cursor, in order, without waiting.
     pub fn read(&mut self, limit: usize) -> Result<Vec<Record>, JournalError> {
+        self.read_before(
+            limit,
+            Position {
+                segment: u64::MAX,
+                offset: u64::MAX,
+            },
+        )
+    }
+
+    /// Where the next record to read starts (or the end of a sealed segment: the next
+    /// record is then the first of the following one).
+    pub fn position(&self) -> Position {
+        self.cursor
+    }
+
+    /// Moves the cursor past a record its writer handed over directly (so it is not read
+    /// back); `end` is where that record ends, the next record's start.
+    pub fn skip_to(&mut self, end: Position) {
+        self.cursor = self.cursor.max(end);
+    }
+
+    /// Reads up to `limit` records that start before `stop`, in order, without waiting.
+    pub fn read_before(
+        &mut self,
+        limit: usize,
+        stop: Position,
+    ) -> Result<Vec<Record>, JournalError> {
         let mut records = Vec::new();
-        while records.len() < limit {
+        while records.len() < limit && self.cursor < stop {
             let written = *self.shared.written.borrow();
             if written <= self.cursor {
                 break;
@@ -592,11 +699,19 @@ impl JournalReader {
                 }
                 Err(error) => return Err(io_error(&path)(error)),
             };
-            let end = if sealed {
+            let length = if sealed {
                 file.metadata().map_err(io_error(&path))?.len()
             } else {
                 written.offset
             };
+            let mut end = length;
+            if stop.segment == self.cursor.segment && stop.offset < end {
+                // Records from `stop` on are not wanted: not read either.
+                end = stop.offset;
+                if end <= self.cursor.offset {
+                    break;
+                }
+            }
             let mut bytes = Vec::new();
             file.seek(SeekFrom::Start(self.cursor.offset))
                 .and_then(|_| {
@@ -617,7 +732,7 @@ impl JournalReader {
                 });
             }
             self.cursor.offset += scan.end as u64;
-            if sealed && self.cursor.offset >= end {
+            if sealed && self.cursor.offset >= length {
                 self.next_segment();
             } else if scan.records.is_empty() {
                 // Nothing whole yet in the active segment (cannot happen: the writer

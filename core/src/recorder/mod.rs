@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Durability, RecorderConfig};
-use crate::journal::{Journal, JournalReader, JournalStats};
+use crate::journal::{Journal, JournalReader, JournalStats, Position};
 use crate::model::Click;
 use crate::store::LandingClick;
 use crate::store::Store;
@@ -96,28 +96,58 @@ pub struct ClickRecorder {
 #[derive(Clone)]
 enum Sink {
     Queue(mpsc::Sender<Event>),
-    Journal(Journal),
+    Journal(Journal, Arc<Handoff>),
 }
 
 /// What the writer writes, in arrival order; journalled in postcard.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Event {
     Click(Box<Click>),
     /// The visitor went from a landing to an offer.
     LandingClick(LandingClick),
 }
 
-/// [`Event`] borrowed, for encoding (postcard writes both the same way).
-#[derive(Serialize)]
-enum EventRef<'a> {
-    Click(&'a Click),
-    LandingClick(&'a LandingClick),
-}
-
 /// Where the writer reads events from.
 enum Source {
     Queue(mpsc::Receiver<Event>),
-    Journal(JournalReader),
+    Journal(JournalReader, Arc<Handoff>),
+}
+
+/// Journalled events handed to the writer as they are, in the journal's order, so that it
+/// need not read them back and decode them; bounded: an event that finds it full is read
+/// back from the journal instead (as are an earlier run's).
+pub(crate) struct Handoff {
+    events: std::sync::Mutex<std::collections::VecDeque<Handed>>,
+    capacity: usize,
+}
+
+/// An event and where its journal record starts and ends.
+pub(crate) struct Handed {
+    start: Position,
+    end: Position,
+    event: Event,
+}
+
+impl Handoff {
+    fn new(capacity: usize) -> Handoff {
+        Handoff {
+            events: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            capacity,
+        }
+    }
+
+    fn events(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Handed>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn offer(&self, handed: Handed) {
+        let mut events = self.events();
+        if events.len() < self.capacity {
+            events.push_back(handed);
+        }
+    }
 }
 
 /// Owns the writer task; `shutdown` drains what is pending and waits for the last batch.
@@ -135,7 +165,13 @@ impl ClickRecorder {
         journal: Option<(Journal, JournalReader)>,
     ) -> (ClickRecorder, RecorderTask) {
         let (sink, source) = match journal {
-            Some((journal, reader)) => (Sink::Journal(journal), Source::Journal(reader)),
+            Some((journal, reader)) => {
+                let handoff = Arc::new(Handoff::new(config.queue_capacity));
+                (
+                    Sink::Journal(journal, handoff.clone()),
+                    Source::Journal(reader, handoff),
+                )
+            }
             None => {
                 let (sender, receiver) = mpsc::channel(config.queue_capacity);
                 (Sink::Queue(sender), Source::Queue(receiver))
@@ -143,7 +179,7 @@ impl ClickRecorder {
         };
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
-        if let Source::Journal(reader) = &source {
+        if let Source::Journal(reader, _) = &source {
             counters
                 .recovered
                 .store(reader.recovered(), Ordering::Relaxed);
@@ -157,7 +193,7 @@ impl ClickRecorder {
             set_aside,
             started,
             drain_timeout: config.drain_timeout,
-            from_journal: matches!(source, Source::Journal(_)),
+            from_journal: matches!(source, Source::Journal(..)),
             abandoned: false,
         };
         let task = tokio::spawn(writer.run(source));
@@ -175,32 +211,35 @@ impl ClickRecorder {
     /// Records a click. With a journal, returns once it is journalled; without one, queues
     /// it (waiting at most `full_wait` for room, then dropping and counting it).
     pub async fn record(&self, click: Click) {
+        let event = Event::Click(Box::new(click));
         match &self.sink {
-            Sink::Journal(journal) => self.journal(journal, EventRef::Click(&click)).await,
-            Sink::Queue(sender) => self.enqueue(sender, Event::Click(Box::new(click))).await,
+            Sink::Journal(journal, handoff) => self.journal(journal, handoff, event).await,
+            Sink::Queue(sender) => self.enqueue(sender, event).await,
         }
     }
 
     /// Records "this click went from its landing to `offer_id`".
     pub async fn record_landing_click(&self, click: LandingClick) {
+        let event = Event::LandingClick(click);
         match &self.sink {
-            Sink::Journal(journal) => self.journal(journal, EventRef::LandingClick(&click)).await,
-            Sink::Queue(sender) => self.enqueue(sender, Event::LandingClick(click)).await,
+            Sink::Journal(journal, handoff) => self.journal(journal, handoff, event).await,
+            Sink::Queue(sender) => self.enqueue(sender, event).await,
         }
     }
 
-    async fn journal(&self, journal: &Journal, event: EventRef<'_>) {
+    async fn journal(&self, journal: &Journal, handoff: &Arc<Handoff>, event: Event) {
         // Counted before the wait: a request cancelled while it waits (the visitor went away)
-        // still has its record written, and the writer will count it as settled.
+        // still has its record written, and the writer will count it as settled. One that
+        // fails is counted by the journal itself, where it fails (see `stats`).
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = journal.append_value(&event).await {
+        let handoff = handoff.clone();
+        let handed = move |event, start, end| handoff.offer(Handed { start, end, event });
+        if let Err(error @ crate::journal::JournalError::Record(_)) =
+            journal.append_owned(event, handed).await
+        {
             // The journal logs the first failure of a run of them (cap, disk); a click that
             // cannot be encoded or is over the record size is logged here.
-            if let crate::journal::JournalError::Record(_) = error {
-                tracing::error!(%error, "A click could not be journalled; it is counted as lost.");
-            }
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            self.counters.lost.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "A click could not be journalled; it is counted as lost.");
         }
     }
 
@@ -236,7 +275,7 @@ impl ClickRecorder {
     /// What an answered click survives.
     pub fn durability(&self) -> Durability {
         match &self.sink {
-            Sink::Journal(journal) => journal.durability(),
+            Sink::Journal(journal, _) => journal.durability(),
             Sink::Queue(_) => Durability::Memory,
         }
     }
@@ -244,17 +283,17 @@ impl ClickRecorder {
     /// The journal's size and cap, when there is a journal.
     pub fn journal_stats(&self) -> Option<JournalStats> {
         match &self.sink {
-            Sink::Journal(journal) => Some(journal.stats()),
+            Sink::Journal(journal, _) => Some(journal.stats()),
             Sink::Queue(_) => None,
         }
     }
 
     pub fn stats(&self) -> RecorderStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        // Appends that failed after their request was cancelled were counted as queued by
-        // the request and never journalled: they are lost, not waiting.
-        let unseen = self.journal_stats().map_or(0, |j| j.failed_unseen);
-        let queued = load(&self.counters.queued).saturating_sub(unseen);
+        // Appends the journal could not take were counted as queued by their request: they
+        // are lost, not waiting.
+        let failed = self.journal_stats().map_or(0, |j| j.failed);
+        let queued = load(&self.counters.queued).saturating_sub(failed);
         // Replays count from the start: the records recovered, not the ones read so far.
         let accepted = queued + load(&self.counters.recovered);
         RecorderStats {
@@ -264,10 +303,10 @@ impl ClickRecorder {
             dropped: load(&self.counters.dropped),
             failed_batches: load(&self.counters.failed_batches),
             set_aside: load(&self.counters.set_aside),
-            lost: load(&self.counters.lost) + unseen,
+            lost: load(&self.counters.lost) + failed,
             backlog: match &self.sink {
                 Sink::Queue(sender) => (sender.max_capacity() - sender.capacity()) as u64,
-                Sink::Journal(_) => accepted.saturating_sub(load(&self.counters.settled)),
+                Sink::Journal(..) => accepted.saturating_sub(load(&self.counters.settled)),
             },
             failing_ms: match load(&self.counters.failing_since) {
                 0 => 0,

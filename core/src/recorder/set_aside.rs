@@ -83,11 +83,12 @@ impl SetAside {
     }
 
     /// Keeps a journal record that does not decode (written by another version of
-    /// Switchyard) as it is, framed like the journal, in `set-aside/undecodable.journal`.
-    pub fn keep_record(&self, payload: &[u8]) -> std::io::Result<()> {
+    /// Switchyard) as it is, framed like the journal, in `set-aside/{file}`
+    /// (`undecodable.journal` for clicks, `undecodable-postbacks.journal` for held postbacks).
+    pub fn keep_record(&self, file: &str, payload: &[u8]) -> std::io::Result<()> {
         let mut framed = Vec::with_capacity(payload.len() + 8);
         crate::journal::frame_record(payload, &mut framed);
-        let path = self.path.with_file_name("undecodable.journal");
+        let path = self.path.with_file_name(file);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Counters, Event, SetAside, Source};
-use crate::journal::JournalReader;
+use super::{Counters, Event, Handoff, SetAside, Source};
+use crate::journal::{JournalError, JournalReader, Position};
 use crate::model::Click;
 use crate::store::{LandingClick, Store};
 
@@ -38,6 +38,74 @@ enum Attempt {
     GaveUp(crate::store::StoreError),
 }
 
+/// An event for the writer: handed over as it is, or read back from the journal.
+struct Next {
+    content: Content,
+    /// Where its journal record ends (what to confirm once it is written).
+    end: Position,
+    /// Written by an earlier run.
+    replayed: bool,
+}
+
+enum Content {
+    Event(Event),
+    Record(Vec<u8>),
+}
+
+/// Up to `limit` journalled events after the reader's cursor, in the journal's order: each
+/// taken from the hand-off when it is there, read back from the journal when it is not (the
+/// hand-off was full, or an earlier run wrote it).
+fn next_events(
+    reader: &mut JournalReader,
+    handoff: &Handoff,
+    limit: usize,
+) -> Result<Vec<Next>, JournalError> {
+    let mut next = Vec::new();
+    while next.len() < limit {
+        let at = reader.position();
+        // The first handed event not read back already, and where it starts.
+        let first = {
+            let mut events = handoff.events();
+            while events.front().is_some_and(|h| h.end <= at) {
+                events.pop_front();
+            }
+            let start = events.front().map(|handed| handed.start);
+            if start == Some(at)
+                && let Some(handed) = events.pop_front()
+            {
+                drop(events);
+                reader.skip_to(handed.end);
+                next.push(Next {
+                    content: Content::Event(handed.event),
+                    end: handed.end,
+                    replayed: false,
+                });
+                continue;
+            }
+            start
+        };
+        // A gap before the first handed event (or none handed): read it back.
+        let stop = first.unwrap_or(Position {
+            segment: u64::MAX,
+            offset: u64::MAX,
+        });
+        let records = reader.read_before(limit - next.len(), stop)?;
+        if records.is_empty() {
+            if reader.position() != at {
+                // Moved on to the next segment: look again.
+                continue;
+            }
+            break;
+        }
+        next.extend(records.into_iter().map(|record| Next {
+            content: Content::Record(record.payload),
+            end: record.end,
+            replayed: record.replayed,
+        }));
+    }
+    Ok(next)
+}
+
 /// How long the writer waits to fill a batch once it has the first click.
 const FILL_WAIT: Duration = Duration::from_millis(20);
 
@@ -53,7 +121,7 @@ impl BatchWriter {
     pub async fn run(self, source: Source) {
         match source {
             Source::Queue(receiver) => self.run_queue(receiver).await,
-            Source::Journal(reader) => self.run_journal(reader).await,
+            Source::Journal(reader, handoff) => self.run_journal(reader, handoff).await,
         }
     }
 
@@ -83,7 +151,7 @@ impl BatchWriter {
     }
 
     /// Feeds the store from the journal: reads what was appended, writes it, confirms it.
-    async fn run_journal(mut self, mut reader: JournalReader) {
+    async fn run_journal(mut self, mut reader: JournalReader, handoff: Arc<Handoff>) {
         let limit = self.batch_size * BACKLOG_BATCHES;
         let mut replay_logged = false;
         let mut batch = Vec::with_capacity(self.batch_size);
@@ -104,7 +172,7 @@ impl BatchWriter {
             if stopping && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
             }
-            let records = match reader.read(limit) {
+            let records = match next_events(&mut reader, &handoff, limit) {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::error!(%error, "Reading the journal failed; retrying.");
@@ -140,12 +208,19 @@ impl BatchWriter {
                 .replayed
                 .fetch_add(replayed, Ordering::Relaxed);
             for record in records {
-                match postcard::from_bytes::<Event>(&record.payload) {
+                let payload = match record.content {
+                    Content::Event(event) => {
+                        batch.push(event);
+                        continue;
+                    }
+                    Content::Record(payload) => payload,
+                };
+                match postcard::from_bytes::<Event>(&payload) {
                     Ok(event) => batch.push(event),
                     Err(error) => {
                         // A whole, checksummed record that does not decode: written by
                         // another version of Switchyard. Kept aside as it is, never a loop.
-                        match self.set_aside.keep_record(&record.payload) {
+                        match self.set_aside.keep_record("undecodable.journal", &payload) {
                             Ok(()) => self.counters.set_aside.fetch_add(1, Ordering::Relaxed),
                             Err(_) => self.counters.lost.fetch_add(1, Ordering::Relaxed),
                         };
@@ -386,6 +461,88 @@ impl BatchWriter {
                     tracing::error!(sub_id = %click.sub_id, reason, %error, "A click could be neither written nor set aside; it is lost.");
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Durability;
+    use crate::journal::Journal;
+
+    /// An event whose size forces a new segment now and then.
+    fn event(n: usize, big: bool) -> Event {
+        Event::LandingClick(LandingClick {
+            sub_id: format!("s{n}"),
+            offer_id: n as i64,
+            at: 0,
+            destination: if big {
+                "x".repeat(3 << 20)
+            } else {
+                String::new()
+            },
+        })
+    }
+
+    /// The offer id of a landing click, handed over or read back.
+    fn offer_of(next: Next) -> i64 {
+        let event = match next.content {
+            Content::Event(event) => event,
+            Content::Record(payload) => postcard::from_bytes(&payload).unwrap(),
+        };
+        match event {
+            Event::LandingClick(click) => click.offer_id,
+            Event::Click(_) => -1,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the hand-off's room and however reads interleave with appends, the writer
+        /// gets every event once, in the journal's order, partly handed over, partly read back.
+        #[test]
+        fn events_come_once_and_in_order(
+            capacity in 0usize..4,
+            steps in prop::collection::vec((any::<bool>(), 0usize..3, 1usize..6), 1..30),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (journal, mut reader, _) =
+                    Journal::open(dir.path(), Durability::Process, u64::MAX).unwrap();
+                let handoff = Arc::new(Handoff::new(capacity));
+                let mut appended = 0usize;
+                let mut seen = Vec::new();
+                for (big, reads, limit) in steps {
+                    let handed = handoff.clone();
+                    journal
+                        .append_owned(event(appended, big && appended.is_multiple_of(5)), move |event, start, end| {
+                            handed.offer(super::super::Handed { start, end, event })
+                        })
+                        .await
+                        .unwrap();
+                    appended += 1;
+                    for _ in 0..reads {
+                        for next in next_events(&mut reader, &handoff, limit).unwrap() {
+                            seen.push(offer_of(next));
+                        }
+                    }
+                }
+                loop {
+                    let next = next_events(&mut reader, &handoff, 7).unwrap();
+                    if next.is_empty() {
+                        break;
+                    }
+                    seen.extend(next.into_iter().map(offer_of));
+                }
+                let expected: Vec<i64> = (0..appended as i64).collect();
+                assert_eq!(seen, expected);
+                assert!(reader.caught_up());
+            });
         }
     }
 }

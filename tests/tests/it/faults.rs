@@ -642,20 +642,22 @@ async fn sigterm_with_postgres_down_keeps_clicks_and_postbacks() {
     let distinct: HashSet<String> = stored.iter().cloned().collect();
     assert_eq!(distinct.len(), stored.len(), "a click was stored twice");
     assert_eq!(distinct, answered, "every answered click, and only those");
+    // The first click's lead, then its sale: in the order they came.
     let mut expected = vec![
-        (before.clone(), "sale".to_string()),
-        (during.clone(), "sale".to_string()),
+        (before.clone(), "sale".to_string(), "lead".to_string()),
+        (during.clone(), "sale".to_string(), String::new()),
     ];
     expected.sort();
     // A held postback whose click was still on its way from the journal was parked behind
     // it: applied within the parked postbacks' poll.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let conversions: Vec<(String, String)> =
-            sqlx::query_as("SELECT sub_id, status FROM conversions ORDER BY sub_id")
-                .fetch_all(&mut db)
-                .await
-                .unwrap();
+        let conversions: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT sub_id, status, COALESCE(previous_status, '') FROM conversions ORDER BY sub_id",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
         if conversions == expected {
             break;
         }

@@ -36,8 +36,11 @@ struct Held {
 #[derive(Clone)]
 pub struct Inbox {
     journal: Journal,
-    /// Postbacks held and not yet applied (those of an earlier run included).
-    held: Arc<AtomicU64>,
+    /// Postbacks an earlier run held and did not apply.
+    recovered: u64,
+    /// Postbacks applied (or let go) since start. Held = recovered + appended - drained,
+    /// counted where each happens, so no cancelled request can skew it.
+    drained: Arc<AtomicU64>,
 }
 
 impl Inbox {
@@ -46,13 +49,15 @@ impl Inbox {
     pub fn new(journal: Journal, reader: &JournalReader) -> Inbox {
         Inbox {
             journal,
-            held: Arc::new(AtomicU64::new(reader.recovered())),
+            recovered: reader.recovered(),
+            drained: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// How many postbacks wait for the store.
     pub fn held(&self) -> u64 {
-        self.held.load(Ordering::Relaxed)
+        let appended = self.journal.stats().appended;
+        (self.recovered + appended).saturating_sub(self.drained.load(Ordering::Relaxed))
     }
 
     /// Holds a postback received at `received_at`; answers as Keitaro answers an accepted
@@ -77,7 +82,6 @@ impl Inbox {
                 json!({"error": "the postback cannot be recorded now; retry later"}),
             );
         }
-        self.held.fetch_add(1, Ordering::Relaxed);
         match parsed {
             Err(error) => answer(
                 StatusCode::BAD_REQUEST,
@@ -130,8 +134,10 @@ pub(crate) async fn drain(
                     }
                 }
                 Err(error) => {
-                    tracing::error!(%error, "A held postback could not be decoded; it is kept in set-aside/undecodable.journal.");
-                    if let Err(error) = set_aside.keep_record(&record.payload) {
+                    tracing::error!(%error, "A held postback could not be decoded; it is kept in set-aside/undecodable-postbacks.journal.");
+                    if let Err(error) =
+                        set_aside.keep_record("undecodable-postbacks.journal", &record.payload)
+                    {
                         tracing::error!(%error, "A held postback that could not be decoded could not be set aside either; it is lost.");
                     }
                 }
@@ -139,10 +145,14 @@ pub(crate) async fn drain(
             if let Err(error) = reader.confirm(record.end) {
                 tracing::error!(%error, "Confirming a held postback failed; it is applied again (idempotently) at the next start.");
             }
-            inbox.held.fetch_sub(1, Ordering::Relaxed);
+            inbox.drained.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
+
+/// How many times a held postback is tried while the store answers pings before it is
+/// logged `invalid` and dropped (an error that outlives a reachable store is not an outage).
+const TRIES_WHILE_REACHABLE: u32 = 5;
 
 /// Applies one held postback, waiting for the store as long as it is unavailable; false when
 /// `stop` came first.
@@ -152,6 +162,7 @@ async fn apply(
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
     let mut delay = Duration::from_millis(100);
+    let mut tries_while_reachable = 0;
     loop {
         if *stop.borrow() {
             return false;
@@ -169,15 +180,31 @@ async fn apply(
                 StoreError::Connect(format!("no answer within {} ms", STORE_WAIT.as_millis()))
             }
         };
-        if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) {
+        let reachable = matches!(
+            tokio::time::timeout(STORE_WAIT, state.store.ping()).await,
+            Ok(Ok(()))
+        );
+        if reachable {
+            tries_while_reachable += 1;
+        }
+        let hopeless = error.is_about_the_data()
+            || matches!(error, StoreError::Corrupt(_))
+            || tries_while_reachable >= TRIES_WHILE_REACHABLE;
+        if hopeless {
             // It would fail for ever: logged `invalid`, like a parked one that cannot be
-            // recorded, so it does not hold back the postbacks behind it.
+            // recorded, so it does not hold back the postbacks behind it. Only once that log
+            // is written is it let go.
             let sub_id = held.params.get("subid").or(held.params.get("sub_id"));
             let params = serde_json::to_string(&held.params).unwrap_or_default();
-            super::parked::log_unrecordable(state, sub_id.map_or("", |s| s), &params, &error).await;
-            return true;
+            let logged =
+                super::parked::log_unrecordable(state, sub_id.map_or("", |s| s), &params, &error)
+                    .await;
+            if logged {
+                return true;
+            }
+        } else {
+            tracing::debug!(%error, "Held postbacks wait for the store.");
         }
-        tracing::debug!(%error, "Held postbacks wait for the store.");
         if sleep_or_stop(stop, delay).await {
             return false;
         }
