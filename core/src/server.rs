@@ -282,19 +282,7 @@ pub fn traffic_env(
 
 /// The stored bot list as networks; entries that do not parse are skipped with a warning.
 pub async fn load_bot_list(store: &dyn Store) -> Result<Vec<IpNet>, StoreError> {
-    Ok(bot_networks(&store.bot_list().await?))
-}
-
-/// Bot list entries as networks; entries that do not parse are skipped with a warning.
-pub fn bot_networks(entries: &[String]) -> Vec<IpNet> {
-    let mut nets = Vec::new();
-    for entry in entries {
-        match entry.parse::<IpNet>() {
-            Ok(net) => nets.push(net),
-            Err(error) => tracing::warn!(entry, %error, "Skipping a bot list entry."),
-        }
-    }
-    nets
+    Ok(crate::enrich::bot_networks(&store.bot_list().await?))
 }
 
 /// `limit` filters count a stream's clicks; the counts continue from the clicks table after a

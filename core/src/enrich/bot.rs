@@ -10,6 +10,18 @@ use serde::Deserialize;
 use super::EnrichError;
 use crate::traffic::IpNet;
 
+/// Bot list entries as networks; entries that do not parse are skipped with a warning.
+pub fn bot_networks(entries: &[String]) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for entry in entries {
+        match entry.parse::<IpNet>() {
+            Ok(net) => nets.push(net),
+            Err(error) => tracing::warn!(entry, %error, "Skipping a bot list entry."),
+        }
+    }
+    nets
+}
+
 /// crawler-user-agents.json as published (patterns plus sample `instances`).
 const CRAWLER_JSON: &str = include_str!("../../data/crawler-user-agents/crawler-user-agents.json");
 

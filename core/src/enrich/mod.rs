@@ -9,7 +9,7 @@ mod bot;
 mod device;
 pub mod geo;
 
-pub use bot::{BotDetector, is_prefetch_header};
+pub use bot::{BotDetector, bot_networks, is_prefetch_header};
 pub use device::DeviceDetector;
 pub use geo::{GeoDatabase, GeoError, GeoResolver};
 

@@ -96,7 +96,7 @@ async fn answer(state: &AppState, changed: Option<u64>) -> ApiResult {
             .traffic
             .enrichment
             .bots
-            .set_bot_list(crate::server::bot_networks(&stored));
+            .set_bot_list(crate::enrich::bot_networks(&stored));
     }
     let mut body = json!({ "value": stored.join("\n"), "count": stored.len() });
     if let Some(changed) = changed {

@@ -11,6 +11,7 @@
 //! directory and swapped in, so the click path sees either the old files or the new ones.
 
 mod archive;
+pub(super) mod lifecycle;
 mod paths;
 
 use std::path::PathBuf;
@@ -26,21 +27,18 @@ use serde_json::{Map, Value, json};
 
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
-use super::resource::{self, ApiFailure, ApiResult, Draft, Resource};
+use super::resource::{self, ApiFailure, ApiResult, Resource};
 use super::targets::{LANDINGS, OFFERS};
 use crate::api::AppState;
 use crate::api::reply::upload_dir;
 use crate::registry::FileOwner;
-use crate::store::objects::SqlValue;
 
-use archive::{Archive, copy_tree, pack, replace_dir};
+use archive::pack;
+use lifecycle::{WRITES, run_blocking, staging_dir};
 use paths::{RelPath, refuse_links, tree, walk};
 
 /// Largest file `get_file` shows (bigger ones are downloaded).
 const MAX_SHOWN_BYTES: u64 = 16 * 1024 * 1024;
-
-/// One writer at a time: file writes and archive swaps are rare and must not interleave.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Whose files a route works on.
 struct Owner {
@@ -237,17 +235,6 @@ async fn object_dir(state: &AppState, owner: &Owner, id: i64) -> Result<PathBuf,
     ))
 }
 
-/// Where temporary files and unpacked archives wait before they are renamed into place: beside
-/// the upload directories, so the rename stays on one file system.
-fn staging_dir(state: &AppState) -> PathBuf {
-    state
-        .config
-        .server
-        .data_dir
-        .join("uploads")
-        .join(".staging")
-}
-
 fn unique_name(prefix: &str) -> String {
     format!(
         "{prefix}-{}-{:016x}",
@@ -269,14 +256,6 @@ fn io_failure(error: std::io::Error, path: &RelPath) -> ApiFailure {
         )),
         _ => ApiFailure::Internal(format!("file operation on {shown}: {error}")),
     }
-}
-
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiFailure> + Send + 'static,
-) -> Result<T, ApiFailure> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiFailure::Internal(format!("file task failed: {e}")))?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,110 +407,4 @@ async fn download(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
         zipped,
     )
         .into_response())
-}
-
-/// The `archive` a create or update carries (absent, null or empty: none).
-fn archive_text(input: &Map<String, Value>) -> Option<&Value> {
-    input
-        .get("archive")
-        .filter(|raw| !(raw.is_null() || raw.as_str().is_some_and(|s| s.trim().is_empty())))
-}
-
-/// For a landing's or offer's create or update: checks `archive` completely (a 406 on `archive`
-/// when it is not a readable, safe ZIP) and, when it is good, makes the object serve it —
-/// type `local` and action `local_file` unless the client said otherwise, and an action
-/// payload naming the archive's entry page unless the client sent one or the current one
-/// names a file of the archive.
-pub fn prepare_archive(draft: &mut Draft<'_>, type_column: &'static str, invalid: &mut Invalid) {
-    let Some(raw) = archive_text(draft.input) else {
-        return;
-    };
-    let Some(text) = raw.as_str() else {
-        invalid.add(
-            "archive",
-            "archive must be a string: a ZIP file encoded in base64.",
-        );
-        return;
-    };
-    let archive =
-        match Archive::open(text).and_then(|mut archive| archive.verify().map(|()| archive)) {
-            Ok(archive) => archive,
-            Err(message) => {
-                invalid.add("archive", message);
-                return;
-            }
-        };
-    if !draft.input.contains_key(type_column) {
-        draft.set(type_column, SqlValue::Text("local".into()));
-    }
-    if !draft.input.contains_key("action_type") {
-        draft.set("action_type", SqlValue::Text("local_file".into()));
-    }
-    let serves_files = draft.effective("action_type").as_str() == Some("local_file");
-    if serves_files && !draft.input.contains_key("action_payload") {
-        let current = draft
-            .effective("action_payload")
-            .as_str()
-            .and_then(|text| serde_json::from_str::<Value>(text).ok())
-            .and_then(|payload| payload.as_str().map(str::to_string));
-        if !current.is_some_and(|page| archive.has_file(&page)) {
-            let page = Value::String(archive.entry_page()).to_string();
-            draft.set("action_payload", SqlValue::Text(page));
-        }
-    }
-}
-
-/// After a landing's or offer's create or update: unpacks its `archive` (already checked by
-/// [`prepare_archive`]) beside its directory and swaps it in, replacing every file it had.
-pub async fn unpack_archive(
-    state: &AppState,
-    offer: bool,
-    id: i64,
-    input: &Map<String, Value>,
-) -> Result<(), ApiFailure> {
-    let Some(text) = archive_text(input).and_then(Value::as_str) else {
-        return Ok(());
-    };
-    let mut archive = Archive::open(text).map_err(ApiFailure::Internal)?;
-    let owner = if offer {
-        FileOwner::Offer(id)
-    } else {
-        FileOwner::Landing(id)
-    };
-    let target = upload_dir(&state.config.server.data_dir, owner);
-    let staging = staging_dir(state);
-    let _writer = WRITES.lock().await;
-    run_blocking(move || {
-        replace_dir(&staging, &target, |fresh| archive.unpack_into(fresh))
-            .map_err(ApiFailure::Internal)
-    })
-    .await
-}
-
-/// After a landing or offer was cloned: the copy gets the original's files.
-pub async fn copy_files(
-    state: &AppState,
-    offer: bool,
-    original: i64,
-    copy: i64,
-) -> Result<(), ApiFailure> {
-    let owner = |id| {
-        if offer {
-            FileOwner::Offer(id)
-        } else {
-            FileOwner::Landing(id)
-        }
-    };
-    let source = upload_dir(&state.config.server.data_dir, owner(original));
-    if !source.is_dir() {
-        return Ok(());
-    }
-    let target = upload_dir(&state.config.server.data_dir, owner(copy));
-    let staging = staging_dir(state);
-    let _writer = WRITES.lock().await;
-    run_blocking(move || {
-        replace_dir(&staging, &target, |fresh| copy_tree(&source, fresh))
-            .map_err(ApiFailure::Internal)
-    })
-    .await
 }

@@ -10,8 +10,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::resource::bad_request;
-
 /// The request's fields, whatever encoding they came in.
 #[derive(Debug, Default)]
 pub struct Input {
@@ -234,6 +232,15 @@ impl IntoResponse for Invalid {
     fn into_response(self) -> Response {
         (StatusCode::NOT_ACCEPTABLE, Json(Value::Object(self.fields))).into_response()
     }
+}
+
+/// A 400 `{"error": message}` (for handlers that answer a `Response` directly).
+pub fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

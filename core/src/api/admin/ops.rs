@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::routing::MethodRouter;
 use serde_json::{Map, Value, json};
 
-use super::resource::{Field, Kind, Resource};
+use super::schema::{Field, Kind, Resource};
 use crate::api::AppState;
 
 /// What a request or response body looks like, for the document.

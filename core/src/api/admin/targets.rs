@@ -87,7 +87,7 @@ impl ResourceRules for TargetRules {
         } else {
             "landing_type"
         };
-        super::files::prepare_archive(draft, type_column, invalid);
+        super::files::lifecycle::prepare_archive(draft, type_column, invalid);
         let kind = draft
             .effective(type_column)
             .as_str()
@@ -171,7 +171,7 @@ impl ResourceRules for TargetRules {
         id: i64,
         input: &Map<String, Value>,
     ) -> Result<(), ApiFailure> {
-        super::files::unpack_archive(state, self.offer, id, input).await
+        super::files::lifecycle::unpack_archive(state, self.offer, id, input).await
     }
 
     /// A clone gets a copy of the original's files.
@@ -181,7 +181,7 @@ impl ResourceRules for TargetRules {
         original: i64,
         copy: i64,
     ) -> Result<(), ApiFailure> {
-        super::files::copy_files(state, self.offer, original, copy).await
+        super::files::lifecycle::copy_files(state, self.offer, original, copy).await
     }
 
     fn extra_schema(&self) -> Vec<(&'static str, Value)> {
