@@ -6,7 +6,9 @@ import circle: a set of files (modules) that reach each other through `use` path
 `crate::`/`super::` paths. (A file's imports of its own ancestors (a child's `use super::Y`) are how Rust
 modules are built and are left out; a parent's use of its children counts.) Test files (`*_tests.rs`, `tests.rs`, `*_props.rs`) are left out.
 
-    python3 tools/module-imports.py            # from the repository's root
+    python3 tools/module-imports.py [--edges]   # --edges: the imports inside each circle
+
+`.ci/run` fails when it finds a circle.
 """
 
 import os
@@ -134,6 +136,7 @@ def main():
 
     # Tarjan's strongly connected components over the file graph.
     index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
+    inner = {}
 
     def connect(v):
         index[v] = low[v] = counter[0]
@@ -156,14 +159,24 @@ def main():
                     break
             if len(component) > 1:
                 sccs.append(sorted("::".join(m) or "crate" for m in component))
+                members = set(component)
+                inner[len(sccs) - 1] = sorted(
+                    f"{'::'.join(a)} -> {'::'.join(b)}"
+                    for a in component
+                    for b in edges.get(a, ())
+                    if b in members
+                )
 
     sys.setrecursionlimit(10000)
     for v in sorted(modules):
         if v not in index:
             connect(v)
     print(f"\nImport circles: {len(sccs)}")
-    for component in sorted(sccs):
+    for n, component in enumerate(sccs):
         print(f"  {len(component)} modules: {', '.join(component)}")
+        if "--edges" in sys.argv:
+            for edge in inner[n]:
+                print(f"    {edge}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::traffic::{IpNet, check_http_url, normalise_ip};
+use crate::net::{IpNet, normalise_ip};
+use crate::template::check_http_url;
 
 /// Why a fetch did not produce a body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

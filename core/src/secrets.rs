@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfiguredSecrets, Dialect};
-use crate::traffic::random_token;
+use crate::ids::random_token;
 
 const FILE_NAME: &str = "secrets.toml";
 const TOKEN_LENGTH: usize = 32;

@@ -2,9 +2,9 @@
 //! that `curl -i http://127.0.0.1:8080/demo` works right after the first start.
 
 use crate::config::DemoConfig;
+use crate::ids::random_token;
 use crate::model::{NewCampaign, NewStream, StreamType};
 use crate::store::{Store, StoreError};
-use crate::traffic::random_token;
 
 /// Set once the first start's bootstrap ran; later starts never seed again.
 const BOOTSTRAPPED: &str = "bootstrap.completed_at";

@@ -11,11 +11,12 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::net::IpNet;
 use crate::recorder::{ClickRecorder, RecorderTask};
 use crate::reload::{SnapshotCell, Supervisor};
 use crate::secrets::{self, Generated, SecretsError};
 use crate::store::{self, Store, StoreError};
-use crate::traffic::{IpNet, TrafficEnv};
+use crate::traffic::TrafficEnv;
 
 /// Why the tracker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +90,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         snapshot.rebuild(store.as_ref()).await?;
     }
     if let Some(dir) = &config.campaigns.dir {
-        supervisor.set_campaign_files(Arc::new(crate::files::CampaignFiles::new(dir.clone())));
+        supervisor.set_campaign_files(Arc::new(crate::reload::CampaignFiles::new(dir.clone())));
         if supervisor.reload_campaign_files().await.is_err() {
             tracing::warn!(
                 dir = %dir.display(),

@@ -23,7 +23,8 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::client::{client_ip, header_text, language};
 use super::reply::resolve;
-use crate::traffic::{LandingToken, RouteOptions, Visit, normalise_ip, route_click};
+use crate::net::normalise_ip;
+use crate::traffic::{LandingToken, RouteOptions, Visit, route_click};
 
 pub fn router() -> Router<AppState> {
     Router::new()

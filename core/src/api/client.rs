@@ -8,7 +8,8 @@ use axum::http::header::{
 };
 
 use super::AppState;
-use crate::traffic::{IpNet, Visit, normalise_ip};
+use crate::net::{IpNet, normalise_ip};
+use crate::traffic::Visit;
 
 // Header names as values: looking a header up by `&str` parses the name on every call.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

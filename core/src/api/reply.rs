@@ -124,7 +124,7 @@ async fn remote_target(state: &AppState, url: &str) -> Result<String, String> {
     }
     let fetched = state.fetcher.get(url).await.map_err(|e| e.to_string())?;
     let target = String::from_utf8_lossy(&fetched.body).trim().to_string();
-    crate::traffic::check_http_url(&target)?;
+    crate::template::check_http_url(&target)?;
     state
         .remote_cache
         .insert(url.to_string(), (Instant::now(), target.clone()));

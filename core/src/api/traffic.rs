@@ -146,12 +146,12 @@ fn hop(state: &AppState, token: &str) -> Response {
                 .is_some_and(|e| e >= unix_now())
         })
         .and_then(|p| p.get("u").and_then(|u| u.as_str()).map(str::to_string))
-        .filter(|u| crate::traffic::check_http_url(u).is_ok());
+        .filter(|u| crate::template::check_http_url(u).is_ok());
     let Some(url) = target else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
     let mut escaped = String::with_capacity(url.len());
-    crate::traffic::html_escape_into(&url, &mut escaped);
+    crate::template::html_escape_into(&url, &mut escaped);
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><meta http-equiv=\"refresh\" content=\"0; url={escaped}\"></head><body></body></html>\n"
     );

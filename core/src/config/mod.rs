@@ -16,7 +16,7 @@ use toml::{Table, Value};
 
 pub use raw::*;
 
-use crate::traffic::IpNet;
+use crate::net::IpNet;
 
 /// Environment variables that start with this prefix override config keys.
 pub const ENV_PREFIX: &str = "SWITCHYARD_";
@@ -948,7 +948,8 @@ impl Checker<'_, '_> {
     }
 
     fn redirect_url(&mut self, section: &str, key: &str, text: &str) -> String {
-        if let Err(message) = crate::traffic::Template::parse(text).and_then(|t| t.check_target()) {
+        if let Err(message) = crate::template::Template::parse(text).and_then(|t| t.check_target())
+        {
             self.fail(section, key, message);
         }
         text.to_string()

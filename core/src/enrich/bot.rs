@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 use super::EnrichError;
-use crate::traffic::IpNet;
+use crate::net::IpNet;
 
 /// Bot list entries as networks; entries that do not parse are skipped with a warning.
 pub fn bot_networks(entries: &[String]) -> Vec<IpNet> {
@@ -216,7 +216,7 @@ mod tests {
     fn prefetch_headers() {
         // Through the visit, as the click path asks.
         let with = |name: &str, value: &str| {
-            let mut visit = crate::traffic::Visit::new("203.0.113.1".parse().unwrap(), "UA");
+            let mut visit = crate::visit::Visit::new("203.0.113.1".parse().unwrap(), "UA");
             visit.headers = vec![(name.to_string(), value.to_string())];
             visit
         };
@@ -239,7 +239,7 @@ mod tests {
         ] {
             assert!(!with(name, value).is_prefetch(), "{name}: {value}");
         }
-        assert!(!crate::traffic::Visit::new("203.0.113.1".parse().unwrap(), "UA").is_prefetch());
+        assert!(!crate::visit::Visit::new("203.0.113.1".parse().unwrap(), "UA").is_prefetch());
     }
 
     /// `cargo test -p switchyard --lib enrich::bot -- --ignored --nocapture`

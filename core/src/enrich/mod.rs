@@ -80,7 +80,7 @@ pub trait BotSignals: Send + Sync {
     /// True when the address is on the bot list.
     fn is_bot_ip(&self, ip: std::net::IpAddr) -> bool;
     /// Replaces the bot list (a source without one ignores it).
-    fn set_bot_list(&self, _networks: Vec<crate::traffic::IpNet>) {}
+    fn set_bot_list(&self, _networks: Vec<crate::net::IpNet>) {}
 }
 
 /// No data: empty geography, empty devices, only an empty UA is a bot.
@@ -148,7 +148,7 @@ impl BotSignals for BotDetector {
         BotDetector::is_bot_ip(self, ip)
     }
 
-    fn set_bot_list(&self, networks: Vec<crate::traffic::IpNet>) {
+    fn set_bot_list(&self, networks: Vec<crate::net::IpNet>) {
         self.set_networks(networks);
     }
 }

@@ -7,7 +7,7 @@
 //! store (`plan`) and applies them in one store transaction (`FileStore::apply_files`), after
 //! which the routing snapshot is rebuilt. Objects a load writes are *file-managed*: they carry
 //! their key and file, and the Admin API refuses to change them with 409 (it reads the row's
-//! `file_source`; [`managed_by`] answers the same question for other callers). Objects
+//! `file_source`, which `FileStore::file_source` answers for other callers too). Objects
 //! made through the Admin API are never touched by a load. `export` writes the store's objects
 //! back as such files; `plan` also answers `switchyard diff`.
 
@@ -16,7 +16,6 @@ mod export;
 pub mod format;
 mod parse;
 mod plan;
-mod runtime;
 mod validate;
 
 use std::fmt;
@@ -24,10 +23,9 @@ use std::path::Path;
 
 pub use export::{export_files, render_files};
 pub use format::*;
+pub use parse::check_key;
 pub use parse::{Locations, parse_text, toml_files};
 pub use plan::{Change, ChangeKind, FilePlan, Stored, StoredObjects, Upsert, plan_changes};
-pub use runtime::{CampaignFiles, FilesStatus};
-pub use validate::check_key;
 
 use crate::registry::Registry;
 
@@ -135,16 +133,6 @@ pub fn load_dir(dir: &Path, registry: &Registry) -> Result<LoadedDir, Vec<FilePr
         problems.dedup();
         Err(problems)
     }
-}
-
-/// Whether a stored object is file-managed, and by which file (relative to the campaigns
-/// directory): the Admin API refuses to change such objects with 409 naming the file.
-pub async fn managed_by(
-    store: &dyn crate::store::Store,
-    kind: ObjectKind,
-    id: i64,
-) -> Result<Option<String>, crate::store::StoreError> {
-    store.file_source(kind, id).await
 }
 
 #[cfg(test)]

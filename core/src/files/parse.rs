@@ -196,7 +196,7 @@ pub fn read_text(file: &str, text: &str, parsed: &mut ParsedDir, problems: &mut 
             };
             let key = key.get_ref().to_string();
             let path = format!("{section_name}.{key}");
-            if let Err(message) = super::validate::check_key(&key) {
+            if let Err(message) = check_key(&key) {
                 problems.push(here(message));
             }
             let id = (kind, key.clone());
@@ -377,4 +377,24 @@ pub fn parse_text(file: &str, text: &str) -> Result<DeclaredSet, Vec<FileProblem
     } else {
         Err(problems)
     }
+}
+
+const MAX_KEY: usize = 64;
+
+/// A key (the TOML table name): 1–64 ASCII letters, digits, `_` and `-`.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(format!(
+            "a key has 1 to {MAX_KEY} characters, `{key}` does not"
+        ));
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "`{key}` is not a valid key (letters, digits, `_` and `-` only)"
+        ));
+    }
+    Ok(())
 }

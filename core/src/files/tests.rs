@@ -245,7 +245,8 @@ async fn loading_twice_changes_nothing_and_removal_archives() {
     assert!(load_into(&store, dir.path()).await.is_empty());
     let campaign_id = store.file_objects().await.unwrap().campaigns[0].id;
     assert_eq!(
-        managed_by(&store, ObjectKind::Campaign, campaign_id)
+        store
+            .file_source(ObjectKind::Campaign, campaign_id)
             .await
             .unwrap()
             .as_deref(),

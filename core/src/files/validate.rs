@@ -6,32 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::parse::ParsedDir;
+use super::parse::{ParsedDir, check_key};
 use super::{FileProblem, ObjectKind};
 use crate::model::{Money, ObjectState, StreamSchema};
 use crate::registry::Registry;
 
 /// Longest key of an object.
-const MAX_KEY: usize = 64;
-
-/// A key (the TOML table name): 1–64 ASCII letters, digits, `_` and `-`.
-pub fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > MAX_KEY {
-        return Err(format!(
-            "a key has 1 to {MAX_KEY} characters, `{key}` does not"
-        ));
-    }
-    if !key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "`{key}` is not a valid key (letters, digits, `_` and `-` only)"
-        ));
-    }
-    Ok(())
-}
-
 const LANDING_TYPES: &[&str] = &["external", "local", "preloaded", "action"];
 
 struct Checker<'a> {
@@ -403,27 +383,27 @@ fn check_stream(
     for (index, trigger) in stream.triggers.iter().enumerate() {
         let trigger_path = format!("{path}.triggers[{index}]");
         let condition = trigger.condition.as_str();
-        if !crate::triggers::is_known_condition(condition) {
+        if !crate::model::is_known_condition(condition) {
             check.fail(
                 &format!("{trigger_path}.condition"),
                 format!(
                     "`{condition}` is not one of {}, script:NAME, native:NAME",
-                    crate::triggers::CONDITIONS.join(", ")
+                    crate::model::CONDITIONS.join(", ")
                 ),
             );
         }
-        if !crate::triggers::ACTIONS.contains(&trigger.action.as_str()) {
+        if !crate::model::ACTIONS.contains(&trigger.action.as_str()) {
             check.fail(
                 &format!("{trigger_path}.action"),
                 format!(
                     "`{}` is not one of {}",
                     trigger.action,
-                    crate::triggers::ACTIONS.join(", ")
+                    crate::model::ACTIONS.join(", ")
                 ),
             );
         }
         check.url(&format!("{trigger_path}.target"), &trigger.target, false);
-        if let Err(message) = crate::triggers::check_interval(trigger.interval_seconds) {
+        if let Err(message) = crate::model::check_interval(trigger.interval_seconds) {
             check.fail(&format!("{trigger_path}.interval_seconds"), message);
         }
         check.table(&format!("{trigger_path}.payload"), &trigger.payload);

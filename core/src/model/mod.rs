@@ -15,7 +15,10 @@ pub use click::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 pub use money::{Money, MoneyError};
 pub use stream::{NewStream, Stream, StreamFilter, StreamSchema, StreamType};
 pub use target::{Landing, NewTarget, Offer, StreamTarget};
-pub use trigger::{NewTrigger, StreamEvent, StreamTrigger};
+pub use trigger::{
+    ACTIONS, CONDITIONS, INTERVAL_SECONDS, NewTrigger, StreamEvent, StreamTrigger, TriggerEffects,
+    TriggerPage, check_interval, is_known_condition,
+};
 
 /// Life-cycle state of a stored object (campaigns, streams, offers, landings, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

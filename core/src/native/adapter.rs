@@ -22,7 +22,8 @@ use crate::registry::{
     Action, ActionEnv, ActionError, ActionFactory, Filter, FilterError, FilterFactory, KindInfo,
     Reply,
 };
-use crate::traffic::{ClickContext, Visit, check_http_url};
+use crate::template::check_http_url;
+use crate::visit::{ClickContext, Visit};
 
 pub(super) type FreeBytesFn = unsafe extern "C" fn(bytes: PluginBytes);
 type FreeReplyFn = unsafe extern "C" fn(reply: *mut ReplyOut);

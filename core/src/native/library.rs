@@ -298,7 +298,7 @@ fn content_addressed_copy(path: &Path, cache_dir: &Path) -> Result<(PathBuf, Str
         let temporary = cache_dir.join(format!(
             ".{sha256}.{}.{}.partial",
             std::process::id(),
-            crate::traffic::random_token(8)
+            crate::ids::random_token(8)
         ));
         let written =
             std::fs::write(&temporary, &bytes).and_then(|()| std::fs::rename(&temporary, &copy));

@@ -14,8 +14,8 @@ use switchyard_plugin_sdk::abi::{
 
 use super::adapter::{FreeBytesFn, strike, take_message};
 use super::health::{KindHealth, KindStatus};
+use crate::model::{TriggerEffects, TriggerPage};
 use crate::registry::KindInfo;
-use crate::triggers::{TriggerEffects, TriggerPage};
 
 /// A library's trigger check kind (`native:NAME` as a trigger condition).
 pub struct NativeTriggerKind {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::traffic::{ClickContext, Template};
+use crate::template::Template;
+use crate::visit::ClickContext;
 
 /// Where a kind comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,7 +2,9 @@
 //! compiles a new snapshot beside the live one and swaps it in; a failed rebuild keeps the
 //! old snapshot serving and remembers the error.
 
+mod campaign_files;
 mod supervisor;
+mod trigger_check;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use last_error::LastError;
 
+pub use campaign_files::{CampaignFiles, FilesStatus};
 pub use supervisor::{KindStatus, LoadedPlugins, PluginReport, Supervisor, load_plugins};
+pub use trigger_check::TriggerCheck;
 
 use crate::registry::Registry;
 use crate::store::{Store, StoreError};

@@ -12,11 +12,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::SnapshotCell;
+use super::TriggerCheck;
 use crate::config::PluginsConfig;
 use crate::registry::{KindInfo, Registry};
 use crate::script::{ScriptKind, ScriptKindType};
 use crate::store::Store;
-use crate::triggers::TriggerCheck;
 
 /// One kind as the plugin listing shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -114,7 +114,7 @@ pub struct Supervisor {
     /// Serialises reloads (a watcher event and an API call may race).
     reload_lock: tokio::sync::Mutex<()>,
     /// The campaigns directory, when configured (set once at start).
-    campaign_files: std::sync::OnceLock<Arc<crate::files::CampaignFiles>>,
+    campaign_files: std::sync::OnceLock<Arc<crate::reload::CampaignFiles>>,
 }
 
 impl Supervisor {
@@ -141,12 +141,12 @@ impl Supervisor {
     }
 
     /// Puts the campaigns directory under this supervisor (before `spawn_watcher`).
-    pub fn set_campaign_files(&self, files: Arc<crate::files::CampaignFiles>) {
+    pub fn set_campaign_files(&self, files: Arc<crate::reload::CampaignFiles>) {
         let _ = self.campaign_files.set(files);
     }
 
     /// The campaigns directory, when configured.
-    pub fn campaign_files(&self) -> Option<&Arc<crate::files::CampaignFiles>> {
+    pub fn campaign_files(&self) -> Option<&Arc<crate::reload::CampaignFiles>> {
         self.campaign_files.get()
     }
 

@@ -21,7 +21,8 @@ use crate::registry::{
     Action, ActionEnv, ActionError, ActionFactory, Filter, FilterError, FilterFactory, KindInfo,
     Origin, PayloadDoc, Reply,
 };
-use crate::traffic::{ClickContext, check_http_url};
+use crate::template::check_http_url;
+use crate::visit::ClickContext;
 
 /// Which contract a script implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

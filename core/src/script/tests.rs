@@ -10,7 +10,8 @@ use crate::config::PluginsConfig;
 use crate::model::{Campaign, Click, NewCampaign};
 use crate::registry::{ActionEnv, FileOwner, Registry, Reply};
 use crate::reload::load_plugins;
-use crate::traffic::{ClickContext, Template, TrafficEnv, Visit};
+use crate::template::Template;
+use crate::traffic::{ClickContext, TrafficEnv, Visit};
 
 fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
@@ -68,7 +69,7 @@ struct TestEnv(Click);
 
 impl ActionEnv for TestEnv {
     fn expand(&self, template: &Template) -> String {
-        template.expand(&crate::traffic::NoMacroValues)
+        template.expand(&crate::template::NoMacroValues)
     }
     fn base_url(&self) -> String {
         "http://tracker.test".into()

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rhai::{Engine, ImmutableString};
 
 use crate::model::Click;
-use crate::traffic::IpNet;
+use crate::net::IpNet;
 
 /// A click as scripts see it. Cheap to clone (shared strings).
 #[derive(Debug, Clone, Default)]

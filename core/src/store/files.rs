@@ -504,7 +504,7 @@ macro_rules! impl_file_store {
                         let (key, file) = (upsert.key.clone(), upsert.file.clone());
                         let source = reference(&ids, ObjectKind::TrafficSource, &d.traffic_source)?;
                         let token = if d.token.is_empty() {
-                            crate::traffic::random_token(32)
+                            crate::ids::random_token(32)
                         } else {
                             d.token.clone()
                         };

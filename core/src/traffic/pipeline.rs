@@ -2,91 +2,19 @@
 //! landing or offer, run the action, update visitor memory. Synchronous and IO-free: replies
 //! that need IO (`Fetch`, `LocalFile`) are returned for the caller to carry out.
 
-use std::net::IpAddr;
-
 use serde_json::{Value, json};
 
 use crate::model::{Click, Money, unix_now};
 use crate::registry::{ActionEnv, FileOwner, Reply};
 
-use super::context::{ClickContext, TrafficEnv, UniqueFlags};
-use super::macros::ClickMacros;
 use super::selector::{pick_share, select_stream};
 use super::snapshot::{CampaignRoute, RoutingSnapshot, StreamRoute, TargetRoute};
-use super::uniqueness::Binding;
 use super::{Template, new_sub_id, random_token};
+use crate::visit::Binding;
+use crate::visit::{ClickContext, ClickMacros, TrafficEnv, UniqueFlags, Visit};
 
 /// How many campaigns a click may pass through with the `campaign` action.
 const MAX_CAMPAIGN_HOPS: u32 = 5;
-
-/// What the tracker knows about an incoming visit before routing.
-#[derive(Debug, Clone)]
-pub struct Visit {
-    pub ip: IpAddr,
-    pub user_agent: String,
-    pub referrer: String,
-    /// The first language tag of Accept-Language (`en`, `de`), lower-case, or "".
-    pub language: String,
-    /// The query parameters, in order, percent-decoded.
-    pub query: Vec<(String, String)>,
-    /// Request headers with lower-case names.
-    pub headers: Vec<(String, String)>,
-    /// The host the visitor reached (`tracker.example`), for `{current_domain}` and links.
-    pub host: String,
-    /// `http` or `https`.
-    pub scheme: String,
-    /// The visitor cookie (or the Click API's `uniqueness_cookie`), if sent.
-    pub cookie: Option<String>,
-}
-
-impl Visit {
-    /// A visit with only an IP and a User-Agent (tests, the `route` command).
-    pub fn new(ip: IpAddr, user_agent: &str) -> Self {
-        Visit {
-            ip,
-            user_agent: user_agent.to_string(),
-            referrer: String::new(),
-            language: String::new(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            host: "localhost".into(),
-            scheme: "http".into(),
-            cookie: None,
-        }
-    }
-
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A header by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Browser prefetch/preview requests (not a person's click).
-    pub fn is_prefetch(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(name, value)| crate::enrich::is_prefetch_header(name, value))
-    }
-
-    /// `scheme://host` of the tracker as the visitor reached it.
-    pub fn base_url(&self) -> String {
-        self.url("")
-    }
-
-    /// `scheme://host` followed by `path` (which starts with `/`), in one string.
-    pub fn url(&self, path: impl std::fmt::Display) -> String {
-        format!("{}://{}{path}", self.scheme, self.host)
-    }
-}
 
 /// How to route.
 #[derive(Debug, Clone, Default)]
@@ -164,7 +92,7 @@ impl ActionEnv for ClickActionEnv<'_, '_> {
 struct Parent {
     campaign_id: i64,
     log: Vec<String>,
-    cookie: super::uniqueness::VisitorCookie,
+    cookie: crate::visit::VisitorCookie,
 }
 
 /// Routes `visit` through `route`.

@@ -12,9 +12,7 @@
 //! `grab_from_page` (fetch `payload.grab_from_page`, take the first match of
 //! `payload.pattern`, group 1 if any), `webhook` (POST a JSON event to `payload.webhook_url`).
 
-mod check;
-
-pub use check::{TriggerCheck, TriggerEffects, TriggerPage};
+pub use crate::reload::TriggerCheck;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,37 +24,12 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::model::{ObjectState, StreamTrigger, unix_now};
 use crate::reload::{SnapshotCell, Supervisor};
 use crate::store::Store;
-use crate::traffic::{NoMacroValues, Template, check_http_url};
+use crate::template::{NoMacroValues, Template, check_http_url};
 
-/// The conditions a trigger may name besides `script:NAME` and `native:NAME`.
-pub const CONDITIONS: &[&str] = &["not_respond", "not_contains", "always"];
-
-/// The actions a trigger may take.
-pub const ACTIONS: &[&str] = &["disable", "replace_url", "grab_from_page", "webhook"];
-
-/// How often a trigger may run, in seconds: from 10 seconds to a week. The Admin API and
-/// campaign files check the same bounds.
-pub const INTERVAL_SECONDS: std::ops::RangeInclusive<i64> = 10..=604_800;
-
-/// A built-in condition, or a trigger script or native plugin check by name.
-pub fn is_known_condition(condition: &str) -> bool {
-    CONDITIONS.contains(&condition)
-        || condition.starts_with("script:")
-        || condition.starts_with("native:")
-}
-
-/// Why `interval` is refused, if it is.
-pub fn check_interval(interval: i64) -> Result<(), String> {
-    if INTERVAL_SECONDS.contains(&interval) {
-        Ok(())
-    } else {
-        Err(format!(
-            "interval must be {} to {} seconds, not {interval}",
-            INTERVAL_SECONDS.start(),
-            INTERVAL_SECONDS.end()
-        ))
-    }
-}
+pub use crate::model::{
+    ACTIONS, CONDITIONS, INTERVAL_SECONDS, TriggerEffects, TriggerPage, check_interval,
+    is_known_condition,
+};
 
 /// What one trigger run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

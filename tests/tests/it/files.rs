@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use switchyard::files::ObjectKind;
 use switchyard::model::NewCampaign;
+use switchyard::store::FileStore;
 use switchyard_tests::{Backend, TestDb, TestServer, client, test_data};
 
 const FIREFOX: &str =
@@ -151,7 +152,9 @@ async fn examples_route_clicks(backend: Backend) {
     assert_eq!(summer["file_source"], "cloaking/campaigns/summer.toml");
     let id: i64 = summer["id"].parse().unwrap();
     assert_eq!(
-        switchyard::files::managed_by(server.store().as_ref(), ObjectKind::Campaign, id)
+        server
+            .store()
+            .file_source(ObjectKind::Campaign, id)
             .await
             .unwrap()
             .as_deref(),
@@ -262,7 +265,9 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        switchyard::files::managed_by(server.store().as_ref(), ObjectKind::Campaign, api_made.id)
+        server
+            .store()
+            .file_source(ObjectKind::Campaign, api_made.id)
             .await
             .unwrap(),
         None

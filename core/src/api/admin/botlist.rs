@@ -12,7 +12,7 @@ use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
 use super::resource::{ApiFailure, ApiResult};
 use crate::api::AppState;
-use crate::traffic::IpNet;
+use crate::net::IpNet;
 
 /// The entries of `value` (newline-, comma- or space-separated), each checked.
 fn entries(input: &Input) -> Result<Vec<String>, ApiFailure> {

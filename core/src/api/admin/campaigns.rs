@@ -12,9 +12,9 @@ use super::resource::{
     ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load,
 };
 use crate::api::AppState;
+use crate::ids::random_token;
 use crate::store::objects::{RowFilter, SqlValue};
 use crate::store::tables;
-use crate::traffic::random_token;
 
 pub static CAMPAIGNS: Resource = Resource {
     path: "campaigns",

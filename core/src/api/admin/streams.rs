@@ -150,22 +150,22 @@ impl StreamRules {
         for (i, item) in items.iter().enumerate() {
             let key = format!("triggers[{i}]");
             let condition = item.get("condition").and_then(as_text_ref).unwrap_or("");
-            if !crate::triggers::is_known_condition(condition) {
+            if !crate::model::is_known_condition(condition) {
                 invalid.add(
                     &format!("{key}.condition"),
                     format!(
                         "condition must be {}, script:NAME or native:NAME.",
-                        crate::triggers::CONDITIONS.join(", ")
+                        crate::model::CONDITIONS.join(", ")
                     ),
                 );
             }
             let action = item.get("action").and_then(as_text_ref).unwrap_or("");
-            if !crate::triggers::ACTIONS.contains(&action) {
+            if !crate::model::ACTIONS.contains(&action) {
                 invalid.add(
                     &format!("{key}.action"),
                     format!(
                         "action must be one of {}.",
-                        crate::triggers::ACTIONS.join(", ")
+                        crate::model::ACTIONS.join(", ")
                     ),
                 );
             }
@@ -186,7 +186,7 @@ impl StreamRules {
                 );
             }
             let interval = item.get("interval").and_then(as_int).unwrap_or(300);
-            if let Err(message) = crate::triggers::check_interval(interval) {
+            if let Err(message) = crate::model::check_interval(interval) {
                 invalid.add(&format!("{key}.interval"), format!("{message}."));
             }
             let mut payload = Map::new();

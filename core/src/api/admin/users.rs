@@ -25,10 +25,10 @@ use super::resource::{
     present_one,
 };
 use crate::api::AppState;
+use crate::ids::random_token;
 use crate::model::unix_now;
 use crate::store::objects::{ChildRows, ObjectWrite, RowFilter, SqlValue};
 use crate::store::tables;
-use crate::traffic::random_token;
 
 /// The resources a USER's access is given for, as `access_data` names them.
 pub const ACCESS_RESOURCES: &[&str] = &[

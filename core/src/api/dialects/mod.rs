@@ -29,8 +29,9 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::client::header_text;
 use crate::config::Dialect;
+use crate::net::normalise_ip;
 use crate::store::StoreError;
-use crate::traffic::{Visit, normalise_ip};
+use crate::traffic::Visit;
 
 /// The routes of every enabled dialect.
 pub fn router(state: AppState) -> Router<AppState> {

@@ -290,7 +290,7 @@ async fn create_click(
     let referrer = text_field(&fields, "referrer", 4_096, &mut errors).unwrap_or_default();
     let requested_link = text_field(&fields, "requested_link", 4_096, &mut errors);
     if let Some(link) = &requested_link
-        && crate::traffic::check_http_url(link).is_err()
+        && crate::template::check_http_url(link).is_err()
     {
         errors.push((
             "requested_link".into(),

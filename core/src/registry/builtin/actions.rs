@@ -10,7 +10,7 @@ use crate::registry::{
     Action, ActionEnv, ActionError, ActionFactory, FetchMode, KindInfo, Origin, PayloadDoc,
     Registry, Reply,
 };
-use crate::traffic::{Escape, Template, check_http_url, html_escape_into};
+use crate::template::{Escape, Template, check_http_url, html_escape_into};
 
 type BuildFn = dyn Fn(&Value, &Value) -> Result<Box<dyn Action>, String> + Send + Sync;
 
@@ -482,7 +482,7 @@ mod tests {
     impl ActionEnv for Env {
         fn expand(&self, template: &Template) -> String {
             struct M<'a>(&'a Click);
-            impl crate::traffic::MacroSource for M<'_> {
+            impl crate::template::MacroSource for M<'_> {
                 fn value(&self, name: &str, _: &str) -> Option<std::borrow::Cow<'_, str>> {
                     (name == "subid").then_some(std::borrow::Cow::Borrowed(self.0.sub_id.as_str()))
                 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::payload::{IpMatcher, TextMatcher, VersionMatcher, strings};
 use crate::model::{EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 use crate::registry::{Filter, FilterError, FilterFactory, KindInfo, Origin, PayloadDoc, Registry};
-use crate::traffic::ClickContext;
+use crate::visit::ClickContext;
 
 type BuildFn = dyn Fn(&Value) -> Result<Box<dyn Filter>, String> + Send + Sync;
 
@@ -349,7 +349,7 @@ fn network(registry: &mut Registry) {
         |payload| {
             no_payload(payload, "ipv_6")?;
             Ok(boxed(|ctx| {
-                crate::traffic::normalise_ip(ctx.visit.ip).is_ipv6()
+                crate::net::normalise_ip(ctx.visit.ip).is_ipv6()
             }))
         },
     );

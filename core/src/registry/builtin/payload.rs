@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use crate::traffic::{IpNet, normalise_ip};
+use crate::net::{IpNet, normalise_ip};
 
 /// The payload's values as strings: an array's items, a string split on newlines and commas,
 /// an object's `value`/`values`/`list` member, nothing for null. Blank items are dropped.

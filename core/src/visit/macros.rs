@@ -6,7 +6,8 @@ use chrono::TimeZone;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
-use super::{ClickContext, MacroSource};
+use super::ClickContext;
+use crate::template::MacroSource;
 
 /// Macro values of a click, after enrichment (see `ClickContext::finish_enrichment`).
 pub struct ClickMacros<'c, 'a> {

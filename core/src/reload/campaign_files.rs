@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::reload::SnapshotCell;
+use super::SnapshotCell;
 use crate::store::Store;
 
 /// What `/health` shows about the campaigns directory.
@@ -59,10 +59,10 @@ impl CampaignFiles {
     pub async fn load(&self, store: &dyn Store, cell: &SnapshotCell) -> Result<usize, Vec<String>> {
         let registry = cell.registry();
         let dir = self.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || super::load_dir(&dir, &registry))
+        let loaded = tokio::task::spawn_blocking(move || crate::files::load_dir(&dir, &registry))
             .await
             .unwrap_or_else(|e| {
-                Err(vec![super::FileProblem {
+                Err(vec![crate::files::FileProblem {
                     file: String::new(),
                     line: None,
                     path: String::new(),
@@ -106,12 +106,12 @@ impl CampaignFiles {
         &self,
         store: &dyn Store,
         cell: &SnapshotCell,
-        loaded: &super::LoadedDir,
+        loaded: &crate::files::LoadedDir,
     ) -> Result<usize, Vec<String>> {
         let fail =
             |e: crate::store::StoreError| vec![format!("cannot apply the campaign files: {e}")];
         let stored = store.file_objects().await.map_err(fail)?;
-        let plan = super::plan_changes(loaded, &stored);
+        let plan = crate::files::plan_changes(loaded, &stored);
         if plan.is_empty() {
             return Ok(0);
         }

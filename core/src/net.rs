@@ -12,7 +12,7 @@ pub struct IpNet {
 
 impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, normalise(ip)) {
+        match (self.addr, normalise_ip(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
                 u128::from(u32::from(net)) << 96,
                 u128::from(u32::from(ip)) << 96,
@@ -27,7 +27,7 @@ impl IpNet {
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as IPv4.
-pub fn normalise(ip: IpAddr) -> IpAddr {
+pub fn normalise_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -54,7 +54,7 @@ impl FromStr for IpNet {
         let addr: IpAddr = addr
             .parse()
             .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
-        let addr = normalise(addr);
+        let addr = normalise_ip(addr);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,

@@ -1,4 +1,4 @@
-//! Trigger checks that are not built in: `script:NAME` (a Rhai `check(response, params)`) and
+//! Trigger checks that are not built in (loaded by the supervisor, run by `triggers`): `script:NAME` (a Rhai `check(response, params)`) and
 //! `native:NAME` (a plugin's `NativeTrigger`). Both see the same page and answer the same
 //! effects, so the runner treats them alike.
 
@@ -6,30 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::model::{TriggerEffects, TriggerPage};
 use crate::native::NativeTriggerKind;
 use crate::script::ScriptKind;
-
-/// The page a trigger fetched, as a check sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TriggerPage {
-    /// The HTTP status; 0 when the fetch failed.
-    pub status: u16,
-    pub body: String,
-    pub url: String,
-    pub elapsed_ms: u64,
-    /// Why the fetch failed; empty when it worked.
-    pub error: String,
-}
-
-/// A check's verdict: `ok: false` fires; `disable` (first) or `replace_url` replace the
-/// trigger's own action.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TriggerEffects {
-    pub ok: bool,
-    pub disable: bool,
-    pub replace_url: bool,
-    pub message: String,
-}
 
 /// A loaded check, named by a trigger condition.
 #[derive(Clone)]
