@@ -16,8 +16,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Answer, Arrival, accept, answer};
+use super::{Answer, answer, desk};
 use crate::api::AppState;
+use crate::conversions::Arrival;
 use crate::conversions::parse_postback;
 use crate::journal::{Journal, JournalReader};
 use crate::store::StoreError;
@@ -167,12 +168,8 @@ async fn apply(
         if *stop.borrow() {
             return false;
         }
-        let attempt = accept(
-            state,
-            held.params.clone(),
-            held.received_at,
-            Arrival::Received,
-        );
+        let desk = desk(state);
+        let attempt = desk.record(&held.params, held.received_at, Arrival::Received);
         let error = match tokio::time::timeout(STORE_WAIT, attempt).await {
             Ok(Ok(_)) => return true,
             Ok(Err(error)) => error,

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
-
-use super::{Arrival, accept};
+use super::desk;
 use crate::api::AppState;
+use crate::conversions::{Arrival, Decision};
 use crate::model::unix_now;
 use crate::store::{ReceivedPostback, StoreError};
 
@@ -37,8 +36,11 @@ pub(crate) async fn apply_parked(state: AppState, mut stop: tokio::sync::watch::
         };
         for pending in ready {
             let params = serde_json::from_str(&pending.params).unwrap_or_default();
-            match accept(&state, params, pending.received_at, Arrival::Parked).await {
-                Ok(answer) if answer.status == StatusCode::NOT_FOUND => {}
+            let applied = desk(&state)
+                .record(&params, pending.received_at, Arrival::Parked)
+                .await;
+            match applied {
+                Ok(verdict) if verdict.decision == Decision::ClickGone => {}
                 Ok(_) => {
                     if let Err(error) = state.store.unpark_postback(pending.id).await {
                         tracing::warn!(%error, "An applied postback stays parked; applying it again changes nothing.");

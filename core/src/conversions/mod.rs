@@ -1,6 +1,13 @@
 //! Conversions in: reading a postback's parameters (Keitaro's `/{key}/postback?subid=…`) into
 //! a typed request, mapping the network's status words, converting money into the tracker's
-//! currency. The store records the result idempotently (see `store::ReportStore`).
+//! currency; recording it ([`ConversionDesk`], `record.rs`: the decision, with no HTTP in it)
+//! with the outgoing postbacks it fires (`outgoing.rs`). The store records the result
+//! idempotently (see `store::ReportStore`).
+
+mod outgoing;
+mod record;
+
+pub use record::{Arrival, ConversionDesk, Decision, Verdict};
 
 use std::collections::BTreeMap;
 
