@@ -33,8 +33,8 @@ use tokio::task::JoinHandle;
 use crate::config::{Durability, RecorderConfig};
 use crate::journal::{Journal, JournalReader, JournalStats, Position};
 use crate::model::Click;
+use crate::store::ClickWriter;
 use crate::store::LandingClick;
-use crate::store::Store;
 
 pub use set_aside::{ReplayError, ReplayReport, SetAside};
 
@@ -159,7 +159,7 @@ pub struct RecorderTask {
 impl ClickRecorder {
     /// Starts the writer task over `store`, reading from `journal` when there is one.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ClickWriter>,
         config: &RecorderConfig,
         set_aside: SetAside,
         journal: Option<(Journal, JournalReader)>,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Click;
-use crate::store::{Store, StoreError};
+use crate::store::{ClickWriter, StoreError};
 
 /// The set-aside file of one data directory.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl SetAside {
     /// overwritten; a replay stopped by an unreachable store leaves that file for the next
     /// replay, which takes it up first (clicks written before are written again: inserts are
     /// idempotent).
-    pub async fn replay(&self, store: &dyn Store) -> Result<ReplayReport, ReplayError> {
+    pub async fn replay(&self, store: &dyn ClickWriter) -> Result<ReplayReport, ReplayError> {
         let working = self.path.with_extension("jsonl.replaying");
         let file_error = |error| ReplayError::File {
             path: working.display().to_string(),

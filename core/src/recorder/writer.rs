@@ -10,10 +10,10 @@ use tokio::sync::{mpsc, watch};
 use super::{Counters, Event, Handoff, SetAside, Source};
 use crate::journal::{JournalError, JournalReader, Position};
 use crate::model::Click;
-use crate::store::{LandingClick, Store};
+use crate::store::{ClickWriter, LandingClick};
 
 pub(super) struct BatchWriter {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ClickWriter>,
     pub stop: watch::Receiver<bool>,
     pub batch_size: usize,
     pub counters: Arc<Counters>,

@@ -122,31 +122,10 @@ pub struct LandingClick {
     pub destination: String,
 }
 
-/// The persistence contract. Every method is one transaction or one statement.
+/// The click writer's role: what the recorder needs of a store (another implementation of it
+/// is one type implementing these two methods).
 #[async_trait]
-pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
-    fn backend(&self) -> Backend;
-
-    /// Applies the migrations this build knows and the database lacks.
-    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
-
-    /// A trivial round trip, for health checks.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
-    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
-
-    /// Campaigns in any state, deleted included.
-    async fn count_campaigns(&self) -> Result<i64, StoreError>;
-    async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, StoreError>;
-    async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
-    async fn create_landing(&self, landing: &NewTarget) -> Result<Landing, StoreError>;
-    async fn create_offer(&self, offer: &NewTarget) -> Result<Offer, StoreError>;
-
-    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
-    /// routing snapshot is built from.
-    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
-
+pub trait ClickWriter: Send + Sync {
     /// Inserts clicks; a click whose sub id is already stored is skipped, so retrying a batch
     /// never duplicates. Returns how many rows were new.
     async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError>;
@@ -154,34 +133,11 @@ pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
     /// Stamps landing -> offer clicks on their clicks (landing_clicked, its time, the offer).
     /// Repeating an update changes nothing more.
     async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
+}
 
-    /// Clicks per stream since `hour_start`, since `day_start` and in total, for `streams`.
-    async fn stream_hit_counts(
-        &self,
-        streams: &[i64],
-        hour_start: i64,
-        day_start: i64,
-    ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
-
-    /// A page of the click log (`query.limit` rows from `query.offset`, cells in
-    /// `query.columns` order) and how many clicks match in all.
-    async fn clicks_log(
-        &self,
-        query: &crate::report::LogQuery,
-    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError>;
-
-    /// The bot list: IPs and CIDR blocks, one entry each.
-    async fn bot_list(&self) -> Result<Vec<String>, StoreError>;
-
-    /// Adds entries to the bot list (existing ones are kept once).
-    async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
-
-    /// Removes entries from the bot list; returns how many were there.
-    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
-
-    /// Replaces the whole bot list (an empty slice clears it), atomically.
-    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
-
+/// The trigger runner's role: triggers, the streams they act on, and their events.
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
 
     /// Enabled triggers of active streams.
@@ -218,6 +174,63 @@ pub trait Store: FileStore + objects::ObjectStore + ReportStore + Send + Sync {
         stream_id: i64,
         limit: i64,
     ) -> Result<Vec<StreamEvent>, StoreError>;
+}
+
+/// The persistence contract: every role. Every method is one transaction or one statement.
+/// Consumers that need one role take that role's trait (`Arc<dyn Store>` converts into any of
+/// them).
+#[async_trait]
+pub trait Store:
+    ClickWriter + TriggerStore + FileStore + objects::ObjectStore + ReportStore + Send + Sync
+{
+    fn backend(&self) -> Backend;
+
+    /// Applies the migrations this build knows and the database lacks.
+    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
+
+    /// A trivial round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Campaigns in any state, deleted included.
+    async fn count_campaigns(&self) -> Result<i64, StoreError>;
+    async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, StoreError>;
+    async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
+    async fn create_landing(&self, landing: &NewTarget) -> Result<Landing, StoreError>;
+    async fn create_offer(&self, offer: &NewTarget) -> Result<Offer, StoreError>;
+
+    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
+    /// routing snapshot is built from.
+    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
+
+    /// Clicks per stream since `hour_start`, since `day_start` and in total, for `streams`.
+    async fn stream_hit_counts(
+        &self,
+        streams: &[i64],
+        hour_start: i64,
+        day_start: i64,
+    ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
+
+    /// A page of the click log (`query.limit` rows from `query.offset`, cells in
+    /// `query.columns` order) and how many clicks match in all.
+    async fn clicks_log(
+        &self,
+        query: &crate::report::LogQuery,
+    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError>;
+
+    /// The bot list: IPs and CIDR blocks, one entry each.
+    async fn bot_list(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Adds entries to the bot list (existing ones are kept once).
+    async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Removes entries from the bot list; returns how many were there.
+    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
+
+    /// Replaces the whole bot list (an empty slice clears it), atomically.
+    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
 
     /// A campaign in any state.
     async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError>;

@@ -168,8 +168,9 @@ macro_rules! impl_store {
             };
             use crate::store::click_log::{ColumnReader, read_record};
             use crate::store::{
-                ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LandingClick,
-                LinkMetrics, LogQuery, LogValue, NewProfile, ProfileContact, Store, StoreError,
+                ClickKey, ClickProfile, ClickRecord, ClickWriter, CreatedClick, DialectClick,
+                LandingClick, LinkMetrics, LogQuery, LogValue, NewProfile, ProfileContact, Store,
+                StoreError, TriggerStore,
             };
             use crate::traffic::RoutingData;
 
@@ -800,67 +801,6 @@ macro_rules! impl_store {
                     })
                 }
 
-                async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError> {
-                    if clicks.is_empty() {
-                        return Ok(0);
-                    }
-                    use super::report_impl::{add_new_clicks, adjust_rollups, lock_rollups};
-                    let mut tx = self.pool.begin().await?;
-                    lock_rollups(&mut tx, false).await?;
-                    let inserted = insert_click_rows(&mut tx, clicks).await?;
-                    if inserted == clicks.len() as u64 {
-                        add_new_clicks(&mut tx, clicks).await?;
-                        tx.commit().await?;
-                        return Ok(inserted);
-                    }
-                    // Some sub ids existed already: redo the batch, with the rollups updated
-                    // from what the clicks table holds before and after.
-                    tx.rollback().await?;
-                    let mut tx = self.pool.begin().await?;
-                    lock_rollups(&mut tx, true).await?;
-                    let batch = |builder: &mut QueryBuilder<Db>| {
-                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
-                    };
-                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &batch).await?;
-                    let inserted = insert_click_rows(&mut tx, clicks).await?;
-                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &batch).await?;
-                    tx.commit().await?;
-                    Ok(inserted)
-                }
-
-                async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError> {
-                    use super::report_impl::{adjust_rollups, lock_rollups};
-                    if clicks.is_empty() {
-                        return Ok(0);
-                    }
-                    let mut tx = self.pool.begin().await?;
-                    lock_rollups(&mut tx, true).await?;
-                    let these = |builder: &mut QueryBuilder<Db>| {
-                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
-                    };
-                    // All sums: the landing click can change the offer, a dimension.
-                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &these).await?;
-                    let mut changed = 0;
-                    for click in clicks {
-                        changed += sqlx::query(
-                            "UPDATE clicks SET landing_clicked = $1, \
-                             landing_clicked_at = COALESCE(landing_clicked_at, $2), offer_id = $3, destination = $4 \
-                             WHERE sub_id = $5",
-                        )
-                        .bind(true)
-                        .bind(click.at)
-                        .bind(click.offer_id)
-                        .bind(click.destination.clone())
-                        .bind(click.sub_id.clone())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    }
-                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &these).await?;
-                    tx.commit().await?;
-                    Ok(changed)
-                }
-
                 async fn stream_hit_counts(
                     &self,
                     streams: &[i64],
@@ -950,94 +890,6 @@ macro_rules! impl_store {
                     let added = insert_bot_entries(&mut tx, entries).await?;
                     tx.commit().await?;
                     Ok(added)
-                }
-
-                async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
-                    let row = sqlx::query(
-                        "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, stream_id, condition, action, target, interval_seconds, payload, enabled",
-                    )
-                    .bind(new.stream_id)
-                    .bind(new.condition.clone())
-                    .bind(new.action.clone())
-                    .bind(new.target.clone())
-                    .bind(new.interval_seconds)
-                    .bind(new.payload.to_string())
-                    .fetch_one(&self.pool)
-                    .await?;
-                    trigger_row(&row)
-                }
-
-                async fn active_triggers(&self) -> Result<Vec<StreamTrigger>, StoreError> {
-                    sqlx::query(
-                        "SELECT t.id, t.stream_id, t.condition, t.action, t.target, t.interval_seconds, t.payload, t.enabled \
-                         FROM stream_triggers t JOIN streams s ON s.id = t.stream_id \
-                         WHERE t.enabled = $1 AND s.state = 'active' ORDER BY t.stream_id, t.position, t.id",
-                    )
-                    .bind(true)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(trigger_row)
-                    .collect()
-                }
-
-                async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError> {
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1")))
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.map(|row| stream_row(&row, Vec::new(), Vec::new(), Vec::new())).transpose()
-                }
-
-                async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
-                    // Only an active stream changes: a trigger that fires while the stream is being
-                    // archived or disabled through the API must not bring it back as `disabled`.
-                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'active'")
-                        .bind(state.as_str())
-                        .bind(unix_now())
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
-                }
-
-                async fn set_stream_action_payload(&self, id: i64, payload: &serde_json::Value) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE streams SET action_payload = $1, updated_at = $2 WHERE id = $3")
-                        .bind(payload.to_string())
-                        .bind(unix_now())
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
-                }
-
-                async fn add_stream_event(&self, stream_id: i64, event: &str, data: &serde_json::Value) -> Result<StreamEvent, StoreError> {
-                    let row = sqlx::query(
-                        "INSERT INTO stream_events (stream_id, event, data, created_at) VALUES ($1, $2, $3, $4) \
-                         RETURNING id, stream_id, event, data, created_at",
-                    )
-                    .bind(stream_id)
-                    .bind(event.to_string())
-                    .bind(data.to_string())
-                    .bind(unix_now())
-                    .fetch_one(&self.pool)
-                    .await?;
-                    event_row(&row)
-                }
-
-                async fn stream_events(&self, stream_id: i64, limit: i64) -> Result<Vec<StreamEvent>, StoreError> {
-                    sqlx::query(
-                        "SELECT id, stream_id, event, data, created_at FROM stream_events WHERE stream_id = $1 \
-                         ORDER BY id DESC LIMIT $2",
-                    )
-                    .bind(stream_id)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(event_row)
-                    .collect()
                 }
 
                 async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError> {
@@ -1377,6 +1229,161 @@ macro_rules! impl_store {
 
                 async fn close(&self) {
                     self.pool.close().await;
+                }
+            }
+
+            #[async_trait]
+            impl ClickWriter for $store {
+                async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError> {
+                    if clicks.is_empty() {
+                        return Ok(0);
+                    }
+                    use super::report_impl::{add_new_clicks, adjust_rollups, lock_rollups};
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, false).await?;
+                    let inserted = insert_click_rows(&mut tx, clicks).await?;
+                    if inserted == clicks.len() as u64 {
+                        add_new_clicks(&mut tx, clicks).await?;
+                        tx.commit().await?;
+                        return Ok(inserted);
+                    }
+                    // Some sub ids existed already: redo the batch, with the rollups updated
+                    // from what the clicks table holds before and after.
+                    tx.rollback().await?;
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    let batch = |builder: &mut QueryBuilder<Db>| {
+                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
+                    };
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &batch).await?;
+                    let inserted = insert_click_rows(&mut tx, clicks).await?;
+                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &batch).await?;
+                    tx.commit().await?;
+                    Ok(inserted)
+                }
+
+                async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError> {
+                    use super::report_impl::{adjust_rollups, lock_rollups};
+                    if clicks.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    let these = |builder: &mut QueryBuilder<Db>| {
+                        push_sub_ids(builder, clicks.iter().map(|c| c.sub_id.as_str()));
+                    };
+                    // All sums: the landing click can change the offer, a dimension.
+                    adjust_rollups(&mut tx, -1, crate::store::rollups::Part::All, &these).await?;
+                    let mut changed = 0;
+                    for click in clicks {
+                        changed += sqlx::query(
+                            "UPDATE clicks SET landing_clicked = $1, \
+                             landing_clicked_at = COALESCE(landing_clicked_at, $2), offer_id = $3, destination = $4 \
+                             WHERE sub_id = $5",
+                        )
+                        .bind(true)
+                        .bind(click.at)
+                        .bind(click.offer_id)
+                        .bind(click.destination.clone())
+                        .bind(click.sub_id.clone())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    adjust_rollups(&mut tx, 1, crate::store::rollups::Part::All, &these).await?;
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+            }
+
+            #[async_trait]
+            impl TriggerStore for $store {
+                async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, stream_id, condition, action, target, interval_seconds, payload, enabled",
+                    )
+                    .bind(new.stream_id)
+                    .bind(new.condition.clone())
+                    .bind(new.action.clone())
+                    .bind(new.target.clone())
+                    .bind(new.interval_seconds)
+                    .bind(new.payload.to_string())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    trigger_row(&row)
+                }
+
+                async fn active_triggers(&self) -> Result<Vec<StreamTrigger>, StoreError> {
+                    sqlx::query(
+                        "SELECT t.id, t.stream_id, t.condition, t.action, t.target, t.interval_seconds, t.payload, t.enabled \
+                         FROM stream_triggers t JOIN streams s ON s.id = t.stream_id \
+                         WHERE t.enabled = $1 AND s.state = 'active' ORDER BY t.stream_id, t.position, t.id",
+                    )
+                    .bind(true)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(trigger_row)
+                    .collect()
+                }
+
+                async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1")))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(|row| stream_row(&row, Vec::new(), Vec::new(), Vec::new())).transpose()
+                }
+
+                async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
+                    // Only an active stream changes: a trigger that fires while the stream is being
+                    // archived or disabled through the API must not bring it back as `disabled`.
+                    sqlx::query("UPDATE streams SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'active'")
+                        .bind(state.as_str())
+                        .bind(unix_now())
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn set_stream_action_payload(&self, id: i64, payload: &serde_json::Value) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE streams SET action_payload = $1, updated_at = $2 WHERE id = $3")
+                        .bind(payload.to_string())
+                        .bind(unix_now())
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn add_stream_event(&self, stream_id: i64, event: &str, data: &serde_json::Value) -> Result<StreamEvent, StoreError> {
+                    let row = sqlx::query(
+                        "INSERT INTO stream_events (stream_id, event, data, created_at) VALUES ($1, $2, $3, $4) \
+                         RETURNING id, stream_id, event, data, created_at",
+                    )
+                    .bind(stream_id)
+                    .bind(event.to_string())
+                    .bind(data.to_string())
+                    .bind(unix_now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    event_row(&row)
+                }
+
+                async fn stream_events(&self, stream_id: i64, limit: i64) -> Result<Vec<StreamEvent>, StoreError> {
+                    sqlx::query(
+                        "SELECT id, stream_id, event, data, created_at FROM stream_events WHERE stream_id = $1 \
+                         ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(stream_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(event_row)
+                    .collect()
                 }
             }
         }

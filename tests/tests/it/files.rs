@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use switchyard::files::ObjectKind;
 use switchyard::model::NewCampaign;
-use switchyard::store::FileStore;
 use switchyard_tests::{Backend, TestDb, TestServer, client, test_data};
 
 const FIREFOX: &str =
