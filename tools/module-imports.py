@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The import graph of the `switchyard` crate (core/src), for the store re-cut's checks.
 
-Prints, for each top-level module, the other top-level modules its files import, then every
-import circle: a set of files (modules) that reach each other through `use` paths and inline
-`crate::`/`super::` paths. (A file's imports of its own ancestors (a child's `use super::Y`) are how Rust
+Prints, for each top-level module, the other top-level modules its files import; then the
+top-level circles (top-level modules that reach each other through those imports); then every
+import circle between files: a set of files (modules) that reach each other through `use`
+paths and inline `crate::`/`super::`/relative paths. Paths are read as written: an import
+through a re-export counts as an import of the module that re-exports. (A file's imports of its own ancestors (a child's `use super::Y`) are how Rust
 modules are built and are left out; a parent's use of its children counts.) Test files (`*_tests.rs`, `tests.rs`, `*_props.rs`) are left out.
 
     python3 tools/module-imports.py [--edges]   # --edges: the imports inside each circle
@@ -171,6 +173,45 @@ def main():
     for v in sorted(modules):
         if v not in index:
             connect(v)
+    # The same over top-level modules: a circle there is two subtrees that lean on each other.
+    top_sccs = []
+    tindex, tlow, tstack, ton, tcounter = {}, {}, [], set(), [0]
+
+    def top_connect(v):
+        tindex[v] = tlow[v] = tcounter[0]
+        tcounter[0] += 1
+        tstack.append(v)
+        ton.add(v)
+        for w in sorted(top.get(v, ())):
+            if w not in tindex:
+                top_connect(w)
+                tlow[v] = min(tlow[v], tlow[w])
+            elif w in ton:
+                tlow[v] = min(tlow[v], tindex[w])
+        if tlow[v] == tindex[v]:
+            component = []
+            while True:
+                w = tstack.pop()
+                ton.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                top_sccs.append(sorted(component))
+
+    for v in sorted({m[0] for m in modules if m}):
+        if v not in tindex:
+            top_connect(v)
+    print(f"\nTop-level import circles: {len(top_sccs)}")
+    for component in top_sccs:
+        print(f"  {', '.join(component)}")
+        if "--edges" in sys.argv:
+            members = set(component)
+            for module, targets in sorted(edges.items()):
+                for to in sorted(targets):
+                    if module and to and module[0] != to[0] and module[0] in members and to[0] in members:
+                        print(f"    {'::'.join(module)} -> {'::'.join(to)}")
+
     print(f"\nImport circles: {len(sccs)}")
     for n, component in enumerate(sccs):
         print(f"  {len(component)} modules: {', '.join(component)}")

@@ -31,7 +31,7 @@ use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::traffic::TrafficEnv;
 
-pub use error::ApiError;
+pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach: one shared [`Shared`] behind an `Arc`, so the per-request
 /// clones axum makes of the state cost one reference count, not one per field.

@@ -11,7 +11,6 @@
 //! made through the Admin API are never touched by a load. `export` writes the store's objects
 //! back as such files; `plan` also answers `switchyard diff`.
 
-pub mod commands;
 mod export;
 pub mod format;
 mod parse;

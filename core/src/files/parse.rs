@@ -379,6 +379,7 @@ pub fn parse_text(file: &str, text: &str) -> Result<DeclaredSet, Vec<FileProblem
     }
 }
 
+/// Longest key of an object.
 const MAX_KEY: usize = 64;
 
 /// A key (the TOML table name): 1–64 ASCII letters, digits, `_` and `-`.

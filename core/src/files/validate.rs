@@ -11,7 +11,7 @@ use super::{FileProblem, ObjectKind};
 use crate::model::{Money, ObjectState, StreamSchema};
 use crate::registry::Registry;
 
-/// Longest key of an object.
+/// A landing's `type` values.
 const LANDING_TYPES: &[&str] = &["external", "local", "preloaded", "action"];
 
 struct Checker<'a> {

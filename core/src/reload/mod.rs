@@ -1,6 +1,8 @@
 //! The live routing snapshot and the only code that replaces it. A rebuild reads the store,
 //! compiles a new snapshot beside the live one and swaps it in; a failed rebuild keeps the
-//! old snapshot serving and remembers the error.
+//! old snapshot serving and remembers the error. Also what feeds rebuilds: the plugin
+//! supervisor (`supervisor.rs`, which also loads the trigger checks of `trigger_check.rs`) and
+//! the campaigns directory (`campaign_files.rs`).
 
 mod campaign_files;
 mod supervisor;

@@ -1,6 +1,7 @@
-//! Trigger checks that are not built in (loaded by the supervisor, run by `triggers`): `script:NAME` (a Rhai `check(response, params)`) and
-//! `native:NAME` (a plugin's `NativeTrigger`). Both see the same page and answer the same
-//! effects, so the runner treats them alike.
+//! Trigger checks that are not built in, loaded by the supervisor and run by `triggers`:
+//! `script:NAME` (a Rhai `check(response, params)`) and `native:NAME` (a plugin's
+//! `NativeTrigger`). Both see the same page and answer the same effects, so the runner treats
+//! them alike.
 
 use std::sync::Arc;
 

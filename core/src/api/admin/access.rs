@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::resource::ApiFailure;
+use super::resource::ApiError;
 use super::users::Principal;
 use crate::api::AppState;
 use crate::store::objects::{RowFilter, Table};
@@ -66,7 +66,7 @@ pub async fn decide(
     principal: &Principal,
     method: &Method,
     path: &str,
-) -> Result<Decision, ApiFailure> {
+) -> Result<Decision, ApiError> {
     let access = match principal {
         Principal::Admin | Principal::User { admin: true, .. } => return Ok(Decision::Allow),
         Principal::User { access, .. } => access,
@@ -160,7 +160,7 @@ pub async fn decide(
 pub async fn filter_list(response: Response, scope: &Scope) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
-        return ApiFailure::Internal("the list answer could not be read".into()).into_response();
+        return ApiError::Internal("the list answer could not be read".into()).into_response();
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(items)) => {

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
-use super::resource::{ApiFailure, ApiResult};
+use super::resource::{ApiError, ApiResult};
 use crate::api::AppState;
 use crate::net::IpNet;
 
 /// The entries of `value` (newline-, comma- or space-separated), each checked.
-fn entries(input: &Input) -> Result<Vec<String>, ApiFailure> {
+fn entries(input: &Input) -> Result<Vec<String>, ApiError> {
     let raw = match input.fields.get("value") {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(items)) => items

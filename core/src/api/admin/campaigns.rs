@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::input::Invalid;
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load,
+    ApiError, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, list, load,
 };
 use crate::api::AppState;
 use crate::ids::random_token;
@@ -107,7 +107,7 @@ impl ResourceRules for CampaignRules {
         state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let others = state
             .store
             .object_rows(&tables::CAMPAIGNS, &RowFilter::all())

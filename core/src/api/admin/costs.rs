@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::input::Input;
 use super::ops::{Api, Doc, Shape};
-use super::resource::{ApiFailure, ApiResult};
+use super::resource::{ApiError, ApiResult};
 use crate::api::AppState;
 use crate::conversions::convert;
 use crate::model::Money;
@@ -192,15 +192,15 @@ async fn campaign_costs(
     input: Input,
 ) -> ApiResult {
     let Ok(id) = id.parse::<i64>() else {
-        return Err(ApiFailure::BadRequest(format!(
+        return Err(ApiError::BadRequest(format!(
             "id: `{id}` is not a campaign id"
         )));
     };
     let request = Value::Object(input.fields);
     if state.store.campaign(id).await?.is_none() {
-        return Err(ApiFailure::NotFound(format!("id: no campaign {id}")));
+        return Err(ApiError::NotFound(format!("id: no campaign {id}")));
     }
-    let tz = zone(&request).map_err(ApiFailure::BadRequest)?;
+    let tz = zone(&request).map_err(ApiError::BadRequest)?;
     let spread = spread(
         &request,
         "",
@@ -210,7 +210,7 @@ async fn campaign_costs(
         flag(&request, "only_campaign_uniques"),
         &state,
     )
-    .map_err(ApiFailure::BadRequest)?;
+    .map_err(ApiError::BadRequest)?;
     let updated = state
         .store
         .spread_costs(std::slice::from_ref(&spread))
@@ -225,7 +225,7 @@ const MAX_CAMPAIGN_IDS: usize = 1_000;
 /// filters}], timezone, currency, only_campaign_uniques}`. Every item is checked before any
 /// is applied.
 async fn bulk_costs(State(state): State<AppState>, input: Input) -> ApiResult {
-    let bad = ApiFailure::BadRequest;
+    let bad = ApiError::BadRequest;
     let request = Value::Object(input.fields);
     let ids: Vec<i64> = match request.get("campaign_ids") {
         Some(Value::Array(items)) if items.len() > MAX_CAMPAIGN_IDS => {

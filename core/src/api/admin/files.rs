@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
-use super::resource::{self, ApiFailure, ApiResult, Resource};
+use super::resource::{self, ApiError, ApiResult, Resource};
 use super::targets::{LANDINGS, OFFERS};
 use crate::api::AppState;
 use crate::api::reply::upload_dir;
@@ -165,7 +165,7 @@ impl<S: Send + Sync> FromRequest<S> for FileInput {
             .to_ascii_lowercase();
         if content_type.starts_with("multipart/") {
             // Read as a urlencoded form it would silently lose the content.
-            return Err(ApiFailure::BadRequest(
+            return Err(ApiError::BadRequest(
                 "multipart bodies are not read here: send data as JSON {\"data\": …}, a urlencoded form, \
                  or the raw body as application/octet-stream"
                     .into(),
@@ -227,7 +227,7 @@ impl FileInput {
 }
 
 /// The directory of an existing object (404 when there is no such object).
-async fn object_dir(state: &AppState, owner: &Owner, id: i64) -> Result<PathBuf, ApiFailure> {
+async fn object_dir(state: &AppState, owner: &Owner, id: i64) -> Result<PathBuf, ApiError> {
     resource::load(state, owner.resource, id).await?;
     Ok(upload_dir(
         &state.config.server.data_dir,
@@ -243,18 +243,18 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
-fn io_failure(error: std::io::Error, path: &RelPath) -> ApiFailure {
+fn io_failure(error: std::io::Error, path: &RelPath) -> ApiError {
     use std::io::ErrorKind;
     let shown = path.as_str();
     match error.kind() {
-        ErrorKind::NotFound => ApiFailure::NotFound(format!("{shown} not found")),
+        ErrorKind::NotFound => ApiError::NotFound(format!("{shown} not found")),
         ErrorKind::AlreadyExists
         | ErrorKind::NotADirectory
         | ErrorKind::IsADirectory
-        | ErrorKind::DirectoryNotEmpty => ApiFailure::Conflict(format!(
+        | ErrorKind::DirectoryNotEmpty => ApiError::Conflict(format!(
             "{shown} conflicts with an existing file or directory"
         )),
-        _ => ApiFailure::Internal(format!("file operation on {shown}: {error}")),
+        _ => ApiError::Internal(format!("file operation on {shown}: {error}")),
     }
 }
 
@@ -292,13 +292,13 @@ async fn write_file(
         let target = path.under(&root);
         match std::fs::symlink_metadata(&target) {
             Ok(meta) if meta.is_dir() => {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(ApiError::Conflict(format!(
                     "{} is a directory",
                     path.as_str()
                 )));
             }
             Ok(_) if mode == WriteMode::Create => {
-                return Err(ApiFailure::Conflict(format!(
+                return Err(ApiError::Conflict(format!(
                     "{} already exists; change it with update_file",
                     path.as_str()
                 )));
@@ -331,13 +331,13 @@ async fn read_file(state: &AppState, owner: &Owner, id: i64, input: FileInput) -
         let target = path.under(&root);
         let meta = std::fs::metadata(&target).map_err(|e| io_failure(e, &path))?;
         if meta.is_dir() {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(ApiError::BadRequest(format!(
                 "{} is a directory",
                 path.as_str()
             )));
         }
         if meta.len() > MAX_SHOWN_BYTES {
-            return Err(ApiFailure::BadRequest(format!(
+            return Err(ApiError::BadRequest(format!(
                 "{} is larger than {MAX_SHOWN_BYTES} bytes; use download",
                 path.as_str()
             )));
@@ -383,7 +383,7 @@ async fn structure(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
     let root = object_dir(state, owner, id).await?;
     run_blocking(move || {
         let entries = walk(&root)
-            .map_err(|e| ApiFailure::Internal(format!("listing {}: {e}", root.display())))?;
+            .map_err(|e| ApiError::Internal(format!("listing {}: {e}", root.display())))?;
         Ok(Json(tree(&entries)).into_response())
     })
     .await
@@ -393,7 +393,7 @@ async fn download(state: &AppState, owner: &Owner, id: i64) -> ApiResult {
     let root = object_dir(state, owner, id).await?;
     let file_name = format!("{}_{id}.zip", owner.resource.path.trim_end_matches('s'));
     let zipped = run_blocking(move || {
-        pack(&root).map_err(|e| ApiFailure::Internal(format!("packing {}: {e}", root.display())))
+        pack(&root).map_err(|e| ApiError::Internal(format!("packing {}: {e}", root.display())))
     })
     .await?;
     Ok((

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
-use super::resource::{ApiFailure, ApiResult, as_bool, as_int, as_text};
+use super::resource::{ApiError, ApiResult, as_bool, as_int, as_text};
 use crate::api::AppState;
 use crate::store::objects::RowFilter;
 use crate::store::tables;
@@ -95,7 +95,7 @@ impl FacebookIntegration {
     }
 }
 
-async fn load_doc(state: &AppState) -> Result<FacebookDoc, ApiFailure> {
+async fn load_doc(state: &AppState) -> Result<FacebookDoc, ApiError> {
     Ok(state
         .store
         .meta_get(FACEBOOK_KEY)
@@ -104,8 +104,8 @@ async fn load_doc(state: &AppState) -> Result<FacebookDoc, ApiFailure> {
         .unwrap_or_default())
 }
 
-async fn save_doc(state: &AppState, doc: &FacebookDoc) -> Result<(), ApiFailure> {
-    let text = serde_json::to_string(doc).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+async fn save_doc(state: &AppState, doc: &FacebookDoc) -> Result<(), ApiError> {
+    let text = serde_json::to_string(doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.store.meta_set(FACEBOOK_KEY, &text).await?;
     Ok(())
 }
@@ -114,8 +114,8 @@ async fn save_doc(state: &AppState, doc: &FacebookDoc) -> Result<(), ApiFailure>
 async fn change_integration<T>(
     state: &AppState,
     id: i64,
-    change: impl FnOnce(&mut FacebookIntegration) -> Result<T, ApiFailure>,
-) -> Result<T, ApiFailure> {
+    change: impl FnOnce(&mut FacebookIntegration) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let _guard = FACEBOOK_LOCK.lock().await;
     let mut doc = load_doc(state).await?;
     let found = doc
@@ -128,8 +128,8 @@ async fn change_integration<T>(
     Ok(out)
 }
 
-fn not_found(id: i64) -> ApiFailure {
-    ApiFailure::NotFound(format!("facebook integration {id} not found"))
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("facebook integration {id} not found"))
 }
 
 /// A single text setting kept under `meta` key `integration.NAME`.
@@ -150,7 +150,7 @@ async fn setting(state: &AppState, name: &'static str, input: Option<&Input>) ->
     Ok(Json(json!({ name: value })).into_response())
 }
 
-async fn campaign_id(state: &AppState, input: &Input) -> Result<i64, ApiFailure> {
+async fn campaign_id(state: &AppState, input: &Input) -> Result<i64, ApiError> {
     let Some(id) = input.fields.get("campaign_id").and_then(as_int) else {
         return Err(Invalid::one("campaign_id", "campaign_id is required.").into());
     };
@@ -212,7 +212,7 @@ pub fn api() -> Api {
             get(|State(state): State<AppState>| async move {
                 let doc = load_doc(&state).await?;
                 let data: Vec<Value> = doc.items.iter().map(FacebookIntegration::show).collect();
-                Ok::<_, ApiFailure>(Json(json!({ "data": data })).into_response())
+                Ok::<_, ApiError>(Json(json!({ "data": data })).into_response())
             }),
         )
         .route(
@@ -245,7 +245,7 @@ pub fn api() -> Api {
                 let shown = integration.show();
                 doc.items.push(integration);
                 save_doc(&state, &doc).await?;
-                Ok::<_, ApiFailure>(Json(shown).into_response())
+                Ok::<_, ApiError>(Json(shown).into_response())
             }),
         )
         .route(
@@ -260,7 +260,7 @@ pub fn api() -> Api {
                         .iter()
                         .find(|i| i.id == id)
                         .ok_or_else(|| not_found(id))?;
-                    Ok::<_, ApiFailure>(Json(found.show()).into_response())
+                    Ok::<_, ApiError>(Json(found.show()).into_response())
                 },
             ),
         )
@@ -277,7 +277,7 @@ pub fn api() -> Api {
                         Ok(found.show())
                     })
                     .await?;
-                    Ok::<_, ApiFailure>(Json(shown).into_response())
+                    Ok::<_, ApiError>(Json(shown).into_response())
                 },
             ),
         )
@@ -326,7 +326,7 @@ pub fn api() -> Api {
                         .iter()
                         .map(|c| json!({ "name": c.get("name"), "value": c.get("id") }))
                         .collect();
-                    Ok::<_, ApiFailure>(Json(options).into_response())
+                    Ok::<_, ApiError>(Json(options).into_response())
                 },
             ),
         )
@@ -345,7 +345,7 @@ pub fn api() -> Api {
                         Ok(())
                     })
                     .await?;
-                    Ok::<_, ApiFailure>(Json(json!({ "success": true })).into_response())
+                    Ok::<_, ApiError>(Json(json!({ "success": true })).into_response())
                 },
             ),
         )
@@ -357,7 +357,7 @@ pub fn api() -> Api {
             delete(
                 |State(state): State<AppState>, Path(id): Path<i64>, input: Input| async move {
                     let Some(campaign) = input.fields.get("campaign_id").and_then(as_int) else {
-                        return Err(ApiFailure::from(Invalid::one(
+                        return Err(ApiError::from(Invalid::one(
                             "campaign_id",
                             "campaign_id is required.",
                         )));

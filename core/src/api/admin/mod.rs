@@ -6,7 +6,6 @@ mod botlist;
 mod campaigns;
 mod catalogue;
 mod costs;
-mod failure;
 mod files;
 pub mod input;
 mod integrations;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, ApiResult, Draft, Field, Kind, Op, PlainRules, Resource, ResourceRules, lifecycle,
+    ApiError, ApiResult, Draft, Field, Kind, Op, PlainRules, Resource, ResourceRules, lifecycle,
     load, present, respond,
 };
 use crate::api::AppState;
@@ -48,7 +48,7 @@ impl ResourceRules for NetworkRules {
         &self,
         state: &AppState,
         objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let offers = state
             .store
             .object_rows(&tables::OFFERS, &RowFilter::live())
@@ -95,7 +95,7 @@ impl ResourceRules for SourceRules {
         _state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         if let Some(loss) = draft.effective("traffic_loss").as_f64()
             && !(0.0..=100.0).contains(&loss)
         {
@@ -117,7 +117,7 @@ impl ResourceRules for SourceRules {
         &self,
         _state: &AppState,
         objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         for object in objects {
             let any = object
                 .get("parameters")
@@ -174,7 +174,7 @@ impl ResourceRules for DomainRules {
         state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         if let Some(SqlValue::Text(name)) = draft
             .values
             .iter()
@@ -221,7 +221,7 @@ impl ResourceRules for DomainRules {
         &self,
         state: &AppState,
         objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let campaigns = state
             .store
             .object_rows(&tables::CAMPAIGNS, &RowFilter::live())
@@ -319,7 +319,7 @@ pub fn api() -> Api {
                 let mut filter = RowFilter::all();
                 if let Some(kind) = query.group_type.filter(|k| !k.is_empty()) {
                     if !GROUP_TYPES.contains(&kind.as_str()) {
-                        return Err(ApiFailure::Invalid(Invalid::one(
+                        return Err(ApiError::Invalid(Invalid::one(
                             "type",
                             "type must be one of: campaigns, offers, landings.",
                         )));
@@ -357,7 +357,7 @@ pub fn api() -> Api {
                 load(&state, &GROUPS, id).await?;
                 state.store.object_delete(&tables::GROUPS, id).await?;
                 let _ = state.snapshot.rebuild(&*state.store).await;
-                Ok::<_, ApiFailure>(Json(serde_json::json!({ "success": true })).into_response())
+                Ok::<_, ApiError>(Json(serde_json::json!({ "success": true })).into_response())
             },
         ),
     )

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::input::Input;
 use super::ops::{Api, Doc, Shape};
-use super::resource::{ApiFailure, ApiResult};
+use super::resource::{ApiError, ApiResult};
 use crate::api::AppState;
 use crate::model::unix_now;
 use crate::report::{
@@ -111,16 +111,16 @@ pub fn api() -> Api {
 }
 
 /// A 400 naming the field (the parsers' errors start with it).
-fn bad(error: impl std::fmt::Display) -> ApiFailure {
-    ApiFailure::BadRequest(error.to_string())
+fn bad(error: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(error.to_string())
 }
 
 /// `logs/{type}` names one of [`LOG_TYPES`].
-fn known_log(kind: &str) -> Result<(), ApiFailure> {
+fn known_log(kind: &str) -> Result<(), ApiError> {
     if LOG_TYPES.iter().any(|(k, _)| *k == kind) {
         Ok(())
     } else {
-        Err(ApiFailure::NotFound(format!("type: unknown log `{kind}`")))
+        Err(ApiError::NotFound(format!("type: unknown log `{kind}`")))
     }
 }
 

@@ -19,8 +19,8 @@ use crate::model::{Money, unix_now};
 
 use crate::store::objects::{ObjectWrite, RowFilter, SqlValue};
 
-pub use super::failure::{ApiFailure, ApiResult};
 pub use super::schema::{Draft, Field, Kind, PlainRules, Resource, ResourceRules};
+pub use crate::api::{ApiError, ApiResult};
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn show_time(at: i64) -> Value {
@@ -286,7 +286,7 @@ async fn check_refs(
     resource: &Resource,
     values: &[(&'static str, SqlValue)],
     invalid: &mut Invalid,
-) -> Result<(), ApiFailure> {
+) -> Result<(), ApiError> {
     for field in resource.fields {
         let Kind::Ref(table) = field.kind else {
             continue;
@@ -311,25 +311,22 @@ pub async fn load(
     state: &AppState,
     resource: &Resource,
     id: i64,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     state
         .store
         .object_rows(resource.table, &RowFilter::id(id))
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiFailure::NotFound(format!("{} {id} not found", resource.noun)))
+        .ok_or_else(|| ApiError::NotFound(format!("{} {id} not found", resource.noun)))
 }
 
 /// Refuses changes to objects declared in the campaigns directory.
-pub fn refuse_file_managed(
-    resource: &Resource,
-    row: &Map<String, Value>,
-) -> Result<(), ApiFailure> {
+pub fn refuse_file_managed(resource: &Resource, row: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(file) = row.get("file_source").and_then(Value::as_str)
         && !file.is_empty()
     {
-        return Err(ApiFailure::Conflict(format!(
+        return Err(ApiError::Conflict(format!(
             "this {} is managed by the file {file}; change it there",
             resource.noun
         )));
@@ -342,7 +339,7 @@ pub async fn present(
     state: &AppState,
     resource: &Resource,
     rows: &[Map<String, Value>],
-) -> Result<Vec<Map<String, Value>>, ApiFailure> {
+) -> Result<Vec<Map<String, Value>>, ApiError> {
     let mut objects: Vec<Map<String, Value>> = rows.iter().map(|r| render(resource, r)).collect();
     resource.rules.decorate(state, &mut objects).await?;
     Ok(objects)
@@ -352,7 +349,7 @@ pub async fn present_one(
     state: &AppState,
     resource: &Resource,
     row: &Map<String, Value>,
-) -> Result<Value, ApiFailure> {
+) -> Result<Value, ApiError> {
     Ok(present(state, resource, std::slice::from_ref(row))
         .await?
         .into_iter()
@@ -374,7 +371,7 @@ pub async fn create(
     state: &AppState,
     resource: &Resource,
     input: &Input,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     save(state, resource, None, input).await
 }
 
@@ -384,7 +381,7 @@ pub async fn update(
     resource: &Resource,
     id: i64,
     input: &Input,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     save(state, resource, Some(id), input).await
 }
 
@@ -395,7 +392,7 @@ async fn save(
     resource: &Resource,
     id: Option<i64>,
     input: &Input,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     let existing = match id {
         Some(id) => {
             let row = load(state, resource, id).await?;
@@ -439,7 +436,7 @@ async fn save(
             children: draft.children,
         })
         .await?
-        .ok_or_else(|| ApiFailure::NotFound(format!("{} not found", resource.noun)))?;
+        .ok_or_else(|| ApiError::NotFound(format!("{} not found", resource.noun)))?;
     let event = if id.is_none() { "created" } else { "updated" };
     let after = async {
         resource.rules.after_write(state, written, event).await?;
@@ -461,7 +458,7 @@ pub async fn set_state(
     resource: &Resource,
     id: i64,
     new_state: &str,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     let existing = load(state, resource, id).await?;
     refuse_file_managed(resource, &existing)?;
     state
@@ -487,7 +484,7 @@ pub async fn clone_object(
     state: &AppState,
     resource: &Resource,
     id: i64,
-) -> Result<Map<String, Value>, ApiFailure> {
+) -> Result<Map<String, Value>, ApiError> {
     let row = load(state, resource, id).await?;
     let mut input = render(resource, &row);
     resource

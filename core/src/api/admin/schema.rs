@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::failure::ApiFailure;
 use super::input::Invalid;
+use crate::api::ApiError;
 use crate::api::AppState;
 use crate::store::objects::{ChildRows, SqlValue, Table};
 
@@ -146,7 +146,7 @@ pub trait ResourceRules: Send + Sync {
         _state: &AppState,
         _draft: &mut Draft<'_>,
         _invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -155,7 +155,7 @@ pub trait ResourceRules: Send + Sync {
         &self,
         _state: &AppState,
         _objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -167,12 +167,7 @@ pub trait ResourceRules: Send + Sync {
 
     /// Runs after a successful write (`event` is `created`, `updated`, `active`, `disabled`
     /// or `deleted`).
-    async fn after_write(
-        &self,
-        _state: &AppState,
-        _id: i64,
-        _event: &str,
-    ) -> Result<(), ApiFailure> {
+    async fn after_write(&self, _state: &AppState, _id: i64, _event: &str) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -183,7 +178,7 @@ pub trait ResourceRules: Send + Sync {
         _state: &AppState,
         _id: i64,
         _input: &Map<String, Value>,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -194,7 +189,7 @@ pub trait ResourceRules: Send + Sync {
         _state: &AppState,
         _original: i64,
         _copy: i64,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 

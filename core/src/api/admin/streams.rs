@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use super::input::Invalid;
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, as_bool, as_int, lifecycle,
-    present, show_time,
+    ApiError, Draft, Field, Kind, Op, Resource, ResourceRules, as_bool, as_int, lifecycle, present,
+    show_time,
 };
 use crate::api::AppState;
 use crate::model::unix_now;
@@ -236,7 +236,7 @@ impl StreamRules {
         id_field: &'static str,
         items: &[&Map<String, Value>],
         invalid: &mut Invalid,
-    ) -> Result<ChildRows, ApiFailure> {
+    ) -> Result<ChildRows, ApiError> {
         let (table, child) = if id_field == "landing_id" {
             (&tables::LANDINGS, &tables::STREAM_LANDINGS)
         } else {
@@ -299,7 +299,7 @@ async fn keep_ids(
     stream: Option<i64>,
     mut rows: ChildRows,
     items: &[&Map<String, Value>],
-) -> Result<ChildRows, ApiFailure> {
+) -> Result<ChildRows, ApiError> {
     let Some(stream) = stream else {
         return Ok(rows);
     };
@@ -374,7 +374,7 @@ impl ResourceRules for StreamRules {
         state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         // Older clients send the weight as `chance` or `share`.
         if !draft.has("weight") {
             for alias in ["chance", "share"] {
@@ -464,7 +464,7 @@ impl ResourceRules for StreamRules {
         &self,
         state: &AppState,
         objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let ids: Vec<i64> = objects
             .iter()
             .filter_map(|o| o.get("id").and_then(Value::as_i64))
@@ -500,7 +500,7 @@ impl ResourceRules for StreamRules {
         Ok(())
     }
 
-    async fn after_write(&self, state: &AppState, id: i64, event: &str) -> Result<(), ApiFailure> {
+    async fn after_write(&self, state: &AppState, id: i64, event: &str) -> Result<(), ApiError> {
         let event = match event {
             "created" => "stream_created",
             "updated" => "stream_updated",
@@ -513,7 +513,7 @@ impl ResourceRules for StreamRules {
             .store
             .add_stream_event(id, event, &json!({ "source": "admin_api" }))
             .await
-            .map_err(ApiFailure::from)?;
+            .map_err(ApiError::from)?;
         Ok(())
     }
 
@@ -563,7 +563,7 @@ impl StreamRules {
         draft: &Draft<'_>,
         payload: &Value,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let campaigns = state
             .store
             .object_rows(&tables::CAMPAIGNS, &RowFilter::all())
@@ -684,8 +684,8 @@ pub fn api() -> Api {
             .store
             .stream_events(id, limit)
             .await
-            .map_err(ApiFailure::from)?;
-        Ok::<_, ApiFailure>(Json(events).into_response())
+            .map_err(ApiError::from)?;
+        Ok::<_, ApiError>(Json(events).into_response())
     };
     lifecycle(
         &STREAMS,
@@ -726,7 +726,7 @@ pub fn api() -> Api {
                             })
                     })
                     .collect();
-                Ok::<_, ApiFailure>(Json(present(&state, &STREAMS, &found).await?).into_response())
+                Ok::<_, ApiError>(Json(present(&state, &STREAMS, &found).await?).into_response())
             },
         ),
     )

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::input::Invalid;
 use super::ops::Api;
-use super::resource::{ApiFailure, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle};
+use super::resource::{ApiError, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle};
 use crate::api::AppState;
 use crate::store::objects::{RowFilter, SqlValue};
 use crate::store::tables;
@@ -81,7 +81,7 @@ impl ResourceRules for TargetRules {
         state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         let type_column = if self.offer {
             "offer_type"
         } else {
@@ -170,7 +170,7 @@ impl ResourceRules for TargetRules {
         state: &AppState,
         id: i64,
         input: &Map<String, Value>,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         super::files::lifecycle::unpack_archive(state, self.offer, id, input).await
     }
 
@@ -180,7 +180,7 @@ impl ResourceRules for TargetRules {
         state: &AppState,
         original: i64,
         copy: i64,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         super::files::lifecycle::copy_files(state, self.offer, original, copy).await
     }
 
@@ -199,7 +199,7 @@ impl ResourceRules for TargetRules {
         &self,
         state: &AppState,
         objects: &mut [Map<String, Value>],
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         if !self.offer {
             return Ok(());
         }

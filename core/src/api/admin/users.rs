@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::input::{Input, Invalid};
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
-    ApiFailure, ApiResult, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, load,
+    ApiError, ApiResult, Draft, Field, Kind, Op, Resource, ResourceRules, lifecycle, load,
     present_one,
 };
 use crate::api::AppState;
@@ -130,7 +130,7 @@ impl ResourceRules for UserRules {
         state: &AppState,
         draft: &mut Draft<'_>,
         invalid: &mut Invalid,
-    ) -> Result<(), ApiFailure> {
+    ) -> Result<(), ApiError> {
         if let Some(SqlValue::Text(login)) = draft
             .values
             .iter()
@@ -208,7 +208,7 @@ impl ResourceRules for UserRules {
 }
 
 /// Creates a fresh key for `user_id` (replacing its keys); returns the key, to be shown once.
-async fn issue_key(state: &AppState, user_id: i64) -> Result<String, ApiFailure> {
+async fn issue_key(state: &AppState, user_id: i64) -> Result<String, ApiError> {
     let key = random_token(40);
     // The user's keys are its child rows: one write replaces them all in one transaction.
     state
@@ -229,7 +229,7 @@ async fn issue_key(state: &AppState, user_id: i64) -> Result<String, ApiFailure>
             }],
         })
         .await?
-        .ok_or_else(|| ApiFailure::NotFound(format!("user {user_id} not found")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("user {user_id} not found")))?;
     Ok(key)
 }
 
@@ -266,7 +266,7 @@ pub fn api() -> Api {
                 |State(state): State<AppState>, Path(id): Path<i64>| async move {
                     load(&state, &USERS, id).await?;
                     state.store.object_delete(&tables::USERS, id).await?;
-                    Ok::<_, ApiFailure>(Json(json!({ "success": true })).into_response())
+                    Ok::<_, ApiError>(Json(json!({ "success": true })).into_response())
                 },
             ),
         )
@@ -331,7 +331,7 @@ pub enum Principal {
 pub async fn principal_of_key(
     state: &AppState,
     presented: &str,
-) -> Result<Option<Principal>, ApiFailure> {
+) -> Result<Option<Principal>, ApiError> {
     if crate::secrets::key_matches(presented, &state.secrets.admin_api_key_hash) {
         return Ok(Some(Principal::Admin));
     }

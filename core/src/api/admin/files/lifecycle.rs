@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::archive::{Archive, copy_tree, replace_dir};
+use crate::api::ApiError;
 use crate::api::AppState;
-use crate::api::admin::failure::ApiFailure;
 use crate::api::admin::input::Invalid;
 use crate::api::admin::schema::Draft;
 use crate::api::reply::upload_dir;
@@ -31,11 +31,11 @@ pub(super) fn staging_dir(state: &AppState) -> PathBuf {
 }
 
 pub(super) async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiFailure> + Send + 'static,
-) -> Result<T, ApiFailure> {
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiFailure::Internal(format!("file task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("file task failed: {e}")))?
 }
 
 /// The `archive` a create or update carries (absent, null or empty: none).
@@ -96,11 +96,11 @@ pub async fn unpack_archive(
     offer: bool,
     id: i64,
     input: &Map<String, Value>,
-) -> Result<(), ApiFailure> {
+) -> Result<(), ApiError> {
     let Some(text) = archive_text(input).and_then(Value::as_str) else {
         return Ok(());
     };
-    let mut archive = Archive::open(text).map_err(ApiFailure::Internal)?;
+    let mut archive = Archive::open(text).map_err(ApiError::Internal)?;
     let owner = if offer {
         FileOwner::Offer(id)
     } else {
@@ -111,7 +111,7 @@ pub async fn unpack_archive(
     let _writer = WRITES.lock().await;
     run_blocking(move || {
         replace_dir(&staging, &target, |fresh| archive.unpack_into(fresh))
-            .map_err(ApiFailure::Internal)
+            .map_err(ApiError::Internal)
     })
     .await
 }
@@ -122,7 +122,7 @@ pub async fn copy_files(
     offer: bool,
     original: i64,
     copy: i64,
-) -> Result<(), ApiFailure> {
+) -> Result<(), ApiError> {
     let owner = |id| {
         if offer {
             FileOwner::Offer(id)
@@ -139,7 +139,7 @@ pub async fn copy_files(
     let _writer = WRITES.lock().await;
     run_blocking(move || {
         replace_dir(&staging, &target, |fresh| copy_tree(&source, fresh))
-            .map_err(ApiFailure::Internal)
+            .map_err(ApiError::Internal)
     })
     .await
 }

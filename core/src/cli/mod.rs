@@ -1,5 +1,7 @@
 //! The `switchyard` command line.
 
+mod files;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -87,16 +89,14 @@ pub fn run() -> ExitCode {
         Command::Validate { campaigns_dir } => {
             println!("{}: the configuration is valid.", cli.config.display());
             match campaigns_dir.or_else(|| config.campaigns.dir.clone()) {
-                Some(dir) if !crate::files::commands::validate_dir(&config, &dir) => {
-                    ExitCode::from(2)
-                }
+                Some(dir) if !files::validate_dir(&config, &dir) => ExitCode::from(2),
                 _ => ExitCode::SUCCESS,
             }
         }
         Command::Export { dir } => runtime_block(config, move |config| async move {
-            crate::files::commands::export(config, &dir).await
+            files::export(config, &dir).await
         }),
-        Command::Diff { dir } => crate::files::commands::diff(config, dir.as_deref()),
+        Command::Diff { dir } => files::diff(config, dir.as_deref()),
         Command::Migrate => runtime_block(config, migrate),
         Command::Route(args) => runtime_block(config, move |config| route(config, args)),
         Command::Plugins => plugins(&config),

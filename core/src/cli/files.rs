@@ -24,7 +24,7 @@ fn registry_for(config: &Config) -> Registry {
 /// Checks the campaigns directory offline; prints each problem as `file:line: key: message`
 /// (the file path as given plus the file inside it). True when it is valid.
 pub fn validate_dir(config: &Config, dir: &Path) -> bool {
-    match super::load_dir(dir, &registry_for(config)) {
+    match crate::files::load_dir(dir, &registry_for(config)) {
         Ok(loaded) => {
             println!(
                 "{}: the campaign files are valid ({} objects).",
@@ -59,7 +59,7 @@ pub async fn export(config: Config, dir: &Path) -> anyhow::Result<()> {
     let stored = store.file_objects().await;
     store.close().await;
     let set = stored?.live_set();
-    let written = super::export_files(dir, &set).map_err(|e| anyhow::anyhow!(e))?;
+    let written = crate::files::export_files(dir, &set).map_err(|e| anyhow::anyhow!(e))?;
     for name in &written {
         println!("{}", dir.join(name).display());
     }
@@ -93,13 +93,13 @@ pub fn diff(config: Config, dir: Option<&Path>) -> ExitCode {
     };
     let registry = registry_for(&config);
     let result = runtime.block_on(async {
-        let loaded = super::load_dir(&dir, &registry)
+        let loaded = crate::files::load_dir(&dir, &registry)
             .map_err(|_| anyhow::anyhow!("the directory changed while it was read"))?;
         let store = crate::store::open(&config.database).await?;
         store.migrate().await?;
         let stored = store.file_objects().await;
         store.close().await;
-        anyhow::Ok(super::plan_changes(&loaded, &stored?))
+        anyhow::Ok(crate::files::plan_changes(&loaded, &stored?))
     });
     match result {
         Ok(plan) if plan.is_empty() => {
