@@ -17,7 +17,7 @@ use sha2::Digest;
 use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::fetch::Fetcher;
-use crate::store::{QueuedPostback, SentPostback, Store};
+use crate::store::{OutgoingQueue, QueuedPostback, SentPostback};
 
 /// How many are sent at once.
 const IN_FLIGHT: usize = 16;
@@ -140,7 +140,7 @@ impl PostbackSender {
     /// Starts the worker: `attempts` tries per postback, waiting `retry_base`, then twice as
     /// long each time. Postbacks queued before a restart are sent too.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn OutgoingQueue>,
         fetcher: Fetcher,
         retry_base: Duration,
         attempts: u32,
@@ -188,7 +188,7 @@ impl PostbackSender {
 
 /// The sending side.
 struct Worker {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutgoingQueue>,
     fetcher: Fetcher,
     retry_base: Duration,
     attempts: i64,

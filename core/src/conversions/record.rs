@@ -13,14 +13,14 @@ use crate::config::PostbackConfig;
 use crate::outbound::PostbackSender;
 use crate::reload::SnapshotCell;
 use crate::store::{
-    ConversionOutcome, ConversionStatus, NewConversion, PendingPostback, ReceivedPostback, Store,
-    StoreError,
+    ConversionOutcome, ConversionStatus, ConversionStore, NewConversion, PendingPostback,
+    ReceivedPostback, StoreError,
 };
 use crate::visit::ConversionCaps;
 
 /// What recording a postback needs.
 pub struct ConversionDesk<'a> {
-    pub store: &'a dyn Store,
+    pub store: &'a dyn ConversionStore,
     pub config: &'a PostbackConfig,
     /// The offers (for their daily caps).
     pub snapshot: &'a SnapshotCell,

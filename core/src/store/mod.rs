@@ -38,8 +38,9 @@ pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
-    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, Outgoing, PendingPostback,
-    PostbackClick, PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
+    ConversionOutcome, ConversionStatus, ConversionStore, CostSpread, NewConversion, Outgoing,
+    OutgoingQueue, PendingPostback, PostbackClick, PostbackTargets, QueuedPostback,
+    ReceivedPostback, ReportStore, SentPostback,
 };
 pub use sqlite::SqliteStore;
 
@@ -181,7 +182,15 @@ pub trait TriggerStore: Send + Sync {
 /// them).
 #[async_trait]
 pub trait Store:
-    ClickWriter + TriggerStore + FileStore + objects::ObjectStore + ReportStore + Send + Sync
+    ClickWriter
+    + TriggerStore
+    + ConversionStore
+    + OutgoingQueue
+    + FileStore
+    + objects::ObjectStore
+    + ReportStore
+    + Send
+    + Sync
 {
     fn backend(&self) -> Backend;
 

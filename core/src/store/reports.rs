@@ -279,6 +279,65 @@ pub trait ReportStore: Send + Sync {
     /// A page of the conversion log and how many conversions match in all.
     async fn conversions_log(&self, query: &LogQuery) -> Result<(Vec<Vec<Cell>>, i64), StoreError>;
 
+    /// The received-postbacks log, newest first.
+    async fn received_postbacks(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ReceivedPostback>, StoreError>;
+
+    /// Empties the received-postbacks log; returns how many entries went.
+    async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// Logs a sent (or failed) postback.
+    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
+
+    /// The sent-postbacks log, newest first.
+    async fn sent_postbacks(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SentPostback>, StoreError>;
+
+    /// Empties the sent-postbacks log; returns how many entries went.
+    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;
+
+    /// Labels of a campaign for one ref name (`ip`, `source`, `sub_id_1`, …): (value, label).
+    async fn labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Sets labels in one transaction: `Some(label)` sets, `None` removes. Returns how many
+    /// values changed.
+    async fn set_labels(
+        &self,
+        campaign_id: i64,
+        ref_name: &str,
+        items: &[(String, Option<String>)],
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the clicks in `[from, to)` (of one campaign, or all) with their conversions
+    /// and what the dialects keep about them, in one transaction. Returns (clicks,
+    /// conversions) deleted.
+    async fn clean_clicks(
+        &self,
+        from: i64,
+        to: i64,
+        campaign_id: Option<i64>,
+    ) -> Result<(u64, u64), StoreError>;
+
+    /// For each spread in turn, sets the cost of its matching clicks so that they add up to
+    /// exactly `total`: each gets `total / n` micro-units, the first `total % n` (by id) one
+    /// more. All spreads in one transaction (all or none). Returns the clicks updated.
+    async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError>;
+}
+
+/// The conversions' role: the click a postback names, recording a conversion (with its
+/// outgoing postbacks), the received-postback log and parked postbacks.
+#[async_trait]
+pub trait ConversionStore: Send + Sync {
     /// The click a postback names, with its offer's payout rules.
     async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError>;
 
@@ -321,19 +380,17 @@ pub trait ReportStore: Send + Sync {
     /// Removes a parked postback (applied or expired); false when it was gone already.
     async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError>;
 
-    /// The received-postbacks log, newest first.
-    async fn received_postbacks(
+    /// The postback configuration of a campaign and a traffic source.
+    async fn postback_targets(
         &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ReceivedPostback>, StoreError>;
+        campaign_id: i64,
+        ts_id: Option<i64>,
+    ) -> Result<PostbackTargets, StoreError>;
+}
 
-    /// Empties the received-postbacks log; returns how many entries went.
-    async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
-
-    /// Logs a sent (or failed) postback.
-    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
-
+/// The outgoing postbacks' queue: what the sending worker needs.
+#[async_trait]
+pub trait OutgoingQueue: Send + Sync {
     /// Queues an outgoing postback; false when its delivery was queued already.
     async fn queue_outgoing_postback(&self, postback: &QueuedPostback) -> Result<bool, StoreError>;
 
@@ -370,54 +427,6 @@ pub trait ReportStore: Send + Sync {
 
     /// When the next queued postback is due (Unix milliseconds), if any is queued.
     async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError>;
-
-    /// The sent-postbacks log, newest first.
-    async fn sent_postbacks(
-        &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SentPostback>, StoreError>;
-
-    /// Empties the sent-postbacks log; returns how many entries went.
-    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;
-
-    /// The postback configuration of a campaign and a traffic source.
-    async fn postback_targets(
-        &self,
-        campaign_id: i64,
-        ts_id: Option<i64>,
-    ) -> Result<PostbackTargets, StoreError>;
-
-    /// Labels of a campaign for one ref name (`ip`, `source`, `sub_id_1`, …): (value, label).
-    async fn labels(
-        &self,
-        campaign_id: i64,
-        ref_name: &str,
-    ) -> Result<Vec<(String, String)>, StoreError>;
-
-    /// Sets labels in one transaction: `Some(label)` sets, `None` removes. Returns how many
-    /// values changed.
-    async fn set_labels(
-        &self,
-        campaign_id: i64,
-        ref_name: &str,
-        items: &[(String, Option<String>)],
-    ) -> Result<u64, StoreError>;
-
-    /// Deletes the clicks in `[from, to)` (of one campaign, or all) with their conversions
-    /// and what the dialects keep about them, in one transaction. Returns (clicks,
-    /// conversions) deleted.
-    async fn clean_clicks(
-        &self,
-        from: i64,
-        to: i64,
-        campaign_id: Option<i64>,
-    ) -> Result<(u64, u64), StoreError>;
-
-    /// For each spread in turn, sets the cost of its matching clicks so that they add up to
-    /// exactly `total`: each gets `total / n` micro-units, the first `total % n` (by id) one
-    /// more. All spreads in one transaction (all or none). Returns the clicks updated.
-    async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError>;
 }
 
 /// Expands [`ReportStore`] for one backend: `impl_report_store!(Type, sqlx::Db, Backend::X)`.
@@ -433,7 +442,7 @@ macro_rules! impl_report_store {
             use crate::report::{Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums};
             use crate::store::reports::{
                 ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick, PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore,
-                SentPostback,
+                SentPostback, ConversionStore, OutgoingQueue,
             };
             use crate::store::{StoreError, rollups};
 
@@ -983,6 +992,173 @@ macro_rules! impl_report_store {
                     Ok((rows, total))
                 }
 
+                async fn received_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<ReceivedPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, sub_id, tid, status, outcome, message, conversion_id, params, created_at \
+                         FROM received_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    )
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(ReceivedPostback {
+                                id: row.try_get("id")?,
+                                sub_id: row.try_get("sub_id")?,
+                                tid: row.try_get("tid")?,
+                                status: row.try_get("status")?,
+                                outcome: row.try_get("outcome")?,
+                                message: row.try_get("message")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                params: row.try_get("params")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_sent_postback(&mut conn, entry).await
+                }
+
+                async fn sent_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<SentPostback>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
+                         FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
+                    )
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SentPostback {
+                                id: row.try_get("id")?,
+                                conversion_id: row.try_get("conversion_id")?,
+                                origin: row.try_get("origin")?,
+                                method: row.try_get("method")?,
+                                url: row.try_get("url")?,
+                                body: row.try_get("body")?,
+                                http_status: row.try_get("http_status")?,
+                                attempts: row.try_get("attempts")?,
+                                error: row.try_get("error")?,
+                                created_at: row.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
+                    Ok(sqlx::query("DELETE FROM sent_postbacks").execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn labels(&self, campaign_id: i64, ref_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT ref_value, label FROM labels WHERE campaign_id = $1 AND ref_name = $2 ORDER BY ref_value",
+                    )
+                    .bind(campaign_id)
+                    .bind(ref_name.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(|row| Ok((row.try_get("ref_value")?, row.try_get("label")?))).collect()
+                }
+
+                async fn set_labels(
+                    &self,
+                    campaign_id: i64,
+                    ref_name: &str,
+                    items: &[(String, Option<String>)],
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mut changed = 0;
+                    for (value, label) in items {
+                        changed += match label {
+                            Some(label) => sqlx::query(
+                                "INSERT INTO labels (campaign_id, ref_name, ref_value, label, created_at) VALUES ($1, $2, $3, $4, $5) \
+                                 ON CONFLICT (campaign_id, ref_name, ref_value) DO UPDATE SET label = excluded.label",
+                            )
+                            .bind(campaign_id)
+                            .bind(ref_name.to_string())
+                            .bind(value.clone())
+                            .bind(label.clone())
+                            .bind(crate::model::unix_now())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                            None => sqlx::query("DELETE FROM labels WHERE campaign_id = $1 AND ref_name = $2 AND ref_value = $3")
+                                .bind(campaign_id)
+                                .bind(ref_name.to_string())
+                                .bind(value.clone())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                        };
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+
+                async fn clean_clicks(&self, from: i64, to: i64, campaign_id: Option<i64>) -> Result<(u64, u64), StoreError> {
+                    let scope = |builder: &mut QueryBuilder<Db>| {
+                        builder.push(" WHERE created_at >= ").push_bind(from).push(" AND created_at < ").push_bind(to);
+                        if let Some(id) = campaign_id {
+                            builder.push(" AND campaign_id = ").push_bind(id);
+                        }
+                    };
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    adjust_rollups(&mut tx, -1, rollups::Part::All, &scope).await?;
+                    let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
+                    scope(&mut conversions);
+                    conversions.push(")");
+                    let conversions = conversions.build().execute(&mut *tx).await?.rows_affected();
+                    for table in ["dialect_clicks", "dialect_click_keys"] {
+                        let mut dialect: QueryBuilder<Db> = QueryBuilder::new(format!("DELETE FROM {table} WHERE sub_id IN (SELECT sub_id FROM clicks"));
+                        scope(&mut dialect);
+                        dialect.push(")");
+                        dialect.build().execute(&mut *tx).await?;
+                    }
+                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM clicks");
+                    scope(&mut clicks);
+                    let clicks = clicks.build().execute(&mut *tx).await?.rows_affected();
+                    sqlx::query(
+                        "DELETE FROM click_profiles WHERE id NOT IN \
+                         (SELECT profile_id FROM dialect_clicks WHERE profile_id IS NOT NULL)",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    for rollup in rollups::ROLLUPS {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE clicks = 0", rollup.table)))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok((clicks, conversions))
+                }
+
+                async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_rollups(&mut tx, true).await?;
+                    // A write first, so that SQLite takes the write lock before the counts.
+                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
+                    let mut updated = 0;
+                    for spread in spreads {
+                        updated += spread_one(&mut tx, spread).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(updated)
+                }
+
+            }
+
+            #[async_trait]
+            impl ConversionStore for $store {
                 async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError> {
                     let row = sqlx::query(
                         "SELECT c.id, c.sub_id, c.campaign_id, c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, \
@@ -1187,36 +1363,31 @@ macro_rules! impl_report_store {
                         .rows_affected() > 0)
                 }
 
-                async fn received_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<ReceivedPostback>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT id, sub_id, tid, status, outcome, message, conversion_id, params, created_at \
-                         FROM received_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
-                    )
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(ReceivedPostback {
-                                id: row.try_get("id")?,
-                                sub_id: row.try_get("sub_id")?,
-                                tid: row.try_get("tid")?,
-                                status: row.try_get("status")?,
-                                outcome: row.try_get("outcome")?,
-                                message: row.try_get("message")?,
-                                conversion_id: row.try_get("conversion_id")?,
-                                params: row.try_get("params")?,
-                                created_at: row.try_get("created_at")?,
+                async fn postback_targets(&self, campaign_id: i64, ts_id: Option<i64>) -> Result<PostbackTargets, StoreError> {
+                    let campaign_postbacks: Option<String> = sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
+                        .bind(campaign_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let traffic_source = match ts_id {
+                        None => None,
+                        Some(id) => sqlx::query("SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .map(|row| -> Result<(String, String), StoreError> {
+                                Ok((row.try_get("postback_url")?, row.try_get("postback_statuses")?))
                             })
-                        })
-                        .collect()
+                            .transpose()?,
+                    };
+                    Ok(PostbackTargets {
+                        campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
+                        traffic_source,
+                    })
                 }
+            }
 
-                async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
-                    Ok(sqlx::query("DELETE FROM received_postbacks").execute(&self.pool).await?.rows_affected())
-                }
-
+            #[async_trait]
+            impl OutgoingQueue for $store {
                 async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
                     let mut conn = self.pool.acquire().await?;
                     insert_outgoing_postback(&mut conn, p).await
@@ -1285,161 +1456,6 @@ macro_rules! impl_report_store {
                     Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM outgoing_postbacks")
                         .fetch_one(&self.pool)
                         .await?)
-                }
-
-                async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
-                    let mut conn = self.pool.acquire().await?;
-                    insert_sent_postback(&mut conn, entry).await
-                }
-
-                async fn sent_postbacks(&self, limit: i64, offset: i64) -> Result<Vec<SentPostback>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
-                         FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
-                    )
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(SentPostback {
-                                id: row.try_get("id")?,
-                                conversion_id: row.try_get("conversion_id")?,
-                                origin: row.try_get("origin")?,
-                                method: row.try_get("method")?,
-                                url: row.try_get("url")?,
-                                body: row.try_get("body")?,
-                                http_status: row.try_get("http_status")?,
-                                attempts: row.try_get("attempts")?,
-                                error: row.try_get("error")?,
-                                created_at: row.try_get("created_at")?,
-                            })
-                        })
-                        .collect()
-                }
-
-                async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
-                    Ok(sqlx::query("DELETE FROM sent_postbacks").execute(&self.pool).await?.rows_affected())
-                }
-
-                async fn postback_targets(&self, campaign_id: i64, ts_id: Option<i64>) -> Result<PostbackTargets, StoreError> {
-                    let campaign_postbacks: Option<String> = sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
-                        .bind(campaign_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    let traffic_source = match ts_id {
-                        None => None,
-                        Some(id) => sqlx::query("SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&self.pool)
-                            .await?
-                            .map(|row| -> Result<(String, String), StoreError> {
-                                Ok((row.try_get("postback_url")?, row.try_get("postback_statuses")?))
-                            })
-                            .transpose()?,
-                    };
-                    Ok(PostbackTargets {
-                        campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
-                        traffic_source,
-                    })
-                }
-
-                async fn labels(&self, campaign_id: i64, ref_name: &str) -> Result<Vec<(String, String)>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT ref_value, label FROM labels WHERE campaign_id = $1 AND ref_name = $2 ORDER BY ref_value",
-                    )
-                    .bind(campaign_id)
-                    .bind(ref_name.to_string())
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter().map(|row| Ok((row.try_get("ref_value")?, row.try_get("label")?))).collect()
-                }
-
-                async fn set_labels(
-                    &self,
-                    campaign_id: i64,
-                    ref_name: &str,
-                    items: &[(String, Option<String>)],
-                ) -> Result<u64, StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    let mut changed = 0;
-                    for (value, label) in items {
-                        changed += match label {
-                            Some(label) => sqlx::query(
-                                "INSERT INTO labels (campaign_id, ref_name, ref_value, label, created_at) VALUES ($1, $2, $3, $4, $5) \
-                                 ON CONFLICT (campaign_id, ref_name, ref_value) DO UPDATE SET label = excluded.label",
-                            )
-                            .bind(campaign_id)
-                            .bind(ref_name.to_string())
-                            .bind(value.clone())
-                            .bind(label.clone())
-                            .bind(crate::model::unix_now())
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected(),
-                            None => sqlx::query("DELETE FROM labels WHERE campaign_id = $1 AND ref_name = $2 AND ref_value = $3")
-                                .bind(campaign_id)
-                                .bind(ref_name.to_string())
-                                .bind(value.clone())
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected(),
-                        };
-                    }
-                    tx.commit().await?;
-                    Ok(changed)
-                }
-
-                async fn clean_clicks(&self, from: i64, to: i64, campaign_id: Option<i64>) -> Result<(u64, u64), StoreError> {
-                    let scope = |builder: &mut QueryBuilder<Db>| {
-                        builder.push(" WHERE created_at >= ").push_bind(from).push(" AND created_at < ").push_bind(to);
-                        if let Some(id) = campaign_id {
-                            builder.push(" AND campaign_id = ").push_bind(id);
-                        }
-                    };
-                    let mut tx = self.pool.begin().await?;
-                    lock_rollups(&mut tx, true).await?;
-                    adjust_rollups(&mut tx, -1, rollups::Part::All, &scope).await?;
-                    let mut conversions: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
-                    scope(&mut conversions);
-                    conversions.push(")");
-                    let conversions = conversions.build().execute(&mut *tx).await?.rows_affected();
-                    for table in ["dialect_clicks", "dialect_click_keys"] {
-                        let mut dialect: QueryBuilder<Db> = QueryBuilder::new(format!("DELETE FROM {table} WHERE sub_id IN (SELECT sub_id FROM clicks"));
-                        scope(&mut dialect);
-                        dialect.push(")");
-                        dialect.build().execute(&mut *tx).await?;
-                    }
-                    let mut clicks: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM clicks");
-                    scope(&mut clicks);
-                    let clicks = clicks.build().execute(&mut *tx).await?.rows_affected();
-                    sqlx::query(
-                        "DELETE FROM click_profiles WHERE id NOT IN \
-                         (SELECT profile_id FROM dialect_clicks WHERE profile_id IS NOT NULL)",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                    for rollup in rollups::ROLLUPS {
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE clicks = 0", rollup.table)))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok((clicks, conversions))
-                }
-
-                async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    lock_rollups(&mut tx, true).await?;
-                    // A write first, so that SQLite takes the write lock before the counts.
-                    sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0").execute(&mut *tx).await?;
-                    let mut updated = 0;
-                    for spread in spreads {
-                        updated += spread_one(&mut tx, spread).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(updated)
                 }
             }
 
