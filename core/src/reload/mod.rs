@@ -19,7 +19,7 @@ pub use supervisor::{KindStatus, LoadedPlugins, PluginReport, Supervisor, load_p
 pub use trigger_check::TriggerCheck;
 
 use crate::registry::Registry;
-use crate::store::{Store, StoreError};
+use crate::store::{RoutingSource, StoreError};
 use crate::traffic::{ConversionCaps, RoutingSnapshot};
 
 /// Holds the current snapshot; handlers `load()` it once per request.
@@ -81,7 +81,7 @@ impl SnapshotCell {
     }
 
     /// Rebuilds from the store and swaps. On failure the old snapshot keeps serving.
-    pub async fn rebuild(&self, store: &dyn Store) -> Result<u64, StoreError> {
+    pub async fn rebuild(&self, store: &dyn RoutingSource) -> Result<u64, StoreError> {
         let _one_at_a_time = self.rebuilding.lock().await;
         match self.build(store).await {
             Ok(snapshot) => {
@@ -104,7 +104,7 @@ impl SnapshotCell {
     }
 
     /// A new snapshot from the store, with the counts of caps new to it read before it serves.
-    async fn build(&self, store: &dyn Store) -> Result<RoutingSnapshot, StoreError> {
+    async fn build(&self, store: &dyn RoutingSource) -> Result<RoutingSnapshot, StoreError> {
         let data = store.routing_data().await?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let snapshot = RoutingSnapshot::build(generation, data, &self.registry.load());
@@ -123,7 +123,7 @@ impl SnapshotCell {
 /// postback that lands between this read and the new snapshot's swap is not counted for a cap
 /// that snapshot adds (it is in the store, so the next restart counts it).
 pub async fn restore_caps(
-    store: &dyn Store,
+    store: &dyn RoutingSource,
     snapshot: &RoutingSnapshot,
     caps: &ConversionCaps,
 ) -> Result<(), StoreError> {

@@ -136,6 +136,18 @@ pub trait ClickWriter: Send + Sync {
     async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
 }
 
+/// What a routing snapshot is built from (`reload::SnapshotCell::rebuild`), with the counts
+/// of the offers' caps it restores.
+#[async_trait]
+pub trait RoutingSource: Send + Sync {
+    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
+    /// routing snapshot is built from.
+    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
+
+    /// Conversions of an offer since `since` that were not rejected (its conversion cap).
+    async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError>;
+}
+
 /// The trigger runner's role: triggers, the streams they act on, and their events.
 #[async_trait]
 pub trait TriggerStore: Send + Sync {
@@ -183,6 +195,7 @@ pub trait TriggerStore: Send + Sync {
 #[async_trait]
 pub trait Store:
     ClickWriter
+    + RoutingSource
     + TriggerStore
     + ConversionStore
     + OutgoingQueue
@@ -209,10 +222,6 @@ pub trait Store:
     async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
     async fn create_landing(&self, landing: &NewTarget) -> Result<Landing, StoreError>;
     async fn create_offer(&self, offer: &NewTarget) -> Result<Offer, StoreError>;
-
-    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
-    /// routing snapshot is built from.
-    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
 
     /// Clicks per stream since `hour_start`, since `day_start` and in total, for `streams`.
     async fn stream_hit_counts(
@@ -246,9 +255,6 @@ pub trait Store:
 
     /// An offer in any state.
     async fn offer(&self, id: i64) -> Result<Option<Offer>, StoreError>;
-
-    /// Conversions of an offer since `since` that were not rejected (its conversion cap).
-    async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError>;
 
     /// A page of the click log (clicks with their offer, traffic source, conversions and what
     /// the dialects keep about them).

@@ -169,8 +169,8 @@ macro_rules! impl_store {
             use crate::store::click_log::{ColumnReader, read_record};
             use crate::store::{
                 ClickKey, ClickProfile, ClickRecord, ClickWriter, CreatedClick, DialectClick,
-                LandingClick, LinkMetrics, LogQuery, LogValue, NewProfile, ProfileContact, Store,
-                StoreError, TriggerStore,
+                LandingClick, LinkMetrics, LogQuery, LogValue, NewProfile, ProfileContact,
+                RoutingSource, Store, StoreError, TriggerStore,
             };
             use crate::traffic::RoutingData;
 
@@ -708,99 +708,6 @@ macro_rules! impl_store {
                     offer_row(&row)
                 }
 
-                async fn routing_data(&self) -> Result<RoutingData, StoreError> {
-                    let campaigns = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE state = 'active' ORDER BY id"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(campaign_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                    let mut filters: std::collections::HashMap<i64, Vec<StreamFilter>> =
-                        std::collections::HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT f.id, f.stream_id, f.name, f.mode, f.payload FROM stream_filters f \
-                         JOIN streams s ON s.id = f.stream_id WHERE s.state = 'active' \
-                         ORDER BY f.stream_id, f.position, f.id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let filter = filter_row(&row)?;
-                        filters.entry(filter.stream_id).or_default().push(filter);
-                    }
-                    let mut landing_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
-                        std::collections::HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT id, stream_id, landing_id, share, state FROM stream_landings ORDER BY stream_id, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let target = target_row(&row, "landing_id")?;
-                        landing_targets.entry(target.stream_id).or_default().push(target);
-                    }
-                    let mut offer_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
-                        std::collections::HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT id, stream_id, offer_id, share, state FROM stream_offers ORDER BY stream_id, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let target = target_row(&row, "offer_id")?;
-                        offer_targets.entry(target.stream_id).or_default().push(target);
-                    }
-                    let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {STREAM_COLUMNS} FROM streams WHERE state = 'active' ORDER BY campaign_id, position, id"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        let id: i64 = row.try_get("id")?;
-                        stream_row(
-                            row,
-                            filters.remove(&id).unwrap_or_default(),
-                            landing_targets.remove(&id).unwrap_or_default(),
-                            offer_targets.remove(&id).unwrap_or_default(),
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                    let landings = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {LANDING_COLUMNS} FROM landings WHERE state = 'active' ORDER BY id"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(landing_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                    let offers = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {OFFER_COLUMNS} FROM offers WHERE state = 'active' ORDER BY id"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(offer_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                    let traffic_sources = sqlx::query(
-                        "SELECT id, name FROM traffic_sources WHERE state = 'active' ORDER BY id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|row| Ok((row.try_get::<i64, _>("id")?, row.try_get::<String, _>("name")?)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                    Ok(RoutingData {
-                        campaigns,
-                        streams,
-                        landings,
-                        offers,
-                        traffic_sources,
-                    })
-                }
-
                 async fn stream_hit_counts(
                     &self,
                     streams: &[i64],
@@ -910,16 +817,6 @@ macro_rules! impl_store {
                         .as_ref()
                         .map(offer_row)
                         .transpose()
-                }
-
-                async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError> {
-                    Ok(sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM conversions WHERE offer_id = $1 AND created_at >= $2 AND status <> 'rejected'",
-                    )
-                    .bind(offer_id)
-                    .bind(since)
-                    .fetch_one(&self.pool)
-                    .await?)
                 }
 
                 async fn click_log(&self, query: &LogQuery) -> Result<Vec<ClickRecord>, StoreError> {
@@ -1229,6 +1126,112 @@ macro_rules! impl_store {
 
                 async fn close(&self) {
                     self.pool.close().await;
+                }
+            }
+
+            #[async_trait]
+            impl RoutingSource for $store {
+                async fn routing_data(&self) -> Result<RoutingData, StoreError> {
+                    let campaigns = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(campaign_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let mut filters: std::collections::HashMap<i64, Vec<StreamFilter>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT f.id, f.stream_id, f.name, f.mode, f.payload FROM stream_filters f \
+                         JOIN streams s ON s.id = f.stream_id WHERE s.state = 'active' \
+                         ORDER BY f.stream_id, f.position, f.id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let filter = filter_row(&row)?;
+                        filters.entry(filter.stream_id).or_default().push(filter);
+                    }
+                    let mut landing_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT id, stream_id, landing_id, share, state FROM stream_landings ORDER BY stream_id, id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let target = target_row(&row, "landing_id")?;
+                        landing_targets.entry(target.stream_id).or_default().push(target);
+                    }
+                    let mut offer_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
+                        std::collections::HashMap::new();
+                    for row in sqlx::query(
+                        "SELECT id, stream_id, offer_id, share, state FROM stream_offers ORDER BY stream_id, id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let target = target_row(&row, "offer_id")?;
+                        offer_targets.entry(target.stream_id).or_default().push(target);
+                    }
+                    let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {STREAM_COLUMNS} FROM streams WHERE state = 'active' ORDER BY campaign_id, position, id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let id: i64 = row.try_get("id")?;
+                        stream_row(
+                            row,
+                            filters.remove(&id).unwrap_or_default(),
+                            landing_targets.remove(&id).unwrap_or_default(),
+                            offer_targets.remove(&id).unwrap_or_default(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let landings = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {LANDING_COLUMNS} FROM landings WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(landing_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let offers = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {OFFER_COLUMNS} FROM offers WHERE state = 'active' ORDER BY id"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(offer_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                    let traffic_sources = sqlx::query(
+                        "SELECT id, name FROM traffic_sources WHERE state = 'active' ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get::<i64, _>("id")?, row.try_get::<String, _>("name")?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                    Ok(RoutingData {
+                        campaigns,
+                        streams,
+                        landings,
+                        offers,
+                        traffic_sources,
+                    })
+                }
+
+                async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM conversions WHERE offer_id = $1 AND created_at >= $2 AND status <> 'rejected'",
+                    )
+                    .bind(offer_id)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?)
                 }
             }
 

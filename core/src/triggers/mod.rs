@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::fetch::{FetchError, Fetcher};
 use crate::model::{ObjectState, StreamTrigger, unix_now};
 use crate::reload::{SnapshotCell, Supervisor};
-use crate::store::Store;
+use crate::store::{RoutingSource, Store, TriggerStore};
 use crate::template::{NoMacroValues, Template, check_http_url};
 
 pub use crate::model::{
@@ -46,7 +46,10 @@ pub enum Outcome {
 
 /// Runs triggers: on a schedule, or one at a time (tests, an API call).
 pub struct TriggerRunner {
-    store: Arc<dyn Store>,
+    /// Triggers, the streams they act on and their events.
+    store: Arc<dyn TriggerStore>,
+    /// What routing is rebuilt from after a trigger changed a stream.
+    routing: Arc<dyn RoutingSource>,
     fetcher: Fetcher,
     cell: Arc<SnapshotCell>,
     supervisor: Arc<Supervisor>,
@@ -60,7 +63,8 @@ impl TriggerRunner {
         supervisor: Arc<Supervisor>,
     ) -> Self {
         TriggerRunner {
-            store,
+            store: store.clone(),
+            routing: store,
             fetcher,
             cell,
             supervisor,
@@ -323,7 +327,7 @@ impl TriggerRunner {
             other => return Err(format!("unknown trigger action `{other}`")),
         };
         self.event(trigger, event, data).await;
-        if changed && let Err(error) = self.cell.rebuild(store).await {
+        if changed && let Err(error) = self.cell.rebuild(self.routing.as_ref()).await {
             tracing::warn!(%error, "A trigger changed a stream but the routing snapshot could not be rebuilt yet.");
         }
         tracing::info!(
