@@ -136,16 +136,42 @@ def main():
     for name in sorted({m[0] for m in modules if m}):
         print(f"  {name}: {', '.join(sorted(top[name])) or '-'}")
 
-    # Tarjan's strongly connected components over the file graph.
-    index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
-    inner = {}
+    sccs = circles(sorted(modules), edges)
+    top_sccs = circles(sorted({m[0] for m in modules if m}), top)
+    show = lambda component: ", ".join("::".join(m) or "crate" for m in component)
+
+    # A circle of top-level modules is two subtrees that lean on each other.
+    print(f"\nTop-level import circles: {len(top_sccs)}")
+    for component in top_sccs:
+        print(f"  {', '.join(component)}")
+        if "--edges" in sys.argv:
+            members = set(component)
+            for module, targets in sorted(edges.items()):
+                for to in sorted(targets):
+                    if module and to and module[0] != to[0] and module[0] in members and to[0] in members:
+                        print(f"    {'::'.join(module)} -> {'::'.join(to)}")
+
+    print(f"\nImport circles: {len(sccs)}")
+    for component in sccs:
+        print(f"  {len(component)} modules: {show(component)}")
+        if "--edges" in sys.argv:
+            members = set(component)
+            for a in component:
+                for b in sorted(edges.get(a, ())):
+                    if b in members:
+                        print(f"    {'::'.join(a)} -> {'::'.join(b)}")
+
+
+def circles(nodes, edges):
+    """The strongly connected components of more than one node (Tarjan), each sorted."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
 
     def connect(v):
         index[v] = low[v] = counter[0]
         counter[0] += 1
         stack.append(v)
         on.add(v)
-        for w in edges.get(v, ()):
+        for w in sorted(edges.get(v, ())):
             if w not in index:
                 connect(w)
                 low[v] = min(low[v], low[w])
@@ -160,64 +186,13 @@ def main():
                 if w == v:
                     break
             if len(component) > 1:
-                sccs.append(sorted("::".join(m) or "crate" for m in component))
-                members = set(component)
-                inner[len(sccs) - 1] = sorted(
-                    f"{'::'.join(a)} -> {'::'.join(b)}"
-                    for a in component
-                    for b in edges.get(a, ())
-                    if b in members
-                )
+                found.append(sorted(component))
 
     sys.setrecursionlimit(10000)
-    for v in sorted(modules):
+    for v in nodes:
         if v not in index:
             connect(v)
-    # The same over top-level modules: a circle there is two subtrees that lean on each other.
-    top_sccs = []
-    tindex, tlow, tstack, ton, tcounter = {}, {}, [], set(), [0]
-
-    def top_connect(v):
-        tindex[v] = tlow[v] = tcounter[0]
-        tcounter[0] += 1
-        tstack.append(v)
-        ton.add(v)
-        for w in sorted(top.get(v, ())):
-            if w not in tindex:
-                top_connect(w)
-                tlow[v] = min(tlow[v], tlow[w])
-            elif w in ton:
-                tlow[v] = min(tlow[v], tindex[w])
-        if tlow[v] == tindex[v]:
-            component = []
-            while True:
-                w = tstack.pop()
-                ton.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                top_sccs.append(sorted(component))
-
-    for v in sorted({m[0] for m in modules if m}):
-        if v not in tindex:
-            top_connect(v)
-    print(f"\nTop-level import circles: {len(top_sccs)}")
-    for component in top_sccs:
-        print(f"  {', '.join(component)}")
-        if "--edges" in sys.argv:
-            members = set(component)
-            for module, targets in sorted(edges.items()):
-                for to in sorted(targets):
-                    if module and to and module[0] != to[0] and module[0] in members and to[0] in members:
-                        print(f"    {'::'.join(module)} -> {'::'.join(to)}")
-
-    print(f"\nImport circles: {len(sccs)}")
-    for n, component in enumerate(sccs):
-        print(f"  {len(component)} modules: {', '.join(component)}")
-        if "--edges" in sys.argv:
-            for edge in inner[n]:
-                print(f"    {edge}")
+    return found
 
 
 if __name__ == "__main__":

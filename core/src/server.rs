@@ -44,25 +44,34 @@ pub struct RunningServer {
     background: Vec<JoinHandle<()>>,
 }
 
-/// Opens a journal off the runtime's threads: it reads and repairs segments and may wait for
-/// its lock (a server of this process shutting down lets go of it a moment later).
+/// Opens the journal in `data_dir/{dir}` with the recorder's durability and cap (none with
+/// `memory` durability), off the runtime's threads: it reads and repairs segments and may
+/// wait for its lock (a server of this process shutting down lets go of it a moment later).
 async fn open_journal(
-    dir: &std::path::Path,
-    durability: crate::config::Durability,
-    max_bytes: u64,
+    config: &Config,
+    dir: &str,
+    what: &str,
 ) -> Result<
-    (
+    Option<(
         crate::journal::Journal,
         crate::journal::JournalReader,
         crate::journal::Recovery,
-    ),
-    String,
+    )>,
+    StartError,
 > {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::journal::Journal::open(&dir, durability, max_bytes))
+    let durability = config.recorder.durability;
+    if durability == crate::config::Durability::Memory {
+        return Ok(None);
+    }
+    let path = config.server.data_dir.join(dir);
+    let max_bytes = config.recorder.journal_max_bytes;
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || crate::journal::Journal::open(&path, durability, max_bytes))
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+        .and_then(|opened| opened.map_err(|e| e.to_string()))
+        .map(Some)
+        .map_err(|e| StartError::Setup(format!("cannot open the {what} ({shown}): {e}")))
 }
 
 /// Opens the store, prepares everything and starts answering on the configured address.
@@ -101,19 +110,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     if config.plugins.watch {
         supervisor.spawn_watcher();
     }
-    let journal = match config.recorder.durability {
-        crate::config::Durability::Memory => None,
-        durability => {
-            let dir = config.server.data_dir.join("journal");
-            let (journal, reader, recovery) =
-                open_journal(&dir, durability, config.recorder.journal_max_bytes)
-                    .await
-                    .map_err(|e| {
-                        StartError::Setup(format!("cannot open the click journal: {e}"))
-                    })?;
+    let journal = match open_journal(&config, "journal", "click journal").await? {
+        None => None,
+        Some((journal, reader, recovery)) => {
             tracing::info!(
-                dir = %dir.display(),
-                ?durability,
+                durability = ?config.recorder.durability,
                 unconfirmed_segments = recovery.segments,
                 torn_bytes = recovery.torn_bytes,
                 unconfirmed_records = recovery.records,
@@ -122,26 +123,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             Some((journal, reader))
         }
     };
-    let held_postbacks = match config.recorder.durability {
-        crate::config::Durability::Memory => None,
-        durability => {
-            let dir = config.server.data_dir.join("journal").join("postbacks");
-            let (journal, reader, recovery) =
-                open_journal(&dir, durability, config.recorder.journal_max_bytes)
-                    .await
-                    .map_err(|e| {
-                        StartError::Setup(format!("cannot open the postback journal: {e}"))
-                    })?;
-            if recovery.records > 0 || recovery.torn_bytes > 0 {
-                tracing::info!(
-                    held = recovery.records,
-                    torn_bytes = recovery.torn_bytes,
-                    "Postbacks held by the previous run are applied as the database takes them."
-                );
+    let held_postbacks =
+        match open_journal(&config, "journal/postbacks", "postback journal").await? {
+            None => None,
+            Some((journal, reader, recovery)) => {
+                if recovery.records > 0 || recovery.torn_bytes > 0 {
+                    tracing::info!(
+                        held = recovery.records,
+                        torn_bytes = recovery.torn_bytes,
+                        "Postbacks held by the previous run are applied as the database takes them."
+                    );
+                }
+                Some((api::PostbackInbox::new(journal, &reader), reader))
             }
-            Some((api::PostbackInbox::new(journal, &reader), reader))
-        }
-    };
+        };
     let (recorder, recorder_task) = ClickRecorder::start(
         store.clone(),
         &config.recorder,

@@ -1,7 +1,7 @@
 //! The outgoing postbacks a conversion fires: the campaign's S2S postbacks and its traffic
 //! source's postback URL, for the conversion's new status, with the conversion's macros
 //! expanded. They are planned before the conversion is recorded and queued by the store in
-//! the conversion's own transaction ([`crate::store::ReportStore::record_conversion`]), so a
+//! the conversion's own transaction ([`crate::store::ConversionStore::record_conversion`]), so a
 //! crash can never keep one without the other; the sending worker then delivers them.
 
 use serde_json::Value;

@@ -84,16 +84,8 @@ impl ConversionDesk<'_> {
         arrival: Arrival,
     ) -> Result<Verdict, StoreError> {
         let params_json = serde_json::to_string(params).unwrap_or_default();
-        let log = |outcome: &str, message: String, sub_id: &str| ReceivedPostback {
-            id: 0,
-            sub_id: sub_id.to_string(),
-            tid: params.get("tid").cloned().unwrap_or_default(),
-            status: params.get("status").cloned().unwrap_or_default(),
-            outcome: outcome.to_string(),
-            message,
-            conversion_id: None,
-            params: params_json.clone(),
-            created_at: now,
+        let log = |outcome: &str, message: String, sub_id: &str| {
+            ReceivedPostback::unrecorded(sub_id, params, &params_json, outcome, message, now)
         };
         let sub_id_param = params
             .get("subid")

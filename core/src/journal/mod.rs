@@ -300,7 +300,7 @@ impl Journal {
             let written = self.shared.admit(length as u64, 0).and_then(|()| {
                 let mut writer = self.shared.lock();
                 self.shared
-                    .write(&mut writer, &framed, vec![(length, then)])
+                    .write(&mut writer, &framed, std::iter::once((length, then)))
             });
             return written.inspect_err(|_| self.shared.count_failure(1));
         };
@@ -483,7 +483,7 @@ impl Shared {
         &self,
         writer: &mut Writer,
         records: &[u8],
-        appends: Vec<(usize, Option<Written>)>,
+        appends: impl ExactSizeIterator<Item = (usize, Option<Written>)>,
     ) -> Result<(), JournalError> {
         if writer.size + records.len() as u64 > SEGMENT_BYTES && writer.size > HEADER {
             let (file, path) = create_segment(&self.dir, writer.index + 1, self.durability)
@@ -570,7 +570,7 @@ impl Shared {
             }
             let result = {
                 let mut writer = self.lock();
-                self.write(&mut writer, &buffer, std::mem::take(&mut appends))
+                self.write(&mut writer, &buffer, appends.drain(..))
             };
             for sender in done.drain(..) {
                 let answer = match &result {

@@ -21,9 +21,10 @@ pub(crate) const MAX_RECORD: usize = 4 << 20;
 /// Appends `payload` (never empty), framed, to `out`.
 pub(crate) fn frame(payload: &[u8], out: &mut Vec<u8>) {
     debug_assert!(!payload.is_empty() && payload.len() <= MAX_RECORD);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    let _ = frame_with(out, |out| {
+        out.extend_from_slice(payload);
+        Ok::<(), std::convert::Infallible>(())
+    });
 }
 
 /// Appends a record to `out` whose payload `encode` writes (it may fail); the frame is

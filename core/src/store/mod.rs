@@ -4,6 +4,7 @@
 
 mod click_insert;
 mod click_log;
+mod conversions;
 mod files;
 mod migrate;
 pub mod objects;
@@ -34,13 +35,13 @@ pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
 };
+pub use conversions::{ConversionStore, Outgoing, OutgoingQueue};
 pub use files::FileStore;
 pub use migrate::MigrationReport;
 pub use postgres::PostgresStore;
 pub use reports::{
-    ConversionOutcome, ConversionStatus, ConversionStore, CostSpread, NewConversion, Outgoing,
-    OutgoingQueue, PendingPostback, PostbackClick, PostbackTargets, QueuedPostback,
-    ReceivedPostback, ReportStore, SentPostback,
+    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick,
+    PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
 };
 pub use sqlite::SqliteStore;
 

@@ -31,3 +31,4 @@ super::sql::impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres, postgr
 super::files::impl_file_store!(PostgresStore, sqlx::Postgres);
 super::objects::impl_object_store!(PostgresStore, sqlx::Postgres);
 super::reports::impl_report_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);
+super::conversions::impl_conversion_store!(PostgresStore, sqlx::Postgres);

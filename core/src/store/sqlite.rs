@@ -47,6 +47,7 @@ super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
 super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
 super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);
 super::reports::impl_report_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);
+super::conversions::impl_conversion_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

@@ -119,6 +119,17 @@ async fn wait_exit(
     .unwrap()
 }
 
+/// SIGTERM: the process exits successfully within `bound`; its log.
+async fn terminate_within(process: TestProcess, bound: Duration) -> String {
+    let stopping = Instant::now();
+    process.terminate().unwrap();
+    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "{log}");
+    assert!(took < bound, "shutdown took {took:?}:\n{log}");
+    log
+}
+
 /// Starts the process and waits until the recorder has nothing pending (earlier runs'
 /// journalled clicks included); then stops it with SIGTERM.
 async fn settle(config: &std::path::Path) -> String {
@@ -244,16 +255,8 @@ async fn sigterm_with_the_store_locked_exits_in_time_and_keeps_every_click() {
         answered_start.elapsed() < Duration::from_secs(30),
         "answers do not wait for the store"
     );
-    let stopping = Instant::now();
-    process.terminate().unwrap();
-    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
-    let took = stopping.elapsed();
-    assert!(status.success(), "{log}");
     // 2 s of drain, up to 5 s for a write the busy timeout holds, and the process's exit.
-    assert!(
-        took < Duration::from_secs(10),
-        "shutdown took {took:?}:\n{log}"
-    );
+    let log = terminate_within(process, Duration::from_secs(10)).await;
     assert!(
         log.contains("Shutdown left unwritten clicks in the journal"),
         "{log}"
@@ -615,16 +618,8 @@ async fn sigterm_with_postgres_down_keeps_clicks_and_postbacks() {
         "{degraded}"
     );
 
-    let stopping = Instant::now();
-    process.terminate().unwrap();
-    let (status, log) = wait_exit(process, Duration::from_secs(30)).await;
-    let took = stopping.elapsed();
-    assert!(status.success(), "{log}");
     // 2 s of request grace at most, 2 s of drain, a write the pool's timeout holds, the exit.
-    assert!(
-        took < Duration::from_secs(15),
-        "shutdown took {took:?}:\n{log}"
-    );
+    terminate_within(process, Duration::from_secs(15)).await;
 
     cluster.up();
     let process = TestProcess::serve(binary(), &config, &[]).unwrap();

@@ -293,6 +293,18 @@ impl Drop for Mounted {
     }
 }
 
+/// Rows and distinct sub ids in the clicks table of `dir/switchyard.db`.
+async fn stored_clicks(dir: &Path) -> (i64, i64) {
+    let url = format!("sqlite://{}/switchyard.db", dir.display());
+    let mut check = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT sub_id) FROM clicks")
+        .fetch_one(&mut check)
+        .await
+        .unwrap()
+}
+
 /// Writes `path` until the filesystem has no space left; returns the bytes written.
 fn fill(path: &Path) -> u64 {
     use std::io::Write;
@@ -396,18 +408,7 @@ async fn sqlite_on_a_full_disk_keeps_answering_and_resumes() {
     assert_eq!(health["recorder"]["written"], 350, "{health}");
     assert_eq!(health["recorder"]["set_aside"], 0, "{health}");
     assert_eq!(health["recorder"]["lost"], 0, "{health}");
-    let mut check = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-        "sqlite://{}/switchyard.db",
-        mount.display()
-    ))
-    .await
-    .unwrap();
-    let (rows, distinct): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT sub_id) FROM clicks")
-            .fetch_one(&mut check)
-            .await
-            .unwrap();
-    assert_eq!((rows, distinct), (350, 350));
+    assert_eq!(stored_clicks(&mount).await, (350, 350));
     let (status, body) = admin(
         &server,
         "POST",
@@ -483,18 +484,10 @@ async fn a_full_journal_disk_counts_every_click_it_could_not_keep(durability: &s
     let health = wait_settled(&server, 150 - lost, Duration::from_secs(15)).await;
     assert_eq!(health["recorder"]["lost"], lost, "no more lost: {health}");
     assert_eq!(health["recorder"]["written"], 150 - lost, "{health}");
-    let mut check = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-        "sqlite://{}/switchyard.db",
-        dir.path().display()
-    ))
-    .await
-    .unwrap();
-    let (rows, distinct): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT sub_id) FROM clicks")
-            .fetch_one(&mut check)
-            .await
-            .unwrap();
-    assert_eq!((rows, distinct), (150 - lost as i64, 150 - lost as i64));
+    assert_eq!(
+        stored_clicks(dir.path()).await,
+        (150 - lost as i64, 150 - lost as i64)
+    );
     server.stop().await;
 }
 

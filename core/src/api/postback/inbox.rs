@@ -26,6 +26,21 @@ use crate::store::StoreError;
 /// The longest a postback waits for the store before it is held instead.
 pub(super) const STORE_WAIT: Duration = Duration::from_secs(3);
 
+/// `attempt`, given at most [`STORE_WAIT`]; past it, the store counts as unavailable (the
+/// attempt is dropped: its transaction, if any, rolls back).
+pub(super) async fn within_store_wait<T>(
+    attempt: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(STORE_WAIT, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Connect(format!(
+                "no answer within {} ms",
+                STORE_WAIT.as_millis()
+            )))
+        })
+}
+
 /// One held postback: its parameters and when it came.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Held {
@@ -170,17 +185,11 @@ async fn apply(
         }
         let desk = desk(state);
         let attempt = desk.record(&held.params, held.received_at, Arrival::Received);
-        let error = match tokio::time::timeout(STORE_WAIT, attempt).await {
-            Ok(Ok(_)) => return true,
-            Ok(Err(error)) => error,
-            Err(_) => {
-                StoreError::Connect(format!("no answer within {} ms", STORE_WAIT.as_millis()))
-            }
+        let error = match within_store_wait(attempt).await {
+            Ok(_) => return true,
+            Err(error) => error,
         };
-        let reachable = matches!(
-            tokio::time::timeout(STORE_WAIT, state.store.ping()).await,
-            Ok(Ok(()))
-        );
+        let reachable = within_store_wait(state.store.ping()).await.is_ok();
         if reachable {
             tries_while_reachable += 1;
         }
@@ -191,12 +200,7 @@ async fn apply(
             // It would fail for ever: logged `invalid`, like a parked one that cannot be
             // recorded, so it does not hold back the postbacks behind it. Only once that log
             // is written is it let go.
-            let sub_id = held.params.get("subid").or(held.params.get("sub_id"));
-            let params = serde_json::to_string(&held.params).unwrap_or_default();
-            let logged =
-                super::parked::log_unrecordable(state, sub_id.map_or("", |s| s), &params, &error)
-                    .await;
-            if logged {
+            if super::parked::log_unrecordable(state, &held.params, &error).await {
                 return true;
             }
         } else {

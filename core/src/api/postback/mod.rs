@@ -166,13 +166,9 @@ async fn receive(
     }
     let desk = desk(&state);
     let attempt = desk.record(&params, now, Arrival::Received);
-    let error = match tokio::time::timeout(inbox::STORE_WAIT, attempt).await {
-        Ok(Ok(verdict)) => return answer_for(verdict).into_response(),
-        Ok(Err(error)) => error,
-        Err(_) => StoreError::Connect(format!(
-            "no answer within {} ms",
-            inbox::STORE_WAIT.as_millis()
-        )),
+    let error = match inbox::within_store_wait(attempt).await {
+        Ok(verdict) => return answer_for(verdict).into_response(),
+        Err(error) => error,
     };
     if error.is_about_the_data() || matches!(error, StoreError::Corrupt(_)) {
         tracing::error!(%error, "A postback could not be recorded.");

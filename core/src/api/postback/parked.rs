@@ -51,7 +51,7 @@ pub(crate) async fn apply_parked(state: AppState, mut stop: tokio::sync::watch::
                 {
                     // It would fail for ever: logged as invalid and dropped, so it does not
                     // hold back the parked postbacks behind it.
-                    if log_unrecordable(&state, &pending.sub_id, &pending.params, &error).await {
+                    if log_unrecordable(&state, &params, &error).await {
                         let _ = state.store.unpark_postback(pending.id).await;
                     }
                 }
@@ -81,21 +81,19 @@ async fn expire_parked(state: &AppState) {
         }
         let params: BTreeMap<String, String> =
             serde_json::from_str(&pending.params).unwrap_or_default();
-        let entry = ReceivedPostback {
-            id: 0,
-            sub_id: pending.sub_id.clone(),
-            tid: params.get("tid").cloned().unwrap_or_default(),
-            status: params.get("status").cloned().unwrap_or_default(),
-            outcome: "expired".into(),
-            message: format!(
-                "no click with the sub id `{}` arrived within {} h",
-                pending.sub_id,
-                retention.as_secs() / 3_600
-            ),
-            conversion_id: None,
-            params: pending.params.clone(),
-            created_at: unix_now(),
-        };
+        let message = format!(
+            "no click with the sub id `{}` arrived within {} h",
+            pending.sub_id,
+            retention.as_secs() / 3_600
+        );
+        let entry = ReceivedPostback::unrecorded(
+            &pending.sub_id,
+            &params,
+            &pending.params,
+            "expired",
+            message,
+            unix_now(),
+        );
         if let Err(error) = state.store.log_received_postback(&entry).await {
             tracing::error!(%error, "Could not log an expired postback.");
         }
@@ -107,21 +105,22 @@ async fn expire_parked(state: &AppState) {
 /// false when even the log cannot be written.
 pub(super) async fn log_unrecordable(
     state: &AppState,
-    sub_id: &str,
-    params: &str,
+    params: &BTreeMap<String, String>,
     error: &StoreError,
 ) -> bool {
+    let sub_id = params
+        .get("subid")
+        .or(params.get("sub_id"))
+        .map_or("", |s| s);
     tracing::error!(%error, sub_id, "A postback cannot be recorded; it is logged as invalid.");
-    let entry = ReceivedPostback {
-        id: 0,
-        sub_id: sub_id.to_string(),
-        tid: String::new(),
-        status: String::new(),
-        outcome: "invalid".into(),
-        message: error.to_string(),
-        conversion_id: None,
-        params: params.to_string(),
-        created_at: unix_now(),
-    };
+    let params_json = serde_json::to_string(params).unwrap_or_default();
+    let entry = ReceivedPostback::unrecorded(
+        sub_id,
+        params,
+        &params_json,
+        "invalid",
+        error.to_string(),
+        unix_now(),
+    );
     state.store.log_received_postback(&entry).await.is_ok()
 }
