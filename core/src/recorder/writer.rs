@@ -500,6 +500,46 @@ mod tests {
     }
 
     proptest! {
+        /// A click, as journalled (postcard, in the recorder's event), decodes to the same
+        /// click, whatever its texts, numbers and flags.
+        #[test]
+        fn a_journalled_click_reads_back(
+            texts in prop::collection::vec(".{0,40}", 8),
+            numbers in prop::collection::vec(any::<i64>(), 4),
+            coordinates in prop::option::of((-90.0f64..90.0, -180.0f64..180.0)),
+            flags in prop::collection::vec(any::<bool>(), 5),
+            sub_ids in prop::collection::vec(".{0,12}", crate::model::SUB_ID_COUNT),
+        ) {
+            let mut click = Click::blank();
+            click.sub_id = texts[0].clone();
+            click.user_agent = texts[1].clone();
+            click.ip = texts[2].clone();
+            click.params = texts[3].clone();
+            click.request_url = texts[4].clone();
+            click.city = texts[5].clone();
+            click.destination = texts[6].clone();
+            click.extra_params[9] = texts[7].clone();
+            click.campaign_id = numbers[0];
+            click.stream_id = Some(numbers[1]);
+            click.created_at = numbers[2];
+            click.cost = crate::model::Money::from_micros(numbers[3]);
+            click.latitude = coordinates.map(|c| c.0);
+            click.longitude = coordinates.map(|c| c.1);
+            click.is_unique_campaign = flags[0];
+            click.is_unique_stream = flags[1];
+            click.is_unique_global = flags[2];
+            click.is_bot = flags[3];
+            click.is_using_proxy = flags[4];
+            click.sub_ids = sub_ids;
+            let bytes = postcard::to_allocvec(&Event::Click(Box::new(click.clone()))).unwrap();
+            match postcard::from_bytes::<Event>(&bytes).unwrap() {
+                Event::Click(read) => prop_assert_eq!(*read, click),
+                Event::LandingClick(_) => prop_assert!(false, "read back as a landing click"),
+            }
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
         /// Whatever the hand-off's room and however reads interleave with appends, the writer
