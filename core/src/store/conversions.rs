@@ -1,8 +1,18 @@
 //! The conversions' roles: [`ConversionStore`] (the click a postback names, recording a
 //! conversion with its outgoing postbacks, the received-postback log, parked postbacks) and
-//! [`OutgoingQueue`] (what the sending worker needs). The SQL is shared by both backends
-//! through [`impl_conversion_store!`], expanded next to each backend's type like the other
-//! store roles.
+//! [`OutgoingQueue`] (what the sending worker needs). Implemented once for both backends on
+//! `SqlStore<DB>` (see `sql_store.rs`).
+
+use std::sync::Arc;
+
+use sqlx::{ColumnIndex, Encode, Executor, Type};
+
+use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
+use sqlx::{QueryBuilder, Row};
+
+use super::reports::ConversionStatus;
+use crate::model::Money;
+use crate::store::rollups;
 
 use async_trait::async_trait;
 
@@ -111,383 +121,497 @@ pub trait OutgoingQueue: Send + Sync {
     async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError>;
 }
 
-/// Expands [`ConversionStore`] and [`OutgoingQueue`] for one backend:
-/// `impl_conversion_store!(Type, sqlx::Db)`, after `impl_report_store!` (whose rollup and log
-/// helpers it uses).
-macro_rules! impl_conversion_store {
-    ($store:ty, $db:ty) => {
-        pub(crate) mod conversion_impl {
-            use async_trait::async_trait;
-            use sqlx::{QueryBuilder, Row};
+const CONVERSION_COLUMNS: &str = "sub_id, tid, click_id, campaign_id, stream_id, landing_id, offer_id, ts_id, \
+    affiliate_network_id, status, original_status, previous_status, revenue_micros, cost_micros, currency, \
+    params, click_created_at, created_at, updated_at";
 
-            use super::*;
-            use super::report_impl::{adjust_rollups, insert_sent_postback, lock_rollups};
-            use crate::store::conversions::{ConversionStore, OutgoingQueue};
-            use crate::store::reports::{
-                ConversionOutcome, ConversionStatus, NewConversion, PendingPostback, PostbackClick,
-                PostbackTargets, QueuedPostback, ReceivedPostback, SentPostback,
-            };
-            use crate::model::Money;
-            use crate::store::{StoreError, rollups};
-
-            type Db = $db;
-
-            const CONVERSION_COLUMNS: &str = "sub_id, tid, click_id, campaign_id, stream_id, landing_id, offer_id, ts_id, \
-                affiliate_network_id, status, original_status, previous_status, revenue_micros, cost_micros, currency, \
-                params, click_created_at, created_at, updated_at";
-
-            fn status_of(text: &str) -> Result<ConversionStatus, StoreError> {
-                crate::store::sql::parse_enum(text, ConversionStatus::parse, "conversion status")
-            }
-
-            /// Queues an outgoing postback; false when its delivery was queued already.
-            async fn insert_outgoing_postback(
-                conn: &mut <Db as sqlx::Database>::Connection,
-                p: &QueuedPostback,
-            ) -> Result<bool, StoreError> {
-                Ok(sqlx::query(
-                        "INSERT INTO outgoing_postbacks (delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
-                    )
-                    .bind(&p.delivery_key)
-                    .bind(p.conversion_id)
-                    .bind(&p.origin)
-                    .bind(&p.method)
-                    .bind(&p.url)
-                    .bind(&p.body)
-                    .bind(p.attempts)
-                    .bind(p.next_at)
-                    .bind(p.created_at)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected() > 0)
-            }
-
-            /// Appends to the received-postbacks log (`id` is ignored).
-            async fn insert_received_postback(
-                conn: &mut <Db as sqlx::Database>::Connection,
-                entry: &ReceivedPostback,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(entry.sub_id.clone())
-                .bind(entry.tid.clone())
-                .bind(entry.status.clone())
-                .bind(entry.outcome.clone())
-                .bind(entry.message.clone())
-                .bind(entry.conversion_id)
-                .bind(entry.params.clone())
-                .bind(entry.created_at)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            #[async_trait]
-            impl ConversionStore for $store {
-                async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError> {
-                    let row = sqlx::query(
-                        "SELECT c.id, c.sub_id, c.campaign_id, c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, \
-                         o.affiliate_network_id, o.payout_value_micros, o.payout_currency, o.payout_upsell \
-                         FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE c.sub_id = $1",
-                    )
-                    .bind(sub_id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    Ok(Some(PostbackClick {
-                        click_id: row.try_get("id")?,
-                        sub_id: row.try_get("sub_id")?,
-                        campaign_id: row.try_get("campaign_id")?,
-                        stream_id: row.try_get("stream_id")?,
-                        landing_id: row.try_get("landing_id")?,
-                        offer_id: row.try_get("offer_id")?,
-                        ts_id: row.try_get("ts_id")?,
-                        created_at: row.try_get("created_at")?,
-                        affiliate_network_id: row.try_get("affiliate_network_id")?,
-                        payout: Money::from_micros(row.try_get::<Option<i64>, _>("payout_value_micros")?.unwrap_or(0)),
-                        payout_currency: row.try_get::<Option<String>, _>("payout_currency")?.unwrap_or_default(),
-                        upsell: row.try_get::<Option<bool>, _>("payout_upsell")?.unwrap_or(false),
-                    }))
-                }
-
-                async fn record_conversion(&self, new: &NewConversion, outgoing: &$crate::store::Outgoing<'_>) -> Result<ConversionOutcome, StoreError> {
-                    let click = &new.click;
-                    let mut tx = self.pool.begin().await?;
-                    // The rollups lose this click's sums first (a write: SQLite takes its write
-                    // lock before anything is read) and get them back at the end.
-                    lock_rollups(&mut tx, true).await?;
-                    let this_click = |builder: &mut QueryBuilder<Db>| {
-                        builder.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
-                    };
-                    adjust_rollups(&mut tx, -1, rollups::Part::Conversions, &this_click).await?;
-                    let inserted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO conversions ({CONVERSION_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $14, $15, $16, $17, $17) \
-                         ON CONFLICT (sub_id, tid) DO NOTHING RETURNING id"
-                    )))
-                    .bind(click.sub_id.clone())
-                    .bind(new.tid.clone())
-                    .bind(click.click_id)
-                    .bind(click.campaign_id)
-                    .bind(click.stream_id)
-                    .bind(click.landing_id)
-                    .bind(click.offer_id)
-                    .bind(click.ts_id)
-                    .bind(click.affiliate_network_id)
-                    .bind(new.status.as_str())
-                    .bind(new.original_status.clone())
-                    .bind(new.revenue.unwrap_or(new.default_revenue).micros())
-                    .bind(new.cost.micros())
-                    .bind(new.currency.clone())
-                    .bind(new.params.clone())
-                    .bind(click.created_at)
-                    .bind(new.at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let outcome = if let Some(id) = inserted {
-                        ConversionOutcome::Accepted { id }
-                    } else {
-                        let allowed: Vec<&str> = new.status.predecessors().iter().map(|s| s.as_str()).collect();
-                        let moved = if allowed.is_empty() {
-                            None
-                        } else {
-                            let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE conversions SET previous_status = status, status = ");
-                            update.push_bind(new.status.as_str());
-                            update.push(", revenue_micros = COALESCE(").push_bind(new.revenue.map(|m| m.micros()));
-                            update.push(", revenue_micros), updated_at = ").push_bind(new.at);
-                            update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
-                            update.push(" AND tid = ").push_bind(new.tid.clone());
-                            update.push(" AND status IN (");
-                            let mut list = update.separated(", ");
-                            for status in &allowed {
-                                list.push_bind(*status);
-                            }
-                            update.push(") RETURNING id, previous_status");
-                            update.build().fetch_optional(&mut *tx).await?
-                        };
-                        match moved {
-                            Some(row) => ConversionOutcome::Transition {
-                                id: row.try_get("id")?,
-                                from: status_of(&row.try_get::<String, _>("previous_status")?)?,
-                            },
-                            None => {
-                                let row = sqlx::query("SELECT id, status FROM conversions WHERE sub_id = $1 AND tid = $2")
-                                    .bind(click.sub_id.clone())
-                                    .bind(new.tid.clone())
-                                    .fetch_one(&mut *tx)
-                                    .await?;
-                                let id: i64 = row.try_get("id")?;
-                                let current = status_of(&row.try_get::<String, _>("status")?)?;
-                                if current == new.status {
-                                    ConversionOutcome::Duplicate { id }
-                                } else {
-                                    ConversionOutcome::Ignored { id, current }
-                                }
-                            }
-                        }
-                    };
-                    if matches!(outcome, ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }) {
-                        sqlx::query(
-                            "UPDATE clicks SET \
-                             is_lead = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'lead'), \
-                             is_sale = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status IN ('sale', 'rebill')), \
-                             is_rejected = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'rejected'), \
-                             revenue_micros = CAST(COALESCE((SELECT SUM(revenue_micros) FROM conversions \
-                                 WHERE sub_id = $1 AND status IN ('lead', 'sale', 'rebill')), 0) AS BIGINT) \
-                             WHERE sub_id = $1",
-                        )
-                        .bind(click.sub_id.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if !new.sub_id_updates.is_empty() {
-                        let mut update: QueryBuilder<Db> = QueryBuilder::new("UPDATE clicks SET ");
-                        for (i, (n, value)) in new.sub_id_updates.iter().enumerate() {
-                            if i > 0 {
-                                update.push(", ");
-                            }
-                            // N is checked against 1..=SUB_ID_COUNT by the caller; only digits reach SQL.
-                            update.push(format!("sub_id_{}", (*n).clamp(1, crate::model::SUB_ID_COUNT))).push(" = ").push_bind(value.clone());
-                        }
-                        update.push(" WHERE sub_id = ").push_bind(click.sub_id.clone());
-                        update.build().execute(&mut *tx).await?;
-                    }
-                    adjust_rollups(&mut tx, 1, rollups::Part::Conversions, &this_click).await?;
-                    if matches!(outcome, ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }) {
-                        for postback in outgoing(outcome.id()) {
-                            insert_outgoing_postback(&mut tx, &postback).await?;
-                        }
-                    }
-                    let entry = ReceivedPostback {
-                        id: 0,
-                        sub_id: click.sub_id.clone(),
-                        tid: new.tid.clone(),
-                        status: new.status.as_str().into(),
-                        outcome: outcome.name().into(),
-                        message: String::new(),
-                        conversion_id: Some(outcome.id()),
-                        params: new.params.clone(),
-                        created_at: new.at,
-                    };
-                    insert_received_postback(&mut tx, &entry).await?;
-                    tx.commit().await?;
-                    Ok(outcome)
-                }
-
-                async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError> {
-                    let mut conn = self.pool.acquire().await?;
-                    insert_received_postback(&mut conn, entry).await
-                }
-
-                async fn park_postback(&self, pending: &PendingPostback, log: &ReceivedPostback) -> Result<(), StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    sqlx::query("INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ($1, $2, $3)")
-                        .bind(&pending.sub_id)
-                        .bind(&pending.params)
-                        .bind(pending.received_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_received_postback(&mut tx, log).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-
-                async fn parked_postbacks_for(&self, sub_id: &str) -> Result<i64, StoreError> {
-                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pending_postbacks WHERE sub_id = $1")
-                        .bind(sub_id)
-                        .fetch_one(&self.pool)
-                        .await?)
-                }
-
-                async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
-                    crate::store::reports::pending_postbacks(sqlx::query(
-                        "SELECT p.id, p.sub_id, p.params, p.received_at FROM pending_postbacks p \
-                         WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.sub_id = p.sub_id) ORDER BY p.id LIMIT $1",
-                    )
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
-                }
-
-                async fn stale_postbacks(&self, before: i64, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
-                    crate::store::reports::pending_postbacks(sqlx::query(
-                        "SELECT id, sub_id, params, received_at FROM pending_postbacks \
-                         WHERE received_at < $1 ORDER BY id LIMIT $2",
-                    )
-                    .bind(before)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
-                }
-
-                async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError> {
-                    Ok(sqlx::query("DELETE FROM pending_postbacks WHERE id = $1")
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected() > 0)
-                }
-
-                async fn postback_targets(&self, campaign_id: i64, ts_id: Option<i64>) -> Result<PostbackTargets, StoreError> {
-                    let campaign_postbacks: Option<String> = sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
-                        .bind(campaign_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    let traffic_source = match ts_id {
-                        None => None,
-                        Some(id) => sqlx::query("SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&self.pool)
-                            .await?
-                            .map(|row| -> Result<(String, String), StoreError> {
-                                Ok((row.try_get("postback_url")?, row.try_get("postback_statuses")?))
-                            })
-                            .transpose()?,
-                    };
-                    Ok(PostbackTargets {
-                        campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
-                        traffic_source,
-                    })
-                }
-            }
-
-            #[async_trait]
-            impl OutgoingQueue for $store {
-                async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
-                    let mut conn = self.pool.acquire().await?;
-                    insert_outgoing_postback(&mut conn, p).await
-                }
-
-
-                async fn due_outgoing_postbacks(&self, now_ms: i64, limit: i64) -> Result<Vec<QueuedPostback>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT id, delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at \
-                         FROM outgoing_postbacks WHERE next_at <= $1 ORDER BY id LIMIT $2",
-                    )
-                    .bind(now_ms)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(QueuedPostback {
-                                id: row.try_get("id")?,
-                                delivery_key: row.try_get("delivery_key")?,
-                                conversion_id: row.try_get("conversion_id")?,
-                                origin: row.try_get("origin")?,
-                                method: row.try_get("method")?,
-                                url: row.try_get("url")?,
-                                body: row.try_get("body")?,
-                                attempts: row.try_get("attempts")?,
-                                next_at: row.try_get("next_at")?,
-                                created_at: row.try_get("created_at")?,
-                            })
-                        })
-                        .collect()
-                }
-
-                async fn claim_outgoing_postback(&self, id: i64, next_at: i64, until_ms: i64) -> Result<bool, StoreError> {
-                    Ok(sqlx::query("UPDATE outgoing_postbacks SET next_at = $1 WHERE id = $2 AND next_at = $3")
-                        .bind(until_ms)
-                        .bind(id)
-                        .bind(next_at)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected() > 0)
-                }
-
-                async fn retry_outgoing_postback(&self, id: i64, attempts: i64, next_at: i64) -> Result<(), StoreError> {
-                    sqlx::query("UPDATE outgoing_postbacks SET attempts = $1, next_at = $2 WHERE id = $3")
-                        .bind(attempts)
-                        .bind(next_at)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
-                }
-
-                async fn finish_outgoing_postback(&self, id: i64, entry: &SentPostback) -> Result<(), StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    sqlx::query("DELETE FROM outgoing_postbacks WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_sent_postback(&mut tx, entry).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-
-                async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError> {
-                    Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM outgoing_postbacks")
-                        .fetch_one(&self.pool)
-                        .await?)
-                }
-            }
-        }
-    };
+fn status_of(text: &str) -> Result<ConversionStatus, StoreError> {
+    crate::store::sql::parse_enum(text, ConversionStatus::parse, "conversion status")
 }
 
-pub(crate) use impl_conversion_store;
+impl<DB> SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    /// Queues an outgoing postback; false when its delivery was queued already.
+    async fn insert_outgoing_postback(
+        conn: &mut <DB as sqlx::Database>::Connection,
+        p: &QueuedPostback,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+                "INSERT INTO outgoing_postbacks (delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_key) DO NOTHING",
+            )
+            .bind(&p.delivery_key)
+            .bind(p.conversion_id)
+            .bind(&p.origin)
+            .bind(&p.method)
+            .bind(&p.url)
+            .bind(&p.body)
+            .bind(p.attempts)
+            .bind(p.next_at)
+            .bind(p.created_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected() > 0)
+    }
+
+    /// Appends to the received-postbacks log (`id` is ignored).
+    async fn insert_received_postback(
+        conn: &mut <DB as sqlx::Database>::Connection,
+        entry: &ReceivedPostback,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO received_postbacks (sub_id, tid, status, outcome, message, conversion_id, params, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(entry.sub_id.clone())
+        .bind(entry.tid.clone())
+        .bind(entry.status.clone())
+        .bind(entry.outcome.clone())
+        .bind(entry.message.clone())
+        .bind(entry.conversion_id)
+        .bind(entry.params.clone())
+        .bind(entry.created_at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB> ConversionStore for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.sub_id, c.campaign_id, c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, \
+             o.affiliate_network_id, o.payout_value_micros, o.payout_currency, o.payout_upsell \
+             FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE c.sub_id = $1",
+        )
+        .bind(sub_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(PostbackClick {
+            click_id: row.try_get("id")?,
+            sub_id: row.try_get("sub_id")?,
+            campaign_id: row.try_get("campaign_id")?,
+            stream_id: row.try_get("stream_id")?,
+            landing_id: row.try_get("landing_id")?,
+            offer_id: row.try_get("offer_id")?,
+            ts_id: row.try_get("ts_id")?,
+            created_at: row.try_get("created_at")?,
+            affiliate_network_id: row.try_get("affiliate_network_id")?,
+            payout: Money::from_micros(
+                row.try_get::<Option<i64>, _>("payout_value_micros")?
+                    .unwrap_or(0),
+            ),
+            payout_currency: row
+                .try_get::<Option<String>, _>("payout_currency")?
+                .unwrap_or_default(),
+            upsell: row
+                .try_get::<Option<bool>, _>("payout_upsell")?
+                .unwrap_or(false),
+        }))
+    }
+
+    async fn record_conversion(
+        &self,
+        new: &NewConversion,
+        outgoing: &crate::store::Outgoing<'_>,
+    ) -> Result<ConversionOutcome, StoreError> {
+        let click = &new.click;
+        let mut tx = self.pool.begin().await?;
+        // The rollups lose this click's sums first (a write: SQLite takes its write
+        // lock before anything is read) and get them back at the end.
+        Self::lock_rollups(&mut tx, true).await?;
+        let this_click = |builder: &mut QueryBuilder<DB>| {
+            builder
+                .push(" WHERE sub_id = ")
+                .push_bind(click.sub_id.clone());
+        };
+        Self::adjust_rollups(&mut tx, -1, rollups::Part::Conversions, &this_click).await?;
+        let inserted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO conversions ({CONVERSION_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $14, $15, $16, $17, $17) \
+             ON CONFLICT (sub_id, tid) DO NOTHING RETURNING id"
+        )))
+        .bind(click.sub_id.clone())
+        .bind(new.tid.clone())
+        .bind(click.click_id)
+        .bind(click.campaign_id)
+        .bind(click.stream_id)
+        .bind(click.landing_id)
+        .bind(click.offer_id)
+        .bind(click.ts_id)
+        .bind(click.affiliate_network_id)
+        .bind(new.status.as_str())
+        .bind(new.original_status.clone())
+        .bind(new.revenue.unwrap_or(new.default_revenue).micros())
+        .bind(new.cost.micros())
+        .bind(new.currency.clone())
+        .bind(new.params.clone())
+        .bind(click.created_at)
+        .bind(new.at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = if let Some(id) = inserted {
+            ConversionOutcome::Accepted { id }
+        } else {
+            let allowed: Vec<&str> = new
+                .status
+                .predecessors()
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            let moved = if allowed.is_empty() {
+                None
+            } else {
+                let mut update: QueryBuilder<DB> =
+                    QueryBuilder::new("UPDATE conversions SET previous_status = status, status = ");
+                update.push_bind(new.status.as_str());
+                update
+                    .push(", revenue_micros = COALESCE(")
+                    .push_bind(new.revenue.map(|m| m.micros()));
+                update
+                    .push(", revenue_micros), updated_at = ")
+                    .push_bind(new.at);
+                update
+                    .push(" WHERE sub_id = ")
+                    .push_bind(click.sub_id.clone());
+                update.push(" AND tid = ").push_bind(new.tid.clone());
+                update.push(" AND status IN (");
+                let mut list = update.separated(", ");
+                for status in &allowed {
+                    list.push_bind(*status);
+                }
+                update.push(") RETURNING id, previous_status");
+                update.build().fetch_optional(&mut *tx).await?
+            };
+            match moved {
+                Some(row) => ConversionOutcome::Transition {
+                    id: row.try_get("id")?,
+                    from: status_of(&row.try_get::<String, _>("previous_status")?)?,
+                },
+                None => {
+                    let row = sqlx::query(
+                        "SELECT id, status FROM conversions WHERE sub_id = $1 AND tid = $2",
+                    )
+                    .bind(click.sub_id.clone())
+                    .bind(new.tid.clone())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let id: i64 = row.try_get("id")?;
+                    let current = status_of(&row.try_get::<String, _>("status")?)?;
+                    if current == new.status {
+                        ConversionOutcome::Duplicate { id }
+                    } else {
+                        ConversionOutcome::Ignored { id, current }
+                    }
+                }
+            }
+        };
+        if matches!(
+            outcome,
+            ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
+        ) {
+            sqlx::query(
+                "UPDATE clicks SET \
+                 is_lead = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'lead'), \
+                 is_sale = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status IN ('sale', 'rebill')), \
+                 is_rejected = EXISTS (SELECT 1 FROM conversions WHERE sub_id = $1 AND status = 'rejected'), \
+                 revenue_micros = CAST(COALESCE((SELECT SUM(revenue_micros) FROM conversions \
+                     WHERE sub_id = $1 AND status IN ('lead', 'sale', 'rebill')), 0) AS BIGINT) \
+                 WHERE sub_id = $1",
+            )
+            .bind(click.sub_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !new.sub_id_updates.is_empty() {
+            let mut update: QueryBuilder<DB> = QueryBuilder::new("UPDATE clicks SET ");
+            for (i, (n, value)) in new.sub_id_updates.iter().enumerate() {
+                if i > 0 {
+                    update.push(", ");
+                }
+                // N is checked against 1..=SUB_ID_COUNT by the caller; only digits reach SQL.
+                update
+                    .push(format!(
+                        "sub_id_{}",
+                        (*n).clamp(1, crate::model::SUB_ID_COUNT)
+                    ))
+                    .push(" = ")
+                    .push_bind(value.clone());
+            }
+            update
+                .push(" WHERE sub_id = ")
+                .push_bind(click.sub_id.clone());
+            update.build().execute(&mut *tx).await?;
+        }
+        Self::adjust_rollups(&mut tx, 1, rollups::Part::Conversions, &this_click).await?;
+        if matches!(
+            outcome,
+            ConversionOutcome::Accepted { .. } | ConversionOutcome::Transition { .. }
+        ) {
+            for postback in outgoing(outcome.id()) {
+                Self::insert_outgoing_postback(&mut tx, &postback).await?;
+            }
+        }
+        let entry = ReceivedPostback {
+            id: 0,
+            sub_id: click.sub_id.clone(),
+            tid: new.tid.clone(),
+            status: new.status.as_str().into(),
+            outcome: outcome.name().into(),
+            message: String::new(),
+            conversion_id: Some(outcome.id()),
+            params: new.params.clone(),
+            created_at: new.at,
+        };
+        Self::insert_received_postback(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn log_received_postback(&self, entry: &ReceivedPostback) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_received_postback(&mut conn, entry).await
+    }
+
+    async fn park_postback(
+        &self,
+        pending: &PendingPostback,
+        log: &ReceivedPostback,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO pending_postbacks (sub_id, params, received_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&pending.sub_id)
+        .bind(&pending.params)
+        .bind(pending.received_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_received_postback(&mut tx, log).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn parked_postbacks_for(&self, sub_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM pending_postbacks WHERE sub_id = $1")
+                .bind(sub_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
+        crate::store::reports::pending_postbacks(sqlx::query(
+            "SELECT p.id, p.sub_id, p.params, p.received_at FROM pending_postbacks p \
+             WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.sub_id = p.sub_id) ORDER BY p.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn stale_postbacks(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingPostback>, StoreError> {
+        crate::store::reports::pending_postbacks(
+            sqlx::query(
+                "SELECT id, sub_id, params, received_at FROM pending_postbacks \
+             WHERE received_at < $1 ORDER BY id LIMIT $2",
+            )
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM pending_postbacks WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    async fn postback_targets(
+        &self,
+        campaign_id: i64,
+        ts_id: Option<i64>,
+    ) -> Result<PostbackTargets, StoreError> {
+        let campaign_postbacks: Option<String> =
+            sqlx::query_scalar("SELECT postbacks FROM campaigns WHERE id = $1")
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let traffic_source = match ts_id {
+            None => None,
+            Some(id) => sqlx::query(
+                "SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| -> Result<(String, String), StoreError> {
+                Ok((
+                    row.try_get("postback_url")?,
+                    row.try_get("postback_statuses")?,
+                ))
+            })
+            .transpose()?,
+        };
+        Ok(PostbackTargets {
+            campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
+            traffic_source,
+        })
+    }
+}
+
+#[async_trait]
+impl<DB> OutgoingQueue for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_outgoing_postback(&mut conn, p).await
+    }
+
+    async fn due_outgoing_postbacks(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedPostback>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at \
+             FROM outgoing_postbacks WHERE next_at <= $1 ORDER BY id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueuedPostback {
+                    id: row.try_get("id")?,
+                    delivery_key: row.try_get("delivery_key")?,
+                    conversion_id: row.try_get("conversion_id")?,
+                    origin: row.try_get("origin")?,
+                    method: row.try_get("method")?,
+                    url: row.try_get("url")?,
+                    body: row.try_get("body")?,
+                    attempts: row.try_get("attempts")?,
+                    next_at: row.try_get("next_at")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_outgoing_postback(
+        &self,
+        id: i64,
+        next_at: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query(
+                "UPDATE outgoing_postbacks SET next_at = $1 WHERE id = $2 AND next_at = $3",
+            )
+            .bind(until_ms)
+            .bind(id)
+            .bind(next_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn retry_outgoing_postback(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outgoing_postbacks SET attempts = $1, next_at = $2 WHERE id = $3")
+            .bind(attempts)
+            .bind(next_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_outgoing_postback(
+        &self,
+        id: i64,
+        entry: &SentPostback,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outgoing_postbacks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_sent_postback(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MIN(next_at) FROM outgoing_postbacks")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,6 +1,22 @@
 //! Store support for config-as-files (`crate::files`): reading every object in the file format
-//! (export, diff, planning a load) and applying a load's plan in one transaction. The SQL is
-//! shared by both backends through `impl_file_store!`, like `impl_store!` in `sql.rs`.
+//! (export, diff, planning a load) and applying a load's plan in one transaction. Implemented once
+//! for both backends on `SqlStore<DB>` (see `sql_store.rs`).
+
+use std::sync::Arc;
+
+use sqlx::{ColumnIndex, Encode, Executor, Type};
+
+use super::sql_store::{Sql, SqlDb, SqlStore};
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::files::{
+    CampaignDecl, FilterDecl, LandingDecl, LandingShare, NetworkDecl, OfferDecl, OfferShare,
+    SourceDecl, Stored, StreamDecl, TriggerDecl,
+};
+use crate::model::{CampaignType, Money, ObjectState, StreamSchema, StreamType, unix_now};
+use crate::store::sql::{json, parse_enum};
 
 use async_trait::async_trait;
 
@@ -35,608 +51,649 @@ pub(crate) fn payload_of(text: &str, what: &str) -> Result<Option<serde_json::Va
     Ok((!value.is_null()).then_some(value))
 }
 
-/// Expands `FileStore` for one backend: `impl_file_store!(Type, sqlx::Db)`.
-macro_rules! impl_file_store {
-    ($store:ty, $db:ty) => {
-        mod file_store_impl {
-            use std::collections::HashMap;
-
-            use async_trait::async_trait;
-            use sqlx::Row;
-
-            use super::*;
-            use crate::files::{
-                CampaignDecl, FilterDecl, LandingDecl, LandingShare,
-                NetworkDecl, ObjectKind, OfferDecl, OfferShare, SourceDecl, StreamDecl,
-                TriggerDecl,
-            };
-            use crate::files::{FilePlan, Stored, StoredObjects};
-            use crate::model::{CampaignType, Money, ObjectState, StreamSchema, StreamType, unix_now};
-            use crate::store::StoreError;
-            use crate::store::files::{FileStore, generated_key, payload_of};
-            use crate::store::sql::{json, parse_enum};
-
-            type Db = $db;
-            type Tx<'c> = sqlx::Transaction<'c, Db>;
-
-            fn state_of(text: &str, what: &str) -> Result<ObjectState, StoreError> {
-                parse_enum(text, ObjectState::parse, what)
-            }
-
-            fn conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-                match &error {
-                    sqlx::Error::Database(e) if e.is_unique_violation() => {
-                        StoreError::Conflict { what: what() }
-                    }
-                    _ => error.into(),
-                }
-            }
-
-            /// Runs an UPDATE (when `id` is set) or an INSERT … RETURNING id; returns the id.
-            async fn write_row(
-                tx: &mut Tx<'_>,
-                id: Option<i64>,
-                update: &'static str,
-                insert: &'static str,
-                bind: &(dyn Fn(
-                    sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments>,
-                ) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments>
-                      + Sync),
-                what: &(dyn Fn() -> String + Sync),
-            ) -> Result<i64, StoreError> {
-                let now = unix_now();
-                match id {
-                    Some(id) => {
-                        bind(sqlx::query(update))
-                            .bind(now)
-                            .bind(id)
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(|e| conflict(e, what))?;
-                        Ok(id)
-                    }
-                    None => {
-                        let row = bind(sqlx::query(insert))
-                            .bind(now)
-                            .fetch_one(&mut **tx)
-                            .await
-                            .map_err(|e| conflict(e, what))?;
-                        Ok(row.try_get("id")?)
-                    }
-                }
-            }
-
-            fn reference(
-                ids: &HashMap<(ObjectKind, String), i64>,
-                kind: ObjectKind,
-                key: &str,
-            ) -> Result<Option<i64>, StoreError> {
-                if key.is_empty() {
-                    return Ok(None);
-                }
-                ids.get(&(kind, key.to_string())).copied().map(Some).ok_or_else(|| {
-                    StoreError::Conflict {
-                        what: format!(
-                            "a reference to {} `{key}` that is not file-managed",
-                            kind.table()
-                        ),
-                    }
-                })
-            }
-
-            #[async_trait]
-            impl FileStore for $store {
-                async fn file_objects(&self) -> Result<StoredObjects, StoreError> {
-                    let mut out = StoredObjects::default();
-                    let visible = "WHERE state <> 'deleted' OR file_key IS NOT NULL ORDER BY id";
-                    let key_of = |row: &<Db as sqlx::Database>::Row, prefix: &str| -> Result<(i64, String, Option<String>), StoreError> {
-                        let id: i64 = row.try_get("id")?;
-                        let key: Option<String> = row.try_get("file_key")?;
-                        let file: Option<String> = row.try_get("file_source")?;
-                        Ok((id, key.unwrap_or_else(|| generated_key(prefix, id)), file))
-                    };
-                    let mut network_keys: HashMap<i64, String> = HashMap::new();
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, name, postback_url, offer_param, state, notes, file_key, file_source FROM affiliate_networks {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let (id, key, file) = key_of(&row, "network")?;
-                        let state: String = row.try_get("state")?;
-                        network_keys.insert(id, key.clone());
-                        out.affiliate_networks.push(Stored {
-                            id,
-                            key,
-                            file,
-                            decl: NetworkDecl {
-                                name: row.try_get("name")?,
-                                postback_url: row.try_get("postback_url")?,
-                                offer_param: row.try_get("offer_param")?,
-                                state: state_of(&state, "network state")?,
-                                notes: row.try_get("notes")?,
-                            },
-                        });
-                    }
-                    let mut source_keys: HashMap<i64, String> = HashMap::new();
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, name, postback_url, parameters, state, notes, file_key, file_source FROM traffic_sources {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let (id, key, file) = key_of(&row, "source")?;
-                        let state: String = row.try_get("state")?;
-                        let parameters: String = row.try_get("parameters")?;
-                        source_keys.insert(id, key.clone());
-                        out.traffic_sources.push(Stored {
-                            id,
-                            key,
-                            file,
-                            decl: SourceDecl {
-                                name: row.try_get("name")?,
-                                postback_url: row.try_get("postback_url")?,
-                                parameters: json(&parameters, "traffic source parameters")?,
-                                state: state_of(&state, "traffic source state")?,
-                                notes: row.try_get("notes")?,
-                            },
-                        });
-                    }
-                    let mut offer_keys: HashMap<i64, String> = HashMap::new();
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, name, url, affiliate_network_id, payout_value_micros, payout_currency, payout_type, \
-                         country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, file_key, file_source \
-                         FROM offers {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let (id, key, file) = key_of(&row, "offer")?;
-                        let state: String = row.try_get("state")?;
-                        let payload: String = row.try_get("action_payload")?;
-                        let country: String = row.try_get("country")?;
-                        let network: Option<i64> = row.try_get("affiliate_network_id")?;
-                        offer_keys.insert(id, key.clone());
-                        out.offers.push(Stored {
-                            id,
-                            key,
-                            file,
-                            decl: OfferDecl {
-                                name: row.try_get("name")?,
-                                url: row.try_get("url")?,
-                                affiliate_network: network
-                                    .and_then(|n| network_keys.get(&n).cloned())
-                                    .unwrap_or_default(),
-                                payout: Money::from_micros(row.try_get("payout_value_micros")?).to_string(),
-                                payout_currency: row.try_get("payout_currency")?,
-                                payout_type: row.try_get("payout_type")?,
-                                country: serde_json::from_str(&country)
-                                    .map_err(|e| StoreError::Corrupt(format!("offer country: {e}")))?,
-                                daily_cap: row.try_get("daily_cap")?,
-                                conversion_timezone: row.try_get("conversion_timezone")?,
-                                action: row.try_get("action_type")?,
-                                payload: payload_of(&payload, "offer action_payload")?,
-                                state: state_of(&state, "offer state")?,
-                                notes: row.try_get("notes")?,
-                            },
-                        });
-                    }
-                    let mut landing_keys: HashMap<i64, String> = HashMap::new();
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, name, url, landing_type, action_type, action_payload, offer_count, state, notes, \
-                         file_key, file_source FROM landings {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let (id, key, file) = key_of(&row, "landing")?;
-                        let state: String = row.try_get("state")?;
-                        let payload: String = row.try_get("action_payload")?;
-                        landing_keys.insert(id, key.clone());
-                        out.landings.push(Stored {
-                            id,
-                            key,
-                            file,
-                            decl: LandingDecl {
-                                name: row.try_get("name")?,
-                                url: row.try_get("url")?,
-                                landing_type: row.try_get("landing_type")?,
-                                action: row.try_get("action_type")?,
-                                payload: payload_of(&payload, "landing action_payload")?,
-                                offer_count: row.try_get("offer_count")?,
-                                state: state_of(&state, "landing state")?,
-                                notes: row.try_get("notes")?,
-                            },
-                        });
-                    }
-                    let mut campaign_keys: HashMap<i64, String> = HashMap::new();
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
-                         uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
-                         cost_currency, state, notes, file_key, file_source FROM campaigns {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let (id, key, file) = key_of(&row, "campaign")?;
-                        let state: String = row.try_get("state")?;
-                        let kind: String = row.try_get("type")?;
-                        let parameters: String = row.try_get("parameters")?;
-                        let bind: Option<String> = row.try_get("bind_visitors")?;
-                        let source: Option<i64> = row.try_get("traffic_source_id")?;
-                        campaign_keys.insert(id, key.clone());
-                        out.campaigns.push(Stored {
-                            id,
-                            key,
-                            file,
-                            decl: CampaignDecl {
-                                alias: row.try_get("alias")?,
-                                name: row.try_get("name")?,
-                                campaign_type: parse_enum(&kind, CampaignType::parse, "campaign type")?,
-                                token: row.try_get("token")?,
-                                cookies_ttl: row.try_get("cookies_ttl")?,
-                                bind_visitors: bind.unwrap_or_default(),
-                                traffic_source: source
-                                    .and_then(|s| source_keys.get(&s).cloned())
-                                    .unwrap_or_default(),
-                                uniqueness_method: row.try_get("uniqueness_method")?,
-                                uniqueness_use_cookies: row.try_get("uniqueness_use_cookies")?,
-                                parameters: json(&parameters, "campaign parameters")?,
-                                cost_type: row.try_get("cost_type")?,
-                                cost_value: Money::from_micros(row.try_get("cost_value_micros")?).to_string(),
-                                cost_currency: row.try_get("cost_currency")?,
-                                state: state_of(&state, "campaign state")?,
-                                notes: row.try_get("notes")?,
-                                streams: Default::default(),
-                            },
-                        });
-                    }
-                    let mut filters: HashMap<i64, Vec<FilterDecl>> = HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT stream_id, name, mode, payload FROM stream_filters ORDER BY stream_id, position, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let payload: String = row.try_get("payload")?;
-                        filters.entry(row.try_get("stream_id")?).or_default().push(FilterDecl {
-                            name: row.try_get("name")?,
-                            mode: row.try_get("mode")?,
-                            payload: payload_of(&payload, "filter payload")?,
-                        });
-                    }
-                    let mut landings: HashMap<i64, Vec<LandingShare>> = HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT stream_id, landing_id, share FROM stream_landings WHERE state = 'active' ORDER BY stream_id, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let landing: i64 = row.try_get("landing_id")?;
-                        if let Some(key) = landing_keys.get(&landing) {
-                            landings.entry(row.try_get("stream_id")?).or_default().push(LandingShare {
-                                landing: key.clone(),
-                                share: row.try_get("share")?,
-                            });
-                        }
-                    }
-                    let mut offers: HashMap<i64, Vec<OfferShare>> = HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT stream_id, offer_id, share FROM stream_offers WHERE state = 'active' ORDER BY stream_id, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let offer: i64 = row.try_get("offer_id")?;
-                        if let Some(key) = offer_keys.get(&offer) {
-                            offers.entry(row.try_get("stream_id")?).or_default().push(OfferShare {
-                                offer: key.clone(),
-                                share: row.try_get("share")?,
-                            });
-                        }
-                    }
-                    let mut triggers: HashMap<i64, Vec<TriggerDecl>> = HashMap::new();
-                    for row in sqlx::query(
-                        "SELECT stream_id, condition, action, target, interval_seconds, payload, enabled \
-                         FROM stream_triggers ORDER BY stream_id, position, id",
-                    )
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let payload: String = row.try_get("payload")?;
-                        triggers.entry(row.try_get("stream_id")?).or_default().push(TriggerDecl {
-                            condition: row.try_get("condition")?,
-                            action: row.try_get("action")?,
-                            target: row.try_get("target")?,
-                            interval_seconds: row.try_get("interval_seconds")?,
-                            payload: json(&payload, "trigger payload")?,
-                            enabled: row.try_get("enabled")?,
-                        });
-                    }
-                    for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, campaign_id, type, name, position, weight, schema, action_type, action_payload, \
-                         collect_clicks, filter_or, state, comments, file_key, file_source FROM streams {visible}"
-                    )))
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let campaign: i64 = row.try_get("campaign_id")?;
-                        let Some(campaign_key) = campaign_keys.get(&campaign) else {
-                            continue;
-                        };
-                        let id: i64 = row.try_get("id")?;
-                        let key: Option<String> = row.try_get("file_key")?;
-                        let key = key.unwrap_or_else(|| format!("{campaign_key}.{}", generated_key("stream", id)));
-                        let state: String = row.try_get("state")?;
-                        let kind: String = row.try_get("type")?;
-                        let schema: String = row.try_get("schema")?;
-                        let payload: String = row.try_get("action_payload")?;
-                        out.streams.push(Stored {
-                            id,
-                            key,
-                            file: row.try_get("file_source")?,
-                            decl: StreamDecl {
-                                name: row.try_get("name")?,
-                                stream_type: parse_enum(&kind, StreamType::parse, "stream type")?,
-                                position: row.try_get("position")?,
-                                weight: row.try_get("weight")?,
-                                schema: parse_enum(&schema, StreamSchema::parse, "stream schema")?,
-                                action: row.try_get("action_type")?,
-                                payload: payload_of(&payload, "stream action_payload")?,
-                                collect_clicks: row.try_get("collect_clicks")?,
-                                filter_or: row.try_get("filter_or")?,
-                                state: state_of(&state, "stream state")?,
-                                comments: row.try_get("comments")?,
-                                filters: filters.remove(&id).unwrap_or_default(),
-                                landings: landings.remove(&id).unwrap_or_default(),
-                                offers: offers.remove(&id).unwrap_or_default(),
-                                triggers: triggers.remove(&id).unwrap_or_default(),
-                            },
-                        });
-                    }
-                    Ok(out)
-                }
-
-                async fn apply_files(&self, plan: &FilePlan) -> Result<(), StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    let mut ids = plan.ids.clone();
-                    let now = unix_now();
-                    // Archive first, freeing an archived campaign's alias and token for the
-                    // objects this load declares.
-                    for (kind, id) in &plan.archive {
-                        let sql = match kind {
-                            ObjectKind::Campaign => "UPDATE campaigns SET state = 'deleted', \
-                                alias = alias || '~' || CAST(id AS TEXT), token = token || 'x' || CAST(id AS TEXT), \
-                                updated_at = $1 WHERE id = $2",
-                            ObjectKind::AffiliateNetwork => "UPDATE affiliate_networks SET state = 'deleted', updated_at = $1 WHERE id = $2",
-                            ObjectKind::TrafficSource => "UPDATE traffic_sources SET state = 'deleted', updated_at = $1 WHERE id = $2",
-                            ObjectKind::Offer => "UPDATE offers SET state = 'deleted', updated_at = $1 WHERE id = $2",
-                            ObjectKind::Landing => "UPDATE landings SET state = 'deleted', updated_at = $1 WHERE id = $2",
-                            ObjectKind::Stream => "UPDATE streams SET state = 'deleted', updated_at = $1 WHERE id = $2",
-                        };
-                        sqlx::query(sql).bind(now).bind(*id).execute(&mut *tx).await?;
-                    }
-                    for upsert in &plan.affiliate_networks {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE affiliate_networks SET name = $1, postback_url = $2, offer_param = $3, state = $4, \
-                             notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
-                            "INSERT INTO affiliate_networks (name, postback_url, offer_param, state, notes, file_key, \
-                             file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                            &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.offer_param.clone())
-                                .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                            &|| format!("affiliate network `{}`", upsert.key),
-                        )
-                        .await?;
-                        ids.insert((ObjectKind::AffiliateNetwork, upsert.key.clone()), id);
-                    }
-                    for upsert in &plan.traffic_sources {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE traffic_sources SET name = $1, postback_url = $2, parameters = $3, state = $4, \
-                             notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
-                            "INSERT INTO traffic_sources (name, postback_url, parameters, state, notes, file_key, \
-                             file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                            &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.parameters.to_string())
-                                .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                            &|| format!("traffic source `{}`", upsert.key),
-                        )
-                        .await?;
-                        ids.insert((ObjectKind::TrafficSource, upsert.key.clone()), id);
-                    }
-                    for upsert in &plan.offers {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let network = reference(&ids, ObjectKind::AffiliateNetwork, &d.affiliate_network)?;
-                        let payout = d.payout.parse::<Money>().unwrap_or_default().micros();
-                        let country = serde_json::to_string(&d.country).unwrap_or_else(|_| "[]".into());
-                        let payload = d.payload.clone().unwrap_or(serde_json::Value::Null).to_string();
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE offers SET name = $1, url = $2, affiliate_network_id = $3, payout_value_micros = $4, \
-                             payout_currency = $5, payout_type = $6, country = $7, daily_cap = $8, conversion_timezone = $9, \
-                             action_type = $10, action_payload = $11, state = $12, notes = $13, file_key = $14, \
-                             file_source = $15, updated_at = $16 WHERE id = $17",
-                            "INSERT INTO offers (name, url, affiliate_network_id, payout_value_micros, payout_currency, \
-                             payout_type, country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, \
-                             file_key, file_source, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-                            &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(network).bind(payout)
-                                .bind(d.payout_currency.clone()).bind(d.payout_type.clone()).bind(country.clone())
-                                .bind(d.daily_cap).bind(d.conversion_timezone.clone()).bind(d.action.clone())
-                                .bind(payload.clone()).bind(d.state.as_str()).bind(d.notes.clone())
-                                .bind(key.clone()).bind(file.clone()),
-                            &|| format!("offer `{}`", upsert.key),
-                        )
-                        .await?;
-                        ids.insert((ObjectKind::Offer, upsert.key.clone()), id);
-                    }
-                    for upsert in &plan.landings {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let payload = d.payload.clone().unwrap_or(serde_json::Value::Null).to_string();
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE landings SET name = $1, url = $2, landing_type = $3, action_type = $4, \
-                             action_payload = $5, offer_count = $6, state = $7, notes = $8, file_key = $9, \
-                             file_source = $10, updated_at = $11 WHERE id = $12",
-                            "INSERT INTO landings (name, url, landing_type, action_type, action_payload, offer_count, \
-                             state, notes, file_key, file_source, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
-                            &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(d.landing_type.clone())
-                                .bind(d.action.clone()).bind(payload.clone()).bind(d.offer_count)
-                                .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                            &|| format!("landing `{}`", upsert.key),
-                        )
-                        .await?;
-                        ids.insert((ObjectKind::Landing, upsert.key.clone()), id);
-                    }
-                    for upsert in &plan.campaigns {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let source = reference(&ids, ObjectKind::TrafficSource, &d.traffic_source)?;
-                        let token = if d.token.is_empty() {
-                            crate::ids::random_token(32)
-                        } else {
-                            d.token.clone()
-                        };
-                        let bind_visitors = Some(d.bind_visitors.clone()).filter(|b| !b.is_empty());
-                        let cost = d.cost_value.parse::<Money>().unwrap_or_default().micros();
-                        let alias = d.alias.trim().to_string();
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE campaigns SET alias = $1, name = $2, type = $3, token = $4, cookies_ttl = $5, \
-                             bind_visitors = $6, traffic_source_id = $7, uniqueness_method = $8, \
-                             uniqueness_use_cookies = $9, parameters = $10, cost_type = $11, cost_value_micros = $12, \
-                             cost_currency = $13, state = $14, notes = $15, file_key = $16, file_source = $17, \
-                             updated_at = $18 WHERE id = $19",
-                            "INSERT INTO campaigns (alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
-                             uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
-                             cost_currency, state, notes, file_key, file_source, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
-                             RETURNING id",
-                            &|q| q.bind(alias.clone()).bind(d.name.clone()).bind(d.campaign_type.as_str())
-                                .bind(token.clone()).bind(d.cookies_ttl).bind(bind_visitors.clone()).bind(source)
-                                .bind(d.uniqueness_method.clone()).bind(d.uniqueness_use_cookies)
-                                .bind(d.parameters.to_string()).bind(d.cost_type.clone()).bind(cost)
-                                .bind(d.cost_currency.clone()).bind(d.state.as_str()).bind(d.notes.clone())
-                                .bind(key.clone()).bind(file.clone()),
-                            &|| format!("a campaign with the alias `{}` or the same token (campaign `{}`)", d.alias, upsert.key),
-                        )
-                        .await?;
-                        ids.insert((ObjectKind::Campaign, upsert.key.clone()), id);
-                    }
-                    for (campaign, upsert) in &plan.streams {
-                        let d = upsert.decl.clone();
-                        let (key, file) = (upsert.key.clone(), upsert.file.clone());
-                        let campaign_id = reference(&ids, ObjectKind::Campaign, campaign)?
-                            .ok_or_else(|| StoreError::Corrupt(format!("stream `{key}` has no campaign")))?;
-                        let payload = d.payload.clone().unwrap_or(serde_json::Value::Null).to_string();
-                        let id = write_row(
-                            &mut tx,
-                            upsert.id,
-                            "UPDATE streams SET campaign_id = $1, type = $2, name = $3, position = $4, weight = $5, \
-                             schema = $6, action_type = $7, action_payload = $8, collect_clicks = $9, filter_or = $10, \
-                             state = $11, comments = $12, file_key = $13, file_source = $14, updated_at = $15 WHERE id = $16",
-                            "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
-                             action_payload, collect_clicks, filter_or, state, comments, file_key, file_source, \
-                             created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
-                            &|q| q.bind(campaign_id).bind(d.stream_type.as_str()).bind(d.name.clone())
-                                .bind(d.position).bind(d.weight).bind(d.schema.as_str()).bind(d.action.clone())
-                                .bind(payload.clone()).bind(d.collect_clicks).bind(d.filter_or)
-                                .bind(d.state.as_str()).bind(d.comments.clone()).bind(key.clone()).bind(file.clone()),
-                            &|| format!("stream `{}`", upsert.key),
-                        )
-                        .await?;
-                        for table in [
-                            "DELETE FROM stream_filters WHERE stream_id = $1",
-                            "DELETE FROM stream_landings WHERE stream_id = $1",
-                            "DELETE FROM stream_offers WHERE stream_id = $1",
-                            "DELETE FROM stream_triggers WHERE stream_id = $1",
-                        ] {
-                            sqlx::query(table).bind(id).execute(&mut *tx).await?;
-                        }
-                        for (position, filter) in d.filters.iter().enumerate() {
-                            sqlx::query(
-                                "INSERT INTO stream_filters (stream_id, position, name, mode, payload) VALUES ($1, $2, $3, $4, $5)",
-                            )
-                            .bind(id)
-                            .bind(position as i64)
-                            .bind(filter.name.clone())
-                            .bind(filter.mode.clone())
-                            .bind(filter.payload.clone().unwrap_or(serde_json::Value::Null).to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        for target in &d.landings {
-                            let landing = reference(&ids, ObjectKind::Landing, &target.landing)?;
-                            sqlx::query(
-                                "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
-                                 VALUES ($1, $2, $3, $4, $4)",
-                            )
-                            .bind(id)
-                            .bind(landing)
-                            .bind(target.share)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        for target in &d.offers {
-                            let offer = reference(&ids, ObjectKind::Offer, &target.offer)?;
-                            sqlx::query(
-                                "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
-                                 VALUES ($1, $2, $3, $4, $4)",
-                            )
-                            .bind(id)
-                            .bind(offer)
-                            .bind(target.share)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        for (position, trigger) in d.triggers.iter().enumerate() {
-                            sqlx::query(
-                                "INSERT INTO stream_triggers (stream_id, position, condition, action, target, \
-                                 interval_seconds, payload, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                            )
-                            .bind(id)
-                            .bind(position as i64)
-                            .bind(trigger.condition.clone())
-                            .bind(trigger.action.clone())
-                            .bind(trigger.target.clone())
-                            .bind(trigger.interval_seconds)
-                            .bind(trigger.payload.to_string())
-                            .bind(trigger.enabled)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok(())
-                }
-
-                async fn file_source(&self, kind: ObjectKind, id: i64) -> Result<Option<String>, StoreError> {
-                    // The table name comes from a closed enum, never from input.
-                    let sql = format!("SELECT file_source FROM {} WHERE id = $1", kind.table());
-                    let found: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(found.flatten())
-                }
-            }
-        }
-    };
+fn state_of(text: &str, what: &str) -> Result<ObjectState, StoreError> {
+    parse_enum(text, ObjectState::parse, what)
 }
 
-pub(crate) use impl_file_store;
+fn conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StoreError::Conflict { what: what() }
+        }
+        _ => error.into(),
+    }
+}
+
+fn reference(
+    ids: &HashMap<(ObjectKind, String), i64>,
+    kind: ObjectKind,
+    key: &str,
+) -> Result<Option<i64>, StoreError> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    ids.get(&(kind, key.to_string()))
+        .copied()
+        .map(Some)
+        .ok_or_else(|| StoreError::Conflict {
+            what: format!(
+                "a reference to {} `{key}` that is not file-managed",
+                kind.table()
+            ),
+        })
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    /// Runs an UPDATE (when `id` is set) or an INSERT … RETURNING id; returns the id.
+    async fn write_row(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        id: Option<i64>,
+        update: &'static str,
+        insert: &'static str,
+        bind: &(
+             dyn Fn(
+            sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>,
+        ) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
+                 + Sync
+         ),
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<i64, StoreError> {
+        let now = unix_now();
+        match id {
+            Some(id) => {
+                bind(sqlx::query(update))
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| conflict(e, what))?;
+                Ok(id)
+            }
+            None => {
+                let row = bind(sqlx::query(insert))
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| conflict(e, what))?;
+                Ok(row.try_get("id")?)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<DB> FileStore for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    async fn file_objects(&self) -> Result<StoredObjects, StoreError> {
+        let mut out = StoredObjects::default();
+        let visible = "WHERE state <> 'deleted' OR file_key IS NOT NULL ORDER BY id";
+        let key_of = |row: &<DB as sqlx::Database>::Row,
+                      prefix: &str|
+         -> Result<(i64, String, Option<String>), StoreError> {
+            let id: i64 = row.try_get("id")?;
+            let key: Option<String> = row.try_get("file_key")?;
+            let file: Option<String> = row.try_get("file_source")?;
+            Ok((id, key.unwrap_or_else(|| generated_key(prefix, id)), file))
+        };
+        let mut network_keys: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, postback_url, offer_param, state, notes, file_key, file_source FROM affiliate_networks {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (id, key, file) = key_of(&row, "network")?;
+            let state: String = row.try_get("state")?;
+            network_keys.insert(id, key.clone());
+            out.affiliate_networks.push(Stored {
+                id,
+                key,
+                file,
+                decl: NetworkDecl {
+                    name: row.try_get("name")?,
+                    postback_url: row.try_get("postback_url")?,
+                    offer_param: row.try_get("offer_param")?,
+                    state: state_of(&state, "network state")?,
+                    notes: row.try_get("notes")?,
+                },
+            });
+        }
+        let mut source_keys: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, postback_url, parameters, state, notes, file_key, file_source FROM traffic_sources {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (id, key, file) = key_of(&row, "source")?;
+            let state: String = row.try_get("state")?;
+            let parameters: String = row.try_get("parameters")?;
+            source_keys.insert(id, key.clone());
+            out.traffic_sources.push(Stored {
+                id,
+                key,
+                file,
+                decl: SourceDecl {
+                    name: row.try_get("name")?,
+                    postback_url: row.try_get("postback_url")?,
+                    parameters: json(&parameters, "traffic source parameters")?,
+                    state: state_of(&state, "traffic source state")?,
+                    notes: row.try_get("notes")?,
+                },
+            });
+        }
+        let mut offer_keys: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, url, affiliate_network_id, payout_value_micros, payout_currency, payout_type, \
+             country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, file_key, file_source \
+             FROM offers {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (id, key, file) = key_of(&row, "offer")?;
+            let state: String = row.try_get("state")?;
+            let payload: String = row.try_get("action_payload")?;
+            let country: String = row.try_get("country")?;
+            let network: Option<i64> = row.try_get("affiliate_network_id")?;
+            offer_keys.insert(id, key.clone());
+            out.offers.push(Stored {
+                id,
+                key,
+                file,
+                decl: OfferDecl {
+                    name: row.try_get("name")?,
+                    url: row.try_get("url")?,
+                    affiliate_network: network
+                        .and_then(|n| network_keys.get(&n).cloned())
+                        .unwrap_or_default(),
+                    payout: Money::from_micros(row.try_get("payout_value_micros")?).to_string(),
+                    payout_currency: row.try_get("payout_currency")?,
+                    payout_type: row.try_get("payout_type")?,
+                    country: serde_json::from_str(&country)
+                        .map_err(|e| StoreError::Corrupt(format!("offer country: {e}")))?,
+                    daily_cap: row.try_get("daily_cap")?,
+                    conversion_timezone: row.try_get("conversion_timezone")?,
+                    action: row.try_get("action_type")?,
+                    payload: payload_of(&payload, "offer action_payload")?,
+                    state: state_of(&state, "offer state")?,
+                    notes: row.try_get("notes")?,
+                },
+            });
+        }
+        let mut landing_keys: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, url, landing_type, action_type, action_payload, offer_count, state, notes, \
+             file_key, file_source FROM landings {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (id, key, file) = key_of(&row, "landing")?;
+            let state: String = row.try_get("state")?;
+            let payload: String = row.try_get("action_payload")?;
+            landing_keys.insert(id, key.clone());
+            out.landings.push(Stored {
+                id,
+                key,
+                file,
+                decl: LandingDecl {
+                    name: row.try_get("name")?,
+                    url: row.try_get("url")?,
+                    landing_type: row.try_get("landing_type")?,
+                    action: row.try_get("action_type")?,
+                    payload: payload_of(&payload, "landing action_payload")?,
+                    offer_count: row.try_get("offer_count")?,
+                    state: state_of(&state, "landing state")?,
+                    notes: row.try_get("notes")?,
+                },
+            });
+        }
+        let mut campaign_keys: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
+             uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
+             cost_currency, state, notes, file_key, file_source FROM campaigns {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (id, key, file) = key_of(&row, "campaign")?;
+            let state: String = row.try_get("state")?;
+            let kind: String = row.try_get("type")?;
+            let parameters: String = row.try_get("parameters")?;
+            let bind: Option<String> = row.try_get("bind_visitors")?;
+            let source: Option<i64> = row.try_get("traffic_source_id")?;
+            campaign_keys.insert(id, key.clone());
+            out.campaigns.push(Stored {
+                id,
+                key,
+                file,
+                decl: CampaignDecl {
+                    alias: row.try_get("alias")?,
+                    name: row.try_get("name")?,
+                    campaign_type: parse_enum(&kind, CampaignType::parse, "campaign type")?,
+                    token: row.try_get("token")?,
+                    cookies_ttl: row.try_get("cookies_ttl")?,
+                    bind_visitors: bind.unwrap_or_default(),
+                    traffic_source: source
+                        .and_then(|s| source_keys.get(&s).cloned())
+                        .unwrap_or_default(),
+                    uniqueness_method: row.try_get("uniqueness_method")?,
+                    uniqueness_use_cookies: row.try_get("uniqueness_use_cookies")?,
+                    parameters: json(&parameters, "campaign parameters")?,
+                    cost_type: row.try_get("cost_type")?,
+                    cost_value: Money::from_micros(row.try_get("cost_value_micros")?).to_string(),
+                    cost_currency: row.try_get("cost_currency")?,
+                    state: state_of(&state, "campaign state")?,
+                    notes: row.try_get("notes")?,
+                    streams: Default::default(),
+                },
+            });
+        }
+        let mut filters: HashMap<i64, Vec<FilterDecl>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT stream_id, name, mode, payload FROM stream_filters ORDER BY stream_id, position, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let payload: String = row.try_get("payload")?;
+            filters.entry(row.try_get("stream_id")?).or_default().push(FilterDecl {
+                name: row.try_get("name")?,
+                mode: row.try_get("mode")?,
+                payload: payload_of(&payload, "filter payload")?,
+            });
+        }
+        let mut landings: HashMap<i64, Vec<LandingShare>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT stream_id, landing_id, share FROM stream_landings WHERE state = 'active' ORDER BY stream_id, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let landing: i64 = row.try_get("landing_id")?;
+            if let Some(key) = landing_keys.get(&landing) {
+                landings.entry(row.try_get("stream_id")?).or_default().push(LandingShare {
+                    landing: key.clone(),
+                    share: row.try_get("share")?,
+                });
+            }
+        }
+        let mut offers: HashMap<i64, Vec<OfferShare>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT stream_id, offer_id, share FROM stream_offers WHERE state = 'active' ORDER BY stream_id, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let offer: i64 = row.try_get("offer_id")?;
+            if let Some(key) = offer_keys.get(&offer) {
+                offers.entry(row.try_get("stream_id")?).or_default().push(OfferShare {
+                    offer: key.clone(),
+                    share: row.try_get("share")?,
+                });
+            }
+        }
+        let mut triggers: HashMap<i64, Vec<TriggerDecl>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT stream_id, condition, action, target, interval_seconds, payload, enabled \
+             FROM stream_triggers ORDER BY stream_id, position, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let payload: String = row.try_get("payload")?;
+            triggers
+                .entry(row.try_get("stream_id")?)
+                .or_default()
+                .push(TriggerDecl {
+                    condition: row.try_get("condition")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    interval_seconds: row.try_get("interval_seconds")?,
+                    payload: json(&payload, "trigger payload")?,
+                    enabled: row.try_get("enabled")?,
+                });
+        }
+        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, campaign_id, type, name, position, weight, schema, action_type, action_payload, \
+             collect_clicks, filter_or, state, comments, file_key, file_source FROM streams {visible}"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let campaign: i64 = row.try_get("campaign_id")?;
+            let Some(campaign_key) = campaign_keys.get(&campaign) else {
+                continue;
+            };
+            let id: i64 = row.try_get("id")?;
+            let key: Option<String> = row.try_get("file_key")?;
+            let key = key.unwrap_or_else(|| format!("{campaign_key}.{}", generated_key("stream", id)));
+            let state: String = row.try_get("state")?;
+            let kind: String = row.try_get("type")?;
+            let schema: String = row.try_get("schema")?;
+            let payload: String = row.try_get("action_payload")?;
+            out.streams.push(Stored {
+                id,
+                key,
+                file: row.try_get("file_source")?,
+                decl: StreamDecl {
+                    name: row.try_get("name")?,
+                    stream_type: parse_enum(&kind, StreamType::parse, "stream type")?,
+                    position: row.try_get("position")?,
+                    weight: row.try_get("weight")?,
+                    schema: parse_enum(&schema, StreamSchema::parse, "stream schema")?,
+                    action: row.try_get("action_type")?,
+                    payload: payload_of(&payload, "stream action_payload")?,
+                    collect_clicks: row.try_get("collect_clicks")?,
+                    filter_or: row.try_get("filter_or")?,
+                    state: state_of(&state, "stream state")?,
+                    comments: row.try_get("comments")?,
+                    filters: filters.remove(&id).unwrap_or_default(),
+                    landings: landings.remove(&id).unwrap_or_default(),
+                    offers: offers.remove(&id).unwrap_or_default(),
+                    triggers: triggers.remove(&id).unwrap_or_default(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn apply_files(&self, plan: &FilePlan) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = plan.ids.clone();
+        let now = unix_now();
+        // Archive first, freeing an archived campaign's alias and token for the
+        // objects this load declares.
+        for (kind, id) in &plan.archive {
+            let sql = match kind {
+                ObjectKind::Campaign => {
+                    "UPDATE campaigns SET state = 'deleted', \
+                    alias = alias || '~' || CAST(id AS TEXT), token = token || 'x' || CAST(id AS TEXT), \
+                    updated_at = $1 WHERE id = $2"
+                }
+                ObjectKind::AffiliateNetwork => {
+                    "UPDATE affiliate_networks SET state = 'deleted', updated_at = $1 WHERE id = $2"
+                }
+                ObjectKind::TrafficSource => {
+                    "UPDATE traffic_sources SET state = 'deleted', updated_at = $1 WHERE id = $2"
+                }
+                ObjectKind::Offer => {
+                    "UPDATE offers SET state = 'deleted', updated_at = $1 WHERE id = $2"
+                }
+                ObjectKind::Landing => {
+                    "UPDATE landings SET state = 'deleted', updated_at = $1 WHERE id = $2"
+                }
+                ObjectKind::Stream => {
+                    "UPDATE streams SET state = 'deleted', updated_at = $1 WHERE id = $2"
+                }
+            };
+            sqlx::query(sql)
+                .bind(now)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for upsert in &plan.affiliate_networks {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE affiliate_networks SET name = $1, postback_url = $2, offer_param = $3, state = $4, \
+                 notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
+                "INSERT INTO affiliate_networks (name, postback_url, offer_param, state, notes, file_key, \
+                 file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.offer_param.clone())
+                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
+                &|| format!("affiliate network `{}`", upsert.key),
+            )
+            .await?;
+            ids.insert((ObjectKind::AffiliateNetwork, upsert.key.clone()), id);
+        }
+        for upsert in &plan.traffic_sources {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE traffic_sources SET name = $1, postback_url = $2, parameters = $3, state = $4, \
+                 notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
+                "INSERT INTO traffic_sources (name, postback_url, parameters, state, notes, file_key, \
+                 file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.parameters.to_string())
+                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
+                &|| format!("traffic source `{}`", upsert.key),
+            )
+            .await?;
+            ids.insert((ObjectKind::TrafficSource, upsert.key.clone()), id);
+        }
+        for upsert in &plan.offers {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let network = reference(&ids, ObjectKind::AffiliateNetwork, &d.affiliate_network)?;
+            let payout = d.payout.parse::<Money>().unwrap_or_default().micros();
+            let country = serde_json::to_string(&d.country).unwrap_or_else(|_| "[]".into());
+            let payload = d
+                .payload
+                .clone()
+                .unwrap_or(serde_json::Value::Null)
+                .to_string();
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE offers SET name = $1, url = $2, affiliate_network_id = $3, payout_value_micros = $4, \
+                 payout_currency = $5, payout_type = $6, country = $7, daily_cap = $8, conversion_timezone = $9, \
+                 action_type = $10, action_payload = $11, state = $12, notes = $13, file_key = $14, \
+                 file_source = $15, updated_at = $16 WHERE id = $17",
+                "INSERT INTO offers (name, url, affiliate_network_id, payout_value_micros, payout_currency, \
+                 payout_type, country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, \
+                 file_key, file_source, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+                &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(network).bind(payout)
+                    .bind(d.payout_currency.clone()).bind(d.payout_type.clone()).bind(country.clone())
+                    .bind(d.daily_cap).bind(d.conversion_timezone.clone()).bind(d.action.clone())
+                    .bind(payload.clone()).bind(d.state.as_str()).bind(d.notes.clone())
+                    .bind(key.clone()).bind(file.clone()),
+                &|| format!("offer `{}`", upsert.key),
+            )
+            .await?;
+            ids.insert((ObjectKind::Offer, upsert.key.clone()), id);
+        }
+        for upsert in &plan.landings {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let payload = d
+                .payload
+                .clone()
+                .unwrap_or(serde_json::Value::Null)
+                .to_string();
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE landings SET name = $1, url = $2, landing_type = $3, action_type = $4, \
+                 action_payload = $5, offer_count = $6, state = $7, notes = $8, file_key = $9, \
+                 file_source = $10, updated_at = $11 WHERE id = $12",
+                "INSERT INTO landings (name, url, landing_type, action_type, action_payload, offer_count, \
+                 state, notes, file_key, file_source, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+                &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(d.landing_type.clone())
+                    .bind(d.action.clone()).bind(payload.clone()).bind(d.offer_count)
+                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
+                &|| format!("landing `{}`", upsert.key),
+            )
+            .await?;
+            ids.insert((ObjectKind::Landing, upsert.key.clone()), id);
+        }
+        for upsert in &plan.campaigns {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let source = reference(&ids, ObjectKind::TrafficSource, &d.traffic_source)?;
+            let token = if d.token.is_empty() {
+                crate::ids::random_token(32)
+            } else {
+                d.token.clone()
+            };
+            let bind_visitors = Some(d.bind_visitors.clone()).filter(|b| !b.is_empty());
+            let cost = d.cost_value.parse::<Money>().unwrap_or_default().micros();
+            let alias = d.alias.trim().to_string();
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE campaigns SET alias = $1, name = $2, type = $3, token = $4, cookies_ttl = $5, \
+                 bind_visitors = $6, traffic_source_id = $7, uniqueness_method = $8, \
+                 uniqueness_use_cookies = $9, parameters = $10, cost_type = $11, cost_value_micros = $12, \
+                 cost_currency = $13, state = $14, notes = $15, file_key = $16, file_source = $17, \
+                 updated_at = $18 WHERE id = $19",
+                "INSERT INTO campaigns (alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
+                 uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
+                 cost_currency, state, notes, file_key, file_source, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
+                 RETURNING id",
+                &|q| q.bind(alias.clone()).bind(d.name.clone()).bind(d.campaign_type.as_str())
+                    .bind(token.clone()).bind(d.cookies_ttl).bind(bind_visitors.clone()).bind(source)
+                    .bind(d.uniqueness_method.clone()).bind(d.uniqueness_use_cookies)
+                    .bind(d.parameters.to_string()).bind(d.cost_type.clone()).bind(cost)
+                    .bind(d.cost_currency.clone()).bind(d.state.as_str()).bind(d.notes.clone())
+                    .bind(key.clone()).bind(file.clone()),
+                &|| format!("a campaign with the alias `{}` or the same token (campaign `{}`)", d.alias, upsert.key),
+            )
+            .await?;
+            ids.insert((ObjectKind::Campaign, upsert.key.clone()), id);
+        }
+        for (campaign, upsert) in &plan.streams {
+            let d = upsert.decl.clone();
+            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let campaign_id = reference(&ids, ObjectKind::Campaign, campaign)?
+                .ok_or_else(|| StoreError::Corrupt(format!("stream `{key}` has no campaign")))?;
+            let payload = d
+                .payload
+                .clone()
+                .unwrap_or(serde_json::Value::Null)
+                .to_string();
+            let id = Self::write_row(
+                &mut tx,
+                upsert.id,
+                "UPDATE streams SET campaign_id = $1, type = $2, name = $3, position = $4, weight = $5, \
+                 schema = $6, action_type = $7, action_payload = $8, collect_clicks = $9, filter_or = $10, \
+                 state = $11, comments = $12, file_key = $13, file_source = $14, updated_at = $15 WHERE id = $16",
+                "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
+                 action_payload, collect_clicks, filter_or, state, comments, file_key, file_source, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+                &|q| q.bind(campaign_id).bind(d.stream_type.as_str()).bind(d.name.clone())
+                    .bind(d.position).bind(d.weight).bind(d.schema.as_str()).bind(d.action.clone())
+                    .bind(payload.clone()).bind(d.collect_clicks).bind(d.filter_or)
+                    .bind(d.state.as_str()).bind(d.comments.clone()).bind(key.clone()).bind(file.clone()),
+                &|| format!("stream `{}`", upsert.key),
+            )
+            .await?;
+            for table in [
+                "DELETE FROM stream_filters WHERE stream_id = $1",
+                "DELETE FROM stream_landings WHERE stream_id = $1",
+                "DELETE FROM stream_offers WHERE stream_id = $1",
+                "DELETE FROM stream_triggers WHERE stream_id = $1",
+            ] {
+                sqlx::query(table).bind(id).execute(&mut *tx).await?;
+            }
+            for (position, filter) in d.filters.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO stream_filters (stream_id, position, name, mode, payload) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(position as i64)
+                .bind(filter.name.clone())
+                .bind(filter.mode.clone())
+                .bind(filter.payload.clone().unwrap_or(serde_json::Value::Null).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for target in &d.landings {
+                let landing = reference(&ids, ObjectKind::Landing, &target.landing)?;
+                sqlx::query(
+                    "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(id)
+                .bind(landing)
+                .bind(target.share)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for target in &d.offers {
+                let offer = reference(&ids, ObjectKind::Offer, &target.offer)?;
+                sqlx::query(
+                    "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(id)
+                .bind(offer)
+                .bind(target.share)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (position, trigger) in d.triggers.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO stream_triggers (stream_id, position, condition, action, target, \
+                     interval_seconds, payload, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(id)
+                .bind(position as i64)
+                .bind(trigger.condition.clone())
+                .bind(trigger.action.clone())
+                .bind(trigger.target.clone())
+                .bind(trigger.interval_seconds)
+                .bind(trigger.payload.to_string())
+                .bind(trigger.enabled)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn file_source(&self, kind: ObjectKind, id: i64) -> Result<Option<String>, StoreError> {
+        // The table name comes from a closed enum, never from input.
+        let sql = format!("SELECT file_source FROM {} WHERE id = $1", kind.table());
+        let found: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.flatten())
+    }
+}

@@ -9,6 +9,16 @@ pub(crate) struct Migration {
     pub postgres: &'static str,
 }
 
+impl Migration {
+    /// The migration's SQL for `backend`.
+    pub(crate) fn schema(&self, backend: crate::config::Backend) -> &'static str {
+        match backend {
+            crate::config::Backend::Sqlite => self.sqlite,
+            crate::config::Backend::Postgres => self.postgres,
+        }
+    }
+}
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

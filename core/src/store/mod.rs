@@ -14,6 +14,7 @@ mod reports;
 mod reports_props;
 mod rollups;
 mod sql;
+mod sql_store;
 mod sqlite;
 pub mod tables;
 
@@ -43,6 +44,7 @@ pub use reports::{
     ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick,
     PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
 };
+pub use sql_store::{SqlDb, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// Whether `report_rows` answers `sql` from a rollup (at least in part) rather than the clicks.

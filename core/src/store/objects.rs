@@ -4,6 +4,13 @@
 //! comes from a `'static` [`Table`] declared in the program, never from a request, and every value
 //! is bound — so the SQL built here never carries client text.
 
+use std::sync::Arc;
+
+use sqlx::{ColumnIndex, Encode, Executor, Type};
+
+use super::sql_store::{Query, RowsAffected, Sql, SqlDb, SqlStore};
+use sqlx::Row;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -236,216 +243,219 @@ pub(crate) fn conflict_or(error: sqlx::Error, table: &Table) -> StoreError {
     StoreError::Database(error)
 }
 
-/// The generic object SQL for one backend.
-macro_rules! impl_object_store {
-    ($store:ty, $db:ty) => {
-        const _: () = {
-            use async_trait::async_trait;
-            use serde_json::{Map, Value};
-            use sqlx::Row;
-
-            use $crate::store::StoreError;
-            use $crate::store::objects::{
-                ColumnType, ObjectStore, ObjectWrite, RowFilter, SqlValue, Table, conflict_or,
-                where_clause,
-            };
-
-            type Db = $db;
-            type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>;
-
-            fn bind(query: Query<'_>, ty: ColumnType, value: SqlValue) -> Query<'_> {
-                match (value, ty) {
-                    (SqlValue::Null, ColumnType::Int) => query.bind(None::<i64>),
-                    (SqlValue::Null, ColumnType::Real) => query.bind(None::<f64>),
-                    (SqlValue::Null, ColumnType::Text) => query.bind(None::<String>),
-                    (SqlValue::Null, ColumnType::Bool) => query.bind(None::<bool>),
-                    (SqlValue::Int(n), ColumnType::Real) => query.bind(n as f64),
-                    (SqlValue::Int(n), ColumnType::Bool) => query.bind(n != 0),
-                    (SqlValue::Int(n), _) => query.bind(n),
-                    (SqlValue::Real(x), _) => query.bind(x),
-                    (SqlValue::Text(s), _) => query.bind(s),
-                    (SqlValue::Bool(b), ColumnType::Int) => query.bind(b as i64),
-                    (SqlValue::Bool(b), _) => query.bind(b),
-                }
-            }
-
-            fn read(
-                row: &<Db as sqlx::Database>::Row,
-                table: &Table,
-            ) -> Result<Map<String, Value>, StoreError> {
-                let mut out = Map::new();
-                out.insert("id".into(), Value::from(row.try_get::<i64, _>("id")?));
-                for column in table.columns {
-                    let value = match column.ty {
-                        ColumnType::Int => row
-                            .try_get::<Option<i64>, _>(column.name)?
-                            .map(Value::from)
-                            .unwrap_or(Value::Null),
-                        ColumnType::Real => row
-                            .try_get::<Option<f64>, _>(column.name)?
-                            .and_then(serde_json::Number::from_f64)
-                            .map(Value::Number)
-                            .unwrap_or(Value::Null),
-                        ColumnType::Text => row
-                            .try_get::<Option<String>, _>(column.name)?
-                            .map(Value::String)
-                            .unwrap_or(Value::Null),
-                        ColumnType::Bool => row
-                            .try_get::<Option<bool>, _>(column.name)?
-                            .map(Value::Bool)
-                            .unwrap_or(Value::Null),
-                    };
-                    out.insert(column.name.to_string(), value);
-                }
-                Ok(out)
-            }
-
-            fn column_type(table: &Table, name: &str) -> Result<ColumnType, StoreError> {
-                if name == "id" {
-                    return Ok(ColumnType::Int);
-                }
-                table.column(name).map(|c| c.ty).ok_or_else(|| {
-                    StoreError::Corrupt(format!("{} has no column {name}", table.name))
-                })
-            }
-
-            fn insert_sql(table: &Table, values: &[(&'static str, SqlValue)]) -> String {
-                let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
-                let marks: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
-                format!(
-                    "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
-                    table.name,
-                    names.join(", "),
-                    marks.join(", ")
-                )
-            }
-
-            #[async_trait]
-            impl ObjectStore for $store {
-                async fn object_rows(
-                    &self,
-                    table: &'static Table,
-                    filter: &RowFilter,
-                ) -> Result<Vec<Map<String, Value>>, StoreError> {
-                    let (clause, binds) = where_clause(table, filter);
-                    let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
-                    let sql = format!(
-                        "SELECT id, {} FROM {}{clause} ORDER BY id",
-                        names.join(", "),
-                        table.name
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (ty, value) in binds {
-                        query = bind(query, ty, value);
-                    }
-                    let rows = query.fetch_all(&self.pool).await?;
-                    rows.iter().map(|row| read(row, table)).collect()
-                }
-
-                async fn object_write(
-                    &self,
-                    write: &ObjectWrite,
-                ) -> Result<Option<i64>, StoreError> {
-                    let table = write.table;
-                    let mut tx = self.pool.begin().await?;
-                    let id = match write.id {
-                        None => {
-                            let mut query =
-                                sqlx::query(sqlx::AssertSqlSafe(insert_sql(table, &write.values)));
-                            for (name, value) in &write.values {
-                                query = bind(query, column_type(table, name)?, value.clone());
-                            }
-                            let row = query
-                                .fetch_one(&mut *tx)
-                                .await
-                                .map_err(|e| conflict_or(e, table))?;
-                            row.try_get::<i64, _>("id")?
-                        }
-                        Some(id) => {
-                            if !write.values.is_empty() {
-                                let sets: Vec<String> = write
-                                    .values
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(i, (name, _))| format!("{name} = ${}", i + 1))
-                                    .collect();
-                                let sql = format!(
-                                    "UPDATE {} SET {} WHERE id = ${}",
-                                    table.name,
-                                    sets.join(", "),
-                                    write.values.len() + 1
-                                );
-                                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                                for (name, value) in &write.values {
-                                    query = bind(query, column_type(table, name)?, value.clone());
-                                }
-                                let done = query
-                                    .bind(id)
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(|e| conflict_or(e, table))?;
-                                if done.rows_affected() == 0 {
-                                    return Ok(None);
-                                }
-                            } else {
-                                let sql = format!("SELECT id FROM {} WHERE id = $1", table.name);
-                                let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-                                    .bind(id)
-                                    .fetch_optional(&mut *tx)
-                                    .await?;
-                                if found.is_none() {
-                                    return Ok(None);
-                                }
-                            }
-                            id
-                        }
-                    };
-                    for children in &write.children {
-                        let sql = format!(
-                            "DELETE FROM {} WHERE {} = $1",
-                            children.table.name, children.parent_column
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                        for row in &children.rows {
-                            let mut values = row.clone();
-                            values.retain(|(name, _)| *name != children.parent_column);
-                            values.push((children.parent_column, SqlValue::Int(id)));
-                            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(
-                                children.table,
-                                &values,
-                            )));
-                            for (name, value) in &values {
-                                query =
-                                    bind(query, column_type(children.table, name)?, value.clone());
-                            }
-                            query
-                                .fetch_one(&mut *tx)
-                                .await
-                                .map_err(|e| conflict_or(e, children.table))?;
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok(Some(id))
-                }
-
-                async fn object_delete(
-                    &self,
-                    table: &'static Table,
-                    id: i64,
-                ) -> Result<bool, StoreError> {
-                    let sql = format!("DELETE FROM {} WHERE id = $1", table.name);
-                    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(done.rows_affected() > 0)
-                }
-            }
-        };
-    };
+fn column_type(table: &Table, name: &str) -> Result<ColumnType, StoreError> {
+    if name == "id" {
+        return Ok(ColumnType::Int);
+    }
+    table
+        .column(name)
+        .map(|c| c.ty)
+        .ok_or_else(|| StoreError::Corrupt(format!("{} has no column {name}", table.name)))
 }
 
-pub(crate) use impl_object_store;
+fn insert_sql(table: &Table, values: &[(&'static str, SqlValue)]) -> String {
+    let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+    let marks: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
+        table.name,
+        names.join(", "),
+        marks.join(", ")
+    )
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    fn bind_column(query: Query<'_, DB>, ty: ColumnType, value: SqlValue) -> Query<'_, DB> {
+        match (value, ty) {
+            (SqlValue::Null, ColumnType::Int) => query.bind(None::<i64>),
+            (SqlValue::Null, ColumnType::Real) => query.bind(None::<f64>),
+            (SqlValue::Null, ColumnType::Text) => query.bind(None::<String>),
+            (SqlValue::Null, ColumnType::Bool) => query.bind(None::<bool>),
+            (SqlValue::Int(n), ColumnType::Real) => query.bind(n as f64),
+            (SqlValue::Int(n), ColumnType::Bool) => query.bind(n != 0),
+            (SqlValue::Int(n), _) => query.bind(n),
+            (SqlValue::Real(x), _) => query.bind(x),
+            (SqlValue::Text(s), _) => query.bind(s),
+            (SqlValue::Bool(b), ColumnType::Int) => query.bind(b as i64),
+            (SqlValue::Bool(b), _) => query.bind(b),
+        }
+    }
+
+    fn read_row(
+        row: &<DB as sqlx::Database>::Row,
+        table: &Table,
+    ) -> Result<Map<String, Value>, StoreError> {
+        let mut out = Map::new();
+        out.insert("id".into(), Value::from(row.try_get::<i64, _>("id")?));
+        for column in table.columns {
+            let value = match column.ty {
+                ColumnType::Int => row
+                    .try_get::<Option<i64>, _>(column.name)?
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+                ColumnType::Real => row
+                    .try_get::<Option<f64>, _>(column.name)?
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+                ColumnType::Text => row
+                    .try_get::<Option<String>, _>(column.name)?
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+                ColumnType::Bool => row
+                    .try_get::<Option<bool>, _>(column.name)?
+                    .map(Value::Bool)
+                    .unwrap_or(Value::Null),
+            };
+            out.insert(column.name.to_string(), value);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl<DB> ObjectStore for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    async fn object_rows(
+        &self,
+        table: &'static Table,
+        filter: &RowFilter,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let (clause, binds) = where_clause(table, filter);
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        let sql = format!(
+            "SELECT id, {} FROM {}{clause} ORDER BY id",
+            names.join(", "),
+            table.name
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (ty, value) in binds {
+            query = Self::bind_column(query, ty, value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Self::read_row(row, table)).collect()
+    }
+
+    async fn object_write(&self, write: &ObjectWrite) -> Result<Option<i64>, StoreError> {
+        let table = write.table;
+        let mut tx = self.pool.begin().await?;
+        let id = match write.id {
+            None => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(table, &write.values)));
+                for (name, value) in &write.values {
+                    query = Self::bind_column(query, column_type(table, name)?, value.clone());
+                }
+                let row = query
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_or(e, table))?;
+                row.try_get::<i64, _>("id")?
+            }
+            Some(id) => {
+                if !write.values.is_empty() {
+                    let sets: Vec<String> = write
+                        .values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (name, _))| format!("{name} = ${}", i + 1))
+                        .collect();
+                    let sql = format!(
+                        "UPDATE {} SET {} WHERE id = ${}",
+                        table.name,
+                        sets.join(", "),
+                        write.values.len() + 1
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (name, value) in &write.values {
+                        query = Self::bind_column(query, column_type(table, name)?, value.clone());
+                    }
+                    let done = query
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| conflict_or(e, table))?;
+                    if done.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                } else {
+                    let sql = format!("SELECT id FROM {} WHERE id = $1", table.name);
+                    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if found.is_none() {
+                        return Ok(None);
+                    }
+                }
+                id
+            }
+        };
+        for children in &write.children {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1",
+                children.table.name, children.parent_column
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for row in &children.rows {
+                let mut values = row.clone();
+                values.retain(|(name, _)| *name != children.parent_column);
+                values.push((children.parent_column, SqlValue::Int(id)));
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(insert_sql(children.table, &values)));
+                for (name, value) in &values {
+                    query =
+                        Self::bind_column(query, column_type(children.table, name)?, value.clone());
+                }
+                query
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_or(e, children.table))?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn object_delete(&self, table: &'static Table, id: i64) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", table.name);
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -8,9 +8,7 @@ use crate::config::DatabaseConfig;
 use super::StoreError;
 
 /// The production store: PostgreSQL.
-pub struct PostgresStore {
-    pub(crate) pool: sqlx::PgPool,
-}
+pub type PostgresStore = super::SqlStore<sqlx::Postgres>;
 
 impl PostgresStore {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
@@ -23,12 +21,6 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;
-        Ok(PostgresStore { pool })
+        Ok(super::SqlStore { pool })
     }
 }
-
-super::sql::impl_store!(PostgresStore, sqlx::Postgres, Backend::Postgres, postgres);
-super::files::impl_file_store!(PostgresStore, sqlx::Postgres);
-super::objects::impl_object_store!(PostgresStore, sqlx::Postgres);
-super::reports::impl_report_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);
-super::conversions::impl_conversion_store!(PostgresStore, sqlx::Postgres);

@@ -91,8 +91,8 @@ proptest! {
         });
         let q1 = parse_report_query(&request(&a, n), 1_795_264_000).unwrap();
         let q2 = parse_report_query(&request(&b, m), 1_795_264_000).unwrap();
-        let (c1, v1) = super::sqlite::report_impl::report_statements(&q1.sql);
-        let (c2, v2) = super::sqlite::report_impl::report_statements(&q2.sql);
+        let (c1, v1) = super::SqliteStore::report_statements(&q1.sql);
+        let (c2, v2) = super::SqliteStore::report_statements(&q2.sql);
         let text = |b: &sqlx::QueryBuilder<sqlx::Sqlite>| b.sql().as_str().to_string();
         prop_assert_eq!(text(&c1), text(&c2));
         prop_assert_eq!(text(&v1), text(&v2));

@@ -8,9 +8,7 @@ use crate::config::DatabaseConfig;
 use super::StoreError;
 
 /// The embedded store: one SQLite file in WAL mode.
-pub struct SqliteStore {
-    pub(crate) pool: sqlx::SqlitePool,
-}
+pub type SqliteStore = super::SqlStore<sqlx::Sqlite>;
 
 impl SqliteStore {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
@@ -39,15 +37,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(format!("{}: {e}", config.url)))?;
-        Ok(SqliteStore { pool })
+        Ok(super::SqlStore { pool })
     }
 }
-
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, sqlite);
-super::files::impl_file_store!(SqliteStore, sqlx::Sqlite);
-super::objects::impl_object_store!(SqliteStore, sqlx::Sqlite);
-super::reports::impl_report_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);
-super::conversions::impl_conversion_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {
