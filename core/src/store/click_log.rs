@@ -463,7 +463,7 @@ pub struct CreatedClick {
 }
 
 /// A client profile and its contacts (seed 004).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ClickProfile {
     pub id: i64,
     pub uuid: Option<String>,
@@ -473,6 +473,7 @@ pub struct ClickProfile {
     pub enabled: bool,
     pub country_name: String,
     pub tag: String,
+    #[sqlx(skip)]
     pub contacts: Vec<ProfileContact>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -492,20 +493,23 @@ pub struct NewProfile {
 }
 
 /// One contact of a profile: `email` or `phone` and its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProfileContact {
+    #[sqlx(rename = "kind")]
     pub key: String,
     pub value: String,
     pub uuid: Option<String>,
 }
 
 /// Counts of a campaign's clicks (seed 004's link metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct LinkMetrics {
     pub clicks: i64,
     pub unique_clicks: i64,
     /// Clicks with a profile.
     pub registrations: i64,
+    /// Counted by a second statement.
+    #[sqlx(default)]
     pub conversions: i64,
 }
 

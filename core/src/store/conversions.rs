@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::{ColumnIndex, Encode, Executor, Type};
 
 use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 use super::reports::ConversionStatus;
 use crate::model::Money;
@@ -126,7 +126,24 @@ const CONVERSION_COLUMNS: &str = "sub_id, tid, click_id, campaign_id, stream_id,
     params, click_created_at, created_at, updated_at";
 
 fn status_of(text: &str) -> Result<ConversionStatus, StoreError> {
-    crate::store::sql::parse_enum(text, ConversionStatus::parse, "conversion status")
+    crate::store::rows::parse_enum(text, ConversionStatus::parse, "conversion status")
+}
+
+/// The click a postback names, with its offer's payout (`NULL`s when it has no offer).
+#[derive(sqlx::FromRow)]
+struct PostbackClickRow {
+    id: i64,
+    sub_id: String,
+    campaign_id: i64,
+    stream_id: Option<i64>,
+    landing_id: Option<i64>,
+    offer_id: Option<i64>,
+    ts_id: Option<i64>,
+    created_at: i64,
+    affiliate_network_id: Option<i64>,
+    payout_value_micros: Option<i64>,
+    payout_currency: Option<String>,
+    payout_upsell: Option<bool>,
 }
 
 impl<DB> SqlStore<DB>
@@ -211,7 +228,7 @@ where
     Arc<str>: Sql<DB>,
 {
     async fn postback_click(&self, sub_id: &str) -> Result<Option<PostbackClick>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, PostbackClickRow>(
             "SELECT c.id, c.sub_id, c.campaign_id, c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, \
              o.affiliate_network_id, o.payout_value_micros, o.payout_currency, o.payout_upsell \
              FROM clicks c LEFT JOIN offers o ON o.id = c.offer_id WHERE c.sub_id = $1",
@@ -219,27 +236,19 @@ where
         .bind(sub_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(PostbackClick {
-            click_id: row.try_get("id")?,
-            sub_id: row.try_get("sub_id")?,
-            campaign_id: row.try_get("campaign_id")?,
-            stream_id: row.try_get("stream_id")?,
-            landing_id: row.try_get("landing_id")?,
-            offer_id: row.try_get("offer_id")?,
-            ts_id: row.try_get("ts_id")?,
-            created_at: row.try_get("created_at")?,
-            affiliate_network_id: row.try_get("affiliate_network_id")?,
-            payout: Money::from_micros(
-                row.try_get::<Option<i64>, _>("payout_value_micros")?
-                    .unwrap_or(0),
-            ),
-            payout_currency: row
-                .try_get::<Option<String>, _>("payout_currency")?
-                .unwrap_or_default(),
-            upsell: row
-                .try_get::<Option<bool>, _>("payout_upsell")?
-                .unwrap_or(false),
+        Ok(row.map(|row| PostbackClick {
+            click_id: row.id,
+            sub_id: row.sub_id,
+            campaign_id: row.campaign_id,
+            stream_id: row.stream_id,
+            landing_id: row.landing_id,
+            offer_id: row.offer_id,
+            ts_id: row.ts_id,
+            created_at: row.created_at,
+            affiliate_network_id: row.affiliate_network_id,
+            payout: Money::from_micros(row.payout_value_micros.unwrap_or(0)),
+            payout_currency: row.payout_currency.unwrap_or_default(),
+            upsell: row.payout_upsell.unwrap_or(false),
         }))
     }
 
@@ -314,23 +323,25 @@ where
                     list.push_bind(*status);
                 }
                 update.push(") RETURNING id, previous_status");
-                update.build().fetch_optional(&mut *tx).await?
+                update
+                    .build_query_as::<(i64, String)>()
+                    .fetch_optional(&mut *tx)
+                    .await?
             };
             match moved {
-                Some(row) => ConversionOutcome::Transition {
-                    id: row.try_get("id")?,
-                    from: status_of(&row.try_get::<String, _>("previous_status")?)?,
+                Some((id, previous)) => ConversionOutcome::Transition {
+                    id,
+                    from: status_of(&previous)?,
                 },
                 None => {
-                    let row = sqlx::query(
+                    let (id, current) = sqlx::query_as::<_, (i64, String)>(
                         "SELECT id, status FROM conversions WHERE sub_id = $1 AND tid = $2",
                     )
                     .bind(click.sub_id.clone())
                     .bind(new.tid.clone())
                     .fetch_one(&mut *tx)
                     .await?;
-                    let id: i64 = row.try_get("id")?;
-                    let current = status_of(&row.try_get::<String, _>("status")?)?;
+                    let current = status_of(&current)?;
                     if current == new.status {
                         ConversionOutcome::Duplicate { id }
                     } else {
@@ -435,7 +446,7 @@ where
     }
 
     async fn ready_postbacks(&self, limit: i64) -> Result<Vec<PendingPostback>, StoreError> {
-        crate::store::reports::pending_postbacks(sqlx::query(
+        Ok(sqlx::query_as::<_, PendingPostback>(
             "SELECT p.id, p.sub_id, p.params, p.received_at FROM pending_postbacks p \
              WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.sub_id = p.sub_id) ORDER BY p.id LIMIT $1",
         )
@@ -449,16 +460,14 @@ where
         before: i64,
         limit: i64,
     ) -> Result<Vec<PendingPostback>, StoreError> {
-        crate::store::reports::pending_postbacks(
-            sqlx::query(
-                "SELECT id, sub_id, params, received_at FROM pending_postbacks \
+        Ok(sqlx::query_as::<_, PendingPostback>(
+            "SELECT id, sub_id, params, received_at FROM pending_postbacks \
              WHERE received_at < $1 ORDER BY id LIMIT $2",
-            )
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
         )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn unpark_postback(&self, id: i64) -> Result<bool, StoreError> {
@@ -482,19 +491,14 @@ where
                 .await?;
         let traffic_source = match ts_id {
             None => None,
-            Some(id) => sqlx::query(
-                "SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| -> Result<(String, String), StoreError> {
-                Ok((
-                    row.try_get("postback_url")?,
-                    row.try_get("postback_statuses")?,
-                ))
-            })
-            .transpose()?,
+            Some(id) => {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT postback_url, postback_statuses FROM traffic_sources WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            }
         };
         Ok(PostbackTargets {
             campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
@@ -531,30 +535,14 @@ where
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<QueuedPostback>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, QueuedPostback>(
             "SELECT id, delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at \
              FROM outgoing_postbacks WHERE next_at <= $1 ORDER BY id LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueuedPostback {
-                    id: row.try_get("id")?,
-                    delivery_key: row.try_get("delivery_key")?,
-                    conversion_id: row.try_get("conversion_id")?,
-                    origin: row.try_get("origin")?,
-                    method: row.try_get("method")?,
-                    url: row.try_get("url")?,
-                    body: row.try_get("body")?,
-                    attempts: row.try_get("attempts")?,
-                    next_at: row.try_get("next_at")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn claim_outgoing_postback(

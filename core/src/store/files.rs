@@ -9,14 +9,17 @@ use sqlx::{ColumnIndex, Encode, Executor, Type};
 use super::sql_store::{Sql, SqlDb, SqlStore};
 use std::collections::HashMap;
 
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::files::{
     CampaignDecl, FilterDecl, LandingDecl, LandingShare, NetworkDecl, OfferDecl, OfferShare,
     SourceDecl, Stored, StreamDecl, TriggerDecl,
 };
-use crate::model::{CampaignType, Money, ObjectState, StreamSchema, StreamType, unix_now};
-use crate::store::sql::{json, parse_enum};
+use crate::model::{Money, ObjectState, StreamTarget, unix_now};
+use crate::store::rows::{
+    CAMPAIGN_COLUMNS, CampaignRow, FilterRow, LANDING_COLUMNS, LandingRow, OFFER_COLUMNS, OfferRow,
+    STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow, json, parse_enum,
+};
 
 use async_trait::async_trait;
 
@@ -43,12 +46,6 @@ pub trait FileStore: Send + Sync {
 /// A key for an object that no file declares.
 pub(crate) fn generated_key(prefix: &str, id: i64) -> String {
     format!("{prefix}_{id}")
-}
-
-/// `None` for a stored JSON `null` (the file format leaves such payloads out).
-pub(crate) fn payload_of(text: &str, what: &str) -> Result<Option<serde_json::Value>, StoreError> {
-    let value = super::sql::json(text, what)?;
-    Ok((!value.is_null()).then_some(value))
 }
 
 fn state_of(text: &str, what: &str) -> Result<ObjectState, StoreError> {
@@ -83,6 +80,47 @@ fn reference(
         })
 }
 
+/// The file columns of a row: its key and file, when a file manages it.
+#[derive(sqlx::FromRow)]
+struct FileColumns {
+    id: i64,
+    file_key: Option<String>,
+    file_source: Option<String>,
+}
+
+impl FileColumns {
+    /// Its id, its key (made from the id with `prefix` when no file declares it), its file.
+    fn split(self, prefix: &str) -> (i64, String, Option<String>) {
+        let key = self
+            .file_key
+            .unwrap_or_else(|| generated_key(prefix, self.id));
+        (self.id, key, self.file_source)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NetworkRow {
+    name: String,
+    postback_url: String,
+    offer_param: String,
+    state: String,
+    notes: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    name: String,
+    postback_url: String,
+    parameters: String,
+    state: String,
+    notes: String,
+}
+
+/// `None` for a JSON `null` payload (the file format leaves such payloads out).
+fn payload(value: serde_json::Value) -> Option<serde_json::Value> {
+    (!value.is_null()).then_some(value)
+}
+
 impl<DB> SqlStore<DB>
 where
     DB: SqlDb,
@@ -100,6 +138,40 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
+    /// `columns` and the file columns of every row of `table` that is not deleted or that a
+    /// file manages, by id.
+    async fn filed<T>(
+        &self,
+        columns: &str,
+        table: &str,
+    ) -> Result<Vec<(T, FileColumns)>, StoreError>
+    where
+        T: for<'r> FromRow<'r, DB::Row>,
+    {
+        let sql = format!(
+            "SELECT {columns}, id, file_key, file_source FROM {table} \
+             WHERE state <> 'deleted' OR file_key IS NOT NULL ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((T::from_row(row)?, FileColumns::from_row(row)?)))
+            .collect()
+    }
+
+    /// The active landings (`kind` = `landing`) or offers of every stream.
+    async fn active_targets(&self, kind: &str) -> Result<Vec<StreamTarget>, StoreError> {
+        let sql = format!(
+            "SELECT id, stream_id, {kind}_id AS target_id, share, state FROM stream_{kind}s \
+             WHERE state = 'active' ORDER BY stream_id, id"
+        );
+        let rows: Vec<TargetRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TargetRow::into_target).collect()
+    }
+
     /// Runs an UPDATE (when `id` is set) or an INSERT … RETURNING id; returns the id.
     async fn write_row(
         tx: &mut sqlx::Transaction<'_, DB>,
@@ -157,275 +229,232 @@ where
 {
     async fn file_objects(&self) -> Result<StoredObjects, StoreError> {
         let mut out = StoredObjects::default();
-        let visible = "WHERE state <> 'deleted' OR file_key IS NOT NULL ORDER BY id";
-        let key_of = |row: &<DB as sqlx::Database>::Row,
-                      prefix: &str|
-         -> Result<(i64, String, Option<String>), StoreError> {
-            let id: i64 = row.try_get("id")?;
-            let key: Option<String> = row.try_get("file_key")?;
-            let file: Option<String> = row.try_get("file_source")?;
-            Ok((id, key.unwrap_or_else(|| generated_key(prefix, id)), file))
-        };
         let mut network_keys: HashMap<i64, String> = HashMap::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, name, postback_url, offer_param, state, notes, file_key, file_source FROM affiliate_networks {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
+        for (network, file) in self
+            .filed::<NetworkRow>(
+                "name, postback_url, offer_param, state, notes",
+                "affiliate_networks",
+            )
+            .await?
         {
-            let (id, key, file) = key_of(&row, "network")?;
-            let state: String = row.try_get("state")?;
+            let (id, key, file) = file.split("network");
             network_keys.insert(id, key.clone());
+            let decl = NetworkDecl {
+                name: network.name,
+                postback_url: network.postback_url,
+                offer_param: network.offer_param,
+                state: state_of(&network.state, "network state")?,
+                notes: network.notes,
+            };
             out.affiliate_networks.push(Stored {
                 id,
                 key,
                 file,
-                decl: NetworkDecl {
-                    name: row.try_get("name")?,
-                    postback_url: row.try_get("postback_url")?,
-                    offer_param: row.try_get("offer_param")?,
-                    state: state_of(&state, "network state")?,
-                    notes: row.try_get("notes")?,
-                },
+                decl,
             });
         }
         let mut source_keys: HashMap<i64, String> = HashMap::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, name, postback_url, parameters, state, notes, file_key, file_source FROM traffic_sources {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
+        for (source, file) in self
+            .filed::<SourceRow>(
+                "name, postback_url, parameters, state, notes",
+                "traffic_sources",
+            )
+            .await?
         {
-            let (id, key, file) = key_of(&row, "source")?;
-            let state: String = row.try_get("state")?;
-            let parameters: String = row.try_get("parameters")?;
+            let (id, key, file) = file.split("source");
             source_keys.insert(id, key.clone());
+            let decl = SourceDecl {
+                name: source.name,
+                postback_url: source.postback_url,
+                parameters: json(&source.parameters, "traffic source parameters")?,
+                state: state_of(&source.state, "traffic source state")?,
+                notes: source.notes,
+            };
             out.traffic_sources.push(Stored {
                 id,
                 key,
                 file,
-                decl: SourceDecl {
-                    name: row.try_get("name")?,
-                    postback_url: row.try_get("postback_url")?,
-                    parameters: json(&parameters, "traffic source parameters")?,
-                    state: state_of(&state, "traffic source state")?,
-                    notes: row.try_get("notes")?,
-                },
+                decl,
             });
         }
+        let key_in = |keys: &HashMap<i64, String>, id: Option<i64>| {
+            id.and_then(|id| keys.get(&id).cloned()).unwrap_or_default()
+        };
         let mut offer_keys: HashMap<i64, String> = HashMap::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, name, url, affiliate_network_id, payout_value_micros, payout_currency, payout_type, \
-             country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, file_key, file_source \
-             FROM offers {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let (id, key, file) = key_of(&row, "offer")?;
-            let state: String = row.try_get("state")?;
-            let payload: String = row.try_get("action_payload")?;
-            let country: String = row.try_get("country")?;
-            let network: Option<i64> = row.try_get("affiliate_network_id")?;
+        for (offer, file) in self.filed::<OfferRow>(OFFER_COLUMNS, "offers").await? {
+            let offer = offer.into_offer()?;
+            let (id, key, file) = file.split("offer");
             offer_keys.insert(id, key.clone());
+            let decl = OfferDecl {
+                name: offer.name,
+                url: offer.url,
+                affiliate_network: key_in(&network_keys, offer.affiliate_network_id),
+                payout: offer.payout_value.to_string(),
+                payout_currency: offer.payout_currency,
+                payout_type: offer.payout_type,
+                country: offer.country,
+                daily_cap: offer.daily_cap,
+                conversion_timezone: offer.conversion_timezone,
+                action: offer.action_type,
+                payload: payload(offer.action_payload),
+                state: offer.state,
+                notes: offer.notes,
+            };
             out.offers.push(Stored {
                 id,
                 key,
                 file,
-                decl: OfferDecl {
-                    name: row.try_get("name")?,
-                    url: row.try_get("url")?,
-                    affiliate_network: network
-                        .and_then(|n| network_keys.get(&n).cloned())
-                        .unwrap_or_default(),
-                    payout: Money::from_micros(row.try_get("payout_value_micros")?).to_string(),
-                    payout_currency: row.try_get("payout_currency")?,
-                    payout_type: row.try_get("payout_type")?,
-                    country: serde_json::from_str(&country)
-                        .map_err(|e| StoreError::Corrupt(format!("offer country: {e}")))?,
-                    daily_cap: row.try_get("daily_cap")?,
-                    conversion_timezone: row.try_get("conversion_timezone")?,
-                    action: row.try_get("action_type")?,
-                    payload: payload_of(&payload, "offer action_payload")?,
-                    state: state_of(&state, "offer state")?,
-                    notes: row.try_get("notes")?,
-                },
+                decl,
             });
         }
         let mut landing_keys: HashMap<i64, String> = HashMap::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, name, url, landing_type, action_type, action_payload, offer_count, state, notes, \
-             file_key, file_source FROM landings {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
+        for (landing, file) in self
+            .filed::<LandingRow>(LANDING_COLUMNS, "landings")
+            .await?
         {
-            let (id, key, file) = key_of(&row, "landing")?;
-            let state: String = row.try_get("state")?;
-            let payload: String = row.try_get("action_payload")?;
+            let landing = landing.into_landing()?;
+            let (id, key, file) = file.split("landing");
             landing_keys.insert(id, key.clone());
+            let decl = LandingDecl {
+                name: landing.name,
+                url: landing.url,
+                landing_type: landing.landing_type,
+                action: landing.action_type,
+                payload: payload(landing.action_payload),
+                offer_count: landing.offer_count,
+                state: landing.state,
+                notes: landing.notes,
+            };
             out.landings.push(Stored {
                 id,
                 key,
                 file,
-                decl: LandingDecl {
-                    name: row.try_get("name")?,
-                    url: row.try_get("url")?,
-                    landing_type: row.try_get("landing_type")?,
-                    action: row.try_get("action_type")?,
-                    payload: payload_of(&payload, "landing action_payload")?,
-                    offer_count: row.try_get("offer_count")?,
-                    state: state_of(&state, "landing state")?,
-                    notes: row.try_get("notes")?,
-                },
+                decl,
             });
         }
         let mut campaign_keys: HashMap<i64, String> = HashMap::new();
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
-             uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
-             cost_currency, state, notes, file_key, file_source FROM campaigns {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
+        for (campaign, file) in self
+            .filed::<CampaignRow>(CAMPAIGN_COLUMNS, "campaigns")
+            .await?
         {
-            let (id, key, file) = key_of(&row, "campaign")?;
-            let state: String = row.try_get("state")?;
-            let kind: String = row.try_get("type")?;
-            let parameters: String = row.try_get("parameters")?;
-            let bind: Option<String> = row.try_get("bind_visitors")?;
-            let source: Option<i64> = row.try_get("traffic_source_id")?;
+            let campaign = campaign.into_campaign()?;
+            let (id, key, file) = file.split("campaign");
             campaign_keys.insert(id, key.clone());
+            let decl = CampaignDecl {
+                alias: campaign.alias,
+                name: campaign.name,
+                campaign_type: campaign.campaign_type,
+                token: campaign.token,
+                cookies_ttl: campaign.cookies_ttl,
+                bind_visitors: campaign.bind_visitors.unwrap_or_default(),
+                traffic_source: key_in(&source_keys, campaign.traffic_source_id),
+                uniqueness_method: campaign.uniqueness_method,
+                uniqueness_use_cookies: campaign.uniqueness_use_cookies,
+                parameters: campaign.parameters,
+                cost_type: campaign.cost_type,
+                cost_value: campaign.cost_value.to_string(),
+                cost_currency: campaign.cost_currency,
+                state: campaign.state,
+                notes: campaign.notes,
+                streams: Default::default(),
+            };
             out.campaigns.push(Stored {
                 id,
                 key,
                 file,
-                decl: CampaignDecl {
-                    alias: row.try_get("alias")?,
-                    name: row.try_get("name")?,
-                    campaign_type: parse_enum(&kind, CampaignType::parse, "campaign type")?,
-                    token: row.try_get("token")?,
-                    cookies_ttl: row.try_get("cookies_ttl")?,
-                    bind_visitors: bind.unwrap_or_default(),
-                    traffic_source: source
-                        .and_then(|s| source_keys.get(&s).cloned())
-                        .unwrap_or_default(),
-                    uniqueness_method: row.try_get("uniqueness_method")?,
-                    uniqueness_use_cookies: row.try_get("uniqueness_use_cookies")?,
-                    parameters: json(&parameters, "campaign parameters")?,
-                    cost_type: row.try_get("cost_type")?,
-                    cost_value: Money::from_micros(row.try_get("cost_value_micros")?).to_string(),
-                    cost_currency: row.try_get("cost_currency")?,
-                    state: state_of(&state, "campaign state")?,
-                    notes: row.try_get("notes")?,
-                    streams: Default::default(),
-                },
+                decl,
             });
         }
         let mut filters: HashMap<i64, Vec<FilterDecl>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT stream_id, name, mode, payload FROM stream_filters ORDER BY stream_id, position, id",
+        for row in sqlx::query_as::<_, FilterRow>(
+            "SELECT id, stream_id, name, mode, payload FROM stream_filters ORDER BY stream_id, position, id",
         )
         .fetch_all(&self.pool)
         .await?
         {
-            let payload: String = row.try_get("payload")?;
-            filters.entry(row.try_get("stream_id")?).or_default().push(FilterDecl {
-                name: row.try_get("name")?,
-                mode: row.try_get("mode")?,
-                payload: payload_of(&payload, "filter payload")?,
+            let filter = row.into_filter()?;
+            filters.entry(filter.stream_id).or_default().push(FilterDecl {
+                name: filter.name,
+                mode: filter.mode,
+                payload: payload(filter.payload),
             });
         }
         let mut landings: HashMap<i64, Vec<LandingShare>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT stream_id, landing_id, share FROM stream_landings WHERE state = 'active' ORDER BY stream_id, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let landing: i64 = row.try_get("landing_id")?;
-            if let Some(key) = landing_keys.get(&landing) {
-                landings.entry(row.try_get("stream_id")?).or_default().push(LandingShare {
-                    landing: key.clone(),
-                    share: row.try_get("share")?,
-                });
+        for target in self.active_targets("landing").await? {
+            if let Some(key) = landing_keys.get(&target.target_id) {
+                landings
+                    .entry(target.stream_id)
+                    .or_default()
+                    .push(LandingShare {
+                        landing: key.clone(),
+                        share: target.share,
+                    });
             }
         }
         let mut offers: HashMap<i64, Vec<OfferShare>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT stream_id, offer_id, share FROM stream_offers WHERE state = 'active' ORDER BY stream_id, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let offer: i64 = row.try_get("offer_id")?;
-            if let Some(key) = offer_keys.get(&offer) {
-                offers.entry(row.try_get("stream_id")?).or_default().push(OfferShare {
-                    offer: key.clone(),
-                    share: row.try_get("share")?,
-                });
+        for target in self.active_targets("offer").await? {
+            if let Some(key) = offer_keys.get(&target.target_id) {
+                offers
+                    .entry(target.stream_id)
+                    .or_default()
+                    .push(OfferShare {
+                        offer: key.clone(),
+                        share: target.share,
+                    });
             }
         }
         let mut triggers: HashMap<i64, Vec<TriggerDecl>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT stream_id, condition, action, target, interval_seconds, payload, enabled \
+        for row in sqlx::query_as::<_, TriggerRow>(
+            "SELECT id, stream_id, condition, action, target, interval_seconds, payload, enabled \
              FROM stream_triggers ORDER BY stream_id, position, id",
         )
         .fetch_all(&self.pool)
         .await?
         {
-            let payload: String = row.try_get("payload")?;
+            let trigger = row.into_trigger()?;
             triggers
-                .entry(row.try_get("stream_id")?)
+                .entry(trigger.stream_id)
                 .or_default()
                 .push(TriggerDecl {
-                    condition: row.try_get("condition")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    interval_seconds: row.try_get("interval_seconds")?,
-                    payload: json(&payload, "trigger payload")?,
-                    enabled: row.try_get("enabled")?,
+                    condition: trigger.condition,
+                    action: trigger.action,
+                    target: trigger.target,
+                    interval_seconds: trigger.interval_seconds,
+                    payload: trigger.payload,
+                    enabled: trigger.enabled,
                 });
         }
-        for row in sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, campaign_id, type, name, position, weight, schema, action_type, action_payload, \
-             collect_clicks, filter_or, state, comments, file_key, file_source FROM streams {visible}"
-        )))
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let campaign: i64 = row.try_get("campaign_id")?;
-            let Some(campaign_key) = campaign_keys.get(&campaign) else {
+        for (stream, file) in self.filed::<StreamRow>(STREAM_COLUMNS, "streams").await? {
+            let stream = stream.into_stream(Vec::new(), Vec::new(), Vec::new())?;
+            let Some(campaign_key) = campaign_keys.get(&stream.campaign_id) else {
                 continue;
             };
-            let id: i64 = row.try_get("id")?;
-            let key: Option<String> = row.try_get("file_key")?;
-            let key = key.unwrap_or_else(|| format!("{campaign_key}.{}", generated_key("stream", id)));
-            let state: String = row.try_get("state")?;
-            let kind: String = row.try_get("type")?;
-            let schema: String = row.try_get("schema")?;
-            let payload: String = row.try_get("action_payload")?;
+            let id = stream.id;
+            let key = file
+                .file_key
+                .unwrap_or_else(|| format!("{campaign_key}.{}", generated_key("stream", id)));
+            let decl = StreamDecl {
+                name: stream.name,
+                stream_type: stream.stream_type,
+                position: stream.position,
+                weight: stream.weight,
+                schema: stream.schema,
+                action: stream.action_type,
+                payload: payload(stream.action_payload),
+                collect_clicks: stream.collect_clicks,
+                filter_or: stream.filter_or,
+                state: stream.state,
+                comments: stream.comments,
+                filters: filters.remove(&id).unwrap_or_default(),
+                landings: landings.remove(&id).unwrap_or_default(),
+                offers: offers.remove(&id).unwrap_or_default(),
+                triggers: triggers.remove(&id).unwrap_or_default(),
+            };
             out.streams.push(Stored {
                 id,
                 key,
-                file: row.try_get("file_source")?,
-                decl: StreamDecl {
-                    name: row.try_get("name")?,
-                    stream_type: parse_enum(&kind, StreamType::parse, "stream type")?,
-                    position: row.try_get("position")?,
-                    weight: row.try_get("weight")?,
-                    schema: parse_enum(&schema, StreamSchema::parse, "stream schema")?,
-                    action: row.try_get("action_type")?,
-                    payload: payload_of(&payload, "stream action_payload")?,
-                    collect_clicks: row.try_get("collect_clicks")?,
-                    filter_or: row.try_get("filter_or")?,
-                    state: state_of(&state, "stream state")?,
-                    comments: row.try_get("comments")?,
-                    filters: filters.remove(&id).unwrap_or_default(),
-                    landings: landings.remove(&id).unwrap_or_default(),
-                    offers: offers.remove(&id).unwrap_or_default(),
-                    triggers: triggers.remove(&id).unwrap_or_default(),
-                },
+                file: file.file_source,
+                decl,
             });
         }
         Ok(out)

@@ -13,6 +13,7 @@ mod reports;
 #[cfg(test)]
 mod reports_props;
 mod rollups;
+mod rows;
 mod sql;
 mod sql_store;
 mod sqlite;

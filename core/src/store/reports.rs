@@ -147,7 +147,7 @@ impl ConversionOutcome {
 }
 
 /// A postback kept until its click is stored (the sub id was unknown when it came).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PendingPostback {
     pub id: i64,
     pub sub_id: String,
@@ -157,29 +157,8 @@ pub struct PendingPostback {
     pub received_at: i64,
 }
 
-/// Decodes rows of `pending_postbacks` (`id, sub_id, params, received_at`).
-pub(crate) fn pending_postbacks<R: sqlx::Row>(
-    rows: Vec<R>,
-) -> Result<Vec<PendingPostback>, StoreError>
-where
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    rows.iter()
-        .map(|row| {
-            Ok(PendingPostback {
-                id: row.try_get("id")?,
-                sub_id: row.try_get("sub_id")?,
-                params: row.try_get("params")?,
-                received_at: row.try_get("received_at")?,
-            })
-        })
-        .collect()
-}
-
 /// One entry of the received-postbacks log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceivedPostback {
     pub id: i64,
     pub sub_id: String,
@@ -221,7 +200,7 @@ impl ReceivedPostback {
 }
 
 /// An outgoing postback waiting in the queue (`outgoing_postbacks`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueuedPostback {
     pub id: i64,
     /// The delivery's identity: queueing the same key again adds nothing.
@@ -242,7 +221,7 @@ pub struct QueuedPostback {
 }
 
 /// One entry of the sent-postbacks log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SentPostback {
     pub id: i64,
     pub conversion_id: Option<i64>,
@@ -630,17 +609,22 @@ where
     }
 
     fn read_cell(row: &DB::Row, i: usize, key: &GroupingKey) -> Result<Cell, StoreError> {
-        Ok(match key {
-            GroupingKey::Bucket => Cell::Int(row.try_get(i)?),
-            GroupingKey::Column(c) => match c.kind {
-                ColumnKind::Text => {
-                    Cell::Text(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
-                }
-                ColumnKind::Int => Cell::Int(row.try_get(i)?),
-                ColumnKind::Bool => Cell::Bool(row.try_get(i)?),
-                ColumnKind::Money => Cell::Money(row.try_get(i)?),
-                ColumnKind::Time => Cell::Time(row.try_get(i)?),
-            },
+        match key {
+            GroupingKey::Bucket => Self::cell(row, i, ColumnKind::Int),
+            GroupingKey::Column(c) => Self::cell(row, i, c.kind),
+        }
+    }
+
+    /// Column `i` of a row as a cell of `kind` (a NULL text is empty).
+    pub(crate) fn cell(row: &DB::Row, i: usize, kind: ColumnKind) -> Result<Cell, StoreError> {
+        Ok(match kind {
+            ColumnKind::Text => {
+                Cell::Text(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+            }
+            ColumnKind::Int => Cell::Int(row.try_get(i)?),
+            ColumnKind::Bool => Cell::Bool(row.try_get(i)?),
+            ColumnKind::Money => Cell::Money(row.try_get(i)?),
+            ColumnKind::Time => Cell::Time(row.try_get(i)?),
         })
     }
 
@@ -1077,9 +1061,12 @@ where
                 list.push_bind(*id);
             }
             query.push(")");
-            for row in query.build().fetch_all(&self.pool).await? {
-                out.push((row.try_get("id")?, row.try_get("name")?));
-            }
+            out.extend(
+                query
+                    .build_query_as::<(i64, String)>()
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -1138,29 +1125,14 @@ where
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ReceivedPostback>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, ReceivedPostback>(
             "SELECT id, sub_id, tid, status, outcome, message, conversion_id, params, created_at \
              FROM received_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ReceivedPostback {
-                    id: row.try_get("id")?,
-                    sub_id: row.try_get("sub_id")?,
-                    tid: row.try_get("tid")?,
-                    status: row.try_get("status")?,
-                    outcome: row.try_get("outcome")?,
-                    message: row.try_get("message")?,
-                    conversion_id: row.try_get("conversion_id")?,
-                    params: row.try_get("params")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
@@ -1180,30 +1152,14 @@ where
         limit: i64,
         offset: i64,
     ) -> Result<Vec<SentPostback>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, SentPostback>(
             "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
              FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SentPostback {
-                    id: row.try_get("id")?,
-                    conversion_id: row.try_get("conversion_id")?,
-                    origin: row.try_get("origin")?,
-                    method: row.try_get("method")?,
-                    url: row.try_get("url")?,
-                    body: row.try_get("body")?,
-                    http_status: row.try_get("http_status")?,
-                    attempts: row.try_get("attempts")?,
-                    error: row.try_get("error")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
@@ -1218,16 +1174,13 @@ where
         campaign_id: i64,
         ref_name: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, (String, String)>(
             "SELECT ref_value, label FROM labels WHERE campaign_id = $1 AND ref_name = $2 ORDER BY ref_value",
         )
         .bind(campaign_id)
         .bind(ref_name.to_string())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("ref_value")?, row.try_get("label")?)))
-            .collect()
+        .await?)
     }
 
     async fn set_labels(

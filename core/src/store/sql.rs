@@ -9,7 +9,7 @@ use super::sql_store::{
     Query, RowsAffected, Sql, SqlDb, SqlStore, is_unique_violation, placeholders,
 };
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{FromRow, QueryBuilder, Row};
 
 use crate::config::Backend;
 use crate::model::{
@@ -25,148 +25,20 @@ use crate::store::{
 };
 use crate::traffic::RoutingData;
 
-use crate::model::{
-    Campaign, CampaignType, Money, ObjectState, Stream, StreamFilter, StreamSchema, StreamTarget,
-    StreamType,
+use crate::model::{Campaign, ObjectState, Stream, StreamFilter, StreamTarget};
+use crate::store::rows::{
+    CAMPAIGN_COLUMNS, CampaignRow, EventRow, FilterRow, LANDING_COLUMNS, LandingRow, OFFER_COLUMNS,
+    OfferRow, STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow,
 };
 
 use super::StoreError;
 
-pub(crate) const CAMPAIGN_COLUMNS: &str = "id, alias, name, type, state, cookies_ttl, position, \
-    cost_type, cost_value_micros, cost_currency, cost_auto, group_id, bind_visitors, \
-    traffic_source_id, token, domain_id, parameters, uniqueness_method, uniqueness_use_cookies, \
-    traffic_loss, notes, created_at, updated_at";
-
-pub(crate) const LANDING_COLUMNS: &str = "id, name, landing_type, url, action_type, \
-    action_payload, action_options, offer_count, group_id, state, notes, created_at, updated_at";
-
-pub(crate) const OFFER_COLUMNS: &str = "id, name, offer_type, url, action_type, action_payload, \
-    action_options, group_id, affiliate_network_id, payout_value_micros, payout_currency, \
-    payout_type, payout_auto, payout_upsell, country, daily_cap, conversion_timezone, \
-    alternative_offer_id, state, notes, created_at, updated_at";
-
-pub(crate) const STREAM_COLUMNS: &str = "id, campaign_id, type, name, position, weight, schema, \
-    action_type, action_payload, action_options, collect_clicks, filter_or, comments, state, \
-    created_at, updated_at";
-
-pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-pub(crate) fn parse_enum<T>(
-    text: &str,
-    parse: fn(&str) -> Option<T>,
-    what: &str,
-) -> Result<T, StoreError> {
-    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} `{text}` is not known")))
-}
-
-/// Column values of a campaign row, already decoded by the backend.
-pub(crate) struct CampaignRow {
-    pub id: i64,
-    pub alias: String,
-    pub name: String,
-    pub campaign_type: String,
-    pub state: String,
-    pub cookies_ttl: i64,
-    pub position: i64,
-    pub cost_type: String,
-    pub cost_value_micros: i64,
-    pub cost_currency: String,
-    pub cost_auto: bool,
-    pub group_id: Option<i64>,
-    pub bind_visitors: Option<String>,
-    pub traffic_source_id: Option<i64>,
-    pub token: String,
-    pub domain_id: Option<i64>,
-    pub parameters: String,
-    pub uniqueness_method: String,
-    pub uniqueness_use_cookies: bool,
-    pub traffic_loss: f64,
-    pub notes: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl CampaignRow {
-    pub fn into_campaign(self) -> Result<Campaign, StoreError> {
-        Ok(Campaign {
-            id: self.id,
-            campaign_type: parse_enum(&self.campaign_type, CampaignType::parse, "campaign type")?,
-            state: parse_enum(&self.state, ObjectState::parse, "campaign state")?,
-            parameters: json(&self.parameters, "campaign parameters")?,
-            alias: self.alias,
-            name: self.name,
-            cookies_ttl: self.cookies_ttl,
-            position: self.position,
-            cost_type: self.cost_type,
-            cost_value: Money::from_micros(self.cost_value_micros),
-            cost_currency: self.cost_currency,
-            cost_auto: self.cost_auto,
-            group_id: self.group_id,
-            bind_visitors: self.bind_visitors,
-            traffic_source_id: self.traffic_source_id,
-            token: self.token,
-            domain_id: self.domain_id,
-            uniqueness_method: self.uniqueness_method,
-            uniqueness_use_cookies: self.uniqueness_use_cookies,
-            traffic_loss: self.traffic_loss,
-            notes: self.notes,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-/// Column values of a stream row, already decoded by the backend.
-pub(crate) struct StreamRow {
-    pub id: i64,
-    pub campaign_id: i64,
-    pub stream_type: String,
-    pub name: String,
-    pub position: i64,
-    pub weight: i64,
-    pub schema: String,
-    pub action_type: String,
-    pub action_payload: String,
-    pub action_options: String,
-    pub collect_clicks: bool,
-    pub filter_or: bool,
-    pub comments: String,
-    pub state: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl StreamRow {
-    pub fn into_stream(
-        self,
-        filters: Vec<StreamFilter>,
-        landings: Vec<StreamTarget>,
-        offers: Vec<StreamTarget>,
-    ) -> Result<Stream, StoreError> {
-        Ok(Stream {
-            id: self.id,
-            campaign_id: self.campaign_id,
-            stream_type: parse_enum(&self.stream_type, StreamType::parse, "stream type")?,
-            name: self.name,
-            position: self.position,
-            weight: self.weight,
-            schema: parse_enum(&self.schema, StreamSchema::parse, "stream schema")?,
-            action_type: self.action_type,
-            action_payload: json(&self.action_payload, "stream action_payload")?,
-            action_options: json(&self.action_options, "stream action_options")?,
-            collect_clicks: self.collect_clicks,
-            filter_or: self.filter_or,
-            filters,
-            landings,
-            offers,
-            comments: self.comments,
-            state: parse_enum(&self.state, ObjectState::parse, "stream state")?,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
+/// A stream's clicks this hour, today and in all.
+#[derive(sqlx::FromRow)]
+struct HitCounts {
+    hour: i64,
+    day: i64,
+    total: i64,
 }
 
 /// Reads a row of the click log by column name.
@@ -220,6 +92,43 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
+    fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
+        CampaignRow::from_row(row)?.into_campaign()
+    }
+
+    fn stream_row(
+        row: &DB::Row,
+        filters: Vec<StreamFilter>,
+        landings: Vec<StreamTarget>,
+        offers: Vec<StreamTarget>,
+    ) -> Result<Stream, StoreError> {
+        StreamRow::from_row(row)?.into_stream(filters, landings, offers)
+    }
+
+    fn landing_row(row: &DB::Row) -> Result<Landing, StoreError> {
+        LandingRow::from_row(row)?.into_landing()
+    }
+
+    fn offer_row(row: &DB::Row) -> Result<Offer, StoreError> {
+        OfferRow::from_row(row)?.into_offer()
+    }
+
+    fn target_row(row: &DB::Row) -> Result<StreamTarget, StoreError> {
+        TargetRow::from_row(row)?.into_target()
+    }
+
+    fn trigger_row(row: &DB::Row) -> Result<StreamTrigger, StoreError> {
+        TriggerRow::from_row(row)?.into_trigger()
+    }
+
+    fn event_row(row: &DB::Row) -> Result<StreamEvent, StoreError> {
+        EventRow::from_row(row)?.into_event()
+    }
+
+    fn filter_row(row: &DB::Row) -> Result<StreamFilter, StoreError> {
+        FilterRow::from_row(row)?.into_filter()
+    }
+
     fn bind_log_values(mut query: Query<'_, DB>, values: Vec<LogValue>) -> Query<'_, DB> {
         for value in values {
             query = match value {
@@ -229,126 +138,6 @@ where
             };
         }
         query
-    }
-
-    fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
-        CampaignRow {
-            id: row.try_get("id")?,
-            alias: row.try_get("alias")?,
-            name: row.try_get("name")?,
-            campaign_type: row.try_get("type")?,
-            state: row.try_get("state")?,
-            cookies_ttl: row.try_get("cookies_ttl")?,
-            position: row.try_get("position")?,
-            cost_type: row.try_get("cost_type")?,
-            cost_value_micros: row.try_get("cost_value_micros")?,
-            cost_currency: row.try_get("cost_currency")?,
-            cost_auto: row.try_get("cost_auto")?,
-            group_id: row.try_get("group_id")?,
-            bind_visitors: row.try_get("bind_visitors")?,
-            traffic_source_id: row.try_get("traffic_source_id")?,
-            token: row.try_get("token")?,
-            domain_id: row.try_get("domain_id")?,
-            parameters: row.try_get("parameters")?,
-            uniqueness_method: row.try_get("uniqueness_method")?,
-            uniqueness_use_cookies: row.try_get("uniqueness_use_cookies")?,
-            traffic_loss: row.try_get("traffic_loss")?,
-            notes: row.try_get("notes")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        }
-        .into_campaign()
-    }
-
-    fn stream_row(
-        row: &DB::Row,
-        filters: Vec<StreamFilter>,
-        landings: Vec<StreamTarget>,
-        offers: Vec<StreamTarget>,
-    ) -> Result<Stream, StoreError> {
-        StreamRow {
-            id: row.try_get("id")?,
-            campaign_id: row.try_get("campaign_id")?,
-            stream_type: row.try_get("type")?,
-            name: row.try_get("name")?,
-            position: row.try_get("position")?,
-            weight: row.try_get("weight")?,
-            schema: row.try_get("schema")?,
-            action_type: row.try_get("action_type")?,
-            action_payload: row.try_get("action_payload")?,
-            action_options: row.try_get("action_options")?,
-            collect_clicks: row.try_get("collect_clicks")?,
-            filter_or: row.try_get("filter_or")?,
-            comments: row.try_get("comments")?,
-            state: row.try_get("state")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        }
-        .into_stream(filters, landings, offers)
-    }
-
-    fn landing_row(row: &DB::Row) -> Result<Landing, StoreError> {
-        let state: String = row.try_get("state")?;
-        let payload: String = row.try_get("action_payload")?;
-        let options: String = row.try_get("action_options")?;
-        Ok(Landing {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            landing_type: row.try_get("landing_type")?,
-            url: row.try_get("url")?,
-            action_type: row.try_get("action_type")?,
-            action_payload: json(&payload, "landing action_payload")?,
-            action_options: json(&options, "landing action_options")?,
-            offer_count: row.try_get("offer_count")?,
-            group_id: row.try_get("group_id")?,
-            state: parse_enum(&state, ObjectState::parse, "landing state")?,
-            notes: row.try_get("notes")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-
-    fn offer_row(row: &DB::Row) -> Result<Offer, StoreError> {
-        let state: String = row.try_get("state")?;
-        let payload: String = row.try_get("action_payload")?;
-        let options: String = row.try_get("action_options")?;
-        let country: String = row.try_get("country")?;
-        Ok(Offer {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            offer_type: row.try_get("offer_type")?,
-            url: row.try_get("url")?,
-            action_type: row.try_get("action_type")?,
-            action_payload: json(&payload, "offer action_payload")?,
-            action_options: json(&options, "offer action_options")?,
-            group_id: row.try_get("group_id")?,
-            affiliate_network_id: row.try_get("affiliate_network_id")?,
-            payout_value: Money::from_micros(row.try_get("payout_value_micros")?),
-            payout_currency: row.try_get("payout_currency")?,
-            payout_type: row.try_get("payout_type")?,
-            payout_auto: row.try_get("payout_auto")?,
-            payout_upsell: row.try_get("payout_upsell")?,
-            country: serde_json::from_str(&country)
-                .map_err(|e| StoreError::Corrupt(format!("offer country: {e}")))?,
-            daily_cap: row.try_get("daily_cap")?,
-            conversion_timezone: row.try_get("conversion_timezone")?,
-            alternative_offer_id: row.try_get("alternative_offer_id")?,
-            state: parse_enum(&state, ObjectState::parse, "offer state")?,
-            notes: row.try_get("notes")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-
-    fn target_row(row: &DB::Row, target: &str) -> Result<StreamTarget, StoreError> {
-        let state: String = row.try_get("state")?;
-        Ok(StreamTarget {
-            id: row.try_get("id")?,
-            stream_id: row.try_get("stream_id")?,
-            target_id: row.try_get(target)?,
-            share: row.try_get("share")?,
-            state: parse_enum(&state, ObjectState::parse, "stream target state")?,
-        })
     }
 
     /// ` WHERE …` for a log query: the time range and each condition, values bound
@@ -378,42 +167,6 @@ where
                 .rows_affected();
         }
         Ok(added)
-    }
-
-    fn trigger_row(row: &DB::Row) -> Result<StreamTrigger, StoreError> {
-        let payload: String = row.try_get("payload")?;
-        Ok(StreamTrigger {
-            id: row.try_get("id")?,
-            stream_id: row.try_get("stream_id")?,
-            condition: row.try_get("condition")?,
-            action: row.try_get("action")?,
-            target: row.try_get("target")?,
-            interval_seconds: row.try_get("interval_seconds")?,
-            payload: json(&payload, "trigger payload")?,
-            enabled: row.try_get("enabled")?,
-        })
-    }
-
-    fn event_row(row: &DB::Row) -> Result<StreamEvent, StoreError> {
-        let data: String = row.try_get("data")?;
-        Ok(StreamEvent {
-            id: row.try_get("id")?,
-            stream_id: row.try_get("stream_id")?,
-            event: row.try_get("event")?,
-            data: json(&data, "stream event data")?,
-            created_at: row.try_get("created_at")?,
-        })
-    }
-
-    fn filter_row(row: &DB::Row) -> Result<StreamFilter, StoreError> {
-        let payload: String = row.try_get("payload")?;
-        Ok(StreamFilter {
-            id: row.try_get("id")?,
-            stream_id: row.try_get("stream_id")?,
-            name: row.try_get("name")?,
-            mode: row.try_get("mode")?,
-            payload: json(&payload, "filter payload")?,
-        })
     }
 
     /// Inserts clicks on an open connection or transaction; existing sub ids are skipped.
@@ -681,7 +434,7 @@ where
         for (landing_id, share) in &new.landings {
             let target = sqlx::query(
                 "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, landing_id, share, state",
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, landing_id AS target_id, share, state",
             )
             .bind(stream_id)
             .bind(*landing_id)
@@ -689,13 +442,13 @@ where
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            landings.push(Self::target_row(&target, "landing_id")?);
+            landings.push(Self::target_row(&target)?);
         }
         let mut offers = Vec::new();
         for (offer_id, share) in &new.offers {
             let target = sqlx::query(
                 "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, offer_id, share, state",
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, offer_id AS target_id, share, state",
             )
             .bind(stream_id)
             .bind(*offer_id)
@@ -703,7 +456,7 @@ where
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            offers.push(Self::target_row(&target, "offer_id")?);
+            offers.push(Self::target_row(&target)?);
         }
         let stream = Self::stream_row(&row, filters, landings, offers)?;
         tx.commit().await?;
@@ -752,7 +505,7 @@ where
     ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError> {
         let mut counts = Vec::new();
         for stream in streams {
-            let row = sqlx::query(
+            let hits = sqlx::query_as::<_, HitCounts>(
                 "SELECT COALESCE(SUM(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), 0) AS hour, \
                  COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS day, COUNT(*) AS total \
                  FROM clicks WHERE stream_id = $3",
@@ -762,15 +515,13 @@ where
             .bind(*stream)
             .fetch_one(&self.pool)
             .await?;
-            let count = |name: &str| -> Result<u64, StoreError> {
-                Ok(row.try_get::<i64, _>(name)?.max(0) as u64)
-            };
+            let count = |n: i64| n.max(0) as u64;
             counts.push((
                 *stream,
                 crate::traffic::Hits {
-                    this_hour: count("hour")?,
-                    today: count("day")?,
-                    total: count("total")?,
+                    this_hour: count(hits.hour),
+                    today: count(hits.day),
+                    total: count(hits.total),
                 },
             ));
         }
@@ -781,7 +532,6 @@ where
         &self,
         query: &crate::report::LogQuery,
     ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError> {
-        use crate::report::{Cell, ColumnKind};
         let mut count: QueryBuilder<DB> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
         Self::push_log_conditions(&mut count, query);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
@@ -803,22 +553,14 @@ where
             .push_bind(query.limit)
             .push(" OFFSET ")
             .push_bind(query.offset);
-        let mut rows = Vec::new();
-        for row in page.build().fetch_all(&self.pool).await? {
-            let mut cells = Vec::with_capacity(query.columns.len());
-            for (i, column) in query.columns.iter().enumerate() {
-                cells.push(match column.kind {
-                    ColumnKind::Text => {
-                        Cell::Text(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
-                    }
-                    ColumnKind::Int => Cell::Int(row.try_get(i)?),
-                    ColumnKind::Bool => Cell::Bool(row.try_get(i)?),
-                    ColumnKind::Money => Cell::Money(row.try_get(i)?),
-                    ColumnKind::Time => Cell::Time(row.try_get(i)?),
-                });
-            }
-            rows.push(cells);
-        }
+        let rows = page.build().fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let cells = query.columns.iter().enumerate();
+                cells.map(|(i, c)| Self::cell(row, i, c.kind)).collect()
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok((rows, total))
     }
 
@@ -1155,44 +897,25 @@ where
             query = query.bind(*id);
         }
         for row in query.fetch_all(&self.pool).await? {
+            let contact = ProfileContact::from_row(&row)?;
             contacts
                 .entry(row.try_get("profile_id")?)
                 .or_default()
-                .push(ProfileContact {
-                    key: row.try_get("kind")?,
-                    value: row.try_get("value")?,
-                    uuid: row.try_get("uuid")?,
-                });
+                .push(contact);
         }
         let sql = format!(
             "SELECT id, uuid, first_name, last_name, middle_name, enabled, country_name, tag, created_at, updated_at \
              FROM click_profiles WHERE id IN ({list}) ORDER BY id"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, ClickProfile>(sqlx::AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(*id);
         }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                Ok(ClickProfile {
-                    id,
-                    uuid: row.try_get("uuid")?,
-                    first_name: row.try_get("first_name")?,
-                    last_name: row.try_get("last_name")?,
-                    middle_name: row.try_get("middle_name")?,
-                    enabled: row.try_get("enabled")?,
-                    country_name: row.try_get("country_name")?,
-                    tag: row.try_get("tag")?,
-                    contacts: contacts.remove(&id).unwrap_or_default(),
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        let mut profiles = query.fetch_all(&self.pool).await?;
+        for profile in &mut profiles {
+            profile.contacts = contacts.remove(&profile.id).unwrap_or_default();
+        }
+        Ok(profiles)
     }
 
     async fn link_metrics(
@@ -1201,7 +924,7 @@ where
     ) -> Result<Vec<(i64, LinkMetrics)>, StoreError> {
         let mut out = Vec::with_capacity(campaign_ids.len());
         for id in campaign_ids {
-            let row = sqlx::query(
+            let mut metrics = sqlx::query_as::<_, LinkMetrics>(
                 "SELECT COUNT(*) AS clicks, \
                  COALESCE(SUM(CASE WHEN c.is_unique_campaign THEN 1 ELSE 0 END), 0) AS unique_clicks, \
                  COALESCE(SUM(CASE WHEN d.profile_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS registrations \
@@ -1210,20 +933,12 @@ where
             .bind(*id)
             .fetch_one(&self.pool)
             .await?;
-            let conversions: i64 =
+            metrics.conversions =
                 sqlx::query_scalar("SELECT COUNT(*) FROM conversions WHERE campaign_id = $1")
                     .bind(*id)
                     .fetch_one(&self.pool)
                     .await?;
-            out.push((
-                *id,
-                LinkMetrics {
-                    clicks: row.try_get("clicks")?,
-                    unique_clicks: row.try_get("unique_clicks")?,
-                    registrations: row.try_get("registrations")?,
-                    conversions,
-                },
-            ));
+            out.push((*id, metrics));
         }
         Ok(out)
     }
@@ -1276,23 +991,23 @@ where
         let mut landing_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
             std::collections::HashMap::new();
         for row in sqlx::query(
-            "SELECT id, stream_id, landing_id, share, state FROM stream_landings ORDER BY stream_id, id",
+            "SELECT id, stream_id, landing_id AS target_id, share, state FROM stream_landings ORDER BY stream_id, id",
         )
         .fetch_all(&self.pool)
         .await?
         {
-            let target = Self::target_row(&row, "landing_id")?;
+            let target = Self::target_row(&row)?;
             landing_targets.entry(target.stream_id).or_default().push(target);
         }
         let mut offer_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
             std::collections::HashMap::new();
         for row in sqlx::query(
-            "SELECT id, stream_id, offer_id, share, state FROM stream_offers ORDER BY stream_id, id",
+            "SELECT id, stream_id, offer_id AS target_id, share, state FROM stream_offers ORDER BY stream_id, id",
         )
         .fetch_all(&self.pool)
         .await?
         {
-            let target = Self::target_row(&row, "offer_id")?;
+            let target = Self::target_row(&row)?;
             offer_targets.entry(target.stream_id).or_default().push(target);
         }
         let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1327,18 +1042,11 @@ where
         .iter()
         .map(Self::offer_row)
         .collect::<Result<Vec<_>, _>>()?;
-        let traffic_sources =
-            sqlx::query("SELECT id, name FROM traffic_sources WHERE state = 'active' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get::<i64, _>("id")?,
-                        row.try_get::<String, _>("name")?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+        let traffic_sources = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, name FROM traffic_sources WHERE state = 'active' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(RoutingData {
             campaigns,
             streams,
