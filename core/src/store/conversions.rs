@@ -5,22 +5,159 @@
 
 use std::sync::Arc;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
-use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
-use sqlx::QueryBuilder;
-
-use super::reports::ConversionStatus;
 use crate::model::Money;
 use crate::store::rollups;
 
-use async_trait::async_trait;
-
 use super::StoreError;
-use super::reports::{
-    ConversionOutcome, NewConversion, PendingPostback, PostbackClick, PostbackTargets,
-    QueuedPostback, ReceivedPostback, SentPostback,
-};
+use super::outgoing_queue::QueuedPostback;
+use super::postback_log::ReceivedPostback;
+use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
+
+/// A conversion's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConversionStatus {
+    Lead,
+    Sale,
+    Rejected,
+    Rebill,
+}
+
+impl ConversionStatus {
+    pub const ALL: [ConversionStatus; 4] = [
+        ConversionStatus::Lead,
+        ConversionStatus::Sale,
+        ConversionStatus::Rejected,
+        ConversionStatus::Rebill,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversionStatus::Lead => "lead",
+            ConversionStatus::Sale => "sale",
+            ConversionStatus::Rejected => "rejected",
+            ConversionStatus::Rebill => "rebill",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConversionStatus> {
+        ConversionStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// The statuses a conversion may move to this one from: lead -> sale, lead -> rejected,
+    /// sale -> rejected, rebill -> rejected. Nothing leaves `rejected`.
+    pub fn predecessors(self) -> &'static [ConversionStatus] {
+        match self {
+            ConversionStatus::Sale => &[ConversionStatus::Lead],
+            ConversionStatus::Rejected => &[
+                ConversionStatus::Lead,
+                ConversionStatus::Sale,
+                ConversionStatus::Rebill,
+            ],
+            ConversionStatus::Lead | ConversionStatus::Rebill => &[],
+        }
+    }
+}
+
+/// What a postback needs to know about its click (and the click's offer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostbackClick {
+    pub click_id: i64,
+    pub sub_id: String,
+    pub campaign_id: i64,
+    pub stream_id: Option<i64>,
+    pub landing_id: Option<i64>,
+    pub offer_id: Option<i64>,
+    pub ts_id: Option<i64>,
+    pub created_at: i64,
+    pub affiliate_network_id: Option<i64>,
+    /// The offer's payout (used when the postback names none) and its currency.
+    pub payout: Money,
+    pub payout_currency: String,
+    /// The offer accepts several conversions per click (upsells, rebills), told apart by tid.
+    pub upsell: bool,
+}
+
+/// A conversion to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversion {
+    pub click: PostbackClick,
+    /// The key of the conversion with its sub id: the transaction id for offers with upsells
+    /// and for rebills, else "" (one conversion per click).
+    pub tid: String,
+    pub status: ConversionStatus,
+    /// The status word the network sent.
+    pub original_status: String,
+    /// In the tracker's currency, when the postback named a payout. A transition without one
+    /// keeps the conversion's revenue.
+    pub revenue: Option<Money>,
+    /// The revenue of a new conversion without a payout (the offer's).
+    pub default_revenue: Money,
+    pub cost: Money,
+    /// The currency the network paid in.
+    pub currency: String,
+    /// `sub_id_N` values to set on the click: (N, value).
+    pub sub_id_updates: Vec<(usize, String)>,
+    /// The postback's parameters (JSON), for the logs.
+    pub params: String,
+    pub at: i64,
+}
+
+/// What recording a conversion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionOutcome {
+    /// A new conversion.
+    Accepted { id: i64 },
+    /// The conversion moved from `from` to the new status.
+    Transition { id: i64, from: ConversionStatus },
+    /// The same conversion in the same status: nothing changed.
+    Duplicate { id: i64 },
+    /// A change the status rules forbid (`sale` -> `lead`, anything after `rejected`).
+    Ignored { id: i64, current: ConversionStatus },
+}
+
+impl ConversionOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConversionOutcome::Accepted { .. } => "accepted",
+            ConversionOutcome::Transition { .. } => "transition",
+            ConversionOutcome::Duplicate { .. } => "duplicate",
+            ConversionOutcome::Ignored { .. } => "ignored",
+        }
+    }
+
+    pub fn id(self) -> i64 {
+        match self {
+            ConversionOutcome::Accepted { id }
+            | ConversionOutcome::Transition { id, .. }
+            | ConversionOutcome::Duplicate { id }
+            | ConversionOutcome::Ignored { id, .. } => id,
+        }
+    }
+}
+
+/// A postback kept until its click is stored (the sub id was unknown when it came).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PendingPostback {
+    pub id: i64,
+    pub sub_id: String,
+    /// Its parameters as received, a JSON object of texts.
+    pub params: String,
+    /// When it was received (Unix seconds): the conversion's time once applied.
+    pub received_at: i64,
+}
+
+/// Where a conversion's postbacks go: the campaign's S2S postbacks (`[{method, statuses,
+/// url}]`, JSON) and its traffic source's postback URL and statuses (JSON array).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostbackTargets {
+    pub campaign_postbacks: String,
+    pub traffic_source: Option<(String, String)>,
+}
 
 /// The outgoing postbacks of a conversion, given its id (see
 /// [`ConversionStore::record_conversion`]).
@@ -80,47 +217,6 @@ pub trait ConversionStore: Send + Sync {
     ) -> Result<PostbackTargets, StoreError>;
 }
 
-/// The outgoing postbacks' queue: what the sending worker needs.
-#[async_trait]
-pub trait OutgoingQueue: Send + Sync {
-    /// Queues an outgoing postback; false when its delivery was queued already.
-    async fn queue_outgoing_postback(&self, postback: &QueuedPostback) -> Result<bool, StoreError>;
-
-    /// Queued postbacks due at `now_ms`, oldest first, at most `limit`.
-    async fn due_outgoing_postbacks(
-        &self,
-        now_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<QueuedPostback>, StoreError>;
-
-    /// Takes a queued postback for sending until `until_ms`, if it is still due at `next_at`
-    /// (no other worker took it); true when taken.
-    async fn claim_outgoing_postback(
-        &self,
-        id: i64,
-        next_at: i64,
-        until_ms: i64,
-    ) -> Result<bool, StoreError>;
-
-    /// Puts a postback back for another try at `next_at`.
-    async fn retry_outgoing_postback(
-        &self,
-        id: i64,
-        attempts: i64,
-        next_at: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Removes a postback from the queue and logs how it ended, in one transaction.
-    async fn finish_outgoing_postback(
-        &self,
-        id: i64,
-        entry: &SentPostback,
-    ) -> Result<(), StoreError>;
-
-    /// When the next queued postback is due (Unix milliseconds), if any is queued.
-    async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError>;
-}
-
 const CONVERSION_COLUMNS: &str = "sub_id, tid, click_id, campaign_id, stream_id, landing_id, offer_id, ts_id, \
     affiliate_network_id, status, original_status, previous_status, revenue_micros, cost_micros, currency, \
     params, click_created_at, created_at, updated_at";
@@ -164,7 +260,7 @@ where
     Arc<str>: Sql<DB>,
 {
     /// Queues an outgoing postback; false when its delivery was queued already.
-    async fn insert_outgoing_postback(
+    pub(super) async fn insert_outgoing_postback(
         conn: &mut <DB as sqlx::Database>::Connection,
         p: &QueuedPostback,
     ) -> Result<bool, StoreError> {
@@ -187,7 +283,7 @@ where
     }
 
     /// Appends to the received-postbacks log (`id` is ignored).
-    async fn insert_received_postback(
+    pub(super) async fn insert_received_postback(
         conn: &mut <DB as sqlx::Database>::Connection,
         entry: &ReceivedPostback,
     ) -> Result<(), StoreError> {
@@ -504,102 +600,5 @@ where
             campaign_postbacks: campaign_postbacks.unwrap_or_else(|| "[]".into()),
             traffic_source,
         })
-    }
-}
-
-#[async_trait]
-impl<DB> OutgoingQueue for SqlStore<DB>
-where
-    DB: SqlDb,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'n> &'n str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    i64: Sql<DB>,
-    f64: Sql<DB>,
-    bool: Sql<DB>,
-    String: Sql<DB>,
-    Option<i64>: Sql<DB>,
-    Option<f64>: Sql<DB>,
-    Option<String>: Sql<DB>,
-    Option<bool>: Sql<DB>,
-    Arc<str>: Sql<DB>,
-{
-    async fn queue_outgoing_postback(&self, p: &QueuedPostback) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::insert_outgoing_postback(&mut conn, p).await
-    }
-
-    async fn due_outgoing_postbacks(
-        &self,
-        now_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<QueuedPostback>, StoreError> {
-        Ok(sqlx::query_as::<_, QueuedPostback>(
-            "SELECT id, delivery_key, conversion_id, origin, method, url, body, attempts, next_at, created_at \
-             FROM outgoing_postbacks WHERE next_at <= $1 ORDER BY id LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn claim_outgoing_postback(
-        &self,
-        id: i64,
-        next_at: i64,
-        until_ms: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query(
-                "UPDATE outgoing_postbacks SET next_at = $1 WHERE id = $2 AND next_at = $3",
-            )
-            .bind(until_ms)
-            .bind(id)
-            .bind(next_at)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-                > 0,
-        )
-    }
-
-    async fn retry_outgoing_postback(
-        &self,
-        id: i64,
-        attempts: i64,
-        next_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outgoing_postbacks SET attempts = $1, next_at = $2 WHERE id = $3")
-            .bind(attempts)
-            .bind(next_at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn finish_outgoing_postback(
-        &self,
-        id: i64,
-        entry: &SentPostback,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM outgoing_postbacks WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        Self::insert_sent_postback(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn next_outgoing_postback_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(next_at) FROM outgoing_postbacks")
-                .fetch_one(&self.pool)
-                .await?,
-        )
     }
 }

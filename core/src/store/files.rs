@@ -2,18 +2,15 @@
 //! (export, diff, planning a load) and applying a load's plan in one transaction. Implemented once
 //! for both backends on `SqlStore<DB>` (see `sql_store.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
-
-use super::sql_store::{Sql, SqlDb, SqlStore};
-use std::collections::HashMap;
-
-use sqlx::{FromRow, Row};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Encode, Executor, FromRow, Row, Type};
 
 use crate::files::{
-    CampaignDecl, FilterDecl, LandingDecl, LandingShare, NetworkDecl, OfferDecl, OfferShare,
-    SourceDecl, Stored, StreamDecl, TriggerDecl,
+    CampaignDecl, FilePlan, FilterDecl, LandingDecl, LandingShare, NetworkDecl, ObjectKind,
+    OfferDecl, OfferShare, SourceDecl, Stored, StoredObjects, StreamDecl, TriggerDecl,
 };
 use crate::model::{Money, ObjectState, StreamTarget, unix_now};
 use crate::store::rows::{
@@ -21,10 +18,8 @@ use crate::store::rows::{
     STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow, json, parse_enum,
 };
 
-use async_trait::async_trait;
-
 use super::StoreError;
-use crate::files::{FilePlan, ObjectKind, StoredObjects};
+use super::sql_store::{Sql, SqlDb, SqlStore};
 
 /// Objects declared as files: read them back, write a load's plan, tell who manages a row.
 #[async_trait]
@@ -173,7 +168,7 @@ where
     }
 
     /// Runs an UPDATE (when `id` is set) or an INSERT … RETURNING id; returns the id.
-    async fn write_row(
+    pub(super) async fn write_row(
         tx: &mut sqlx::Transaction<'_, DB>,
         id: Option<i64>,
         update: &'static str,

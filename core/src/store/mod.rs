@@ -1,35 +1,42 @@
-//! Persistence. [`Store`] is the only way the rest of the program reaches SQL; it has a
-//! SQLite implementation (the embedded default) and a PostgreSQL one, sharing their SQL text
-//! (see `sql.rs`) and differing in connection setup and schema files.
+//! Persistence. [`Store`] is the only way the rest of the program reaches SQL: the union of
+//! one trait per role (a file each, with its SQL), implemented once on [`SqlStore<DB>`] for
+//! SQLite (the embedded default) and PostgreSQL, which differ in connection setup
+//! (`sqlite.rs`, `postgres.rs`) and schema files (`schema/<backend>/`).
 
+mod bot_list;
+mod click_edits;
 mod click_insert;
 mod click_log;
+mod clicks;
 mod conversions;
+mod dialect_clicks;
 mod files;
 mod migrate;
 pub mod objects;
+mod outgoing_queue;
+mod postback_log;
 mod postgres;
 mod reports;
 #[cfg(test)]
 mod reports_props;
+mod rollup_sql;
 mod rollups;
+mod routing;
 mod rows;
-mod sql;
 mod sql_store;
 mod sqlite;
 pub mod tables;
+mod triggers;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::config::{Backend, DatabaseConfig};
-use crate::model::{
-    Campaign, Click, Landing, NewCampaign, NewStream, NewTarget, NewTrigger, Offer, Stream,
-    StreamEvent, StreamTrigger,
-};
-use crate::traffic::RoutingData;
+use crate::model::{Campaign, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream};
 
+pub use bot_list::BotListStore;
+pub use click_edits::{ClickEdits, CostSpread};
 /// A click's row as the insert writes it: its columns at a width and its values in that order
 /// (public for `bench`'s insert-cost, which binds the same row through a direct writer).
 pub use click_insert::{ClickValue, Width, click_columns, for_each_click_value};
@@ -37,16 +44,22 @@ pub use click_log::{
     ClickKey, ClickProfile, ClickRecord, CreatedClick, DialectClick, LinkMetrics, LogCondition,
     LogField, LogQuery, LogValue, NewProfile, ProfileContact, SortOrder,
 };
-pub use conversions::{ConversionStore, Outgoing, OutgoingQueue};
+pub use clicks::{ClickWriter, LandingClick};
+pub use conversions::{
+    ConversionOutcome, ConversionStatus, ConversionStore, NewConversion, Outgoing, PendingPostback,
+    PostbackClick, PostbackTargets,
+};
+pub use dialect_clicks::DialectClickStore;
 pub use files::FileStore;
 pub use migrate::MigrationReport;
+pub use outgoing_queue::{OutgoingQueue, QueuedPostback};
+pub use postback_log::{PostbackLog, ReceivedPostback, SentPostback};
 pub use postgres::PostgresStore;
-pub use reports::{
-    ConversionOutcome, ConversionStatus, CostSpread, NewConversion, PendingPostback, PostbackClick,
-    PostbackTargets, QueuedPostback, ReceivedPostback, ReportStore, SentPostback,
-};
+pub use reports::ReportStore;
+pub use routing::RoutingSource;
 pub use sql_store::{SqlDb, SqlStore};
 pub use sqlite::SqliteStore;
+pub use triggers::TriggerStore;
 
 /// Whether `report_rows` answers `sql` from a rollup (at least in part) rather than the clicks.
 pub fn report_reads_rollup(sql: &crate::report::ReportSql) -> bool {
@@ -117,82 +130,6 @@ impl StoreError {
     }
 }
 
-/// A click that went from its landing to an offer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LandingClick {
-    pub sub_id: String,
-    pub offer_id: i64,
-    pub at: i64,
-    /// Where the offer sent the visitor.
-    pub destination: String,
-}
-
-/// The click writer's role: what the recorder needs of a store (another implementation of it
-/// is one type implementing these two methods).
-#[async_trait]
-pub trait ClickWriter: Send + Sync {
-    /// Inserts clicks; a click whose sub id is already stored is skipped, so retrying a batch
-    /// never duplicates. Returns how many rows were new.
-    async fn insert_clicks(&self, clicks: &[Click]) -> Result<u64, StoreError>;
-
-    /// Stamps landing -> offer clicks on their clicks (landing_clicked, its time, the offer).
-    /// Repeating an update changes nothing more.
-    async fn mark_landing_clicks(&self, clicks: &[LandingClick]) -> Result<u64, StoreError>;
-}
-
-/// What a routing snapshot is built from (`reload::SnapshotCell::rebuild`), with the counts
-/// of the offers' caps it restores.
-#[async_trait]
-pub trait RoutingSource: Send + Sync {
-    /// Active campaigns, streams (with filters, landings, offers), landings and offers: what the
-    /// routing snapshot is built from.
-    async fn routing_data(&self) -> Result<RoutingData, StoreError>;
-
-    /// Conversions of an offer since `since` that were not rejected (its conversion cap).
-    async fn offer_conversions_since(&self, offer_id: i64, since: i64) -> Result<i64, StoreError>;
-}
-
-/// The trigger runner's role: triggers, the streams they act on, and their events.
-#[async_trait]
-pub trait TriggerStore: Send + Sync {
-    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<StreamTrigger, StoreError>;
-
-    /// Enabled triggers of active streams.
-    async fn active_triggers(&self) -> Result<Vec<StreamTrigger>, StoreError>;
-
-    /// A stream's current action payload and state (for trigger actions).
-    async fn stream(&self, id: i64) -> Result<Option<Stream>, StoreError>;
-
-    /// Sets the state of a stream that is active (a trigger disabling it); a stream in any
-    /// other state is left as it is.
-    async fn set_stream_state(
-        &self,
-        id: i64,
-        state: crate::model::ObjectState,
-    ) -> Result<(), StoreError>;
-
-    /// Replaces a stream's action payload.
-    async fn set_stream_action_payload(
-        &self,
-        id: i64,
-        payload: &serde_json::Value,
-    ) -> Result<(), StoreError>;
-
-    async fn add_stream_event(
-        &self,
-        stream_id: i64,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<StreamEvent, StoreError>;
-
-    /// A stream's events, newest first, at most `limit`.
-    async fn stream_events(
-        &self,
-        stream_id: i64,
-        limit: i64,
-    ) -> Result<Vec<StreamEvent>, StoreError>;
-}
-
 /// The persistence contract: every role. Every method is one transaction or one statement.
 /// Consumers that need one role take that role's trait (`Arc<dyn Store>` converts into any of
 /// them).
@@ -201,6 +138,10 @@ pub trait Store:
     ClickWriter
     + RoutingSource
     + TriggerStore
+    + DialectClickStore
+    + BotListStore
+    + PostbackLog
+    + ClickEdits
     + ConversionStore
     + OutgoingQueue
     + FileStore
@@ -218,95 +159,25 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+
     async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// Campaigns in any state, deleted included.
     async fn count_campaigns(&self) -> Result<i64, StoreError>;
+
     async fn create_campaign(&self, campaign: &NewCampaign) -> Result<Campaign, StoreError>;
+
     async fn create_stream(&self, stream: &NewStream) -> Result<Stream, StoreError>;
+
     async fn create_landing(&self, landing: &NewTarget) -> Result<Landing, StoreError>;
+
     async fn create_offer(&self, offer: &NewTarget) -> Result<Offer, StoreError>;
-
-    /// Clicks per stream since `hour_start`, since `day_start` and in total, for `streams`.
-    async fn stream_hit_counts(
-        &self,
-        streams: &[i64],
-        hour_start: i64,
-        day_start: i64,
-    ) -> Result<Vec<(i64, crate::traffic::Hits)>, StoreError>;
-
-    /// A page of the click log (`query.limit` rows from `query.offset`, cells in
-    /// `query.columns` order) and how many clicks match in all.
-    async fn clicks_log(
-        &self,
-        query: &crate::report::LogQuery,
-    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError>;
-
-    /// The bot list: IPs and CIDR blocks, one entry each.
-    async fn bot_list(&self) -> Result<Vec<String>, StoreError>;
-
-    /// Adds entries to the bot list (existing ones are kept once).
-    async fn add_to_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
-
-    /// Removes entries from the bot list; returns how many were there.
-    async fn remove_from_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
-
-    /// Replaces the whole bot list (an empty slice clears it), atomically.
-    async fn replace_bot_list(&self, entries: &[String]) -> Result<u64, StoreError>;
 
     /// A campaign in any state.
     async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError>;
 
     /// An offer in any state.
     async fn offer(&self, id: i64) -> Result<Option<Offer>, StoreError>;
-
-    /// A page of the click log (clicks with their offer, traffic source, conversions and what
-    /// the dialects keep about them).
-    async fn click_log(&self, query: &LogQuery) -> Result<Vec<ClickRecord>, StoreError>;
-
-    /// How many clicks match the query's conditions (limit and offset ignored).
-    async fn count_click_log(&self, query: &LogQuery) -> Result<i64, StoreError>;
-
-    /// Writes a click now, in one transaction with the dialect's record of it (the click
-    /// dialects answer with a stored click). With a `key`, an unexpired claim of the same key
-    /// wins: nothing is written and its click is returned with `existed`.
-    async fn create_dialect_click(
-        &self,
-        new: &DialectClick,
-        key: Option<&ClickKey>,
-    ) -> Result<CreatedClick, StoreError>;
-
-    /// The sub id an unexpired claim of `key` names.
-    async fn click_by_key(
-        &self,
-        dialect: &str,
-        key: &ClickKey,
-    ) -> Result<Option<String>, StoreError>;
-
-    /// Forgets key claims made before `before`.
-    async fn prune_click_keys(&self, before: i64) -> Result<u64, StoreError>;
-
-    /// Deletes a click and what the dialects keep about it (a profile no other click uses
-    /// goes too). False when there is no such click.
-    async fn delete_click(&self, sub_id: &str) -> Result<bool, StoreError>;
-
-    /// Sets the profile of a click: the profile with the same `uuid` if there is one, else the
-    /// click's current profile, else a new one; its contacts are replaced. Returns the
-    /// profile's id, or `None` when there is no such click.
-    async fn set_click_profile(
-        &self,
-        sub_id: &str,
-        profile: &NewProfile,
-    ) -> Result<Option<i64>, StoreError>;
-
-    /// Profiles with their contacts.
-    async fn click_profiles(&self, ids: &[i64]) -> Result<Vec<ClickProfile>, StoreError>;
-
-    /// Click, unique click, registration and conversion counts of campaigns.
-    async fn link_metrics(
-        &self,
-        campaign_ids: &[i64],
-    ) -> Result<Vec<(i64, LinkMetrics)>, StoreError>;
 
     /// Closes the pool, waiting for connections to finish.
     async fn close(&self);

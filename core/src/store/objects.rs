@@ -6,15 +6,12 @@
 
 use std::sync::Arc;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
-
-use super::sql_store::{Query, RowsAffected, Sql, SqlDb, SqlStore};
-use sqlx::Row;
-
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use sqlx::{ColumnIndex, Encode, Executor, Row, Type};
 
 use super::StoreError;
+use super::sql_store::{Query, RowsAffected, Sql, SqlDb, SqlStore};
 
 /// The SQL type of a column, as both backends store it (BIGINT/INTEGER, DOUBLE/REAL, TEXT,
 /// BOOLEAN/INTEGER 0-1).
@@ -281,7 +278,11 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
-    fn bind_column(query: Query<'_, DB>, ty: ColumnType, value: SqlValue) -> Query<'_, DB> {
+    pub(super) fn bind_column(
+        query: Query<'_, DB>,
+        ty: ColumnType,
+        value: SqlValue,
+    ) -> Query<'_, DB> {
         match (value, ty) {
             (SqlValue::Null, ColumnType::Int) => query.bind(None::<i64>),
             (SqlValue::Null, ColumnType::Real) => query.bind(None::<f64>),
@@ -297,7 +298,7 @@ where
         }
     }
 
-    fn read_row(
+    pub(super) fn read_row(
         row: &<DB as sqlx::Database>::Row,
         table: &Table,
     ) -> Result<Map<String, Value>, StoreError> {

@@ -6,264 +6,28 @@
 
 use std::sync::Arc;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
-
-use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
-use sqlx::{QueryBuilder, Row};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Row, Type};
 
 use crate::config::Backend;
-use crate::report::{Bound, ColumnKind, Condition, GroupingKey, Operator};
+use crate::report::{
+    Bound, Cell, ColumnKind, Condition, GroupingKey, LogQuery, Operator, ReportSql, Sums,
+};
 use crate::store::rollups;
 
-use async_trait::async_trait;
-
-use crate::model::Money;
-use crate::report::{Cell, LogQuery, ReportSql, Sums};
-
 use super::StoreError;
+use super::sql_store::{RowsAffected, Sql, SqlDb, SqlStore};
 
-/// A conversion's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConversionStatus {
-    Lead,
-    Sale,
-    Rejected,
-    Rebill,
-}
-
-impl ConversionStatus {
-    pub const ALL: [ConversionStatus; 4] = [
-        ConversionStatus::Lead,
-        ConversionStatus::Sale,
-        ConversionStatus::Rejected,
-        ConversionStatus::Rebill,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConversionStatus::Lead => "lead",
-            ConversionStatus::Sale => "sale",
-            ConversionStatus::Rejected => "rejected",
-            ConversionStatus::Rebill => "rebill",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ConversionStatus> {
-        ConversionStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-
-    /// The statuses a conversion may move to this one from: lead -> sale, lead -> rejected,
-    /// sale -> rejected, rebill -> rejected. Nothing leaves `rejected`.
-    pub fn predecessors(self) -> &'static [ConversionStatus] {
-        match self {
-            ConversionStatus::Sale => &[ConversionStatus::Lead],
-            ConversionStatus::Rejected => &[
-                ConversionStatus::Lead,
-                ConversionStatus::Sale,
-                ConversionStatus::Rebill,
-            ],
-            ConversionStatus::Lead | ConversionStatus::Rebill => &[],
-        }
-    }
-}
-
-/// What a postback needs to know about its click (and the click's offer).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostbackClick {
-    pub click_id: i64,
-    pub sub_id: String,
-    pub campaign_id: i64,
-    pub stream_id: Option<i64>,
-    pub landing_id: Option<i64>,
-    pub offer_id: Option<i64>,
-    pub ts_id: Option<i64>,
-    pub created_at: i64,
-    pub affiliate_network_id: Option<i64>,
-    /// The offer's payout (used when the postback names none) and its currency.
-    pub payout: Money,
-    pub payout_currency: String,
-    /// The offer accepts several conversions per click (upsells, rebills), told apart by tid.
-    pub upsell: bool,
-}
-
-/// A conversion to record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewConversion {
-    pub click: PostbackClick,
-    /// The key of the conversion with its sub id: the transaction id for offers with upsells
-    /// and for rebills, else "" (one conversion per click).
-    pub tid: String,
-    pub status: ConversionStatus,
-    /// The status word the network sent.
-    pub original_status: String,
-    /// In the tracker's currency, when the postback named a payout. A transition without one
-    /// keeps the conversion's revenue.
-    pub revenue: Option<Money>,
-    /// The revenue of a new conversion without a payout (the offer's).
-    pub default_revenue: Money,
-    pub cost: Money,
-    /// The currency the network paid in.
-    pub currency: String,
-    /// `sub_id_N` values to set on the click: (N, value).
-    pub sub_id_updates: Vec<(usize, String)>,
-    /// The postback's parameters (JSON), for the logs.
-    pub params: String,
-    pub at: i64,
-}
-
-/// What recording a conversion did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConversionOutcome {
-    /// A new conversion.
-    Accepted { id: i64 },
-    /// The conversion moved from `from` to the new status.
-    Transition { id: i64, from: ConversionStatus },
-    /// The same conversion in the same status: nothing changed.
-    Duplicate { id: i64 },
-    /// A change the status rules forbid (`sale` -> `lead`, anything after `rejected`).
-    Ignored { id: i64, current: ConversionStatus },
-}
-
-impl ConversionOutcome {
-    pub fn name(self) -> &'static str {
-        match self {
-            ConversionOutcome::Accepted { .. } => "accepted",
-            ConversionOutcome::Transition { .. } => "transition",
-            ConversionOutcome::Duplicate { .. } => "duplicate",
-            ConversionOutcome::Ignored { .. } => "ignored",
-        }
-    }
-
-    pub fn id(self) -> i64 {
-        match self {
-            ConversionOutcome::Accepted { id }
-            | ConversionOutcome::Transition { id, .. }
-            | ConversionOutcome::Duplicate { id }
-            | ConversionOutcome::Ignored { id, .. } => id,
-        }
-    }
-}
-
-/// A postback kept until its click is stored (the sub id was unknown when it came).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct PendingPostback {
-    pub id: i64,
-    pub sub_id: String,
-    /// Its parameters as received, a JSON object of texts.
-    pub params: String,
-    /// When it was received (Unix seconds): the conversion's time once applied.
-    pub received_at: i64,
-}
-
-/// One entry of the received-postbacks log.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ReceivedPostback {
-    pub id: i64,
-    pub sub_id: String,
-    pub tid: String,
-    pub status: String,
-    /// accepted, transition, duplicate, ignored, invalid, pending (its click not stored yet),
-    /// expired (its click never came; `unknown_sub_id` in logs from before version 7)
-    pub outcome: String,
-    pub message: String,
-    pub conversion_id: Option<i64>,
-    pub params: String,
-    pub created_at: i64,
-}
-
-impl ReceivedPostback {
-    /// The log entry of a postback that recorded no conversion (`outcome` says why), with the
-    /// `tid` and `status` it sent; `params` are its parameters, `params_json` the same as
-    /// stored.
-    pub fn unrecorded(
-        sub_id: &str,
-        params: &std::collections::BTreeMap<String, String>,
-        params_json: &str,
-        outcome: &str,
-        message: String,
-        at: i64,
-    ) -> ReceivedPostback {
-        ReceivedPostback {
-            id: 0,
-            sub_id: sub_id.to_string(),
-            tid: params.get("tid").cloned().unwrap_or_default(),
-            status: params.get("status").cloned().unwrap_or_default(),
-            outcome: outcome.to_string(),
-            message,
-            conversion_id: None,
-            params: params_json.to_string(),
-            created_at: at,
-        }
-    }
-}
-
-/// An outgoing postback waiting in the queue (`outgoing_postbacks`).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct QueuedPostback {
-    pub id: i64,
-    /// The delivery's identity: queueing the same key again adds nothing.
-    pub delivery_key: String,
-    pub conversion_id: i64,
-    /// `campaign` or `traffic_source`.
-    pub origin: String,
-    pub method: String,
-    pub url: String,
-    /// The JSON body of a POST ("" for a GET).
-    pub body: String,
-    /// Tries made so far.
-    pub attempts: i64,
-    /// When it may be tried next (Unix milliseconds); while a worker sends it, the end of
-    /// that worker's claim.
-    pub next_at: i64,
-    pub created_at: i64,
-}
-
-/// One entry of the sent-postbacks log.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SentPostback {
-    pub id: i64,
-    pub conversion_id: Option<i64>,
-    /// `campaign` or `traffic_source`.
-    pub origin: String,
-    pub method: String,
-    pub url: String,
-    pub body: String,
-    /// The last answer's status, if any came.
-    pub http_status: Option<i64>,
-    pub attempts: i64,
-    /// Why it failed ("" when it was delivered).
-    pub error: String,
-    pub created_at: i64,
-}
-
-/// Where a conversion's postbacks go: the campaign's S2S postbacks (`[{method, statuses,
-/// url}]`, JSON) and its traffic source's postback URL and statuses (JSON array).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PostbackTargets {
-    pub campaign_postbacks: String,
-    pub traffic_source: Option<(String, String)>,
-}
-
-/// A cost to spread over matching clicks (`update_costs`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CostSpread {
-    pub campaign_ids: Vec<i64>,
-    /// Clicks at or after `from` and before `to` (Unix seconds).
-    pub from: i64,
-    pub to: i64,
-    /// The total, in the tracker's currency.
-    pub total: Money,
-    /// Only clicks unique in their campaign.
-    pub only_uniques: bool,
-    /// Further conditions on click columns (values bound).
-    pub conditions: Vec<crate::report::Condition>,
-}
-
-/// Reports and conversions. Every method is one statement or one transaction.
+/// Reports over the clicks and conversions. Every method is one statement or one transaction.
 #[async_trait]
 pub trait ReportStore: Send + Sync {
+    /// A page of the click log (`query.limit` rows from `query.offset`, cells in
+    /// `query.columns` order) and how many clicks match in all.
+    async fn clicks_log(
+        &self,
+        query: &crate::report::LogQuery,
+    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError>;
+
     /// Sums per group of `sql.keys` over the clicks in range that pass the conditions, and
     /// over their conversions (by the click's time); cells in `sql.keys` order.
     /// Read from a rollup (see `rollups.rs`) when the request fits one, else from the clicks.
@@ -291,29 +55,6 @@ pub trait ReportStore: Send + Sync {
     /// A page of the conversion log and how many conversions match in all.
     async fn conversions_log(&self, query: &LogQuery) -> Result<(Vec<Vec<Cell>>, i64), StoreError>;
 
-    /// The received-postbacks log, newest first.
-    async fn received_postbacks(
-        &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ReceivedPostback>, StoreError>;
-
-    /// Empties the received-postbacks log; returns how many entries went.
-    async fn clear_received_postbacks(&self) -> Result<u64, StoreError>;
-
-    /// Logs a sent (or failed) postback.
-    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError>;
-
-    /// The sent-postbacks log, newest first.
-    async fn sent_postbacks(
-        &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SentPostback>, StoreError>;
-
-    /// Empties the sent-postbacks log; returns how many entries went.
-    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError>;
-
     /// Labels of a campaign for one ref name (`ip`, `source`, `sub_id_1`, …): (value, label).
     async fn labels(
         &self,
@@ -329,25 +70,10 @@ pub trait ReportStore: Send + Sync {
         ref_name: &str,
         items: &[(String, Option<String>)],
     ) -> Result<u64, StoreError>;
-
-    /// Deletes the clicks in `[from, to)` (of one campaign, or all) with their conversions
-    /// and what the dialects keep about them, in one transaction. Returns (clicks,
-    /// conversions) deleted.
-    async fn clean_clicks(
-        &self,
-        from: i64,
-        to: i64,
-        campaign_id: Option<i64>,
-    ) -> Result<(u64, u64), StoreError>;
-
-    /// For each spread in turn, sets the cost of its matching clicks so that they add up to
-    /// exactly `total`: each gets `total / n` micro-units, the first `total % n` (by id) one
-    /// more. All spreads in one transaction (all or none). Returns the clicks updated.
-    async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError>;
 }
 
 /// The click sums besides `COUNT(*) AS clicks`: (name, expression).
-const CLICK_SUMS: &[(&str, &str)] = &[
+pub(super) const CLICK_SUMS: &[(&str, &str)] = &[
     (
         "campaign_unique",
         "COALESCE(SUM(CASE WHEN is_unique_campaign THEN 1 ELSE 0 END), 0)",
@@ -384,7 +110,7 @@ const CLICK_SUMS: &[(&str, &str)] = &[
 ];
 
 /// The conversion sums over [`CONVERSIONS_OF_CLICKS`]: (name, expression).
-const CONVERSION_SUMS: &[(&str, &str)] = &[
+pub(super) const CONVERSION_SUMS: &[(&str, &str)] = &[
     ("conversions", "COUNT(*)"),
     (
         "leads",
@@ -418,12 +144,8 @@ const CONVERSION_SUMS: &[(&str, &str)] = &[
 
 /// Conversions joined to their clicks; conversion columns renamed so that click
 /// columns (the groupings and conditions) read unqualified.
-const CONVERSIONS_OF_CLICKS: &str = " FROM (SELECT sub_id AS cv_sub_id, status AS cv_status, revenue_micros AS cv_revenue FROM conversions) v \
+pub(super) const CONVERSIONS_OF_CLICKS: &str = " FROM (SELECT sub_id AS cv_sub_id, status AS cv_status, revenue_micros AS cv_revenue FROM conversions) v \
     JOIN clicks ON clicks.sub_id = v.cv_sub_id";
-
-/// The advisory lock (PostgreSQL) of rollup writers: exclusive for the writes that
-/// subtract and add back, shared for the recorder's inserts (see `rollups.rs`).
-const ROLLUP_LOCK: i64 = 0x5357_524F_4C55;
 
 impl<DB> SqlStore<DB>
 where
@@ -442,7 +164,22 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
-    fn bind_value(builder: &mut QueryBuilder<DB>, value: &Bound) {
+    /// ` WHERE …` for a log query: the time range and each condition, values bound
+    /// (shared with the reports, see `store/reports.rs`).
+    pub(super) fn push_log_conditions(
+        builder: &mut QueryBuilder<DB>,
+        query: &crate::report::LogQuery,
+    ) {
+        Self::push_conditions(
+            builder,
+            "created_at",
+            query.from,
+            query.to,
+            &query.conditions,
+        );
+    }
+
+    pub(super) fn bind_value(builder: &mut QueryBuilder<DB>, value: &Bound) {
         match value {
             Bound::Text(text) => builder.push_bind(text.clone()),
             Bound::Int(number) => builder.push_bind(*number),
@@ -572,7 +309,7 @@ where
     }
 
     /// `SELECT <keys>, ` with the bucket's numbers bound; buckets of `time_column`.
-    fn push_keys(
+    pub(super) fn push_keys(
         builder: &mut QueryBuilder<DB>,
         keys: &[GroupingKey],
         bucket: Option<(i64, i64)>,
@@ -599,7 +336,7 @@ where
         }
     }
 
-    fn push_group_by(builder: &mut QueryBuilder<DB>, keys: usize) {
+    pub(super) fn push_group_by(builder: &mut QueryBuilder<DB>, keys: usize) {
         if keys == 0 {
             builder.push(" HAVING COUNT(*) > 0");
             return;
@@ -608,7 +345,11 @@ where
         builder.push(" GROUP BY ").push(positions.join(", "));
     }
 
-    fn read_cell(row: &DB::Row, i: usize, key: &GroupingKey) -> Result<Cell, StoreError> {
+    pub(super) fn read_cell(
+        row: &DB::Row,
+        i: usize,
+        key: &GroupingKey,
+    ) -> Result<Cell, StoreError> {
         match key {
             GroupingKey::Bucket => Self::cell(row, i, ColumnKind::Int),
             GroupingKey::Column(c) => Self::cell(row, i, c.kind),
@@ -629,7 +370,7 @@ where
     }
 
     /// `COUNT(*) AS clicks` and each click sum: computed when `needed`, else a zero.
-    fn push_click_sums(builder: &mut QueryBuilder<DB>, needed: &[&str]) {
+    pub(super) fn push_click_sums(builder: &mut QueryBuilder<DB>, needed: &[&str]) {
         builder.push("COUNT(*) AS clicks");
         for (name, expression) in CLICK_SUMS {
             builder.push(", ");
@@ -643,7 +384,7 @@ where
         builder.push(" FROM clicks");
     }
 
-    fn push_conversion_sums(builder: &mut QueryBuilder<DB>) {
+    pub(super) fn push_conversion_sums(builder: &mut QueryBuilder<DB>) {
         for (i, (name, expression)) in CONVERSION_SUMS.iter().enumerate() {
             if i > 0 {
                 builder.push(", ");
@@ -675,7 +416,7 @@ where
     }
 
     /// Report rows computed from the clicks and conversions themselves.
-    async fn rows_from_clicks(
+    pub(super) async fn rows_from_clicks(
         pool: &sqlx::Pool<DB>,
         sql: &ReportSql,
     ) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
@@ -699,7 +440,7 @@ where
 
     /// A report row: its cells in `keys` order, and the sums of [`rollups::SUM_COLUMNS`]
     /// in `sums` read by name (the others 0).
-    fn report_row(
+    pub(super) fn report_row(
         row: &DB::Row,
         keys: &[GroupingKey],
         sums: std::ops::Range<usize>,
@@ -716,31 +457,8 @@ where
         Ok((cells, rollups::sums_from(values)))
     }
 
-    /// Appends to the sent-postbacks log (`id` is ignored).
-    pub(crate) async fn insert_sent_postback(
-        conn: &mut <DB as sqlx::Database>::Connection,
-        entry: &SentPostback,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sent_postbacks (conversion_id, origin, method, url, body, http_status, attempts, error, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(entry.conversion_id)
-        .bind(entry.origin.clone())
-        .bind(entry.method.clone())
-        .bind(entry.url.clone())
-        .bind(entry.body.clone())
-        .bind(entry.http_status)
-        .bind(entry.attempts)
-        .bind(entry.error.clone())
-        .bind(entry.created_at)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
     /// Report rows read from a rollup over the plan's whole hours.
-    async fn rows_from_rollup(
+    pub(super) async fn rows_from_rollup(
         pool: &sqlx::Pool<DB>,
         sql: &ReportSql,
         plan: &rollups::Plan,
@@ -797,197 +515,6 @@ where
             .map(|row| Self::report_row(row, &keys, 0..rollups::SUM_COLUMNS.len()))
             .collect()
     }
-
-    pub(crate) async fn lock_rollups(
-        conn: &mut <DB as sqlx::Database>::Connection,
-        exclusive: bool,
-    ) -> Result<(), StoreError> {
-        if DB::BACKEND == Backend::Postgres {
-            let sql = if exclusive {
-                "SELECT pg_advisory_xact_lock($1)"
-            } else {
-                "SELECT pg_advisory_xact_lock_shared($1)"
-            };
-            sqlx::query(sql)
-                .bind(ROLLUP_LOCK)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Adds (`sign` 1) or subtracts (-1) the sums of the clicks that `matching` selects
-    /// (it pushes ` WHERE …` over unqualified click columns) and of their conversions
-    /// to every rollup. Callers hold the exclusive rollup lock (PostgreSQL) or have
-    /// written first (SQLite), so the clicks cannot change between a subtraction and
-    /// the addition that follows it.
-    pub(crate) async fn adjust_rollups(
-        conn: &mut <DB as sqlx::Database>::Connection,
-        sign: i64,
-        part: rollups::Part,
-        matching: &(dyn Fn(&mut QueryBuilder<DB>) + Send + Sync),
-    ) -> Result<(), StoreError> {
-        let factor = if sign < 0 { "-1 * " } else { "" };
-        for rollup in rollups::ROLLUPS {
-            let dims: Vec<String> = rollup.dims.iter().map(rollups::store_expression).collect();
-            let groups: Vec<String> = (1..=1 + dims.len()).map(|i| i.to_string()).collect();
-            let head = |columns: &[&str]| {
-                format!(
-                    "INSERT INTO {} ({}, {}) SELECT created_at / {} * {}, {}",
-                    rollup.table,
-                    rollups::key_columns(rollup),
-                    columns.join(", "),
-                    rollups::HOUR,
-                    rollups::HOUR,
-                    dims.join(", ")
-                )
-            };
-            if part != rollups::Part::Conversions {
-                let mut columns = vec!["clicks"];
-                columns.extend(CLICK_SUMS.iter().map(|(name, _)| *name));
-                let mut clicks: QueryBuilder<DB> = QueryBuilder::new(head(&columns));
-                clicks.push(", ").push(factor).push("COUNT(*)");
-                for (_, expression) in CLICK_SUMS {
-                    clicks
-                        .push(", ")
-                        .push(factor)
-                        .push("(")
-                        .push(*expression)
-                        .push(")");
-                }
-                clicks.push(" FROM clicks");
-                matching(&mut clicks);
-                clicks
-                    .push(" GROUP BY ")
-                    .push(groups.join(", "))
-                    .push(rollups::on_conflict_add(rollup));
-                clicks.build().execute(&mut *conn).await?;
-            }
-            if part == rollups::Part::Clicks {
-                continue;
-            }
-            let columns: Vec<&str> = CONVERSION_SUMS.iter().map(|(name, _)| *name).collect();
-            let mut conversions: QueryBuilder<DB> = QueryBuilder::new(head(&columns));
-            for (_, expression) in CONVERSION_SUMS {
-                conversions
-                    .push(", ")
-                    .push(factor)
-                    .push("(")
-                    .push(*expression)
-                    .push(")");
-            }
-            conversions.push(CONVERSIONS_OF_CLICKS);
-            matching(&mut conversions);
-            conversions
-                .push(" GROUP BY ")
-                .push(groups.join(", "))
-                .push(rollups::on_conflict_add(rollup));
-            conversions.build().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// Adds new clicks (all of them just inserted) to every rollup, summed in Rust.
-    pub(crate) async fn add_new_clicks(
-        conn: &mut <DB as sqlx::Database>::Connection,
-        clicks: &[crate::model::Click],
-    ) -> Result<(), StoreError> {
-        use crate::store::click_insert::statement_rows;
-        use crate::store::rollups::{
-            CLICK_SUM_COLUMNS, DimValue, add_clicks, sums_values, upsert_statement,
-        };
-        use sqlx::Arguments;
-        for (index, rollup) in rollups::ROLLUPS.iter().enumerate() {
-            let rows = add_clicks(rollup, clicks)?;
-            let mut rest = rows.as_slice();
-            for count in statement_rows(rows.len()) {
-                let (chunk, tail) = rest.split_at(count);
-                rest = tail;
-                let mut arguments = <DB as sqlx::Database>::Arguments::default();
-                let mut bound = Ok(());
-                let mut keep = |result: Result<(), sqlx::error::BoxDynError>| {
-                    if bound.is_ok() {
-                        bound = result;
-                    }
-                };
-                for ((hour, dims), sums) in chunk {
-                    keep(arguments.add(*hour));
-                    for dim in dims {
-                        keep(match dim {
-                            DimValue::Id(id) => arguments.add(*id),
-                            DimValue::Text(text) => arguments.add(text.to_string()),
-                        });
-                    }
-                    for value in &sums_values(sums)[..CLICK_SUM_COLUMNS] {
-                        keep(arguments.add(*value));
-                    }
-                }
-                bound.map_err(sqlx::Error::Encode)?;
-                sqlx::query_with(upsert_statement(DB::BACKEND, index, count), arguments)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn spread_one(
-        tx: &mut sqlx::Transaction<'_, DB>,
-        spread: &CostSpread,
-    ) -> Result<u64, StoreError> {
-        if spread.campaign_ids.is_empty() {
-            return Ok(0);
-        }
-        let matching = |builder: &mut QueryBuilder<DB>| {
-            Self::push_conditions(
-                builder,
-                "created_at",
-                Some(spread.from),
-                Some(spread.to),
-                &spread.conditions,
-            );
-            builder.push(" AND campaign_id IN (");
-            let mut list = builder.separated(", ");
-            for id in &spread.campaign_ids {
-                list.push_bind(*id);
-            }
-            builder.push(")");
-            if spread.only_uniques {
-                builder.push(" AND is_unique_campaign = ").push_bind(true);
-            }
-        };
-        let mut count: QueryBuilder<DB> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
-        matching(&mut count);
-        let n: i64 = count.build_query_scalar().fetch_one(&mut **tx).await?;
-        if n == 0 {
-            return Ok(0);
-        }
-        let total = spread.total.micros();
-        let (base, rest) = (total.div_euclid(n), total.rem_euclid(n));
-        // The id of the last click that gets one micro-unit more (none when rest = 0).
-        let threshold: i64 = if rest == 0 {
-            i64::MIN
-        } else {
-            let mut nth: QueryBuilder<DB> = QueryBuilder::new("SELECT id FROM clicks");
-            matching(&mut nth);
-            nth.push(" ORDER BY id LIMIT 1 OFFSET ").push_bind(rest - 1);
-            nth.build_query_scalar().fetch_one(&mut **tx).await?
-        };
-        Self::adjust_rollups(&mut **tx, -1, rollups::Part::Clicks, &matching).await?;
-        let mut update: QueryBuilder<DB> =
-            QueryBuilder::new("UPDATE clicks SET cost_micros = CASE WHEN id <= ");
-        update
-            .push_bind(threshold)
-            .push(" THEN ")
-            .push_bind(base + 1)
-            .push(" ELSE ")
-            .push_bind(base)
-            .push(" END");
-        matching(&mut update);
-        let updated = update.build().execute(&mut **tx).await?.rows_affected();
-        Self::adjust_rollups(&mut **tx, 1, rollups::Part::Clicks, &matching).await?;
-        Ok(updated)
-    }
 }
 
 #[async_trait]
@@ -1008,6 +535,42 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
+    async fn clicks_log(
+        &self,
+        query: &crate::report::LogQuery,
+    ) -> Result<(Vec<Vec<crate::report::Cell>>, i64), StoreError> {
+        let mut count: QueryBuilder<DB> = QueryBuilder::new("SELECT COUNT(*) FROM clicks");
+        Self::push_log_conditions(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let select = query
+            .columns
+            .iter()
+            .map(|c| c.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut page: QueryBuilder<DB> = QueryBuilder::new(format!("SELECT {select} FROM clicks"));
+        Self::push_log_conditions(&mut page, query);
+        page.push(" ORDER BY ");
+        for (column, descending) in &query.sort {
+            page.push(column.sql.as_str())
+                .push(if *descending { " DESC, " } else { " ASC, " });
+        }
+        page.push("id DESC LIMIT ")
+            .push_bind(query.limit)
+            .push(" OFFSET ")
+            .push_bind(query.offset);
+        let rows = page.build().fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let cells = query.columns.iter().enumerate();
+                cells.map(|(i, c)| Self::cell(row, i, c.kind)).collect()
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((rows, total))
+    }
+
     async fn report_rows(&self, sql: &ReportSql) -> Result<Vec<(Vec<Cell>, Sums)>, StoreError> {
         let Some(plan) = rollups::plan(sql) else {
             return Self::rows_from_clicks(&self.pool, sql).await;
@@ -1120,55 +683,6 @@ where
         Ok((rows, total))
     }
 
-    async fn received_postbacks(
-        &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ReceivedPostback>, StoreError> {
-        Ok(sqlx::query_as::<_, ReceivedPostback>(
-            "SELECT id, sub_id, tid, status, outcome, message, conversion_id, params, created_at \
-             FROM received_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
-        )
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn clear_received_postbacks(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM received_postbacks")
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-
-    async fn log_sent_postback(&self, entry: &SentPostback) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::insert_sent_postback(&mut conn, entry).await
-    }
-
-    async fn sent_postbacks(
-        &self,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SentPostback>, StoreError> {
-        Ok(sqlx::query_as::<_, SentPostback>(
-            "SELECT id, conversion_id, origin, method, url, body, http_status, attempts, error, created_at \
-             FROM sent_postbacks ORDER BY id DESC LIMIT $1 OFFSET $2",
-        )
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn clear_sent_postbacks(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM sent_postbacks")
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-
     async fn labels(
         &self,
         campaign_id: i64,
@@ -1216,73 +730,5 @@ where
         }
         tx.commit().await?;
         Ok(changed)
-    }
-
-    async fn clean_clicks(
-        &self,
-        from: i64,
-        to: i64,
-        campaign_id: Option<i64>,
-    ) -> Result<(u64, u64), StoreError> {
-        let scope = |builder: &mut QueryBuilder<DB>| {
-            builder
-                .push(" WHERE created_at >= ")
-                .push_bind(from)
-                .push(" AND created_at < ")
-                .push_bind(to);
-            if let Some(id) = campaign_id {
-                builder.push(" AND campaign_id = ").push_bind(id);
-            }
-        };
-        let mut tx = self.pool.begin().await?;
-        Self::lock_rollups(&mut tx, true).await?;
-        Self::adjust_rollups(&mut tx, -1, rollups::Part::All, &scope).await?;
-        let mut conversions: QueryBuilder<DB> =
-            QueryBuilder::new("DELETE FROM conversions WHERE sub_id IN (SELECT sub_id FROM clicks");
-        scope(&mut conversions);
-        conversions.push(")");
-        let conversions = conversions.build().execute(&mut *tx).await?.rows_affected();
-        for table in ["dialect_clicks", "dialect_click_keys"] {
-            let mut dialect: QueryBuilder<DB> = QueryBuilder::new(format!(
-                "DELETE FROM {table} WHERE sub_id IN (SELECT sub_id FROM clicks"
-            ));
-            scope(&mut dialect);
-            dialect.push(")");
-            dialect.build().execute(&mut *tx).await?;
-        }
-        let mut clicks: QueryBuilder<DB> = QueryBuilder::new("DELETE FROM clicks");
-        scope(&mut clicks);
-        let clicks = clicks.build().execute(&mut *tx).await?.rows_affected();
-        sqlx::query(
-            "DELETE FROM click_profiles WHERE id NOT IN \
-             (SELECT profile_id FROM dialect_clicks WHERE profile_id IS NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        for rollup in rollups::ROLLUPS {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE clicks = 0",
-                rollup.table
-            )))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok((clicks, conversions))
-    }
-
-    async fn spread_costs(&self, spreads: &[CostSpread]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        Self::lock_rollups(&mut tx, true).await?;
-        // A write first, so that SQLite takes the write lock before the counts.
-        sqlx::query("UPDATE clicks SET cost_micros = cost_micros WHERE 1 = 0")
-            .execute(&mut *tx)
-            .await?;
-        let mut updated = 0;
-        for spread in spreads {
-            updated += Self::spread_one(&mut tx, spread).await?;
-        }
-        tx.commit().await?;
-        Ok(updated)
     }
 }

@@ -11,8 +11,8 @@ use crate::conversions::ConversionModel;
 use crate::model::{Click, Money};
 use crate::report::{Sums, parse_report_query};
 use crate::store::{
-    ClickWriter, ConversionStatus, ConversionStore, NewConversion, PostbackClick, ReportStore,
-    SqliteStore, Store,
+    ClickEdits, ClickWriter, ConversionStatus, ConversionStore, DialectClickStore, NewConversion,
+    PostbackClick, ReportStore, SqliteStore, Store,
 };
 
 fn runtime() -> tokio::runtime::Runtime {

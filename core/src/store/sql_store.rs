@@ -22,10 +22,24 @@
 //! ```
 //!
 //! Both backends satisfy it; a third sqlx backend would be one `impl SqlDb`.
+//!
+//! The `Store` role itself (migrations, health, meta values, the first objects, single-object
+//! lookups) is implemented here; every other role has its own file.
 
-use sqlx::{Database, Decode, Encode, IntoArguments, Type};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
 
 use crate::config::Backend;
+use crate::model::{Campaign, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream, unix_now};
+use crate::store::Store;
+use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
+use crate::store::rows::{CAMPAIGN_COLUMNS, LANDING_COLUMNS, OFFER_COLUMNS, STREAM_COLUMNS};
+
+use super::StoreError;
 
 /// A SQL backend of the store: what differs between SQLite and PostgreSQL besides the text
 /// both accept.
@@ -88,4 +102,274 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
 /// True when a statement failed on a unique constraint.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    fn backend(&self) -> Backend {
+        DB::BACKEND
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        sqlx::query(CREATE_LEDGER).execute(&self.pool).await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut report = MigrationReport::default();
+        for migration in MIGRATIONS {
+            if done.contains(&migration.version) {
+                continue;
+            }
+            let failed = |e: sqlx::Error| StoreError::Migration {
+                version: migration.version,
+                name: migration.name.to_string(),
+                message: e.to_string(),
+            };
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(migration.schema(DB::BACKEND))
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            if migration.version == crate::store::migrate::ROLLUPS_VERSION {
+                // The rollups of the clicks already stored, in the migration's own
+                // transaction: the schema never says 5 with empty rollups.
+                tracing::info!("computing the report rollups of the clicks already stored");
+                Self::adjust_rollups(
+                    &mut tx,
+                    1,
+                    crate::store::rollups::Part::All,
+                    &|builder: &mut QueryBuilder<DB>| {
+                        builder.push(" WHERE 1 = 1");
+                    },
+                )
+                .await
+                .map_err(|e| StoreError::Migration {
+                    version: migration.version,
+                    name: migration.name.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            report.applied.push(migration.version);
+        }
+        report.current = MIGRATIONS.last().map_or(0, |m| m.version);
+        Ok(report)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key.to_string())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key.to_string())
+        .bind(value.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_campaigns(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM campaigns")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn create_campaign(&self, new: &NewCampaign) -> Result<Campaign, StoreError> {
+        let now = unix_now();
+        let sql = format!(
+            "INSERT INTO campaigns (alias, name, type, state, cookies_ttl, token, bind_visitors, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {CAMPAIGN_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.alias.clone())
+            .bind(new.name.clone())
+            .bind(new.campaign_type.as_str())
+            .bind(new.state.as_str())
+            .bind(new.cookies_ttl)
+            .bind(new.token.clone())
+            .bind(new.bind_visitors.clone())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict {
+                        what: format!("a campaign with alias `{}` or the same token", new.alias),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Self::campaign_row(&row)
+    }
+
+    async fn create_stream(&self, new: &NewStream) -> Result<Stream, StoreError> {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
+             action_payload, collect_clicks, filter_or, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {STREAM_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.campaign_id)
+            .bind(new.stream_type.as_str())
+            .bind(new.name.clone())
+            .bind(new.position)
+            .bind(new.weight)
+            .bind(new.schema.as_str())
+            .bind(new.action_type.clone())
+            .bind(new.action_payload.to_string())
+            .bind(new.collect_clicks)
+            .bind(new.filter_or)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let stream_id: i64 = row.try_get("id")?;
+        let mut filters = Vec::new();
+        for (position, (name, mode, payload)) in new.filters.iter().enumerate() {
+            let filter = sqlx::query(
+                "INSERT INTO stream_filters (stream_id, position, name, mode, payload) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id, stream_id, name, mode, payload",
+            )
+            .bind(stream_id)
+            .bind(position as i64)
+            .bind(name.clone())
+            .bind(mode.clone())
+            .bind(payload.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            filters.push(Self::filter_row(&filter)?);
+        }
+        let mut landings = Vec::new();
+        for (landing_id, share) in &new.landings {
+            let target = sqlx::query(
+                "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, landing_id AS target_id, share, state",
+            )
+            .bind(stream_id)
+            .bind(*landing_id)
+            .bind(*share)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            landings.push(Self::target_row(&target)?);
+        }
+        let mut offers = Vec::new();
+        for (offer_id, share) in &new.offers {
+            let target = sqlx::query(
+                "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, offer_id AS target_id, share, state",
+            )
+            .bind(stream_id)
+            .bind(*offer_id)
+            .bind(*share)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            offers.push(Self::target_row(&target)?);
+        }
+        let stream = Self::stream_row(&row, filters, landings, offers)?;
+        tx.commit().await?;
+        Ok(stream)
+    }
+
+    async fn create_landing(&self, new: &NewTarget) -> Result<Landing, StoreError> {
+        let sql = format!(
+            "INSERT INTO landings (name, url, action_type, action_payload, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {LANDING_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.name.clone())
+            .bind(new.url.clone())
+            .bind(new.action_type.clone())
+            .bind(new.action_payload.to_string())
+            .bind(unix_now())
+            .fetch_one(&self.pool)
+            .await?;
+        Self::landing_row(&row)
+    }
+
+    async fn create_offer(&self, new: &NewTarget) -> Result<Offer, StoreError> {
+        let sql = format!(
+            "INSERT INTO offers (name, url, action_type, action_payload, payout_value_micros, country, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {OFFER_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.name.clone())
+            .bind(new.url.clone())
+            .bind(new.action_type.clone())
+            .bind(new.action_payload.to_string())
+            .bind(new.payout_value.micros())
+            .bind(serde_json::to_string(&new.country).unwrap_or_else(|_| "[]".into()))
+            .bind(unix_now())
+            .fetch_one(&self.pool)
+            .await?;
+        Self::offer_row(&row)
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(Self::campaign_row)
+        .transpose()
+    }
+
+    async fn offer(&self, id: i64) -> Result<Option<Offer>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OFFER_COLUMNS} FROM offers WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(Self::offer_row)
+        .transpose()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
