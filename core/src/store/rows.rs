@@ -2,17 +2,12 @@
 //! their column lists, and their conversion into the model (JSON texts parsed, enums checked:
 //! a stored value the program does not know is `StoreError::Corrupt`, naming the column).
 
-use std::sync::Arc;
-
-use sqlx::{ColumnIndex, Encode, Executor, FromRow, Type};
-
 use crate::model::{
     Campaign, CampaignType, Landing, Money, ObjectState, Offer, Stream, StreamEvent, StreamFilter,
     StreamSchema, StreamTarget, StreamTrigger, StreamType,
 };
 
 use super::StoreError;
-use super::sql_store::{Sql, SqlDb, SqlStore};
 
 pub(crate) const CAMPAIGN_COLUMNS: &str = "id, alias, name, type, state, cookies_ttl, position, \
     cost_type, cost_value_micros, cost_currency, cost_auto, group_id, bind_visitors, \
@@ -341,60 +336,5 @@ impl FilterRow {
             name: self.name,
             mode: self.mode,
         })
-    }
-}
-
-impl<DB> SqlStore<DB>
-where
-    DB: SqlDb,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'n> &'n str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    i64: Sql<DB>,
-    f64: Sql<DB>,
-    bool: Sql<DB>,
-    String: Sql<DB>,
-    Option<i64>: Sql<DB>,
-    Option<f64>: Sql<DB>,
-    Option<String>: Sql<DB>,
-    Option<bool>: Sql<DB>,
-    Arc<str>: Sql<DB>,
-{
-    pub(super) fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
-        CampaignRow::from_row(row)?.into_campaign()
-    }
-
-    pub(super) fn stream_row(
-        row: &DB::Row,
-        filters: Vec<StreamFilter>,
-        landings: Vec<StreamTarget>,
-        offers: Vec<StreamTarget>,
-    ) -> Result<Stream, StoreError> {
-        StreamRow::from_row(row)?.into_stream(filters, landings, offers)
-    }
-
-    pub(super) fn landing_row(row: &DB::Row) -> Result<Landing, StoreError> {
-        LandingRow::from_row(row)?.into_landing()
-    }
-
-    pub(super) fn offer_row(row: &DB::Row) -> Result<Offer, StoreError> {
-        OfferRow::from_row(row)?.into_offer()
-    }
-
-    pub(super) fn target_row(row: &DB::Row) -> Result<StreamTarget, StoreError> {
-        TargetRow::from_row(row)?.into_target()
-    }
-
-    pub(super) fn trigger_row(row: &DB::Row) -> Result<StreamTrigger, StoreError> {
-        TriggerRow::from_row(row)?.into_trigger()
-    }
-
-    pub(super) fn event_row(row: &DB::Row) -> Result<StreamEvent, StoreError> {
-        EventRow::from_row(row)?.into_event()
-    }
-
-    pub(super) fn filter_row(row: &DB::Row) -> Result<StreamFilter, StoreError> {
-        FilterRow::from_row(row)?.into_filter()
     }
 }

@@ -30,14 +30,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Row,
+    Type,
 };
 
 use crate::config::Backend;
-use crate::model::{Campaign, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream, unix_now};
+use crate::model::{
+    Campaign, Landing, NewCampaign, NewStream, NewTarget, Offer, Stream, StreamEvent, StreamFilter,
+    StreamTarget, StreamTrigger, unix_now,
+};
 use crate::store::Store;
 use crate::store::migrate::{CREATE_LEDGER, MIGRATIONS, MigrationReport};
-use crate::store::rows::{CAMPAIGN_COLUMNS, LANDING_COLUMNS, OFFER_COLUMNS, STREAM_COLUMNS};
+use crate::store::rows::{
+    CAMPAIGN_COLUMNS, CampaignRow, EventRow, FilterRow, LANDING_COLUMNS, LandingRow, OFFER_COLUMNS,
+    OfferRow, STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow,
+};
 
 use super::StoreError;
 
@@ -102,6 +109,62 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
 /// True when a statement failed on a unique constraint.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// The objects' rows decoded into the model (see `rows.rs`).
+impl<DB> SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    pub(super) fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
+        CampaignRow::from_row(row)?.into_campaign()
+    }
+
+    pub(super) fn stream_row(
+        row: &DB::Row,
+        filters: Vec<StreamFilter>,
+        landings: Vec<StreamTarget>,
+        offers: Vec<StreamTarget>,
+    ) -> Result<Stream, StoreError> {
+        StreamRow::from_row(row)?.into_stream(filters, landings, offers)
+    }
+
+    pub(super) fn landing_row(row: &DB::Row) -> Result<Landing, StoreError> {
+        LandingRow::from_row(row)?.into_landing()
+    }
+
+    pub(super) fn offer_row(row: &DB::Row) -> Result<Offer, StoreError> {
+        OfferRow::from_row(row)?.into_offer()
+    }
+
+    pub(super) fn target_row(row: &DB::Row) -> Result<StreamTarget, StoreError> {
+        TargetRow::from_row(row)?.into_target()
+    }
+
+    pub(super) fn trigger_row(row: &DB::Row) -> Result<StreamTrigger, StoreError> {
+        TriggerRow::from_row(row)?.into_trigger()
+    }
+
+    pub(super) fn event_row(row: &DB::Row) -> Result<StreamEvent, StoreError> {
+        EventRow::from_row(row)?.into_event()
+    }
+
+    pub(super) fn filter_row(row: &DB::Row) -> Result<StreamFilter, StoreError> {
+        FilterRow::from_row(row)?.into_filter()
+    }
 }
 
 #[async_trait]
