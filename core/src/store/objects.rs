@@ -88,6 +88,16 @@ pub struct RowFilter {
     pub ids: Option<Vec<i64>>,
     /// Only rows whose column holds one of these values (children of several parents).
     pub column_in: Option<(&'static str, Vec<i64>)>,
+    /// Only the rows a scoped user may see.
+    pub within: Option<Within>,
+}
+
+/// The rows a `to_groups_and_selected` grant covers: one of `ids`, or (in a table with a
+/// `group_id`) in one of `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Within {
+    pub ids: Vec<i64>,
+    pub groups: Vec<i64>,
 }
 
 impl RowFilter {
@@ -127,6 +137,12 @@ impl RowFilter {
 
     pub fn equal(mut self, column: &'static str, value: SqlValue) -> Self {
         self.equal.push((column, value));
+        self
+    }
+
+    /// Only the rows `within` covers (all rows for `None`).
+    pub fn within(mut self, within: Option<Within>) -> Self {
+        self.within = within;
         self
     }
 }
@@ -219,6 +235,28 @@ pub(crate) fn where_clause(
             }
             parts.push(format!("{column} IN ({})", marks.join(", ")));
         }
+    }
+    if let Some(within) = &filter.within {
+        let mut any = Vec::new();
+        let mut list = |column: &str, values: &[i64], binds: &mut Vec<(ColumnType, SqlValue)>| {
+            let mut marks = Vec::new();
+            for value in values {
+                binds.push((ColumnType::Int, SqlValue::Int(*value)));
+                marks.push(format!("${}", binds.len()));
+            }
+            if !marks.is_empty() {
+                any.push(format!("{column} IN ({})", marks.join(", ")));
+            }
+        };
+        list("id", &within.ids, &mut binds);
+        if table.column("group_id").is_some() {
+            list("group_id", &within.groups, &mut binds);
+        }
+        parts.push(if any.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            format!("({})", any.join(" OR "))
+        });
     }
     let clause = if parts.is_empty() {
         String::new()
@@ -458,5 +496,43 @@ where
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables;
+
+    fn within(ids: &[i64], groups: &[i64]) -> RowFilter {
+        RowFilter::live().within(Some(Within {
+            ids: ids.to_vec(),
+            groups: groups.to_vec(),
+        }))
+    }
+
+    #[test]
+    fn a_scope_is_part_of_the_query() {
+        let (sql, binds) = where_clause(&tables::CAMPAIGNS, &within(&[7], &[3, 4]));
+        assert_eq!(
+            sql,
+            " WHERE state IN ($1, $2) AND (id IN ($3) OR group_id IN ($4, $5))"
+        );
+        let values: Vec<SqlValue> = binds.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(
+            values[2..],
+            [SqlValue::Int(7), SqlValue::Int(3), SqlValue::Int(4)]
+        );
+    }
+
+    #[test]
+    fn a_scope_without_groups_or_a_group_column_is_by_id() {
+        let (sql, _) = where_clause(&tables::STREAMS, &within(&[1, 2], &[3]));
+        assert!(sql.ends_with(" AND (id IN ($3, $4))"), "{sql}");
+        let (sql, _) = where_clause(&tables::CAMPAIGNS, &within(&[], &[]));
+        assert!(
+            sql.ends_with(" AND 1 = 0"),
+            "an empty scope shows nothing: {sql}"
+        );
     }
 }

@@ -893,6 +893,42 @@ async fn users_keys_and_access(backend: Backend) {
     );
     let (status, _) = as_bob(Method::GET, &format!("/campaigns/{}", id(&other)), None).await;
     assert_eq!(status, 403);
+    // The archived list is filtered the same way (by the handler's query).
+    let archived_mine = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Old mine", "alias": "old-mine", "group_id": id(&group) })),
+        )
+        .await;
+    let archived_other = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Old other", "alias": "old-other" })),
+        )
+        .await;
+    for campaign in [&archived_mine, &archived_other] {
+        let (status, _) = admin
+            .call(
+                Method::DELETE,
+                &format!("/campaigns/{}", id(campaign)),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, list) = as_bob(Method::GET, "/campaigns/deleted", None).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<i64> = list.as_array().unwrap().iter().map(id).collect();
+    assert_eq!(
+        ids,
+        vec![id(&archived_mine)],
+        "only the group's archived campaign"
+    );
+    // An answer under a scope that its handler did not filter is refused, never shown whole.
+    let (status, _) = as_bob(Method::GET, "/campaigns/no-such-list", None).await;
+    assert_ne!(status, 200);
     // The same object with its id percent-encoded (the router decodes it) is refused too.
     let encoded: String = id(&other)
         .to_string()

@@ -1,16 +1,19 @@
 //! What a caller may do: ADMINs (and the bootstrap key) everything; a USER what its
 //! `access_data` grants per resource (see `users.rs`). Decided per request from the method and
-//! path, before the handler runs; lists under `to_groups_and_selected` are filtered after it.
+//! path, before the handler runs. Under `to_groups_and_selected` a single object is checked
+//! here and a list is filtered by its handler's query: the middleware hands the [`Scope`] to
+//! the handler (a request extension, as the store's `Within`), the handler marks its answer
+//! `resource::Scoped`, and an answer
+//! without that mark is refused rather than shown unfiltered.
 
-use axum::body::Body;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::resource::ApiError;
+use super::resource::{ApiError, Scoped};
 use super::users::Principal;
 use crate::api::AppState;
-use crate::store::objects::{RowFilter, Table};
+use crate::store::objects::{RowFilter, Table, Within};
 use crate::store::tables;
 
 /// The outcome of an access check.
@@ -30,6 +33,14 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The rows this scope covers, as a store filter.
+    pub fn within(&self) -> Within {
+        Within {
+            ids: self.selected.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+
     fn covers(&self, object: &Map<String, Value>) -> bool {
         let id = object.get("id").and_then(Value::as_i64);
         let group = object.get("group_id").and_then(Value::as_i64);
@@ -156,31 +167,15 @@ pub async fn decide(
     }
 }
 
-/// Keeps only the covered objects of a JSON list answer.
-pub async fn filter_list(response: Response, scope: &Scope) -> Response {
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
-        return ApiError::Internal("the list answer could not be read".into()).into_response();
-    };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Array(items)) => {
-            let kept: Vec<Value> = items
-                .into_iter()
-                .filter(|item| item.as_object().is_some_and(|o| scope.covers(o)))
-                .collect();
-            let body = serde_json::to_vec(&kept).unwrap_or_default();
-            let mut response = Response::from_parts(parts, Body::from(body));
-            response
-                .headers_mut()
-                .remove(axum::http::header::CONTENT_LENGTH);
-            response
-        }
-        // Only a list can be filtered; anything else of this scope is refused.
-        _ if parts.status.is_success() => (
-            axum::http::StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({ "error": "this answer is outside this key's user's groups and selection" })),
-        )
-            .into_response(),
-        _ => Response::from_parts(parts, Body::from(bytes)),
+/// A list answer under a scope: kept when its handler filtered it by the scope (marked
+/// `resource::Scoped`) or when it is an error; any other answer is refused, never shown unfiltered.
+pub fn scoped_answer(response: Response) -> Response {
+    if response.extensions().get::<Scoped>().is_some() || !response.status().is_success() {
+        return response;
     }
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({ "error": "this answer is outside this key's user's groups and selection" })),
+    )
+        .into_response()
 }

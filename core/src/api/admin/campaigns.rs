@@ -222,6 +222,8 @@ pub fn api() -> Api {
                     &state,
                     &super::streams::STREAMS,
                     RowFilter::live().equal("campaign_id", SqlValue::Int(id)),
+                    // Access was decided on the campaign itself.
+                    None,
                 )
                 .await
             },

@@ -89,8 +89,9 @@ async fn require_api_key(State(state): State<AppState>, request: Request, next: 
     match access::decide(&state, &principal, request.method(), &path).await {
         Ok(access::Decision::Allow) => next.run(request).await,
         Ok(access::Decision::FilterList(scope)) => {
-            let response = next.run(request).await;
-            access::filter_list(response, &scope).await
+            let mut request = request;
+            request.extensions_mut().insert(scope.within());
+            access::scoped_answer(next.run(request).await)
         }
         Ok(access::Decision::Deny(message)) => (
             StatusCode::FORBIDDEN,

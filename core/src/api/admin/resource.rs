@@ -5,10 +5,11 @@
 //! enable/disable, archive, list deleted, restore). Resource-specific rules live in
 //! [`ResourceRules`] implementations beside each resource.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use chrono::TimeZone;
 use serde_json::{Map, Value};
 
@@ -17,7 +18,7 @@ use super::ops::{Api, Doc, Shape};
 use crate::api::AppState;
 use crate::model::{Money, unix_now};
 
-use crate::store::objects::{ObjectWrite, RowFilter, SqlValue};
+use crate::store::objects::{ObjectWrite, RowFilter, SqlValue, Within};
 
 pub use super::schema::{Draft, Field, Kind, PlainRules, Resource, ResourceRules};
 pub use crate::api::{ApiError, ApiResult};
@@ -552,15 +553,20 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
     for op in ops {
         api =
             match op {
-                Op::List => api.route(
-                    Method::GET,
-                    &format!("/{path}"),
-                    Doc::new(tag, format!("List {path} (not archived)"))
-                        .response(Shape::List(resource)),
-                    get(move |State(state): State<AppState>| async move {
-                        list(&state, resource, RowFilter::live()).await
-                    }),
-                ),
+                Op::List => {
+                    api.route(
+                        Method::GET,
+                        &format!("/{path}"),
+                        Doc::new(tag, format!("List {path} (not archived)"))
+                            .response(Shape::List(resource)),
+                        get(
+                            move |State(state): State<AppState>,
+                                  scope: Option<Extension<Within>>| async move {
+                                list(&state, resource, RowFilter::live(), scope).await
+                            },
+                        ),
+                    )
+                }
                 Op::Create => api.route(
                     Method::POST,
                     &format!("/{path}"),
@@ -645,14 +651,20 @@ pub fn lifecycle(resource: &'static Resource, ops: &[Op]) -> Api {
                         router,
                     )
                 }
-                Op::Deleted => api.route(
-                    Method::GET,
-                    &format!("/{path}/deleted"),
-                    Doc::new(tag, format!("List archived {path}")).response(Shape::List(resource)),
-                    get(move |State(state): State<AppState>| async move {
-                        list(&state, resource, RowFilter::deleted()).await
-                    }),
-                ),
+                Op::Deleted => {
+                    api.route(
+                        Method::GET,
+                        &format!("/{path}/deleted"),
+                        Doc::new(tag, format!("List archived {path}"))
+                            .response(Shape::List(resource)),
+                        get(
+                            move |State(state): State<AppState>,
+                                  scope: Option<Extension<Within>>| async move {
+                                list(&state, resource, RowFilter::deleted(), scope).await
+                            },
+                        ),
+                    )
+                }
                 Op::Restore => api.route(
                     Method::POST,
                     &format!("{one}/restore"),
@@ -706,8 +718,28 @@ pub async fn state_route(
     Ok(Json(present_one(state, resource, &row).await?).into_response())
 }
 
-pub async fn list(state: &AppState, resource: &Resource, filter: RowFilter) -> ApiResult {
+/// A list of `resource`'s rows matching `filter`, within the caller's scope when it has one.
+pub async fn list(
+    state: &AppState,
+    resource: &Resource,
+    filter: RowFilter,
+    scope: Option<Extension<Within>>,
+) -> ApiResult {
+    let filter = filter.within(scope.as_ref().map(|Extension(within)| within.clone()));
     let rows = state.store.object_rows(resource.table, &filter).await?;
     let objects = present(state, resource, &rows).await?;
-    Ok(Json(objects).into_response())
+    Ok(scoped(Json(objects).into_response(), scope.is_some()))
+}
+
+/// The mark of a list answer its handler filtered by the caller's scope (the request's
+/// `Within`, see `access`).
+#[derive(Debug, Clone, Copy)]
+pub struct Scoped;
+
+/// Marks a list answer as filtered by the caller's scope (see `access::scoped_answer`).
+pub fn scoped(mut response: Response, filtered: bool) -> Response {
+    if filtered {
+        response.extensions_mut().insert(Scoped);
+    }
+    response
 }

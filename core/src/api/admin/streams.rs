@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
@@ -16,11 +17,11 @@ use super::input::Invalid;
 use super::ops::{Api, Doc, Shape};
 use super::resource::{
     ApiError, Draft, Field, Kind, Op, Resource, ResourceRules, as_bool, as_int, lifecycle, present,
-    show_time,
+    scoped, show_time,
 };
 use crate::api::AppState;
 use crate::model::unix_now;
-use crate::store::objects::{ChildRows, RowFilter, SqlValue};
+use crate::store::objects::{ChildRows, RowFilter, SqlValue, Within};
 use crate::store::tables;
 
 pub static STREAMS: Resource = Resource {
@@ -709,11 +710,14 @@ pub fn api() -> Api {
         .query("query", true)
         .response(Shape::List(&STREAMS)),
         get(
-            |State(state): State<AppState>, Query(query): Query<SearchQuery>| async move {
+            |State(state): State<AppState>,
+             scope: Option<Extension<Within>>,
+             Query(query): Query<SearchQuery>| async move {
                 let needle = query.query.unwrap_or_default().to_lowercase();
+                let within = scope.as_ref().map(|Extension(within)| within.clone());
                 let rows = state
                     .store
-                    .object_rows(&tables::STREAMS, &RowFilter::live())
+                    .object_rows(&tables::STREAMS, &RowFilter::live().within(within))
                     .await?;
                 let found: Vec<Map<String, Value>> = rows
                     .into_iter()
@@ -726,7 +730,8 @@ pub fn api() -> Api {
                             })
                     })
                     .collect();
-                Ok::<_, ApiError>(Json(present(&state, &STREAMS, &found).await?).into_response())
+                let answer = Json(present(&state, &STREAMS, &found).await?).into_response();
+                Ok::<_, ApiError>(scoped(answer, scope.is_some()))
             },
         ),
     )
