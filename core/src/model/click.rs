@@ -5,7 +5,8 @@ pub const SUB_ID_COUNT: usize = 30;
 /// How many `extra_param_N` fields a click carries.
 pub const EXTRA_PARAM_COUNT: usize = 10;
 
-/// One recorded click: everything the reports need, written once by the recorder.
+/// One recorded click: everything the reports need, written once by the recorder. Its columns,
+/// report names, macros and script getters are declared once, in `click_schema.rs`.
 ///
 /// Text fields are never NULL in the database: an unknown value is the empty string, as in
 /// Keitaro's reports. The `sub_id` is the click's identity: inserting the same click twice

@@ -5,6 +5,7 @@
 
 mod campaign;
 mod click;
+mod click_schema;
 mod money;
 mod stream;
 mod target;
@@ -12,6 +13,7 @@ mod trigger;
 
 pub use campaign::{Campaign, CampaignType, NewCampaign};
 pub use click::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
+pub use click_schema::{Access, CLICK_FIELDS, ClickField, FieldValue, ReportKind};
 pub use money::{Money, MoneyError};
 pub use stream::{NewStream, Stream, StreamFilter, StreamSchema, StreamType};
 pub use target::{Landing, NewTarget, Offer, StreamTarget};

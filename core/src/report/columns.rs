@@ -1,5 +1,8 @@
 //! The click columns a report may select, filter and sort by: Keitaro's names mapped onto the
-//! `clicks` table. Only these names ever reach SQL.
+//! `clicks` table (from the click schema, `model::CLICK_FIELDS`). Only these names ever reach
+//! SQL.
+
+use crate::model::{CLICK_FIELDS, ReportKind};
 
 /// How a column's values are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,63 +26,33 @@ pub struct Column {
     pub kind: ColumnKind,
 }
 
-const FIXED: &[(&str, &str, ColumnKind)] = &[
-    ("click_id", "id", ColumnKind::Int),
-    ("sub_id", "sub_id", ColumnKind::Text),
-    ("visitor_code", "visitor_code", ColumnKind::Text),
-    ("campaign_id", "campaign_id", ColumnKind::Int),
-    ("parent_campaign_id", "parent_campaign_id", ColumnKind::Int),
-    ("stream_id", "stream_id", ColumnKind::Int),
-    ("landing_id", "landing_id", ColumnKind::Int),
-    ("offer_id", "offer_id", ColumnKind::Int),
-    ("ts_id", "ts_id", ColumnKind::Int),
-    ("datetime", "created_at", ColumnKind::Time),
-    (
-        "landing_clicked_datetime",
-        "landing_clicked_at",
-        ColumnKind::Time,
-    ),
-    ("ip", "ip", ColumnKind::Text),
-    ("user_agent", "user_agent", ColumnKind::Text),
-    ("referrer", "referrer", ColumnKind::Text),
-    ("language", "language", ColumnKind::Text),
-    ("country_code", "country_code", ColumnKind::Text),
-    ("country", "country_name", ColumnKind::Text),
-    ("region", "region", ColumnKind::Text),
-    ("city", "city", ColumnKind::Text),
-    ("isp", "isp", ColumnKind::Text),
-    ("operator", "operator", ColumnKind::Text),
-    ("connection_type", "connection_type", ColumnKind::Text),
-    ("device_type", "device_type", ColumnKind::Text),
-    ("device_model", "device_model", ColumnKind::Text),
-    ("os", "os", ColumnKind::Text),
-    ("os_version", "os_version", ColumnKind::Text),
-    ("browser", "browser", ColumnKind::Text),
-    ("browser_version", "browser_version", ColumnKind::Text),
-    ("source", "source", ColumnKind::Text),
-    ("keyword", "keyword", ColumnKind::Text),
-    ("search_engine", "search_engine", ColumnKind::Text),
-    ("x_requested_with", "x_requested_with", ColumnKind::Text),
-    ("ad_campaign_id", "ad_campaign_id", ColumnKind::Text),
-    ("external_id", "external_id", ColumnKind::Text),
-    ("creative_id", "creative_id", ColumnKind::Text),
-    ("destination", "destination", ColumnKind::Text),
-    ("is_unique_campaign", "is_unique_campaign", ColumnKind::Bool),
-    ("is_unique_stream", "is_unique_stream", ColumnKind::Bool),
-    ("is_unique_global", "is_unique_global", ColumnKind::Bool),
-    ("is_bot", "is_bot", ColumnKind::Bool),
-    ("is_using_proxy", "is_using_proxy", ColumnKind::Bool),
-    ("is_lead", "is_lead", ColumnKind::Bool),
-    ("is_sale", "is_sale", ColumnKind::Bool),
-    ("is_rejected", "is_rejected", ColumnKind::Bool),
-    ("cost", "cost_micros", ColumnKind::Money),
-    ("revenue", "revenue_micros", ColumnKind::Money),
-    (
-        "profit",
-        "(revenue_micros - cost_micros)",
-        ColumnKind::Money,
-    ),
-];
+/// The click columns reports may use: those the click schema (`model::CLICK_FIELDS`) gives a
+/// report name, and the profit computed from two of them.
+fn click_columns() -> &'static [(&'static str, &'static str, ColumnKind)] {
+    static COLUMNS: std::sync::OnceLock<Vec<(&str, &str, ColumnKind)>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let mut columns: Vec<_> = CLICK_FIELDS
+            .iter()
+            .filter_map(|field| {
+                let (name, kind) = field.report?;
+                let kind = match kind {
+                    ReportKind::Text => ColumnKind::Text,
+                    ReportKind::Int => ColumnKind::Int,
+                    ReportKind::Bool => ColumnKind::Bool,
+                    ReportKind::Money => ColumnKind::Money,
+                    ReportKind::Time => ColumnKind::Time,
+                };
+                Some((name, field.column, kind))
+            })
+            .collect();
+        columns.push((
+            "profit",
+            "(revenue_micros - cost_micros)",
+            ColumnKind::Money,
+        ));
+        columns
+    })
+}
 
 /// The columns of `conversions/log` (over the `conversions` table). `datetime` and
 /// `postback_datetime` are when the postback arrived, `click_datetime` the click's time.
@@ -129,7 +102,7 @@ pub fn conversion_column(name: &str) -> Option<Column> {
 
 /// The column named `name`, if reports may use it.
 pub fn column(name: &str) -> Option<Column> {
-    if let Some((name, sql, kind)) = FIXED.iter().find(|(n, _, _)| *n == name) {
+    if let Some((name, sql, kind)) = click_columns().iter().find(|(n, _, _)| *n == name) {
         return Some(Column {
             name: name.to_string(),
             sql: sql.to_string(),
@@ -154,6 +127,67 @@ pub fn column(name: &str) -> Option<Column> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names reports have always accepted, each with its SQL and kind: the schema-derived
+    /// list must give exactly these (a new reportable field is added here on purpose).
+    #[test]
+    fn the_report_columns_are_the_documented_ones() {
+        use ColumnKind::{Bool, Int, Money, Text, Time};
+        let expected = [
+            ("click_id", "id", Int),
+            ("sub_id", "sub_id", Text),
+            ("visitor_code", "visitor_code", Text),
+            ("campaign_id", "campaign_id", Int),
+            ("parent_campaign_id", "parent_campaign_id", Int),
+            ("stream_id", "stream_id", Int),
+            ("landing_id", "landing_id", Int),
+            ("offer_id", "offer_id", Int),
+            ("ts_id", "ts_id", Int),
+            ("datetime", "created_at", Time),
+            ("landing_clicked_datetime", "landing_clicked_at", Time),
+            ("ip", "ip", Text),
+            ("user_agent", "user_agent", Text),
+            ("referrer", "referrer", Text),
+            ("language", "language", Text),
+            ("country_code", "country_code", Text),
+            ("country", "country_name", Text),
+            ("region", "region", Text),
+            ("city", "city", Text),
+            ("isp", "isp", Text),
+            ("operator", "operator", Text),
+            ("connection_type", "connection_type", Text),
+            ("device_type", "device_type", Text),
+            ("device_model", "device_model", Text),
+            ("os", "os", Text),
+            ("os_version", "os_version", Text),
+            ("browser", "browser", Text),
+            ("browser_version", "browser_version", Text),
+            ("source", "source", Text),
+            ("keyword", "keyword", Text),
+            ("search_engine", "search_engine", Text),
+            ("x_requested_with", "x_requested_with", Text),
+            ("ad_campaign_id", "ad_campaign_id", Text),
+            ("external_id", "external_id", Text),
+            ("creative_id", "creative_id", Text),
+            ("destination", "destination", Text),
+            ("is_unique_campaign", "is_unique_campaign", Bool),
+            ("is_unique_stream", "is_unique_stream", Bool),
+            ("is_unique_global", "is_unique_global", Bool),
+            ("is_bot", "is_bot", Bool),
+            ("is_using_proxy", "is_using_proxy", Bool),
+            ("is_lead", "is_lead", Bool),
+            ("is_sale", "is_sale", Bool),
+            ("is_rejected", "is_rejected", Bool),
+            ("cost", "cost_micros", Money),
+            ("revenue", "revenue_micros", Money),
+            ("profit", "(revenue_micros - cost_micros)", Money),
+        ];
+        let mut got: Vec<_> = click_columns().to_vec();
+        let mut want: Vec<_> = expected.to_vec();
+        got.sort_by_key(|(name, _, _)| *name);
+        want.sort_by_key(|(name, _, _)| *name);
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn only_whitelisted_names_resolve() {

@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use rhai::{Engine, ImmutableString};
+use rhai::{Dynamic, Engine, ImmutableString};
 
-use crate::model::Click;
+use crate::model::{CLICK_FIELDS, Click, ClickField, FieldValue};
 use crate::net::IpNet;
 
 /// A click as scripts see it. Cheap to clone (shared strings).
@@ -25,68 +25,38 @@ pub struct ScriptClick {
 
 #[derive(Debug, Default)]
 struct Fields {
-    ip: ImmutableString,
-    user_agent: ImmutableString,
-    referrer: ImmutableString,
-    language: ImmutableString,
-    country: ImmutableString,
-    region: ImmutableString,
-    city: ImmutableString,
-    isp: ImmutableString,
-    operator: ImmutableString,
-    connection_type: ImmutableString,
-    device_type: ImmutableString,
-    device_brand: ImmutableString,
-    device_model: ImmutableString,
-    os: ImmutableString,
-    os_version: ImmutableString,
-    browser: ImmutableString,
-    browser_version: ImmutableString,
-    keyword: ImmutableString,
-    source: ImmutableString,
-    search_engine: ImmutableString,
-    sub_id: ImmutableString,
-    campaign_id: i64,
-    is_bot: bool,
-    is_unique: bool,
-    time: i64,
+    /// The values of [`script_fields`], in that order.
+    values: Vec<Dynamic>,
     sub_ids: Vec<ImmutableString>,
     extra_params: Vec<ImmutableString>,
     params: Vec<(String, ImmutableString)>,
     headers: Vec<(String, ImmutableString)>,
 }
 
+/// The click fields scripts see, from the click schema (`model::CLICK_FIELDS`).
+fn script_fields() -> impl Iterator<Item = (&'static str, &'static ClickField)> {
+    CLICK_FIELDS
+        .iter()
+        .filter_map(|field| Some((field.script?, field)))
+}
+
 impl ScriptClick {
     /// The view of an enriched click with its query parameters and request headers.
     pub fn new(click: &Click, params: &[(String, String)], headers: &[(String, String)]) -> Self {
         let s = |text: &str| ImmutableString::from(text);
+        let values = script_fields()
+            .map(|(_, field)| match field.value(click) {
+                Some(FieldValue::Text(text)) => Dynamic::from(s(text)),
+                Some(FieldValue::Int(n)) => Dynamic::from(n),
+                Some(FieldValue::OptInt(n)) => Dynamic::from(n.unwrap_or_default()),
+                Some(FieldValue::OptFloat(x)) => Dynamic::from(x.unwrap_or_default()),
+                Some(FieldValue::Bool(b)) => Dynamic::from(b),
+                None => Dynamic::UNIT,
+            })
+            .collect();
         ScriptClick {
             fields: Arc::new(Fields {
-                ip: s(&click.ip),
-                user_agent: s(&click.user_agent),
-                referrer: s(&click.referrer),
-                language: s(&click.language),
-                country: s(&click.country_code),
-                region: s(&click.region),
-                city: s(&click.city),
-                isp: s(&click.isp),
-                operator: s(&click.operator),
-                connection_type: s(&click.connection_type),
-                device_type: s(&click.device_type),
-                device_brand: s(&click.device_brand),
-                device_model: s(&click.device_model),
-                os: s(&click.os),
-                os_version: s(&click.os_version),
-                browser: s(&click.browser),
-                browser_version: s(&click.browser_version),
-                keyword: s(&click.keyword),
-                source: s(&click.source),
-                search_engine: s(&click.search_engine),
-                sub_id: s(&click.sub_id),
-                campaign_id: click.campaign_id,
-                is_bot: click.is_bot,
-                is_unique: click.is_unique_campaign,
-                time: click.created_at,
+                values,
                 sub_ids: click.sub_ids.iter().map(|v| s(v)).collect(),
                 extra_params: click.extra_params.iter().map(|v| s(v)).collect(),
                 params: params.iter().map(|(k, v)| (k.clone(), s(v))).collect(),
@@ -118,39 +88,10 @@ fn nth(list: &[ImmutableString], n: i64) -> ImmutableString {
 /// Registers the `Click` type and the helper functions.
 pub(super) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ScriptClick>("Click");
-    macro_rules! text_getters {
-        ($($name:ident),*) => {
-            $(engine.register_get(stringify!($name), |c: &mut ScriptClick| c.fields.$name.clone());)*
-        };
+    for (i, (name, _)) in script_fields().enumerate() {
+        engine.register_get(name, move |c: &mut ScriptClick| c.fields.values[i].clone());
     }
-    text_getters!(
-        ip,
-        user_agent,
-        referrer,
-        language,
-        country,
-        region,
-        city,
-        isp,
-        operator,
-        connection_type,
-        device_type,
-        device_brand,
-        device_model,
-        os,
-        os_version,
-        browser,
-        browser_version,
-        keyword,
-        source,
-        search_engine,
-        sub_id
-    );
-    engine.register_get("campaign_id", |c: &mut ScriptClick| c.fields.campaign_id);
     engine.register_get("stream_id", |c: &mut ScriptClick| c.stream_id);
-    engine.register_get("is_bot", |c: &mut ScriptClick| c.fields.is_bot);
-    engine.register_get("is_unique", |c: &mut ScriptClick| c.fields.is_unique);
-    engine.register_get("time", |c: &mut ScriptClick| c.fields.time);
     engine.register_fn("param", |c: &mut ScriptClick, name: &str| {
         lookup(&c.fields.params, name)
     });
@@ -178,4 +119,45 @@ pub(super) fn register(engine: &mut Engine) {
             _ => false,
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The getters the module's documentation (and the README) promise are the schema's.
+    #[test]
+    fn the_documented_getters_come_from_the_schema() {
+        let mut names: Vec<&str> = script_fields().map(|(name, _)| name).collect();
+        names.sort_unstable();
+        let mut documented = vec![
+            "ip",
+            "user_agent",
+            "referrer",
+            "language",
+            "country",
+            "region",
+            "city",
+            "isp",
+            "operator",
+            "connection_type",
+            "device_type",
+            "device_brand",
+            "device_model",
+            "os",
+            "os_version",
+            "browser",
+            "browser_version",
+            "keyword",
+            "source",
+            "search_engine",
+            "sub_id",
+            "campaign_id",
+            "is_bot",
+            "is_unique",
+            "time",
+        ];
+        documented.sort_unstable();
+        assert_eq!(names, documented);
+    }
 }

@@ -1,5 +1,5 @@
 //! The click insert's SQL and values, shared by both backends (`insert_click_rows` in
-//! `sql.rs` runs them).
+//! `clicks.rs` runs them), derived from the click schema (`model::CLICK_FIELDS`).
 //!
 //! Why it is shaped this way (measured with `bench/callgrind.sh`): a batch is split into
 //! statements of a fixed set of row counts ([`ROWS_PER_STATEMENT`]) and widths ([`Width`]:
@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 use crate::config::Backend;
-use crate::model::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
+use crate::model::{Access, CLICK_FIELDS, Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
 
 /// Row counts of the insert statements, largest first; a batch of n clicks runs as a greedy
 /// sum of these (200 = 3 × 64 + 2 × 4). 64 rows × 88 columns stays below SQLite's parameter
@@ -80,7 +80,11 @@ impl Width {
 
     /// How many columns [`click_columns`] lists at this width.
     pub(crate) fn columns(self) -> usize {
-        9 + 33 + self.sub_ids + self.extra_params + 9
+        let fixed = CLICK_FIELDS
+            .iter()
+            .filter(|f| f.value(&Click::default()).is_some())
+            .count();
+        fixed + self.sub_ids + self.extra_params
     }
 }
 
@@ -94,84 +98,26 @@ fn text_columns(width: Width) -> Vec<bool> {
     kinds
 }
 
-/// The click columns in insert order at `width`; [`for_each_click_value`] visits values in
-/// exactly this order.
+/// The click columns in insert order at `width` (the schema's order, `model::CLICK_FIELDS`,
+/// without the columns the insert leaves to their defaults); [`for_each_click_value`] visits
+/// values in exactly this order.
 pub fn click_columns(width: Width) -> Vec<String> {
-    let mut columns: Vec<String> = [
-        "sub_id",
-        "visitor_code",
-        "campaign_id",
-        "parent_campaign_id",
-        "stream_id",
-        "landing_id",
-        "offer_id",
-        "ts_id",
-        "created_at",
-        "ip",
-        "user_agent",
-        "referrer",
-        "language",
-        "country_code",
-        "region",
-        "city",
-        "isp",
-        "operator",
-        "connection_type",
-        "device_type",
-        "device_model",
-        "device_brand",
-        "os",
-        "os_version",
-        "browser",
-        "browser_version",
-        "source",
-        "keyword",
-        "search_engine",
-        "x_requested_with",
-        "ad_campaign_id",
-        "external_id",
-        "creative_id",
-        "destination",
-        "country_name",
-        "region_code",
-        "request_url",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect();
-    columns.extend((1..=width.sub_ids).map(|i| format!("sub_id_{i}")));
-    columns.extend((1..=width.extra_params).map(|i| format!("extra_param_{i}")));
-    columns.extend(
-        [
-            "is_unique_campaign",
-            "is_unique_stream",
-            "is_unique_global",
-            "is_bot",
-            "is_using_proxy",
-            "cost_micros",
-            "params",
-            "latitude",
-            "longitude",
-        ]
-        .iter()
-        .map(|c| c.to_string()),
-    );
+    let mut columns = Vec::with_capacity(width.columns());
+    for field in CLICK_FIELDS {
+        match field.access {
+            Access::Table => {}
+            Access::SubIds => columns.extend((1..=width.sub_ids).map(|i| format!("sub_id_{i}"))),
+            Access::ExtraParams => {
+                columns.extend((1..=width.extra_params).map(|i| format!("extra_param_{i}")))
+            }
+            _ => columns.push(field.column.to_string()),
+        }
+    }
     columns
 }
 
 /// One click value to bind, borrowed from the click.
-pub enum ClickValue<'a> {
-    Text(&'a str),
-    Int(i64),
-    OptInt(Option<i64>),
-    OptFloat(Option<f64>),
-    Bool(bool),
-}
+pub use crate::model::FieldValue as ClickValue;
 
 /// Calls `bind` with the click's values in [`click_columns`] order at `width`.
 pub fn for_each_click_value<'a>(
@@ -179,68 +125,27 @@ pub fn for_each_click_value<'a>(
     width: Width,
     mut bind: impl FnMut(ClickValue<'a>),
 ) {
-    use ClickValue::{Bool, Int, OptFloat, OptInt, Text};
-    bind(Text(&click.sub_id));
-    bind(Text(&click.visitor_code));
-    bind(Int(click.campaign_id));
-    bind(OptInt(click.parent_campaign_id));
-    bind(OptInt(click.stream_id));
-    bind(OptInt(click.landing_id));
-    bind(OptInt(click.offer_id));
-    bind(OptInt(click.ts_id));
-    bind(Int(click.created_at));
-    for text in [
-        &click.ip,
-        &click.user_agent,
-        &click.referrer,
-        &click.language,
-        &click.country_code,
-        &click.region,
-        &click.city,
-        &click.isp,
-        &click.operator,
-        &click.connection_type,
-        &click.device_type,
-        &click.device_model,
-        &click.device_brand,
-        &click.os,
-        &click.os_version,
-        &click.browser,
-        &click.browser_version,
-        &click.source,
-        &click.keyword,
-        &click.search_engine,
-        &click.x_requested_with,
-        &click.ad_campaign_id,
-        &click.external_id,
-        &click.creative_id,
-        &click.destination,
-        &click.country_name,
-        &click.region_code,
-        &click.request_url,
-        &click.utm_source,
-        &click.utm_medium,
-        &click.utm_campaign,
-        &click.utm_term,
-        &click.utm_content,
-    ] {
-        bind(Text(text));
+    let numbered = |values: &'a [String], i: usize| values.get(i).map_or("", String::as_str);
+    for field in CLICK_FIELDS {
+        match field.access {
+            Access::Table => {}
+            Access::SubIds => {
+                for i in 0..width.sub_ids {
+                    bind(ClickValue::Text(numbered(&click.sub_ids, i)));
+                }
+            }
+            Access::ExtraParams => {
+                for i in 0..width.extra_params {
+                    bind(ClickValue::Text(numbered(&click.extra_params, i)));
+                }
+            }
+            _ => {
+                if let Some(value) = field.value(click) {
+                    bind(value);
+                }
+            }
+        }
     }
-    for i in 0..width.sub_ids {
-        bind(Text(click.sub_ids.get(i).map_or("", String::as_str)));
-    }
-    for i in 0..width.extra_params {
-        bind(Text(click.extra_params.get(i).map_or("", String::as_str)));
-    }
-    bind(Bool(click.is_unique_campaign));
-    bind(Bool(click.is_unique_stream));
-    bind(Bool(click.is_unique_global));
-    bind(Bool(click.is_bot));
-    bind(Bool(click.is_using_proxy));
-    bind(Int(click.cost.micros()));
-    bind(Text(&click.params));
-    bind(OptFloat(click.latitude));
-    bind(OptFloat(click.longitude));
 }
 
 /// The row counts of the statements that insert `n` clicks, largest first.

@@ -4,7 +4,7 @@
 //! values to bind, so both backends run the same statement and no value is ever spliced into
 //! the text.
 
-use crate::model::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
+use crate::model::{Access, CLICK_FIELDS, Click, EXTRA_PARAM_COUNT, Money, SUB_ID_COUNT};
 
 use super::StoreError;
 
@@ -241,7 +241,8 @@ impl LogQuery {
         values.push(LogValue::Int(self.offset.max(0)));
         let offset = values.len();
         let sql = format!(
-            "SELECT {LOG_COLUMNS} {LOG_FROM}{filter} ORDER BY {} LIMIT ${limit} OFFSET ${offset}",
+            "SELECT {} {LOG_FROM}{filter} ORDER BY {} LIMIT ${limit} OFFSET ${offset}",
+            log_columns(),
             order.join(", ")
         );
         (sql, values)
@@ -282,30 +283,35 @@ const COUNT_FROM: &str = "FROM clicks c \
     LEFT JOIN dialect_clicks d ON d.sub_id = c.sub_id \
     LEFT JOIN click_profiles p ON p.id = d.profile_id";
 
-/// Everything [`read_record`] reads.
-const LOG_COLUMNS: &str = "c.id, c.sub_id, c.visitor_code, c.campaign_id, c.parent_campaign_id, \
-    c.stream_id, c.landing_id, c.offer_id, c.ts_id, c.created_at, c.ip, c.user_agent, c.referrer, \
-    c.language, c.country_code, c.country_name, c.region, c.region_code, c.city, c.isp, \
-    c.operator, c.connection_type, c.latitude, c.longitude, c.device_type, c.device_model, \
-    c.device_brand, c.os, c.os_version, c.browser, c.browser_version, c.source, c.keyword, \
-    c.search_engine, c.x_requested_with, c.ad_campaign_id, c.external_id, c.creative_id, \
-    c.destination, c.request_url, c.utm_source, c.utm_medium, c.utm_campaign, c.utm_term, \
-    c.utm_content, c.sub_id_1, c.sub_id_2, c.sub_id_3, c.sub_id_4, c.sub_id_5, c.sub_id_6, \
-    c.sub_id_7, c.sub_id_8, c.sub_id_9, c.sub_id_10, c.sub_id_11, c.sub_id_12, c.sub_id_13, \
-    c.sub_id_14, c.sub_id_15, c.sub_id_16, c.sub_id_17, c.sub_id_18, c.sub_id_19, c.sub_id_20, \
-    c.sub_id_21, c.sub_id_22, c.sub_id_23, c.sub_id_24, c.sub_id_25, c.sub_id_26, c.sub_id_27, \
-    c.sub_id_28, c.sub_id_29, c.sub_id_30, c.extra_param_1, c.extra_param_2, c.extra_param_3, \
-    c.extra_param_4, c.extra_param_5, c.extra_param_6, c.extra_param_7, c.extra_param_8, \
-    c.extra_param_9, c.extra_param_10, c.is_unique_campaign, c.is_unique_stream, \
-    c.is_unique_global, c.is_bot, c.is_using_proxy, c.is_lead, c.is_sale, c.is_rejected, \
-    c.cost_micros, c.revenue_micros, c.params, \
-    EXISTS (SELECT 1 FROM conversions cv WHERE cv.sub_id = c.sub_id) AS has_conversions, \
+/// What the log shows beside a click's own columns.
+const LOG_EXTRAS: &str = "EXISTS (SELECT 1 FROM conversions cv WHERE cv.sub_id = c.sub_id) AS has_conversions, \
     o.name AS offer_name, o.affiliate_network_id AS advertiser_id, an.name AS advertiser_name, \
     ts.name AS traffic_source_name, cp.name AS campaign_name, cp.alias AS campaign_alias, \
     cp.state AS campaign_state, cp.group_id AS campaign_group_id, \
     d.dialect AS dialect, d.uuid AS dialect_uuid, d.profile_id AS profile_id, \
     COALESCE(d.created_at, c.created_at) AS record_created_at, \
     COALESCE(d.updated_at, c.created_at) AS record_updated_at";
+
+/// Everything [`read_record`] reads: every column of the click schema, then [`LOG_EXTRAS`].
+fn log_columns() -> &'static str {
+    static COLUMNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let mut columns = Vec::new();
+        for field in CLICK_FIELDS {
+            match field.access {
+                Access::SubIds => {
+                    columns.extend((1..=SUB_ID_COUNT).map(|i| format!("c.sub_id_{i}")))
+                }
+                Access::ExtraParams => {
+                    columns.extend((1..=EXTRA_PARAM_COUNT).map(|i| format!("c.extra_param_{i}")))
+                }
+                _ => columns.push(format!("c.{}", field.column)),
+            }
+        }
+        columns.push(LOG_EXTRAS.to_string());
+        columns.join(", ")
+    })
+}
 
 /// A stored click with what the listing APIs show beside it.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,67 +356,28 @@ pub(crate) trait ColumnReader {
 /// Decodes a row of the log query.
 pub(crate) fn read_record(row: &impl ColumnReader) -> Result<ClickRecord, StoreError> {
     let mut click = Click::blank();
-    click.sub_id = row.text("sub_id")?;
-    click.visitor_code = row.text("visitor_code")?;
-    click.campaign_id = row.int("campaign_id")?;
-    click.parent_campaign_id = row.opt_int("parent_campaign_id")?;
-    click.stream_id = row.opt_int("stream_id")?;
-    click.landing_id = row.opt_int("landing_id")?;
-    click.offer_id = row.opt_int("offer_id")?;
-    click.ts_id = row.opt_int("ts_id")?;
-    click.created_at = row.int("created_at")?;
-    click.latitude = row.opt_float("latitude")?;
-    click.longitude = row.opt_float("longitude")?;
-    for (field, name) in [
-        (&mut click.ip, "ip"),
-        (&mut click.user_agent, "user_agent"),
-        (&mut click.referrer, "referrer"),
-        (&mut click.language, "language"),
-        (&mut click.country_code, "country_code"),
-        (&mut click.country_name, "country_name"),
-        (&mut click.region, "region"),
-        (&mut click.region_code, "region_code"),
-        (&mut click.city, "city"),
-        (&mut click.isp, "isp"),
-        (&mut click.operator, "operator"),
-        (&mut click.connection_type, "connection_type"),
-        (&mut click.device_type, "device_type"),
-        (&mut click.device_model, "device_model"),
-        (&mut click.device_brand, "device_brand"),
-        (&mut click.os, "os"),
-        (&mut click.os_version, "os_version"),
-        (&mut click.browser, "browser"),
-        (&mut click.browser_version, "browser_version"),
-        (&mut click.source, "source"),
-        (&mut click.keyword, "keyword"),
-        (&mut click.search_engine, "search_engine"),
-        (&mut click.x_requested_with, "x_requested_with"),
-        (&mut click.ad_campaign_id, "ad_campaign_id"),
-        (&mut click.external_id, "external_id"),
-        (&mut click.creative_id, "creative_id"),
-        (&mut click.destination, "destination"),
-        (&mut click.request_url, "request_url"),
-        (&mut click.utm_source, "utm_source"),
-        (&mut click.utm_medium, "utm_medium"),
-        (&mut click.utm_campaign, "utm_campaign"),
-        (&mut click.utm_term, "utm_term"),
-        (&mut click.utm_content, "utm_content"),
-        (&mut click.params, "params"),
-    ] {
-        *field = row.text(name)?;
+    for field in CLICK_FIELDS {
+        let column = field.column;
+        match field.access {
+            Access::Text(_, set) => *set(&mut click) = row.text(column)?,
+            Access::Int(_, set) => *set(&mut click) = row.int(column)?,
+            Access::OptInt(_, set) => *set(&mut click) = row.opt_int(column)?,
+            Access::OptFloat(_, set) => *set(&mut click) = row.opt_float(column)?,
+            Access::Bool(_, set) => *set(&mut click) = row.boolean(column)?,
+            Access::Money(_, set) => *set(&mut click) = Money::from_micros(row.int(column)?),
+            Access::SubIds => {
+                for (i, value) in click.sub_ids.iter_mut().enumerate() {
+                    *value = row.text(&format!("sub_id_{}", i + 1))?;
+                }
+            }
+            Access::ExtraParams => {
+                for (i, value) in click.extra_params.iter_mut().enumerate() {
+                    *value = row.text(&format!("extra_param_{}", i + 1))?;
+                }
+            }
+            Access::Table => {}
+        }
     }
-    for i in 0..SUB_ID_COUNT {
-        click.sub_ids[i] = row.text(&format!("sub_id_{}", i + 1))?;
-    }
-    for i in 0..EXTRA_PARAM_COUNT {
-        click.extra_params[i] = row.text(&format!("extra_param_{}", i + 1))?;
-    }
-    click.is_unique_campaign = row.boolean("is_unique_campaign")?;
-    click.is_unique_stream = row.boolean("is_unique_stream")?;
-    click.is_unique_global = row.boolean("is_unique_global")?;
-    click.is_bot = row.boolean("is_bot")?;
-    click.is_using_proxy = row.boolean("is_using_proxy")?;
-    click.cost = crate::model::Money::from_micros(row.int("cost_micros")?);
     Ok(ClickRecord {
         id: row.int("id")?,
         is_lead: row.boolean("is_lead")?,

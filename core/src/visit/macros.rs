@@ -7,6 +7,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::ClickContext;
+use crate::model::{Access, CLICK_FIELDS, Click};
 use crate::template::MacroSource;
 
 /// Macro values of a click, after enrichment (see `ClickContext::finish_enrichment`).
@@ -16,67 +17,26 @@ pub struct ClickMacros<'c, 'a> {
     pub offer_link: Option<&'c str>,
 }
 
-fn number(value: Option<i64>) -> Option<Cow<'static, str>> {
-    Some(Cow::Owned(value.map(|v| v.to_string()).unwrap_or_default()))
-}
-
 impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
     fn value(&self, name: &str, args: &str) -> Option<Cow<'_, str>> {
         let ctx = self.ctx;
         let click = &ctx.click;
         let text = |s: &'c str| Some(Cow::Borrowed(s));
-        let flag = |b: bool| Some(Cow::Borrowed(if b { "1" } else { "0" }));
         match name {
-            "subid" | "sub_id" => text(&click.sub_id),
-            "visitor_code" => text(&click.visitor_code),
-            "campaign_id" => number(Some(click.campaign_id)),
             "campaign_name" => text(&ctx.campaign.name),
-            "parent_campaign_id" => number(click.parent_campaign_id),
-            "stream_id" => number(click.stream_id),
-            "landing_id" => number(click.landing_id),
-            "offer_id" => number(click.offer_id),
-            "ts_id" => number(click.ts_id),
             "traffic_source_name" => text(&ctx.traffic_source_name),
             "token" => text(&ctx.campaign.token),
-            "destination" => text(&click.destination),
             "current_domain" => text(&ctx.visit.host),
             "offer" => match (self.offer_link, args.trim()) {
                 (Some(link), "") => Some(Cow::Borrowed(link)),
                 (Some(link), id) => Some(Cow::Owned(format!("{link}&offer_id={id}"))),
                 (None, _) => Some(Cow::Borrowed("")),
             },
-            "source" => text(&click.source),
-            "keyword" => text(&click.keyword),
-            "external_id" => text(&click.external_id),
-            "creative_id" => text(&click.creative_id),
-            "ad_campaign_id" => text(&click.ad_campaign_id),
-            "search_engine" | "se" => text(&click.search_engine),
-            "referrer" | "referer" => text(&click.referrer),
-            "x_requested_with" => text(&click.x_requested_with),
-            "ip" => text(&click.ip),
-            "country" | "country_code" => text(&click.country_code),
             "country_name" => Some(Cow::Owned(
                 ctx.geo_cached()
                     .map(|g| g.country_name.clone())
                     .unwrap_or_default(),
             )),
-            "region" => text(&click.region),
-            "city" => text(&click.city),
-            "isp" => text(&click.isp),
-            "operator" | "carrier" => text(&click.operator),
-            "connection_type" => text(&click.connection_type),
-            "device_type" => text(&click.device_type),
-            "device_model" => text(&click.device_model),
-            "device_brand" => text(&click.device_brand),
-            "os" => text(&click.os),
-            "os_version" => text(&click.os_version),
-            "browser" => text(&click.browser),
-            "browser_version" => text(&click.browser_version),
-            "language" => text(&click.language),
-            "user_agent" | "ua" | "useragent" => text(&click.user_agent),
-            "is_bot" => flag(click.is_bot),
-            "is_using_proxy" => flag(click.is_using_proxy),
-            "cost" => Some(Cow::Owned(click.cost.to_string())),
             "revenue" | "profit" => Some(Cow::Borrowed("0")),
             "date" => Some(Cow::Owned(date(ctx.now, args))),
             "random" => Some(Cow::Owned(random(args))),
@@ -108,7 +68,8 @@ impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
             ))),
             // Templates lower-case macro names, so a parameter like `clickId` is found by
             // its exact name first, then regardless of case.
-            _ => indexed(name, "sub_id_", &click.sub_ids)
+            _ => click_field(click, name)
+                .or_else(|| indexed(name, "sub_id_", &click.sub_ids))
                 .or_else(|| indexed(name, "extra_param_", &click.extra_params))
                 .or_else(|| ctx.visit.param(name).map(Cow::Borrowed))
                 .or_else(|| {
@@ -120,6 +81,24 @@ impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
                 }),
         }
     }
+}
+
+/// The click field a macro name expands to (the names come from the click schema,
+/// `model::CLICK_FIELDS`): texts as they are, numbers in decimal ("" when unset), flags as 1
+/// or 0, money as a decimal.
+fn click_field<'c>(click: &'c Click, name: &str) -> Option<Cow<'c, str>> {
+    let field = CLICK_FIELDS.iter().find(|f| f.macros.contains(&name))?;
+    Some(match field.access {
+        Access::Text(get, _) => Cow::Borrowed(get(click).as_str()),
+        Access::Int(get, _) => Cow::Owned(get(click).to_string()),
+        Access::OptInt(get, _) => Cow::Owned(get(click).map(|v| v.to_string()).unwrap_or_default()),
+        Access::OptFloat(get, _) => {
+            Cow::Owned(get(click).map(|v| v.to_string()).unwrap_or_default())
+        }
+        Access::Bool(get, _) => Cow::Borrowed(if get(click) { "1" } else { "0" }),
+        Access::Money(get, _) => Cow::Owned(get(click).to_string()),
+        Access::SubIds | Access::ExtraParams | Access::Table => return None,
+    })
 }
 
 fn indexed<'v>(name: &str, prefix: &str, values: &'v [String]) -> Option<Cow<'v, str>> {
