@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Encode, Executor, FromRow, Row, Type};
+use sqlx::{ColumnIndex, Encode, Executor, FromRow, Type};
 
 use crate::files::{
     CampaignDecl, FilePlan, FilterDecl, LandingDecl, LandingShare, NetworkDecl, ObjectKind,
-    OfferDecl, OfferShare, SourceDecl, Stored, StoredObjects, StreamDecl, TriggerDecl,
+    OfferDecl, OfferShare, SourceDecl, Stored, StoredObjects, StreamDecl, TriggerDecl, Upsert,
 };
 use crate::model::{Money, ObjectState, StreamTarget, unix_now};
 use crate::store::rows::{
@@ -18,8 +18,9 @@ use crate::store::rows::{
     STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow, json, parse_enum,
 };
 
-use super::StoreError;
+use super::objects::{ChildRows, ObjectWrite, SqlValue, Table};
 use super::sql_store::{Sql, SqlDb, SqlStore};
+use super::{StoreError, tables};
 
 /// Objects declared as files: read them back, write a load's plan, tell who manages a row.
 #[async_trait]
@@ -45,15 +46,6 @@ pub(crate) fn generated_key(prefix: &str, id: i64) -> String {
 
 fn state_of(text: &str, what: &str) -> Result<ObjectState, StoreError> {
     parse_enum(text, ObjectState::parse, what)
-}
-
-fn conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    match &error {
-        sqlx::Error::Database(e) if e.is_unique_violation() => {
-            StoreError::Conflict { what: what() }
-        }
-        _ => error.into(),
-    }
 }
 
 fn reference(
@@ -109,6 +101,36 @@ struct SourceRow {
     parameters: String,
     state: String,
     notes: String,
+}
+
+/// The managed table of a kind of file-declared object.
+fn managed_table(kind: ObjectKind) -> &'static Table {
+    match kind {
+        ObjectKind::AffiliateNetwork => &tables::AFFILIATE_NETWORKS,
+        ObjectKind::TrafficSource => &tables::TRAFFIC_SOURCES,
+        ObjectKind::Offer => &tables::OFFERS,
+        ObjectKind::Landing => &tables::LANDINGS,
+        ObjectKind::Campaign => &tables::CAMPAIGNS,
+        ObjectKind::Stream => &tables::STREAMS,
+    }
+}
+
+fn text(value: &str) -> SqlValue {
+    SqlValue::Text(value.to_string())
+}
+
+fn int(value: Option<i64>) -> SqlValue {
+    value.map_or(SqlValue::Null, SqlValue::Int)
+}
+
+/// A decimal amount in micro-units (0 when it does not parse; the plan checked it).
+fn money(text: &str) -> i64 {
+    text.parse::<Money>().unwrap_or_default().micros()
+}
+
+/// An optional payload as the JSON text the column holds (`null` when absent).
+fn json_text(value: &Option<serde_json::Value>) -> SqlValue {
+    SqlValue::Text(value.clone().unwrap_or(serde_json::Value::Null).to_string())
 }
 
 /// `None` for a JSON `null` payload (the file format leaves such payloads out).
@@ -167,39 +189,35 @@ where
         rows.into_iter().map(TargetRow::into_target).collect()
     }
 
-    /// Runs an UPDATE (when `id` is set) or an INSERT … RETURNING id; returns the id.
-    pub(super) async fn write_row(
-        tx: &mut sqlx::Transaction<'_, DB>,
-        id: Option<i64>,
-        update: &'static str,
-        insert: &'static str,
-        bind: &(
-             dyn Fn(
-            sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>,
-        ) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
-                 + Sync
-         ),
+    /// Writes one file-declared object through the object layer (the Admin API's writer), with
+    /// its key, its file and its times, inside the load's transaction; returns its id. A unique
+    /// constraint names the object by `what`.
+    async fn write_filed<T>(
+        tx: &mut DB::Connection,
+        table: &'static Table,
+        upsert: &Upsert<T>,
+        mut values: Vec<(&'static str, SqlValue)>,
+        children: Vec<ChildRows>,
         what: &(dyn Fn() -> String + Sync),
     ) -> Result<i64, StoreError> {
         let now = unix_now();
-        match id {
-            Some(id) => {
-                bind(sqlx::query(update))
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| conflict(e, what))?;
-                Ok(id)
-            }
-            None => {
-                let row = bind(sqlx::query(insert))
-                    .bind(now)
-                    .fetch_one(&mut **tx)
-                    .await
-                    .map_err(|e| conflict(e, what))?;
-                Ok(row.try_get("id")?)
-            }
+        values.push(("file_key", SqlValue::Text(upsert.key.clone())));
+        values.push(("file_source", SqlValue::Text(upsert.file.clone())));
+        values.push(("updated_at", SqlValue::Int(now)));
+        if upsert.id.is_none() {
+            values.push(("created_at", SqlValue::Int(now)));
+        }
+        let write = ObjectWrite {
+            table,
+            id: upsert.id,
+            values,
+            children,
+        };
+        match Self::write_object(tx, &write).await {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => Err(StoreError::Corrupt(format!("{} is gone", what()))),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict { what: what() }),
+            Err(error) => Err(error),
         }
     }
 }
@@ -462,250 +480,255 @@ where
         // Archive first, freeing an archived campaign's alias and token for the
         // objects this load declares.
         for (kind, id) in &plan.archive {
-            let sql = match kind {
-                ObjectKind::Campaign => {
-                    "UPDATE campaigns SET state = 'deleted', \
-                    alias = alias || '~' || CAST(id AS TEXT), token = token || 'x' || CAST(id AS TEXT), \
-                    updated_at = $1 WHERE id = $2"
-                }
-                ObjectKind::AffiliateNetwork => {
-                    "UPDATE affiliate_networks SET state = 'deleted', updated_at = $1 WHERE id = $2"
-                }
-                ObjectKind::TrafficSource => {
-                    "UPDATE traffic_sources SET state = 'deleted', updated_at = $1 WHERE id = $2"
-                }
-                ObjectKind::Offer => {
-                    "UPDATE offers SET state = 'deleted', updated_at = $1 WHERE id = $2"
-                }
-                ObjectKind::Landing => {
-                    "UPDATE landings SET state = 'deleted', updated_at = $1 WHERE id = $2"
-                }
-                ObjectKind::Stream => {
-                    "UPDATE streams SET state = 'deleted', updated_at = $1 WHERE id = $2"
-                }
+            let mut values = vec![
+                ("state", text("deleted")),
+                ("updated_at", SqlValue::Int(now)),
+            ];
+            if *kind == ObjectKind::Campaign {
+                // An archived campaign's alias and token are set apart, so that an object this
+                // load declares may take them.
+                let (alias, token): (String, String) =
+                    sqlx::query_as("SELECT alias, token FROM campaigns WHERE id = $1")
+                        .bind(*id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                values.push(("alias", SqlValue::Text(format!("{alias}~{id}"))));
+                values.push(("token", SqlValue::Text(format!("{token}x{id}"))));
+            }
+            let write = ObjectWrite {
+                table: managed_table(*kind),
+                id: Some(*id),
+                values,
+                children: Vec::new(),
             };
-            sqlx::query(sql)
-                .bind(now)
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
+            Self::write_object(&mut tx, &write).await?;
         }
         for upsert in &plan.affiliate_networks {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
-            let id = Self::write_row(
+            let d = &upsert.decl;
+            let values = vec![
+                ("name", text(&d.name)),
+                ("postback_url", text(&d.postback_url)),
+                ("offer_param", text(&d.offer_param)),
+                ("state", text(d.state.as_str())),
+                ("notes", text(&d.notes)),
+            ];
+            let what = || format!("affiliate network `{}`", upsert.key);
+            let id = Self::write_filed(
                 &mut tx,
-                upsert.id,
-                "UPDATE affiliate_networks SET name = $1, postback_url = $2, offer_param = $3, state = $4, \
-                 notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
-                "INSERT INTO affiliate_networks (name, postback_url, offer_param, state, notes, file_key, \
-                 file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.offer_param.clone())
-                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                &|| format!("affiliate network `{}`", upsert.key),
+                &tables::AFFILIATE_NETWORKS,
+                upsert,
+                values,
+                Vec::new(),
+                &what,
             )
             .await?;
             ids.insert((ObjectKind::AffiliateNetwork, upsert.key.clone()), id);
         }
         for upsert in &plan.traffic_sources {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
-            let id = Self::write_row(
+            let d = &upsert.decl;
+            let values = vec![
+                ("name", text(&d.name)),
+                ("postback_url", text(&d.postback_url)),
+                ("parameters", SqlValue::Text(d.parameters.to_string())),
+                ("state", text(d.state.as_str())),
+                ("notes", text(&d.notes)),
+            ];
+            let what = || format!("traffic source `{}`", upsert.key);
+            let id = Self::write_filed(
                 &mut tx,
-                upsert.id,
-                "UPDATE traffic_sources SET name = $1, postback_url = $2, parameters = $3, state = $4, \
-                 notes = $5, file_key = $6, file_source = $7, updated_at = $8 WHERE id = $9",
-                "INSERT INTO traffic_sources (name, postback_url, parameters, state, notes, file_key, \
-                 file_source, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                &|q| q.bind(d.name.clone()).bind(d.postback_url.clone()).bind(d.parameters.to_string())
-                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                &|| format!("traffic source `{}`", upsert.key),
+                &tables::TRAFFIC_SOURCES,
+                upsert,
+                values,
+                Vec::new(),
+                &what,
             )
             .await?;
             ids.insert((ObjectKind::TrafficSource, upsert.key.clone()), id);
         }
         for upsert in &plan.offers {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let d = &upsert.decl;
             let network = reference(&ids, ObjectKind::AffiliateNetwork, &d.affiliate_network)?;
-            let payout = d.payout.parse::<Money>().unwrap_or_default().micros();
-            let country = serde_json::to_string(&d.country).unwrap_or_else(|_| "[]".into());
-            let payload = d
-                .payload
-                .clone()
-                .unwrap_or(serde_json::Value::Null)
-                .to_string();
-            let id = Self::write_row(
-                &mut tx,
-                upsert.id,
-                "UPDATE offers SET name = $1, url = $2, affiliate_network_id = $3, payout_value_micros = $4, \
-                 payout_currency = $5, payout_type = $6, country = $7, daily_cap = $8, conversion_timezone = $9, \
-                 action_type = $10, action_payload = $11, state = $12, notes = $13, file_key = $14, \
-                 file_source = $15, updated_at = $16 WHERE id = $17",
-                "INSERT INTO offers (name, url, affiliate_network_id, payout_value_micros, payout_currency, \
-                 payout_type, country, daily_cap, conversion_timezone, action_type, action_payload, state, notes, \
-                 file_key, file_source, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-                &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(network).bind(payout)
-                    .bind(d.payout_currency.clone()).bind(d.payout_type.clone()).bind(country.clone())
-                    .bind(d.daily_cap).bind(d.conversion_timezone.clone()).bind(d.action.clone())
-                    .bind(payload.clone()).bind(d.state.as_str()).bind(d.notes.clone())
-                    .bind(key.clone()).bind(file.clone()),
-                &|| format!("offer `{}`", upsert.key),
-            )
-            .await?;
+            let values = vec![
+                ("name", text(&d.name)),
+                ("url", text(&d.url)),
+                ("affiliate_network_id", int(network)),
+                ("payout_value_micros", SqlValue::Int(money(&d.payout))),
+                ("payout_currency", text(&d.payout_currency)),
+                ("payout_type", text(&d.payout_type)),
+                (
+                    "country",
+                    SqlValue::Text(
+                        serde_json::to_string(&d.country).unwrap_or_else(|_| "[]".into()),
+                    ),
+                ),
+                ("daily_cap", SqlValue::Int(d.daily_cap)),
+                ("conversion_timezone", text(&d.conversion_timezone)),
+                ("action_type", text(&d.action)),
+                ("action_payload", json_text(&d.payload)),
+                ("state", text(d.state.as_str())),
+                ("notes", text(&d.notes)),
+            ];
+            let what = || format!("offer `{}`", upsert.key);
+            let id = Self::write_filed(&mut tx, &tables::OFFERS, upsert, values, Vec::new(), &what)
+                .await?;
             ids.insert((ObjectKind::Offer, upsert.key.clone()), id);
         }
         for upsert in &plan.landings {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
-            let payload = d
-                .payload
-                .clone()
-                .unwrap_or(serde_json::Value::Null)
-                .to_string();
-            let id = Self::write_row(
+            let d = &upsert.decl;
+            let values = vec![
+                ("name", text(&d.name)),
+                ("url", text(&d.url)),
+                ("landing_type", text(&d.landing_type)),
+                ("action_type", text(&d.action)),
+                ("action_payload", json_text(&d.payload)),
+                ("offer_count", SqlValue::Int(d.offer_count)),
+                ("state", text(d.state.as_str())),
+                ("notes", text(&d.notes)),
+            ];
+            let what = || format!("landing `{}`", upsert.key);
+            let id = Self::write_filed(
                 &mut tx,
-                upsert.id,
-                "UPDATE landings SET name = $1, url = $2, landing_type = $3, action_type = $4, \
-                 action_payload = $5, offer_count = $6, state = $7, notes = $8, file_key = $9, \
-                 file_source = $10, updated_at = $11 WHERE id = $12",
-                "INSERT INTO landings (name, url, landing_type, action_type, action_payload, offer_count, \
-                 state, notes, file_key, file_source, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
-                &|q| q.bind(d.name.clone()).bind(d.url.clone()).bind(d.landing_type.clone())
-                    .bind(d.action.clone()).bind(payload.clone()).bind(d.offer_count)
-                    .bind(d.state.as_str()).bind(d.notes.clone()).bind(key.clone()).bind(file.clone()),
-                &|| format!("landing `{}`", upsert.key),
+                &tables::LANDINGS,
+                upsert,
+                values,
+                Vec::new(),
+                &what,
             )
             .await?;
             ids.insert((ObjectKind::Landing, upsert.key.clone()), id);
         }
         for upsert in &plan.campaigns {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
+            let d = &upsert.decl;
             let source = reference(&ids, ObjectKind::TrafficSource, &d.traffic_source)?;
             let token = if d.token.is_empty() {
                 crate::ids::random_token(32)
             } else {
                 d.token.clone()
             };
-            let bind_visitors = Some(d.bind_visitors.clone()).filter(|b| !b.is_empty());
-            let cost = d.cost_value.parse::<Money>().unwrap_or_default().micros();
-            let alias = d.alias.trim().to_string();
-            let id = Self::write_row(
+            let bind_visitors = match d.bind_visitors.as_str() {
+                "" => SqlValue::Null,
+                bind => text(bind),
+            };
+            let values = vec![
+                ("alias", text(d.alias.trim())),
+                ("name", text(&d.name)),
+                ("type", text(d.campaign_type.as_str())),
+                ("token", SqlValue::Text(token)),
+                ("cookies_ttl", SqlValue::Int(d.cookies_ttl)),
+                ("bind_visitors", bind_visitors),
+                ("traffic_source_id", int(source)),
+                ("uniqueness_method", text(&d.uniqueness_method)),
+                (
+                    "uniqueness_use_cookies",
+                    SqlValue::Bool(d.uniqueness_use_cookies),
+                ),
+                ("parameters", SqlValue::Text(d.parameters.to_string())),
+                ("cost_type", text(&d.cost_type)),
+                ("cost_value_micros", SqlValue::Int(money(&d.cost_value))),
+                ("cost_currency", text(&d.cost_currency)),
+                ("state", text(d.state.as_str())),
+                ("notes", text(&d.notes)),
+            ];
+            let what = || {
+                format!(
+                    "a campaign with the alias `{}` or the same token (campaign `{}`)",
+                    d.alias, upsert.key
+                )
+            };
+            let id = Self::write_filed(
                 &mut tx,
-                upsert.id,
-                "UPDATE campaigns SET alias = $1, name = $2, type = $3, token = $4, cookies_ttl = $5, \
-                 bind_visitors = $6, traffic_source_id = $7, uniqueness_method = $8, \
-                 uniqueness_use_cookies = $9, parameters = $10, cost_type = $11, cost_value_micros = $12, \
-                 cost_currency = $13, state = $14, notes = $15, file_key = $16, file_source = $17, \
-                 updated_at = $18 WHERE id = $19",
-                "INSERT INTO campaigns (alias, name, type, token, cookies_ttl, bind_visitors, traffic_source_id, \
-                 uniqueness_method, uniqueness_use_cookies, parameters, cost_type, cost_value_micros, \
-                 cost_currency, state, notes, file_key, file_source, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
-                 RETURNING id",
-                &|q| q.bind(alias.clone()).bind(d.name.clone()).bind(d.campaign_type.as_str())
-                    .bind(token.clone()).bind(d.cookies_ttl).bind(bind_visitors.clone()).bind(source)
-                    .bind(d.uniqueness_method.clone()).bind(d.uniqueness_use_cookies)
-                    .bind(d.parameters.to_string()).bind(d.cost_type.clone()).bind(cost)
-                    .bind(d.cost_currency.clone()).bind(d.state.as_str()).bind(d.notes.clone())
-                    .bind(key.clone()).bind(file.clone()),
-                &|| format!("a campaign with the alias `{}` or the same token (campaign `{}`)", d.alias, upsert.key),
+                &tables::CAMPAIGNS,
+                upsert,
+                values,
+                Vec::new(),
+                &what,
             )
             .await?;
             ids.insert((ObjectKind::Campaign, upsert.key.clone()), id);
         }
         for (campaign, upsert) in &plan.streams {
-            let d = upsert.decl.clone();
-            let (key, file) = (upsert.key.clone(), upsert.file.clone());
-            let campaign_id = reference(&ids, ObjectKind::Campaign, campaign)?
-                .ok_or_else(|| StoreError::Corrupt(format!("stream `{key}` has no campaign")))?;
-            let payload = d
-                .payload
-                .clone()
-                .unwrap_or(serde_json::Value::Null)
-                .to_string();
-            let id = Self::write_row(
-                &mut tx,
-                upsert.id,
-                "UPDATE streams SET campaign_id = $1, type = $2, name = $3, position = $4, weight = $5, \
-                 schema = $6, action_type = $7, action_payload = $8, collect_clicks = $9, filter_or = $10, \
-                 state = $11, comments = $12, file_key = $13, file_source = $14, updated_at = $15 WHERE id = $16",
-                "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
-                 action_payload, collect_clicks, filter_or, state, comments, file_key, file_source, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
-                &|q| q.bind(campaign_id).bind(d.stream_type.as_str()).bind(d.name.clone())
-                    .bind(d.position).bind(d.weight).bind(d.schema.as_str()).bind(d.action.clone())
-                    .bind(payload.clone()).bind(d.collect_clicks).bind(d.filter_or)
-                    .bind(d.state.as_str()).bind(d.comments.clone()).bind(key.clone()).bind(file.clone()),
-                &|| format!("stream `{}`", upsert.key),
-            )
-            .await?;
-            for table in [
-                "DELETE FROM stream_filters WHERE stream_id = $1",
-                "DELETE FROM stream_landings WHERE stream_id = $1",
-                "DELETE FROM stream_offers WHERE stream_id = $1",
-                "DELETE FROM stream_triggers WHERE stream_id = $1",
-            ] {
-                sqlx::query(table).bind(id).execute(&mut *tx).await?;
-            }
-            for (position, filter) in d.filters.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO stream_filters (stream_id, position, name, mode, payload) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(position as i64)
-                .bind(filter.name.clone())
-                .bind(filter.mode.clone())
-                .bind(filter.payload.clone().unwrap_or(serde_json::Value::Null).to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
+            let d = &upsert.decl;
+            let campaign_id =
+                reference(&ids, ObjectKind::Campaign, campaign)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("stream `{}` has no campaign", upsert.key))
+                })?;
+            let values = vec![
+                ("campaign_id", SqlValue::Int(campaign_id)),
+                ("type", text(d.stream_type.as_str())),
+                ("name", text(&d.name)),
+                ("position", SqlValue::Int(d.position)),
+                ("weight", SqlValue::Int(d.weight)),
+                ("schema", text(d.schema.as_str())),
+                ("action_type", text(&d.action)),
+                ("action_payload", json_text(&d.payload)),
+                ("collect_clicks", SqlValue::Bool(d.collect_clicks)),
+                ("filter_or", SqlValue::Bool(d.filter_or)),
+                ("state", text(d.state.as_str())),
+                ("comments", text(&d.comments)),
+            ];
+            let filters = d.filters.iter().enumerate().map(|(position, filter)| {
+                vec![
+                    ("position", SqlValue::Int(position as i64)),
+                    ("name", text(&filter.name)),
+                    ("mode", text(&filter.mode)),
+                    ("payload", json_text(&filter.payload)),
+                ]
+            });
+            let mut landings = Vec::new();
             for target in &d.landings {
                 let landing = reference(&ids, ObjectKind::Landing, &target.landing)?;
-                sqlx::query(
-                    "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4)",
-                )
-                .bind(id)
-                .bind(landing)
-                .bind(target.share)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                landings.push(vec![
+                    ("landing_id", int(landing)),
+                    ("share", SqlValue::Int(target.share)),
+                    ("created_at", SqlValue::Int(now)),
+                    ("updated_at", SqlValue::Int(now)),
+                ]);
             }
+            let mut offers = Vec::new();
             for target in &d.offers {
                 let offer = reference(&ids, ObjectKind::Offer, &target.offer)?;
-                sqlx::query(
-                    "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4)",
-                )
-                .bind(id)
-                .bind(offer)
-                .bind(target.share)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                offers.push(vec![
+                    ("offer_id", int(offer)),
+                    ("share", SqlValue::Int(target.share)),
+                    ("created_at", SqlValue::Int(now)),
+                    ("updated_at", SqlValue::Int(now)),
+                ]);
             }
-            for (position, trigger) in d.triggers.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO stream_triggers (stream_id, position, condition, action, target, \
-                     interval_seconds, payload, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(id)
-                .bind(position as i64)
-                .bind(trigger.condition.clone())
-                .bind(trigger.action.clone())
-                .bind(trigger.target.clone())
-                .bind(trigger.interval_seconds)
-                .bind(trigger.payload.to_string())
-                .bind(trigger.enabled)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let triggers = d.triggers.iter().enumerate().map(|(position, trigger)| {
+                vec![
+                    ("position", SqlValue::Int(position as i64)),
+                    ("condition", text(&trigger.condition)),
+                    ("action", text(&trigger.action)),
+                    ("target", text(&trigger.target)),
+                    ("interval_seconds", SqlValue::Int(trigger.interval_seconds)),
+                    ("payload", SqlValue::Text(trigger.payload.to_string())),
+                    ("enabled", SqlValue::Bool(trigger.enabled)),
+                ]
+            });
+            let children = vec![
+                ChildRows {
+                    table: &tables::STREAM_FILTERS,
+                    parent_column: "stream_id",
+                    rows: filters.collect(),
+                },
+                ChildRows {
+                    table: &tables::STREAM_LANDINGS,
+                    parent_column: "stream_id",
+                    rows: landings,
+                },
+                ChildRows {
+                    table: &tables::STREAM_OFFERS,
+                    parent_column: "stream_id",
+                    rows: offers,
+                },
+                ChildRows {
+                    table: &tables::STREAM_TRIGGERS,
+                    parent_column: "stream_id",
+                    rows: triggers.collect(),
+                },
+            ];
+            let what = || format!("stream `{}`", upsert.key);
+            Self::write_filed(&mut tx, &tables::STREAMS, upsert, values, children, &what).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -336,79 +336,13 @@ where
         }
     }
 
-    pub(super) fn read_row(
-        row: &<DB as sqlx::Database>::Row,
-        table: &Table,
-    ) -> Result<Map<String, Value>, StoreError> {
-        let mut out = Map::new();
-        out.insert("id".into(), Value::from(row.try_get::<i64, _>("id")?));
-        for column in table.columns {
-            let value = match column.ty {
-                ColumnType::Int => row
-                    .try_get::<Option<i64>, _>(column.name)?
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                ColumnType::Real => row
-                    .try_get::<Option<f64>, _>(column.name)?
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null),
-                ColumnType::Text => row
-                    .try_get::<Option<String>, _>(column.name)?
-                    .map(Value::String)
-                    .unwrap_or(Value::Null),
-                ColumnType::Bool => row
-                    .try_get::<Option<bool>, _>(column.name)?
-                    .map(Value::Bool)
-                    .unwrap_or(Value::Null),
-            };
-            out.insert(column.name.to_string(), value);
-        }
-        Ok(out)
-    }
-}
-
-#[async_trait]
-impl<DB> ObjectStore for SqlStore<DB>
-where
-    DB: SqlDb,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'n> &'n str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    i64: Sql<DB>,
-    f64: Sql<DB>,
-    bool: Sql<DB>,
-    String: Sql<DB>,
-    Option<i64>: Sql<DB>,
-    Option<f64>: Sql<DB>,
-    Option<String>: Sql<DB>,
-    Option<bool>: Sql<DB>,
-    Arc<str>: Sql<DB>,
-{
-    async fn object_rows(
-        &self,
-        table: &'static Table,
-        filter: &RowFilter,
-    ) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let (clause, binds) = where_clause(table, filter);
-        let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
-        let sql = format!(
-            "SELECT id, {} FROM {}{clause} ORDER BY id",
-            names.join(", "),
-            table.name
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (ty, value) in binds {
-            query = Self::bind_column(query, ty, value);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(|row| Self::read_row(row, table)).collect()
-    }
-
-    async fn object_write(&self, write: &ObjectWrite) -> Result<Option<i64>, StoreError> {
+    /// [`ObjectStore::object_write`] on an open transaction: the one writer of the managed
+    /// tables (the Admin API and the campaign files both come through it).
+    pub(super) async fn write_object(
+        tx: &mut DB::Connection,
+        write: &ObjectWrite,
+    ) -> Result<Option<i64>, StoreError> {
         let table = write.table;
-        let mut tx = self.pool.begin().await?;
         let id = match write.id {
             None => {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(table, &write.values)));
@@ -485,8 +419,86 @@ where
                     .map_err(|e| conflict_or(e, children.table))?;
             }
         }
-        tx.commit().await?;
         Ok(Some(id))
+    }
+
+    pub(super) fn read_row(
+        row: &<DB as sqlx::Database>::Row,
+        table: &Table,
+    ) -> Result<Map<String, Value>, StoreError> {
+        let mut out = Map::new();
+        out.insert("id".into(), Value::from(row.try_get::<i64, _>("id")?));
+        for column in table.columns {
+            let value = match column.ty {
+                ColumnType::Int => row
+                    .try_get::<Option<i64>, _>(column.name)?
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+                ColumnType::Real => row
+                    .try_get::<Option<f64>, _>(column.name)?
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+                ColumnType::Text => row
+                    .try_get::<Option<String>, _>(column.name)?
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+                ColumnType::Bool => row
+                    .try_get::<Option<bool>, _>(column.name)?
+                    .map(Value::Bool)
+                    .unwrap_or(Value::Null),
+            };
+            out.insert(column.name.to_string(), value);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl<DB> ObjectStore for SqlStore<DB>
+where
+    DB: SqlDb,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Sql<DB>,
+    f64: Sql<DB>,
+    bool: Sql<DB>,
+    String: Sql<DB>,
+    Option<i64>: Sql<DB>,
+    Option<f64>: Sql<DB>,
+    Option<String>: Sql<DB>,
+    Option<bool>: Sql<DB>,
+    Arc<str>: Sql<DB>,
+{
+    async fn object_rows(
+        &self,
+        table: &'static Table,
+        filter: &RowFilter,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let (clause, binds) = where_clause(table, filter);
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        let sql = format!(
+            "SELECT id, {} FROM {}{clause} ORDER BY id",
+            names.join(", "),
+            table.name
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (ty, value) in binds {
+            query = Self::bind_column(query, ty, value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Self::read_row(row, table)).collect()
+    }
+
+    async fn object_write(&self, write: &ObjectWrite) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = Self::write_object(&mut tx, write).await?;
+        if id.is_some() {
+            tx.commit().await?;
+        }
+        Ok(id)
     }
 
     async fn object_delete(&self, table: &'static Table, id: i64) -> Result<bool, StoreError> {

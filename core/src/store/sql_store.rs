@@ -30,8 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Row,
-    Type,
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type,
 };
 
 use crate::config::Backend;
@@ -47,6 +46,8 @@ use crate::store::rows::{
 };
 
 use super::StoreError;
+use super::objects::{ChildRows, ObjectWrite, SqlValue, Table};
+use super::tables;
 
 /// A SQL backend of the store: what differs between SQLite and PostgreSQL besides the text
 /// both accept.
@@ -111,6 +112,11 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+/// A row that was just written and cannot be read back.
+fn gone(what: &str, id: i64) -> StoreError {
+    StoreError::Corrupt(format!("{what} {id} was written but cannot be read back"))
+}
+
 /// The objects' rows decoded into the model (see `rows.rs`).
 impl<DB> SqlStore<DB>
 where
@@ -129,6 +135,67 @@ where
     Option<bool>: Sql<DB>,
     Arc<str>: Sql<DB>,
 {
+    /// Inserts one row with its children through the object layer (the one writer of the
+    /// managed tables), in its own transaction; returns its id.
+    async fn create(
+        &self,
+        table: &'static Table,
+        values: Vec<(&'static str, SqlValue)>,
+        children: Vec<ChildRows>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let write = ObjectWrite {
+            table,
+            id: None,
+            values,
+            children,
+        };
+        let id = Self::write_object(&mut tx, &write).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("an insert into {} gave no id", table.name))
+        })?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A stream with its filters, landings and offers.
+    async fn stream_with_targets(&self, id: i64) -> Result<Stream, StoreError> {
+        let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| gone("stream", id))?;
+        let filters = sqlx::query(
+            "SELECT id, stream_id, name, mode, payload FROM stream_filters WHERE stream_id = $1 \
+             ORDER BY position, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::filter_row)
+        .collect::<Result<_, _>>()?;
+        let mut targets = Vec::new();
+        for kind in ["landing", "offer"] {
+            let sql = format!(
+                "SELECT id, stream_id, {kind}_id AS target_id, share, state FROM stream_{kind}s \
+                 WHERE stream_id = $1 ORDER BY id"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+            targets.push(
+                rows.iter()
+                    .map(Self::target_row)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        let offers = targets.pop().unwrap_or_default();
+        let landings = targets.pop().unwrap_or_default();
+        Self::stream_row(&row, filters, landings, offers)
+    }
+
     pub(super) fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
         CampaignRow::from_row(row)?.into_campaign()
     }
@@ -276,136 +343,144 @@ where
 
     async fn create_campaign(&self, new: &NewCampaign) -> Result<Campaign, StoreError> {
         let now = unix_now();
-        let sql = format!(
-            "INSERT INTO campaigns (alias, name, type, state, cookies_ttl, token, bind_visitors, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {CAMPAIGN_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new.alias.clone())
-            .bind(new.name.clone())
-            .bind(new.campaign_type.as_str())
-            .bind(new.state.as_str())
-            .bind(new.cookies_ttl)
-            .bind(new.token.clone())
-            .bind(new.bind_visitors.clone())
-            .bind(now)
-            .fetch_one(&self.pool)
+        let values = vec![
+            ("alias", SqlValue::Text(new.alias.clone())),
+            ("name", SqlValue::Text(new.name.clone())),
+            ("type", SqlValue::Text(new.campaign_type.as_str().into())),
+            ("state", SqlValue::Text(new.state.as_str().into())),
+            ("cookies_ttl", SqlValue::Int(new.cookies_ttl)),
+            ("token", SqlValue::Text(new.token.clone())),
+            (
+                "bind_visitors",
+                new.bind_visitors
+                    .clone()
+                    .map_or(SqlValue::Null, SqlValue::Text),
+            ),
+            ("created_at", SqlValue::Int(now)),
+            ("updated_at", SqlValue::Int(now)),
+        ];
+        let id = self
+            .create(&tables::CAMPAIGNS, values, Vec::new())
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict {
-                        what: format!("a campaign with alias `{}` or the same token", new.alias),
-                    }
-                } else {
-                    e.into()
-                }
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => StoreError::Conflict {
+                    what: format!("a campaign with alias `{}` or the same token", new.alias),
+                },
+                e => e,
             })?;
-        Self::campaign_row(&row)
+        self.campaign(id).await?.ok_or_else(|| gone("campaign", id))
     }
 
     async fn create_stream(&self, new: &NewStream) -> Result<Stream, StoreError> {
         let now = unix_now();
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "INSERT INTO streams (campaign_id, type, name, position, weight, schema, action_type, \
-             action_payload, collect_clicks, filter_or, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {STREAM_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new.campaign_id)
-            .bind(new.stream_type.as_str())
-            .bind(new.name.clone())
-            .bind(new.position)
-            .bind(new.weight)
-            .bind(new.schema.as_str())
-            .bind(new.action_type.clone())
-            .bind(new.action_payload.to_string())
-            .bind(new.collect_clicks)
-            .bind(new.filter_or)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let stream_id: i64 = row.try_get("id")?;
-        let mut filters = Vec::new();
-        for (position, (name, mode, payload)) in new.filters.iter().enumerate() {
-            let filter = sqlx::query(
-                "INSERT INTO stream_filters (stream_id, position, name, mode, payload) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id, stream_id, name, mode, payload",
-            )
-            .bind(stream_id)
-            .bind(position as i64)
-            .bind(name.clone())
-            .bind(mode.clone())
-            .bind(payload.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-            filters.push(Self::filter_row(&filter)?);
-        }
-        let mut landings = Vec::new();
-        for (landing_id, share) in &new.landings {
-            let target = sqlx::query(
-                "INSERT INTO stream_landings (stream_id, landing_id, share, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, landing_id AS target_id, share, state",
-            )
-            .bind(stream_id)
-            .bind(*landing_id)
-            .bind(*share)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            landings.push(Self::target_row(&target)?);
-        }
-        let mut offers = Vec::new();
-        for (offer_id, share) in &new.offers {
-            let target = sqlx::query(
-                "INSERT INTO stream_offers (stream_id, offer_id, share, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) RETURNING id, stream_id, offer_id AS target_id, share, state",
-            )
-            .bind(stream_id)
-            .bind(*offer_id)
-            .bind(*share)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            offers.push(Self::target_row(&target)?);
-        }
-        let stream = Self::stream_row(&row, filters, landings, offers)?;
-        tx.commit().await?;
-        Ok(stream)
+        let values = vec![
+            ("campaign_id", SqlValue::Int(new.campaign_id)),
+            ("type", SqlValue::Text(new.stream_type.as_str().into())),
+            ("name", SqlValue::Text(new.name.clone())),
+            ("position", SqlValue::Int(new.position)),
+            ("weight", SqlValue::Int(new.weight)),
+            ("schema", SqlValue::Text(new.schema.as_str().into())),
+            ("action_type", SqlValue::Text(new.action_type.clone())),
+            (
+                "action_payload",
+                SqlValue::Text(new.action_payload.to_string()),
+            ),
+            ("collect_clicks", SqlValue::Bool(new.collect_clicks)),
+            ("filter_or", SqlValue::Bool(new.filter_or)),
+            ("created_at", SqlValue::Int(now)),
+            ("updated_at", SqlValue::Int(now)),
+        ];
+        let filters = new
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(position, (name, mode, payload))| {
+                vec![
+                    ("position", SqlValue::Int(position as i64)),
+                    ("name", SqlValue::Text(name.clone())),
+                    ("mode", SqlValue::Text(mode.clone())),
+                    ("payload", SqlValue::Text(payload.to_string())),
+                ]
+            });
+        let targets =
+            |column: &'static str, list: &[(i64, i64)]| -> Vec<Vec<(&'static str, SqlValue)>> {
+                list.iter()
+                    .map(|(id, share)| {
+                        vec![
+                            (column, SqlValue::Int(*id)),
+                            ("share", SqlValue::Int(*share)),
+                            ("created_at", SqlValue::Int(now)),
+                            ("updated_at", SqlValue::Int(now)),
+                        ]
+                    })
+                    .collect()
+            };
+        let children = vec![
+            ChildRows {
+                table: &tables::STREAM_FILTERS,
+                parent_column: "stream_id",
+                rows: filters.collect(),
+            },
+            ChildRows {
+                table: &tables::STREAM_LANDINGS,
+                parent_column: "stream_id",
+                rows: targets("landing_id", &new.landings),
+            },
+            ChildRows {
+                table: &tables::STREAM_OFFERS,
+                parent_column: "stream_id",
+                rows: targets("offer_id", &new.offers),
+            },
+        ];
+        let id = self.create(&tables::STREAMS, values, children).await?;
+        self.stream_with_targets(id).await
     }
 
     async fn create_landing(&self, new: &NewTarget) -> Result<Landing, StoreError> {
-        let sql = format!(
-            "INSERT INTO landings (name, url, action_type, action_payload, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {LANDING_COLUMNS}"
-        );
+        let now = unix_now();
+        let values = vec![
+            ("name", SqlValue::Text(new.name.clone())),
+            ("url", SqlValue::Text(new.url.clone())),
+            ("action_type", SqlValue::Text(new.action_type.clone())),
+            (
+                "action_payload",
+                SqlValue::Text(new.action_payload.to_string()),
+            ),
+            ("created_at", SqlValue::Int(now)),
+            ("updated_at", SqlValue::Int(now)),
+        ];
+        let id = self.create(&tables::LANDINGS, values, Vec::new()).await?;
+        let sql = format!("SELECT {LANDING_COLUMNS} FROM landings WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new.name.clone())
-            .bind(new.url.clone())
-            .bind(new.action_type.clone())
-            .bind(new.action_payload.to_string())
-            .bind(unix_now())
+            .bind(id)
             .fetch_one(&self.pool)
             .await?;
         Self::landing_row(&row)
     }
 
     async fn create_offer(&self, new: &NewTarget) -> Result<Offer, StoreError> {
-        let sql = format!(
-            "INSERT INTO offers (name, url, action_type, action_payload, payout_value_micros, country, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {OFFER_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new.name.clone())
-            .bind(new.url.clone())
-            .bind(new.action_type.clone())
-            .bind(new.action_payload.to_string())
-            .bind(new.payout_value.micros())
-            .bind(serde_json::to_string(&new.country).unwrap_or_else(|_| "[]".into()))
-            .bind(unix_now())
-            .fetch_one(&self.pool)
-            .await?;
-        Self::offer_row(&row)
+        let now = unix_now();
+        let values = vec![
+            ("name", SqlValue::Text(new.name.clone())),
+            ("url", SqlValue::Text(new.url.clone())),
+            ("action_type", SqlValue::Text(new.action_type.clone())),
+            (
+                "action_payload",
+                SqlValue::Text(new.action_payload.to_string()),
+            ),
+            (
+                "payout_value_micros",
+                SqlValue::Int(new.payout_value.micros()),
+            ),
+            (
+                "country",
+                SqlValue::Text(serde_json::to_string(&new.country).unwrap_or_else(|_| "[]".into())),
+            ),
+            ("created_at", SqlValue::Int(now)),
+            ("updated_at", SqlValue::Int(now)),
+        ];
+        let id = self.create(&tables::OFFERS, values, Vec::new()).await?;
+        self.offer(id).await?.ok_or_else(|| gone("offer", id))
     }
 
     async fn campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError> {

@@ -1,5 +1,6 @@
 //! The managed tables as the generic object store sees them (see `objects.rs`): each column the
-//! Admin API reads or writes, with its SQL type. Kept beside the schema files; a column listed
+//! Admin API or the campaign files read or write, with its SQL type (both write through
+//! `ObjectStore`; a resource shows only the fields it declares, so `file_key` stays inside). Kept beside the schema files; a column listed
 //! here must exist in both backends' schemas (the Admin API tests read every table).
 
 use super::objects::ColumnType::{Bool, Int, Real, Text};
@@ -27,6 +28,7 @@ pub static CAMPAIGNS: Table = Table {
         col("uniqueness_use_cookies", Bool),
         col("traffic_loss", Real),
         col("postbacks", Text),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("notes", Text),
@@ -50,6 +52,7 @@ pub static STREAMS: Table = Table {
         col("collect_clicks", Bool),
         col("filter_or", Bool),
         col("comments", Text),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("created_at", Int),
@@ -117,6 +120,7 @@ pub static LANDINGS: Table = Table {
         col("action_options", Text),
         col("offer_count", Int),
         col("group_id", Int),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("notes", Text),
@@ -145,6 +149,7 @@ pub static OFFERS: Table = Table {
         col("daily_cap", Int),
         col("conversion_timezone", Text),
         col("alternative_offer_id", Int),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("notes", Text),
@@ -160,6 +165,7 @@ pub static AFFILIATE_NETWORKS: Table = Table {
         col("postback_url", Text),
         col("offer_param", Text),
         col("template_name", Text),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("notes", Text),
@@ -178,6 +184,7 @@ pub static TRAFFIC_SOURCES: Table = Table {
         col("template_name", Text),
         col("traffic_loss", Real),
         col("update_in_campaigns", Text),
+        col("file_key", Text),
         col("file_source", Text),
         col("state", Text),
         col("notes", Text),
