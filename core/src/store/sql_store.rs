@@ -137,7 +137,7 @@ where
 {
     /// Inserts one row with its children through the object layer (the one writer of the
     /// managed tables), in its own transaction; returns its id.
-    async fn create(
+    pub(super) async fn create(
         &self,
         table: &'static Table,
         values: Vec<(&'static str, SqlValue)>,

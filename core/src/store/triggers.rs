@@ -9,7 +9,9 @@ use crate::model::{NewTrigger, ObjectState, Stream, StreamEvent, StreamTrigger, 
 use crate::store::rows::STREAM_COLUMNS;
 
 use super::StoreError;
+use super::objects::{ObjectStore, ObjectWrite, SqlValue};
 use super::sql_store::{Sql, SqlDb, SqlStore};
+use super::tables;
 
 /// The trigger runner's role: triggers, the streams they act on, and their events.
 #[async_trait]
@@ -71,16 +73,22 @@ where
     Arc<str>: Sql<DB>,
 {
     async fn create_trigger(&self, new: &NewTrigger) -> Result<StreamTrigger, StoreError> {
+        let values = vec![
+            ("stream_id", SqlValue::Int(new.stream_id)),
+            ("condition", SqlValue::Text(new.condition.clone())),
+            ("action", SqlValue::Text(new.action.clone())),
+            ("target", SqlValue::Text(new.target.clone())),
+            ("interval_seconds", SqlValue::Int(new.interval_seconds)),
+            ("payload", SqlValue::Text(new.payload.to_string())),
+        ];
+        let id = self
+            .create(&tables::STREAM_TRIGGERS, values, Vec::new())
+            .await?;
         let row = sqlx::query(
-            "INSERT INTO stream_triggers (stream_id, condition, action, target, interval_seconds, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, stream_id, condition, action, target, interval_seconds, payload, enabled",
+            "SELECT id, stream_id, condition, action, target, interval_seconds, payload, enabled \
+             FROM stream_triggers WHERE id = $1",
         )
-        .bind(new.stream_id)
-        .bind(new.condition.clone())
-        .bind(new.action.clone())
-        .bind(new.target.clone())
-        .bind(new.interval_seconds)
-        .bind(new.payload.to_string())
+        .bind(id)
         .fetch_one(&self.pool)
         .await?;
         Self::trigger_row(&row)
@@ -112,6 +120,7 @@ where
     }
 
     async fn set_stream_state(&self, id: i64, state: ObjectState) -> Result<(), StoreError> {
+        // A conditional change (the object layer writes unconditionally), so its own statement.
         // Only an active stream changes: a trigger that fires while the stream is being
         // archived or disabled through the API must not bring it back as `disabled`.
         sqlx::query(
@@ -130,12 +139,16 @@ where
         id: i64,
         payload: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE streams SET action_payload = $1, updated_at = $2 WHERE id = $3")
-            .bind(payload.to_string())
-            .bind(unix_now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let write = ObjectWrite {
+            table: &tables::STREAMS,
+            id: Some(id),
+            values: vec![
+                ("action_payload", SqlValue::Text(payload.to_string())),
+                ("updated_at", SqlValue::Int(unix_now())),
+            ],
+            children: Vec::new(),
+        };
+        self.object_write(&write).await?;
         Ok(())
     }
 
