@@ -8,29 +8,32 @@
 // `unsafe` is allowed only in `native` (dynamic loading and the plugin C ABI), which opts in.
 #![deny(unsafe_code)]
 
-pub mod api;
+// The public surface is what the binary (`main.rs`: `cli`), the integration tests, the
+// benchmarks and the plugin crates use; everything else is private to the crate.
+
+mod api;
 pub mod cli;
 pub mod config;
-pub mod conversions;
+mod conversions;
 pub mod enrich;
-pub mod fetch;
+mod fetch;
 pub mod files;
-pub mod ids;
+mod ids;
 pub mod journal;
 pub mod model;
 pub mod native;
-pub mod net;
-pub mod outbound;
-pub mod recorder;
+mod net;
+mod outbound;
+mod recorder;
 pub mod registry;
 pub mod reload;
 pub mod report;
-pub mod script;
+mod script;
 pub mod secrets;
-pub mod seed;
+mod seed;
 pub mod server;
 pub mod store;
-pub mod template;
+mod template;
 pub mod traffic;
 pub mod triggers;
-pub mod visit;
+mod visit;

@@ -14,7 +14,6 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     BadRequest(String),
-    Forbidden(String),
     Internal(String),
 }
 
@@ -40,7 +39,6 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "Request failed.");
                 (

@@ -188,12 +188,14 @@ pub fn convert(amount: Money, currency: &str, config: &PostbackConfig) -> Option
 /// the store applies (the reference model for property tests): a new (sub id, key) is a new
 /// conversion; a known one moves only along [`ConversionStatus::predecessors`], taking the
 /// payout when one is sent.
+#[cfg(test)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConversionModel {
     /// key -> (status, revenue micros)
     pub conversions: BTreeMap<String, (ConversionStatus, i64)>,
 }
 
+#[cfg(test)]
 impl ConversionModel {
     pub fn apply(&mut self, key: &str, status: ConversionStatus, payout: Option<i64>) {
         match self.conversions.get_mut(key) {

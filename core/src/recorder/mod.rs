@@ -36,7 +36,7 @@ use crate::model::Click;
 use crate::store::ClickWriter;
 use crate::store::LandingClick;
 
-pub use set_aside::{ReplayError, ReplayReport, SetAside};
+pub use set_aside::SetAside;
 
 /// Counters of the write path, exposed at /health.
 #[derive(Debug, Default)]

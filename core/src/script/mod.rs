@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, Engine};
 
 pub use factories::{
-    ScriptActionFactory, ScriptFilterFactory, ScriptKind, ScriptKindType, ScriptStatus, load_dir,
+    ScriptActionFactory, ScriptFilterFactory, ScriptKind, ScriptKindType, load_dir,
 };
 pub use view::ScriptClick;
 
