@@ -193,6 +193,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         postbacks,
         postback_inbox: held_postbacks.as_ref().map(|(inbox, _)| inbox.clone()),
         config: Arc::new(config),
+        reports: store.clone(),
         store,
         snapshot,
         recorder,

@@ -28,7 +28,7 @@ use crate::fetch::Fetcher;
 use crate::recorder::ClickRecorder;
 use crate::reload::{SnapshotCell, Supervisor};
 use crate::secrets::Secrets;
-use crate::store::Store;
+use crate::store::{ReportStore, Store};
 use crate::traffic::TrafficEnv;
 
 pub use error::{ApiError, ApiResult};
@@ -56,6 +56,9 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    /// The report store the report and log routes read (the same store by default; another
+    /// implementation of `ReportStore` serves them without touching the rest).
+    pub reports: Arc<dyn ReportStore>,
     pub snapshot: Arc<SnapshotCell>,
     pub recorder: ClickRecorder,
     pub secrets: Arc<Secrets>,

@@ -12,6 +12,7 @@ mod conversions;
 mod dialect_clicks;
 mod files;
 mod migrate;
+mod object_sql;
 pub mod objects;
 mod outgoing_queue;
 mod postback_log;

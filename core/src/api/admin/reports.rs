@@ -141,7 +141,7 @@ fn log_rows(query: &LogQuery, rows: Vec<Vec<Cell>>) -> Vec<Value> {
 async fn clicks_log(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
     let query = parse_log_query(&request, unix_now()).map_err(bad)?;
-    let (rows, total) = state.store.clicks_log(&query).await?;
+    let (rows, total) = state.reports.clicks_log(&query).await?;
     Ok(Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response())
 }
 
@@ -150,7 +150,7 @@ async fn clicks_log(State(state): State<AppState>, input: Input) -> ApiResult {
 async fn conversions_log(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
     let query = parse_conversion_log_query(&request, unix_now()).map_err(bad)?;
-    let (rows, total) = state.store.conversions_log(&query).await?;
+    let (rows, total) = state.reports.conversions_log(&query).await?;
     Ok(Json(json!({ "rows": log_rows(&query, rows), "total": total })).into_response())
 }
 
@@ -160,10 +160,10 @@ async fn report_build(State(state): State<AppState>, input: Input) -> ApiResult 
     let started = Instant::now();
     let request = Value::Object(input.fields);
     let query = parse_report_query(&request, unix_now()).map_err(bad)?;
-    let rows = state.store.report_rows(&query.sql).await?;
+    let rows = state.reports.report_rows(&query.sql).await?;
     let mut names = HashMap::new();
     for (table, ids) in query.named_ids(&rows) {
-        let found = state.store.object_names(table, &ids).await?;
+        let found = state.reports.object_names(table, &ids).await?;
         names.extend(found.into_iter().map(|(id, name)| ((table, id), name)));
     }
     let mut answer = query.answer(rows, &names);
@@ -402,7 +402,7 @@ async fn get_labels(State(state): State<AppState>, input: Input) -> ApiResult {
     let request = Value::Object(input.fields);
     let campaign_id = id_of(&request, "campaign_id").map_err(bad)?;
     let ref_name = ref_name_of(&request).map_err(bad)?;
-    let labels = state.store.labels(campaign_id, &ref_name).await?;
+    let labels = state.reports.labels(campaign_id, &ref_name).await?;
     Ok(Json(Value::Object(
         labels
             .into_iter()
@@ -445,7 +445,7 @@ async fn set_labels(State(state): State<AppState>, input: Input) -> ApiResult {
         changes.push((value.clone(), label));
     }
     let changed = state
-        .store
+        .reports
         .set_labels(campaign_id, &ref_name, &changes)
         .await?;
     Ok(Json(json!({"success": true, "changed": changed})).into_response())
