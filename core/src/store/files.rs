@@ -706,26 +706,10 @@ where
                 ]
             });
             let children = vec![
-                ChildRows {
-                    table: &tables::STREAM_FILTERS,
-                    parent_column: "stream_id",
-                    rows: filters.collect(),
-                },
-                ChildRows {
-                    table: &tables::STREAM_LANDINGS,
-                    parent_column: "stream_id",
-                    rows: landings,
-                },
-                ChildRows {
-                    table: &tables::STREAM_OFFERS,
-                    parent_column: "stream_id",
-                    rows: offers,
-                },
-                ChildRows {
-                    table: &tables::STREAM_TRIGGERS,
-                    parent_column: "stream_id",
-                    rows: triggers.collect(),
-                },
+                ChildRows::of_stream(&tables::STREAM_FILTERS, filters.collect()),
+                ChildRows::of_stream(&tables::STREAM_LANDINGS, landings),
+                ChildRows::of_stream(&tables::STREAM_OFFERS, offers),
+                ChildRows::of_stream(&tables::STREAM_TRIGGERS, triggers.collect()),
             ];
             let what = || format!("stream `{}`", upsert.key);
             Self::write_filed(&mut tx, &tables::STREAMS, upsert, values, children, &what).await?;

@@ -154,6 +154,17 @@ pub struct ChildRows {
     pub rows: Vec<Vec<(&'static str, SqlValue)>>,
 }
 
+impl ChildRows {
+    /// A stream's rows in `table` (its filters, landings, offers or triggers).
+    pub fn of_stream(table: &'static Table, rows: Vec<Vec<(&'static str, SqlValue)>>) -> Self {
+        ChildRows {
+            table,
+            parent_column: "stream_id",
+            rows,
+        }
+    }
+}
+
 /// One object write: an insert (`id` None) or an update of the given columns, with its child
 /// rows replaced, in one transaction.
 #[derive(Debug, Clone)]

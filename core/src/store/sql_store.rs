@@ -416,21 +416,12 @@ where
                     .collect()
             };
         let children = vec![
-            ChildRows {
-                table: &tables::STREAM_FILTERS,
-                parent_column: "stream_id",
-                rows: filters.collect(),
-            },
-            ChildRows {
-                table: &tables::STREAM_LANDINGS,
-                parent_column: "stream_id",
-                rows: targets("landing_id", &new.landings),
-            },
-            ChildRows {
-                table: &tables::STREAM_OFFERS,
-                parent_column: "stream_id",
-                rows: targets("offer_id", &new.offers),
-            },
+            ChildRows::of_stream(&tables::STREAM_FILTERS, filters.collect()),
+            ChildRows::of_stream(
+                &tables::STREAM_LANDINGS,
+                targets("landing_id", &new.landings),
+            ),
+            ChildRows::of_stream(&tables::STREAM_OFFERS, targets("offer_id", &new.offers)),
         ];
         let id = self.create(&tables::STREAMS, values, children).await?;
         self.stream_with_targets(id).await

@@ -139,11 +139,7 @@ impl StreamRules {
                 ("payload", SqlValue::Text(payload.to_string())),
             ]);
         }
-        ChildRows {
-            table: &tables::STREAM_FILTERS,
-            parent_column: "stream_id",
-            rows,
-        }
+        ChildRows::of_stream(&tables::STREAM_FILTERS, rows)
     }
 
     fn triggers(&self, items: &[&Map<String, Value>], invalid: &mut Invalid) -> ChildRows {
@@ -223,11 +219,7 @@ impl StreamRules {
                 ("enabled", SqlValue::Bool(enabled)),
             ]);
         }
-        ChildRows {
-            table: &tables::STREAM_TRIGGERS,
-            parent_column: "stream_id",
-            rows,
-        }
+        ChildRows::of_stream(&tables::STREAM_TRIGGERS, rows)
     }
 
     async fn targets(
@@ -285,11 +277,7 @@ impl StreamRules {
                 ("updated_at", SqlValue::Int(now)),
             ]);
         }
-        Ok(ChildRows {
-            table: child,
-            parent_column: "stream_id",
-            rows,
-        })
+        Ok(ChildRows::of_stream(child, rows))
     }
 }
 
