@@ -207,11 +207,18 @@ pub fn grouping_names() -> Vec<&'static str> {
     names
 }
 
+/// The keys a `report/build` request may carry.
+const REPORT_KEYS: &[&str] = &[
+    "range", "timezone", "grouping", "metrics", "filters", "sort", "order", "summary", "limit",
+    "offset",
+];
+
 /// Parses a `report/build` body. `now` is the current Unix time (for intervals).
 pub fn parse_report_query(body: &Value, now: i64) -> Result<ReportQuery, ReportError> {
     if !body.is_object() {
         return Err(error("body", "must be a JSON object"));
     }
+    super::query::only_known_keys(body, REPORT_KEYS)?;
     let (timezone, from, to) = zone_and_range(body, now)?;
     let names = |key: &str| -> Result<Vec<String>, ReportError> {
         match body.get(key) {

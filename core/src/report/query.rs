@@ -132,6 +132,29 @@ const DEFAULT_COLUMNS: &[&str] = &[
     "source",
 ];
 
+/// The keys a `clicks/log` or `conversions/log` request may carry.
+const LOG_KEYS: &[&str] = &[
+    "range", "timezone", "columns", "filters", "sort", "order", "limit", "offset",
+];
+
+/// Refuses a key of `body` that this request does not read, naming it: a field a client sent
+/// is never silently dropped.
+pub(crate) fn only_known_keys(body: &Value, known: &[&str]) -> Result<(), ReportError> {
+    let Some(fields) = body.as_object() else {
+        return Ok(());
+    };
+    match fields.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(key) => Err(error(
+            key.as_str(),
+            format!(
+                "is not a field of this request (it takes {})",
+                known.join(", ")
+            ),
+        )),
+    }
+}
+
 /// Parses a `clicks/log` body: `range` {from, to, timezone} or {interval, timezone}, `columns`,
 /// `filters` [{name, operator, expression}], `sort` (or `order`) [{name, order}], `limit`,
 /// `offset`. `now` is the current Unix time (for intervals).
@@ -324,6 +347,7 @@ fn parse_log_query_of(
     if !body.is_object() {
         return Err(error("body", "must be a JSON object"));
     }
+    only_known_keys(body, LOG_KEYS)?;
     let (timezone, from, to) = zone_and_range(body, now)?;
 
     let columns = match body.get("columns") {
@@ -637,7 +661,25 @@ pub(crate) fn regex_pattern(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use serde_json::json;
+
+    /// A key the request does not read is refused by name, never dropped.
+    #[test]
+    fn an_unknown_key_is_named() {
+        let refused =
+            parse_log_query(&json!({"columns": ["sub_id"], "colums": ["ip"]}), 0).unwrap_err();
+        assert_eq!(refused.field, "colums", "{refused:?}");
+        let refused =
+            crate::report::parse_report_query(&json!({"dimensions": ["country"]}), 0).unwrap_err();
+        assert_eq!(refused.field, "dimensions", "{refused:?}");
+        crate::report::parse_report_query(
+            &json!({"grouping": ["country"], "metrics": ["clicks"], "range": {"interval": "today"},
+                    "filters": [], "sort": [], "summary": true, "limit": 5, "offset": 0}),
+            0,
+        )
+        .unwrap();
+    }
 
     const NOW: i64 = 1_795_264_000; // 2026-11-21 09:46:40 UTC
 

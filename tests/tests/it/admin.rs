@@ -1323,3 +1323,110 @@ async fn schemathesis_finds_no_server_errors_sqlite() {
 async fn schemathesis_finds_no_server_errors_postgres() {
     schemathesis_finds_no_server_errors(Backend::Postgres, 4).await;
 }
+
+/// Seed 002's PHP examples post `json_encode($params)` through curl's CURLOPT_POSTFIELDS, which
+/// labels the JSON a form: it is read as JSON (a create succeeds, report/build groups as
+/// asked), and a key a report or log request does not read is a 400 naming it.
+async fn json_labelled_as_a_form_is_json(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let extra = format!("[demo]\nseed = true\n\n[admin]\napi_key = \"{ADMIN_KEY}\"\n");
+    let admin = Admin {
+        server: TestServer::start(&db, &extra).await.unwrap(),
+    };
+    let php = |path: &str, body: Value| {
+        client()
+            .post(admin.server.url(&format!("/admin_api/v1{path}")))
+            .header("Api-Key", ADMIN_KEY)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+    };
+    let response = php(
+        "/campaigns",
+        json!({ "name": "From PHP", "alias": "from-php" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["alias"], "from-php", "{created}");
+
+    // A click on the demo campaign, then a report grouped by campaign, sent the PHP way.
+    let click = client()
+        .get(admin.server.url("/demo"))
+        .send()
+        .await
+        .unwrap();
+    assert!(click.status().is_redirection(), "{}", click.status());
+    let report = json!({
+        "range": { "interval": "today" },
+        "grouping": ["campaign_id"],
+        "metrics": ["clicks"],
+    });
+    let mut rows = Value::Null;
+    for _ in 0..50 {
+        let answer: Value = php("/report/build", report.clone())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rows = answer["rows"].clone();
+        if rows.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let row = &rows[0];
+    assert!(row["campaign_id"].is_i64(), "grouped by campaign: {rows}");
+    assert_eq!(row["clicks"], 1, "{rows}");
+
+    // The log's columns are the ones asked for.
+    let answer: Value = php(
+        "/clicks/log",
+        json!({ "columns": ["sub_id", "campaign_id"] }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let logged = answer["rows"][0].as_object().expect("a logged click");
+    let mut keys: Vec<&str> = logged.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["campaign_id", "sub_id"], "{answer}");
+
+    // An unknown key is refused by name, whatever the encoding.
+    for (path, body) in [
+        ("/clicks/log", json!({ "colums": ["ip"] })),
+        (
+            "/conversions/log",
+            json!({ "columns": ["sub_id"], "page": 2 }),
+        ),
+        ("/report/build", json!({ "dimensions": ["country"] })),
+    ] {
+        let key = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "columns")
+            .unwrap()
+            .clone();
+        let (status, error) = admin.call(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert!(error.to_string().contains(&key), "{path}: {error}");
+        let response = php(path, body).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path} labelled a form");
+    }
+    admin.server.stop().await;
+}
+
+#[tokio::test]
+async fn json_labelled_as_a_form_is_json_sqlite() {
+    json_labelled_as_a_form_is_json(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn json_labelled_as_a_form_is_json_postgres() {
+    json_labelled_as_a_form_is_json(Backend::Postgres).await;
+}

@@ -72,9 +72,16 @@ async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Input, Resp
             form: false,
         });
     }
+    // A JSON body is read as JSON whatever its label: PHP clients post `json_encode($params)`
+    // through curl's CURLOPT_POSTFIELDS, which labels it a form (seed 002's own examples).
     let looks_json = matches!(text.first(), Some(b'{' | b'['));
-    if !is_form && looks_json {
-        match serde_json::from_slice::<Value>(text) {
+    let parsed = looks_json.then(|| serde_json::from_slice::<Value>(text));
+    if is_form && !matches!(parsed, Some(Ok(Value::Object(_) | Value::Array(_)))) {
+        merge_pairs(&mut fields, url::form_urlencoded::parse(text));
+        return Ok(Input { fields, form: true });
+    }
+    if let Some(parsed) = parsed {
+        match parsed {
             Ok(Value::Object(body)) => {
                 fields.extend(body);
                 return Ok(Input {
@@ -96,7 +103,7 @@ async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Input, Resp
             }
         }
     }
-    if method == Method::GET && !is_form {
+    if method == Method::GET {
         return Ok(Input {
             fields,
             form: false,
@@ -312,6 +319,34 @@ mod tests {
             Value::Object(input.fields),
             serde_json::json!({"limit": "3"})
         );
+    }
+
+    async fn extract_labelled_form(body: &'static str) -> Input {
+        let request = axum::http::Request::post("/x")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        Input::from_request(request, &()).await.unwrap()
+    }
+
+    /// PHP's `curl_setopt($ch, CURLOPT_POSTFIELDS, json_encode($params))` labels JSON a form.
+    #[tokio::test]
+    async fn json_labelled_as_a_form_is_json() {
+        let input =
+            extract_labelled_form(r#"{"grouping": ["country"], "range": {"interval": "today"}}"#)
+                .await;
+        assert!(!input.form);
+        assert_eq!(
+            Value::Object(input.fields),
+            serde_json::json!({"grouping": ["country"], "range": {"interval": "today"}})
+        );
+        // A real form stays a form, even one whose first byte is a brace.
+        let input = extract_labelled_form("name=a&grouping[]=country").await;
+        assert!(input.form);
+        assert_eq!(input.fields["grouping"], serde_json::json!(["country"]));
+        let input = extract_labelled_form("{odd=1").await;
+        assert!(input.form);
+        assert_eq!(input.fields["{odd"], serde_json::json!("1"));
     }
 
     #[test]
