@@ -59,6 +59,24 @@ pub enum SqlValue {
 }
 
 impl SqlValue {
+    /// The value a read gave back as JSON (`to_json`'s inverse for a column of type `ty`).
+    pub fn from_json(value: &Value, ty: ColumnType) -> SqlValue {
+        match (value, ty) {
+            (Value::Null, _) => SqlValue::Null,
+            (Value::Bool(b), _) => SqlValue::Bool(*b),
+            (Value::Number(n), ColumnType::Real) => {
+                n.as_f64().map_or(SqlValue::Null, SqlValue::Real)
+            }
+            (Value::Number(n), _) => n
+                .as_i64()
+                .map(SqlValue::Int)
+                .or_else(|| n.as_f64().map(SqlValue::Real))
+                .unwrap_or(SqlValue::Null),
+            (Value::String(s), _) => SqlValue::Text(s.clone()),
+            (other, _) => SqlValue::Text(other.to_string()),
+        }
+    }
+
     /// The JSON a read of this value gives back.
     pub fn to_json(&self) -> Value {
         match self {

@@ -1430,3 +1430,114 @@ async fn json_labelled_as_a_form_is_json_sqlite() {
 async fn json_labelled_as_a_form_is_json_postgres() {
     json_labelled_as_a_form_is_json(Backend::Postgres).await;
 }
+
+/// Keitaro's campaign clone copies the streams: their filters, triggers, actions, weights and
+/// positions, and their landings and offers with shares; the original keeps its own.
+async fn a_cloned_campaign_gets_its_streams(backend: Backend) {
+    let db = TestDb::new(backend).await.unwrap();
+    let admin = Admin::start(&db).await;
+    let campaign = admin
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({ "name": "Original", "alias": "original" })),
+        )
+        .await;
+    let landing = admin
+        .ok(
+            Method::POST,
+            "/landing_pages",
+            Some(json!({ "name": "L", "url": "https://lp.example/" })),
+        )
+        .await;
+    let offer = admin
+        .ok(
+            Method::POST,
+            "/offers",
+            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
+        )
+        .await;
+    for (name, weight, position) in [("First", 30, 1), ("Second", 70, 2)] {
+        admin
+            .ok(
+                Method::POST,
+                "/streams",
+                Some(json!({
+                    "campaign_id": id(&campaign), "type": "regular", "name": name,
+                    "schema": "landings", "action_type": "http", "weight": weight,
+                    "position": position,
+                    "filters": [{ "name": "country", "mode": "accept", "payload": ["US", "DE"] }],
+                    "triggers": [{ "condition": "not_respond", "target": "selected_page",
+                                   "selected_page": "https://lp.example/", "action": "disable",
+                                   "interval": 60, "enabled": false }],
+                    "landings": [{ "landing_id": id(&landing), "share": 40 }],
+                    "offers": [{ "offer_id": id(&offer), "share": 60 }],
+                })),
+            )
+            .await;
+    }
+    let copy = admin
+        .ok(
+            Method::POST,
+            &format!("/campaigns/{}/clone", id(&campaign)),
+            None,
+        )
+        .await;
+    assert_ne!(id(&copy), id(&campaign));
+    let streams_of = |campaign: i64| {
+        let admin = &admin;
+        async move {
+            admin
+                .ok(Method::GET, &format!("/campaigns/{campaign}/streams"), None)
+                .await
+        }
+    };
+    let original = streams_of(id(&campaign)).await;
+    let copied = streams_of(id(&copy)).await;
+    assert_eq!(original.as_array().unwrap().len(), 2);
+    assert_eq!(copied.as_array().unwrap().len(), 2, "{copied}");
+    // The same streams but for their ids, campaign and times.
+    let comparable = |streams: &Value| -> Vec<Value> {
+        streams
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                let object = s.as_object_mut().unwrap();
+                for volatile in ["id", "campaign_id", "updated_at", "created_at"] {
+                    object.remove(volatile);
+                }
+                for list in ["filters", "triggers", "landings", "offers"] {
+                    for item in object[list].as_array_mut().unwrap() {
+                        let item = item.as_object_mut().unwrap();
+                        for volatile in ["id", "stream_id", "updated_at", "created_at"] {
+                            item.remove(volatile);
+                        }
+                    }
+                }
+                s
+            })
+            .collect()
+    };
+    assert_eq!(comparable(&copied), comparable(&original));
+    assert_eq!(copied[1]["offers"][0]["share"], 60, "{copied}");
+    assert!(
+        copied
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["campaign_id"] == id(&copy))
+    );
+    admin.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cloned_campaign_gets_its_streams_sqlite() {
+    a_cloned_campaign_gets_its_streams(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_cloned_campaign_gets_its_streams_postgres() {
+    a_cloned_campaign_gets_its_streams(Backend::Postgres).await;
+}

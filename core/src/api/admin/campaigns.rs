@@ -193,6 +193,16 @@ impl ResourceRules for CampaignRules {
             ("token", SqlValue::Text(random_token(32))),
         ]
     }
+
+    /// The copy gets the original's streams (Keitaro's clone copies them).
+    async fn after_clone(
+        &self,
+        state: &AppState,
+        original: i64,
+        copy: i64,
+    ) -> Result<(), ApiError> {
+        super::stream_copy::copy_streams(state, original, copy).await
+    }
 }
 
 pub fn api() -> Api {

@@ -14,6 +14,7 @@ pub mod ops;
 mod reports;
 pub mod resource;
 mod schema;
+mod stream_copy;
 mod streams;
 mod targets;
 mod users;
