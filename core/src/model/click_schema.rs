@@ -326,3 +326,33 @@ pub static CLICK_FIELDS: &[ClickField] = &[
     field("is_rejected", Access::Table).report("is_rejected", ReportKind::Bool),
     field("revenue_micros", Access::Table).report("revenue", ReportKind::Money),
 ];
+
+/// The field a URL macro name expands to (one lookup in a table built once; macros expand on
+/// the click path).
+pub fn macro_field(name: &str) -> Option<&'static ClickField> {
+    static BY_MACRO: std::sync::OnceLock<std::collections::HashMap<&str, &ClickField>> =
+        std::sync::OnceLock::new();
+    BY_MACRO
+        .get_or_init(|| {
+            let fields = CLICK_FIELDS.iter();
+            fields
+                .flat_map(|f| f.macros.iter().map(move |name| (*name, f)))
+                .collect()
+        })
+        .get(name)
+        .copied()
+}
+
+/// How many columns the insert binds one value each for (all but the numbered sub-id and
+/// extra-param columns and the ones it leaves to their defaults).
+pub fn single_value_columns() -> usize {
+    CLICK_FIELDS
+        .iter()
+        .filter(|f| {
+            !matches!(
+                f.access,
+                Access::SubIds | Access::ExtraParams | Access::Table
+            )
+        })
+        .count()
+}

@@ -13,7 +13,9 @@ mod trigger;
 
 pub use campaign::{Campaign, CampaignType, NewCampaign};
 pub use click::{Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
-pub use click_schema::{Access, CLICK_FIELDS, ClickField, FieldValue, ReportKind};
+pub use click_schema::{
+    Access, CLICK_FIELDS, ClickField, FieldValue, ReportKind, macro_field, single_value_columns,
+};
 pub use money::{Money, MoneyError};
 pub use stream::{NewStream, Stream, StreamFilter, StreamSchema, StreamType};
 pub use target::{Landing, NewTarget, Offer, StreamTarget};

@@ -15,7 +15,9 @@
 use std::sync::OnceLock;
 
 use crate::config::Backend;
-use crate::model::{Access, CLICK_FIELDS, Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT};
+use crate::model::{
+    Access, CLICK_FIELDS, Click, EXTRA_PARAM_COUNT, SUB_ID_COUNT, single_value_columns,
+};
 
 /// Row counts of the insert statements, largest first; a batch of n clicks runs as a greedy
 /// sum of these (200 = 3 × 64 + 2 × 4). 64 rows × 88 columns stays below SQLite's parameter
@@ -80,11 +82,7 @@ impl Width {
 
     /// How many columns [`click_columns`] lists at this width.
     pub(crate) fn columns(self) -> usize {
-        let fixed = CLICK_FIELDS
-            .iter()
-            .filter(|f| f.value(&Click::default()).is_some())
-            .count();
-        fixed + self.sub_ids + self.extra_params
+        single_value_columns() + self.sub_ids + self.extra_params
     }
 }
 

@@ -12,10 +12,10 @@ use crate::files::{
     CampaignDecl, FilePlan, FilterDecl, LandingDecl, LandingShare, NetworkDecl, ObjectKind,
     OfferDecl, OfferShare, SourceDecl, Stored, StoredObjects, StreamDecl, TriggerDecl, Upsert,
 };
-use crate::model::{Money, ObjectState, StreamTarget, unix_now};
+use crate::model::{Money, ObjectState, unix_now};
 use crate::store::rows::{
     CAMPAIGN_COLUMNS, CampaignRow, FilterRow, LANDING_COLUMNS, LandingRow, OFFER_COLUMNS, OfferRow,
-    STREAM_COLUMNS, StreamRow, TargetRow, TriggerRow, json, parse_enum,
+    STREAM_COLUMNS, StreamRow, TriggerRow, json, parse_enum,
 };
 
 use super::objects::{ChildRows, ObjectWrite, SqlValue, Table};
@@ -133,6 +133,9 @@ fn json_text(value: &Option<serde_json::Value>) -> SqlValue {
     SqlValue::Text(value.clone().unwrap_or(serde_json::Value::Null).to_string())
 }
 
+/// The stream targets a file shows.
+const ACTIVE: &str = "WHERE state = 'active'";
+
 /// `None` for a JSON `null` payload (the file format leaves such payloads out).
 fn payload(value: serde_json::Value) -> Option<serde_json::Value> {
     (!value.is_null()).then_some(value)
@@ -177,18 +180,6 @@ where
             .collect()
     }
 
-    /// The active landings (`kind` = `landing`) or offers of every stream.
-    async fn active_targets(&self, kind: &str) -> Result<Vec<StreamTarget>, StoreError> {
-        let sql = format!(
-            "SELECT id, stream_id, {kind}_id AS target_id, share, state FROM stream_{kind}s \
-             WHERE state = 'active' ORDER BY stream_id, id"
-        );
-        let rows: Vec<TargetRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TargetRow::into_target).collect()
-    }
-
     /// Writes one file-declared object through the object layer (the Admin API's writer), with
     /// its key, its file and its times, inside the load's transaction; returns its id. A unique
     /// constraint names the object by `what`.
@@ -213,12 +204,10 @@ where
             values,
             children,
         };
-        match Self::write_object(tx, &write).await {
-            Ok(Some(id)) => Ok(id),
-            Ok(None) => Err(StoreError::Corrupt(format!("{} is gone", what()))),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict { what: what() }),
-            Err(error) => Err(error),
-        }
+        Self::write_object(tx, &write)
+            .await
+            .map_err(|e| e.conflict_named(what))?
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is gone", what())))
     }
 }
 
@@ -393,7 +382,7 @@ where
             });
         }
         let mut landings: HashMap<i64, Vec<LandingShare>> = HashMap::new();
-        for target in self.active_targets("landing").await? {
+        for target in self.stream_targets("landing", ACTIVE, None).await? {
             if let Some(key) = landing_keys.get(&target.target_id) {
                 landings
                     .entry(target.stream_id)
@@ -405,7 +394,7 @@ where
             }
         }
         let mut offers: HashMap<i64, Vec<OfferShare>> = HashMap::new();
-        for target in self.active_targets("offer").await? {
+        for target in self.stream_targets("offer", ACTIVE, None).await? {
             if let Some(key) = offer_keys.get(&target.target_id) {
                 offers
                     .entry(target.stream_id)

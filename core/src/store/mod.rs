@@ -90,6 +90,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A conflict named by `what` (the object the caller wrote), any other error as it is.
+    pub(crate) fn conflict_named(self, what: impl FnOnce() -> String) -> StoreError {
+        match self {
+            StoreError::Conflict { .. } => StoreError::Conflict { what: what() },
+            other => other,
+        }
+    }
+
     /// True when the error is about the data being written (a value out of range, a text the
     /// database cannot hold, a constraint), so that the same write fails again however often
     /// it is retried; false when it is about the store (unreachable, locked, out of space, a

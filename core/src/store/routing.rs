@@ -83,25 +83,19 @@ where
         }
         let mut landing_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
             std::collections::HashMap::new();
-        for row in sqlx::query(
-            "SELECT id, stream_id, landing_id AS target_id, share, state FROM stream_landings ORDER BY stream_id, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let target = Self::target_row(&row)?;
-            landing_targets.entry(target.stream_id).or_default().push(target);
+        for target in self.stream_targets("landing", "", None).await? {
+            landing_targets
+                .entry(target.stream_id)
+                .or_default()
+                .push(target);
         }
         let mut offer_targets: std::collections::HashMap<i64, Vec<StreamTarget>> =
             std::collections::HashMap::new();
-        for row in sqlx::query(
-            "SELECT id, stream_id, offer_id AS target_id, share, state FROM stream_offers ORDER BY stream_id, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let target = Self::target_row(&row)?;
-            offer_targets.entry(target.stream_id).or_default().push(target);
+        for target in self.stream_targets("offer", "", None).await? {
+            offer_targets
+                .entry(target.stream_id)
+                .or_default()
+                .push(target);
         }
         let streams = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {STREAM_COLUMNS} FROM streams WHERE state = 'active' ORDER BY campaign_id, position, id"

@@ -175,25 +175,30 @@ where
         .iter()
         .map(Self::filter_row)
         .collect::<Result<_, _>>()?;
-        let mut targets = Vec::new();
-        for kind in ["landing", "offer"] {
-            let sql = format!(
-                "SELECT id, stream_id, {kind}_id AS target_id, share, state FROM stream_{kind}s \
-                 WHERE stream_id = $1 ORDER BY id"
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-            targets.push(
-                rows.iter()
-                    .map(Self::target_row)
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
-        }
-        let offers = targets.pop().unwrap_or_default();
-        let landings = targets.pop().unwrap_or_default();
+        let one = "WHERE stream_id = $1";
+        let landings = self.stream_targets("landing", one, Some(id)).await?;
+        let offers = self.stream_targets("offer", one, Some(id)).await?;
         Self::stream_row(&row, filters, landings, offers)
+    }
+
+    /// Streams' landings (`kind` = `landing`) or offers matching `condition` (fixed text; `$1`
+    /// is `stream` when given), by stream and id.
+    pub(super) async fn stream_targets(
+        &self,
+        kind: &'static str,
+        condition: &'static str,
+        stream: Option<i64>,
+    ) -> Result<Vec<StreamTarget>, StoreError> {
+        let sql = format!(
+            "SELECT id, stream_id, {kind}_id AS target_id, share, state FROM stream_{kind}s \
+             {condition} ORDER BY stream_id, id"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(stream) = stream {
+            query = query.bind(stream);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(Self::target_row).collect()
     }
 
     pub(super) fn campaign_row(row: &DB::Row) -> Result<Campaign, StoreError> {
@@ -362,11 +367,10 @@ where
         let id = self
             .create(&tables::CAMPAIGNS, values, Vec::new())
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => StoreError::Conflict {
-                    what: format!("a campaign with alias `{}` or the same token", new.alias),
-                },
-                e => e,
+            .map_err(|e| {
+                e.conflict_named(|| {
+                    format!("a campaign with alias `{}` or the same token", new.alias)
+                })
             })?;
         self.campaign(id).await?.ok_or_else(|| gone("campaign", id))
     }

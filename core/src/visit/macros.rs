@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::ClickContext;
-use crate::model::{Access, CLICK_FIELDS, Click};
+use crate::model::{Access, Click, macro_field};
 use crate::template::MacroSource;
 
 /// Macro values of a click, after enrichment (see `ClickContext::finish_enrichment`).
@@ -87,7 +87,7 @@ impl<'c, 'a> MacroSource for ClickMacros<'c, 'a> {
 /// `model::CLICK_FIELDS`): texts as they are, numbers in decimal ("" when unset), flags as 1
 /// or 0, money as a decimal.
 fn click_field<'c>(click: &'c Click, name: &str) -> Option<Cow<'c, str>> {
-    let field = CLICK_FIELDS.iter().find(|f| f.macros.contains(&name))?;
+    let field = macro_field(name)?;
     Some(match field.access {
         Access::Text(get, _) => Cow::Borrowed(get(click).as_str()),
         Access::Int(get, _) => Cow::Owned(get(click).to_string()),

@@ -47,6 +47,25 @@ fn id(value: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no id in {value}"))
 }
 
+/// A landing and an offer for streams to send traffic to.
+async fn landing_and_offer(admin: &Admin) -> (Value, Value) {
+    let landing = admin
+        .ok(
+            Method::POST,
+            "/landing_pages",
+            Some(json!({ "name": "L", "url": "https://lp.example/" })),
+        )
+        .await;
+    let offer = admin
+        .ok(
+            Method::POST,
+            "/offers",
+            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
+        )
+        .await;
+    (landing, offer)
+}
+
 fn has_fields(value: &Value, fields: &[&str]) {
     for field in fields {
         assert!(value.get(field).is_some(), "{field} missing from {value}");
@@ -264,20 +283,7 @@ async fn every_resource_life_cycle(backend: Backend) {
     assert_eq!(enabled["state"], "active");
 
     // Streams, with every child list.
-    let landing = admin
-        .ok(
-            Method::POST,
-            "/landing_pages",
-            Some(json!({ "name": "L", "url": "https://lp.example/" })),
-        )
-        .await;
-    let offer = admin
-        .ok(
-            Method::POST,
-            "/offers",
-            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
-        )
-        .await;
+    let (landing, offer) = landing_and_offer(&admin).await;
     let stream_fields = [
         "id",
         "type",
@@ -1443,20 +1449,7 @@ async fn a_cloned_campaign_gets_its_streams(backend: Backend) {
             Some(json!({ "name": "Original", "alias": "original" })),
         )
         .await;
-    let landing = admin
-        .ok(
-            Method::POST,
-            "/landing_pages",
-            Some(json!({ "name": "L", "url": "https://lp.example/" })),
-        )
-        .await;
-    let offer = admin
-        .ok(
-            Method::POST,
-            "/offers",
-            Some(json!({ "name": "O", "url": "https://offer.example/?s={subid}" })),
-        )
-        .await;
+    let (landing, offer) = landing_and_offer(&admin).await;
     for (name, weight, position) in [("First", 30, 1), ("Second", 70, 2)] {
         admin
             .ok(
