@@ -114,6 +114,17 @@ pub struct Within {
     pub groups: Vec<i64>,
 }
 
+impl Within {
+    /// Whether a row read back (`{column: value}`) is one this covers; the query's test
+    /// (see `where_clause`), for a single object.
+    pub fn covers(&self, row: &Map<String, Value>) -> bool {
+        let id = row.get("id").and_then(Value::as_i64);
+        let group = row.get("group_id").and_then(Value::as_i64);
+        id.is_some_and(|id| self.ids.contains(&id))
+            || group.is_some_and(|g| self.groups.contains(&g))
+    }
+}
+
 impl RowFilter {
     pub fn all() -> Self {
         RowFilter::default()

@@ -1,8 +1,8 @@
 //! What a caller may do: ADMINs (and the bootstrap key) everything; a USER what its
 //! `access_data` grants per resource (see `users.rs`). Decided per request from the method and
 //! path, before the handler runs. Under `to_groups_and_selected` a single object is checked
-//! here and a list is filtered by its handler's query: the middleware hands the [`Scope`] to
-//! the handler (a request extension, as the store's `Within`), the handler marks its answer
+//! here and a list is filtered by its handler's query: the middleware hands the grant's
+//! [`Within`] to the handler (a request extension), the handler marks its answer
 //! `resource::Scoped`, and an answer
 //! without that mark is refused rather than shown unfiltered.
 
@@ -22,31 +22,7 @@ pub enum Decision {
     Allow,
     Deny(String),
     /// Allowed, but only these objects may be shown of the list the handler answers.
-    FilterList(Scope),
-}
-
-/// The objects a `to_groups_and_selected` grant covers.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub groups: Vec<i64>,
-    pub selected: Vec<i64>,
-}
-
-impl Scope {
-    /// The rows this scope covers, as a store filter.
-    pub fn within(&self) -> Within {
-        Within {
-            ids: self.selected.clone(),
-            groups: self.groups.clone(),
-        }
-    }
-
-    fn covers(&self, object: &Map<String, Value>) -> bool {
-        let id = object.get("id").and_then(Value::as_i64);
-        let group = object.get("group_id").and_then(Value::as_i64);
-        id.is_some_and(|id| self.selected.contains(&id))
-            || group.is_some_and(|g| self.groups.contains(&g))
-    }
+    FilterList(Within),
 }
 
 fn ids(access: &Map<String, Value>, key: &str) -> Vec<i64> {
@@ -137,9 +113,9 @@ pub async fn decide(
             "this key's user may only read {resource}"
         ))),
         _ => {
-            let scope = Scope {
+            let scope = Within {
+                ids: ids(access, &format!("{resource}_selected")),
                 groups: ids(access, &format!("{resource}_groups")),
-                selected: ids(access, &format!("{resource}_selected")),
             };
             match segments.get(1).and_then(|s| s.parse::<i64>().ok()) {
                 Some(id) => {

@@ -91,7 +91,7 @@ async fn require_api_key(State(state): State<AppState>, request: Request, next: 
         Ok(access::Decision::Allow) => next.run(request).await,
         Ok(access::Decision::FilterList(scope)) => {
             let mut request = request;
-            request.extensions_mut().insert(scope.within());
+            request.extensions_mut().insert(scope);
             access::scoped_answer(next.run(request).await)
         }
         Ok(access::Decision::Deny(message)) => (
