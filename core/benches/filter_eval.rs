@@ -1,7 +1,8 @@
 //! One stream filter evaluation by origin: built-in vs Rhai script (native plugins are added by
 //! the native loader's benchmark). Each filter answers the same question — "is the visitor in
 //! GB?" — against a click whose geography is already known, so the figure is the cost of the
-//! call itself. `rhai_first_call` adds the once-per-click script view of the click.
+//! call itself (the script through its guard, as routing calls it). `guard_admit_finish` is
+//! the guard alone. `rhai_first_call` adds the once-per-click script view of the click.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -39,7 +40,14 @@ fn bench(c: &mut Criterion) {
         native_dir: "/nonexistent".into(),
         cache_dir: std::env::temp_dir(),
         watch: false,
-        debounce: std::time::Duration::from_millis(200),
+        // Unthrottled: back-to-back calls would use up the per-kind time budget, and the
+        // bench would measure skips.
+        guard: switchyard::guard::GuardPolicy {
+            cpu_share: 1.0,
+            cpu_burst: std::time::Duration::from_secs(3_600),
+            ..switchyard::guard::GuardPolicy::default()
+        },
+        ..switchyard::config::defaults().plugins
     };
     let registry = load_plugins(&config).unwrap().registry;
     let builtin = registry
@@ -91,6 +99,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut fresh = ClickContext::new(&env, &visit, &campaign, click(), false);
             black_box(script.matches(&mut fresh).unwrap())
+        })
+    });
+    // The guard every script and native call goes through (the registry's wrapper): admit,
+    // measure on the coarse clock, count.
+    let guard = switchyard::guard::KindGuard::new("bench:guard", "v1", &config.guard);
+    group.bench_function("guard_admit_finish", |b| {
+        b.iter(|| {
+            let call = guard.admit().unwrap();
+            guard.finish(black_box(call), None);
         })
     });
     group.bench_function("context_only", |b| {

@@ -18,6 +18,7 @@ mod conversions;
 pub mod enrich;
 mod fetch;
 pub mod files;
+pub mod guard;
 mod ids;
 pub mod journal;
 pub mod model;

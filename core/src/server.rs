@@ -189,6 +189,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.postback.retry_base,
         config.postback.max_attempts,
     );
+    let user_code = crate::guard::UserCodePool::start(
+        config.plugins.pool_threads,
+        config.plugins.pool_queue,
+        &config.plugins.guard,
+    );
     let state = AppState::new(api::Shared {
         postbacks,
         postback_inbox: held_postbacks.as_ref().map(|(inbox, _)| inbox.clone()),
@@ -200,6 +205,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         secrets: Arc::new(secrets),
         started: Instant::now(),
         traffic: Arc::new(traffic),
+        user_code,
         supervisor,
         fetcher,
         remote_cache: Arc::new(quick_cache::sync::Cache::new(1_024)),

@@ -24,7 +24,7 @@ use super::AppState;
 use super::client::{client_ip, header_text, language};
 use super::reply::resolve;
 use crate::net::normalise_ip;
-use crate::traffic::{LandingToken, RouteOptions, Visit, route_click};
+use crate::traffic::{LandingToken, RouteOptions, Visit};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -272,7 +272,7 @@ async fn handle(
             .filter(|(k, _)| !CONTROL.contains(&k.as_str()) && !k.starts_with("original_headers["))
             .cloned(),
     );
-    let visit = Visit {
+    let visit = std::sync::Arc::new(Visit {
         ip,
         user_agent,
         referrer,
@@ -291,7 +291,7 @@ async fn handle(
         cookie: get("uniqueness_cookie")
             .filter(|c| !c.is_empty())
             .map(str::to_string),
-    };
+    });
     let options = RouteOptions {
         trace: truthy(get("log")),
         force_offer: truthy(get("force_redirect_offer")),
@@ -299,7 +299,7 @@ async fn handle(
         dry_run: false,
         offer_id: None,
     };
-    let mut result = route_click(&state.traffic, &snapshot, route, &visit, &options);
+    let mut result = state.router(&snapshot).click(route, &visit, &options).await;
     result.click.request_url = crate::model::bounded_text(get("uri").unwrap_or_default());
     let landing_token = LandingToken::issue(
         &state.traffic.signer,

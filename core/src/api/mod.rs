@@ -44,6 +44,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Routing with this request's snapshot (see [`crate::traffic::Router`]).
+    pub fn router<'a>(
+        &'a self,
+        snapshot: &'a Arc<crate::traffic::RoutingSnapshot>,
+    ) -> crate::traffic::Router<'a> {
+        crate::traffic::Router {
+            pool: &self.user_code,
+            env: &self.traffic,
+            snapshot,
+        }
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
 
@@ -65,6 +79,8 @@ pub struct Shared {
     pub started: Instant,
     /// Enrichment, visitor memory, counters and the signer: what routing needs besides the snapshot.
     pub traffic: Arc<TrafficEnv>,
+    /// Routes the clicks of campaigns that run user code, off the async workers.
+    pub user_code: crate::guard::UserCodePool,
     /// Outbound fetches of `curl`/`remote` actions (SSRF-guarded).
     pub fetcher: Fetcher,
     /// Plugin reloads and their report.

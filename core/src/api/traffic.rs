@@ -14,7 +14,7 @@ use super::client::visit_from_request;
 use super::reply::{http_response, resolve_in_time};
 use crate::model::unix_now;
 use crate::store::LandingClick;
-use crate::traffic::{LandingToken, RouteOptions, route_click, route_landing_click};
+use crate::traffic::{LandingToken, RouteOptions};
 
 /// The visitor cookie's name.
 pub const VISITOR_COOKIE: &str = "_sy_v";
@@ -37,14 +37,17 @@ async fn campaign_link(
     let Some(route) = snapshot.campaign_by_alias(&alias) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
-    let visit = visit_from_request(&state, peer, &headers, query.as_deref(), VISITOR_COOKIE);
-    let mut result = route_click(
-        &state.traffic,
-        &snapshot,
-        route,
-        &visit,
-        &RouteOptions::default(),
-    );
+    let visit = std::sync::Arc::new(visit_from_request(
+        &state,
+        peer,
+        &headers,
+        query.as_deref(),
+        VISITOR_COOKIE,
+    ));
+    let mut result = state
+        .router(&snapshot)
+        .click(route, &visit, &RouteOptions::default())
+        .await;
     let requested = match query.as_deref().filter(|q| !q.is_empty()) {
         Some(query) => visit.url(format_args!("/{alias}?{query}")),
         None => visit.url(format_args!("/{alias}")),
@@ -104,9 +107,18 @@ async fn root(
                 .into_response();
         };
         let offer_id = get("offer_id").and_then(|id| id.parse::<i64>().ok());
-        let visit = visit_from_request(&state, peer, &headers, query.as_deref(), VISITOR_COOKIE);
+        let visit = std::sync::Arc::new(visit_from_request(
+            &state,
+            peer,
+            &headers,
+            query.as_deref(),
+            VISITOR_COOKIE,
+        ));
         let snapshot = state.snapshot.load();
-        let Some(result) = route_landing_click(&state.traffic, &snapshot, &token, &visit, offer_id)
+        let Some(result) = state
+            .router(&snapshot)
+            .landing_click(&token, &visit, offer_id)
+            .await
         else {
             return (
                 StatusCode::NOT_FOUND,

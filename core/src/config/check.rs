@@ -132,6 +132,56 @@ impl Checker<'_, '_> {
         Duration::from_millis(value)
     }
 
+    /// The `[user_code]` section as a policy.
+    pub(super) fn user_code(&mut self, raw: &super::raw::RawUserCode) -> crate::guard::GuardPolicy {
+        let section = "user_code";
+        let mut ratio = |key: &str, value: f64| {
+            if !(0.0..=1.0).contains(&value) || value.is_nan() {
+                self.fail(
+                    section,
+                    key,
+                    format!("must be between 0.0 and 1.0, not {value}"),
+                );
+            }
+            value.clamp(0.0, 1.0)
+        };
+        let max_failure_ratio = ratio("max_failure_ratio", raw.max_failure_ratio);
+        let max_overrun_ratio = ratio("max_overrun_ratio", raw.max_overrun_ratio);
+        let cpu_share = ratio("cpu_share", raw.cpu_share);
+        if cpu_share == 0.0 {
+            self.fail(section, "cpu_share", "must be greater than 0".into());
+        }
+        let call_budget = self.millis(section, "call_budget_ms", raw.call_budget_ms);
+        let native_deadline = self.millis(section, "native_deadline_ms", raw.native_deadline_ms);
+        if native_deadline < call_budget {
+            self.fail(
+                section,
+                "native_deadline_ms",
+                format!(
+                    "must be at least call_budget_ms ({} ms)",
+                    call_budget.as_millis()
+                ),
+            );
+        }
+        crate::guard::GuardPolicy {
+            call_budget,
+            native_deadline,
+            hang_after: self.millis(section, "hang_after_ms", raw.hang_after_ms),
+            window: Duration::from_secs(self.bounded(
+                section,
+                "window_seconds",
+                raw.window_seconds,
+                1,
+                86_400,
+            ) as u64),
+            min_calls: self.bounded(section, "min_calls", raw.min_calls, 1, 1_000_000) as u32,
+            max_failure_ratio,
+            max_overrun_ratio,
+            cpu_share,
+            cpu_burst: self.millis(section, "cpu_burst_ms", raw.cpu_burst_ms),
+        }
+    }
+
     pub(super) fn positive(&mut self, section: &str, key: &str, value: u64) -> usize {
         if value == 0 {
             self.fail(section, key, "must be greater than 0".into());

@@ -144,6 +144,11 @@ pub struct PluginsConfig {
     pub cache_dir: PathBuf,
     pub watch: bool,
     pub debounce: Duration,
+    /// The limits every script and native kind runs under (`[user_code]`).
+    pub guard: crate::guard::GuardPolicy,
+    /// Threads and queue of the user-code pool (`[user_code]`).
+    pub pool_threads: usize,
+    pub pool_queue: usize,
 }
 
 /// The campaigns directory (config-as-files); `None` when not configured.
@@ -355,6 +360,7 @@ pub fn from_sources(
     let triggers: RawTriggers = section(&table, "triggers", &locator, &mut problems);
     let dialects: RawDialects = section(&table, "dialects", &locator, &mut problems);
     let campaigns: RawCampaigns = section(&table, "campaigns", &locator, &mut problems);
+    let user_code: RawUserCode = section(&table, "user_code", &locator, &mut problems);
 
     let mut check = Checker {
         locator: &locator,
@@ -463,6 +469,9 @@ pub fn from_sources(
             cache_dir: base.join(&server.data_dir).join("plugin-cache"),
             watch: reload.watch,
             debounce: Duration::from_millis(reload.debounce_ms.clamp(10, 60_000)),
+            guard: check.user_code(&user_code),
+            pool_threads: check.bounded("user_code", "threads", user_code.threads, 1, 64),
+            pool_queue: check.bounded("user_code", "queue", user_code.queue, 1, 100_000),
         },
         triggers: TriggersConfig {
             enabled: triggers.enabled,
@@ -519,6 +528,7 @@ const SECTIONS: &[&str] = &[
     "triggers",
     "dialects",
     "campaigns",
+    "user_code",
     "log",
 ];
 
@@ -583,6 +593,7 @@ fn default_tables() -> BTreeMap<&'static str, Table> {
         ("triggers", table(RawTriggers::default())),
         ("dialects", table(RawDialects::default())),
         ("campaigns", table(RawCampaigns::default())),
+        ("user_code", table(RawUserCode::default())),
         ("log", table(RawLog::default())),
     ])
 }

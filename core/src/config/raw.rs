@@ -221,6 +221,54 @@ impl Default for RawPlugins {
     }
 }
 
+/// Budgets and isolation of user code (Rhai scripts and native plugins); see README "User
+/// code budgets".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawUserCode {
+    /// One call's budget: a script is stopped here; a call this long counts as an overrun.
+    pub call_budget_ms: u64,
+    /// A native call still running after this long is set aside (the click goes on).
+    pub native_deadline_ms: u64,
+    /// A call set aside that has not returned after this long disables its kind.
+    pub hang_after_ms: u64,
+    /// The sliding window of the failure and overrun ratios, in seconds.
+    pub window_seconds: u64,
+    /// Calls in the window before a ratio can disable a kind.
+    pub min_calls: u64,
+    /// Disable a kind when this share of its calls in the window failed (0.0–1.0).
+    pub max_failure_ratio: f64,
+    /// Disable a kind when this share of its calls in the window overran (0.0–1.0).
+    pub max_overrun_ratio: f64,
+    /// The share of one core each kind may keep busy (0.0–1.0); past it, calls are skipped.
+    pub cpu_share: f64,
+    /// Busy time a kind may spend at once before `cpu_share` applies, in milliseconds.
+    pub cpu_burst_ms: u64,
+    /// Threads that route the clicks of campaigns using user code.
+    pub threads: u64,
+    /// Clicks that may wait for those threads; past it, clicks route without user code.
+    pub queue: u64,
+}
+
+impl Default for RawUserCode {
+    fn default() -> Self {
+        let policy = crate::guard::GuardPolicy::default();
+        RawUserCode {
+            call_budget_ms: policy.call_budget.as_millis() as u64,
+            native_deadline_ms: policy.native_deadline.as_millis() as u64,
+            hang_after_ms: policy.hang_after.as_millis() as u64,
+            window_seconds: policy.window.as_secs(),
+            min_calls: u64::from(policy.min_calls),
+            max_failure_ratio: policy.max_failure_ratio,
+            max_overrun_ratio: policy.max_overrun_ratio,
+            cpu_share: policy.cpu_share,
+            cpu_burst_ms: policy.cpu_burst.as_millis() as u64,
+            threads: 1,
+            queue: 256,
+        }
+    }
+}
+
 /// Config-as-files: a directory of TOML files declaring campaigns and what they use.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

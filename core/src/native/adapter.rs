@@ -6,7 +6,6 @@ use std::cell::OnceCell;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::Value;
 use switchyard_plugin_sdk::abi::{
@@ -15,7 +14,6 @@ use switchyard_plugin_sdk::abi::{
     REPLY_REDIRECT, ReleaseFn, ReplyOut, Status, StrRef,
 };
 
-use super::health::{KindHealth, KindStatus, Strike};
 use crate::enrich::{DeviceInfo, GeoInfo};
 use crate::model::Click;
 use crate::registry::{
@@ -44,17 +42,17 @@ pub(super) fn take_message(free_bytes: FreeBytesFn, bytes: PluginBytes) -> Strin
     text
 }
 
-/// A failed call's strike, from its status and message.
-pub(super) fn strike(status: Status, message: String) -> Strike {
+/// A failed call's description, from its status and message (`error: …`, `panic: …`).
+pub(super) fn failure(status: Status, message: String) -> String {
     let message = if message.is_empty() {
         "no message".to_string()
     } else {
         message
     };
     match status {
-        Status::PANIC => Strike::Panic(message),
-        Status::ERROR => Strike::Error(message),
-        Status(other) => Strike::Error(format!("unknown status {other}: {message}")),
+        Status::PANIC => format!("panic: {message}"),
+        Status::ERROR => format!("error: {message}"),
+        Status(other) => format!("error: unknown status {other}: {message}"),
     }
 }
 
@@ -256,12 +254,13 @@ struct FilterShared {
     name: String,
     decl: FilterFns,
     free_bytes: FreeBytesFn,
-    health: KindHealth,
 }
 
 /// A library's filter kind as a registry factory.
 pub struct NativeFilterKind {
     info: KindInfo,
+    /// The library's SHA-256: the kind's guard is kept across reloads while it is the same.
+    fingerprint: String,
     shared: Arc<FilterShared>,
 }
 
@@ -270,7 +269,7 @@ impl NativeFilterKind {
         info: KindInfo,
         decl: FilterDecl,
         free_bytes: FreeBytesFn,
-        health: KindHealth,
+        fingerprint: &str,
     ) -> Self {
         NativeFilterKind {
             shared: Arc::new(FilterShared {
@@ -281,8 +280,8 @@ impl NativeFilterKind {
                     release: decl.release,
                 },
                 free_bytes,
-                health,
             }),
+            fingerprint: fingerprint.to_string(),
             info,
         }
     }
@@ -290,15 +289,15 @@ impl NativeFilterKind {
     pub(super) fn info_name(&self) -> &str {
         &self.info.name
     }
-
-    pub(super) fn status(&self) -> KindStatus {
-        self.shared.health.status("filter")
-    }
 }
 
 impl FilterFactory for NativeFilterKind {
     fn info(&self) -> &KindInfo {
         &self.info
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
     }
 
     fn build(&self, payload: &Value) -> Result<Box<dyn Filter>, String> {
@@ -320,10 +319,7 @@ impl FilterFactory for NativeFilterKind {
                 shared: shared.clone(),
             })),
             Status::OK => Err(format!("{}: the plugin built no filter", shared.name)),
-            Status::PANIC => {
-                shared.health.record_panic(&message);
-                Err(format!("{}: the plugin panicked: {message}", shared.name))
-            }
+            Status::PANIC => Err(format!("{}: the plugin panicked: {message}", shared.name)),
             _ => Err(message),
         }
     }
@@ -354,10 +350,6 @@ impl Drop for NativeFilter {
 impl Filter for NativeFilter {
     fn matches(&self, ctx: &mut ClickContext<'_>) -> Result<bool, FilterError> {
         let shared = &self.shared;
-        if shared.health.is_disabled() {
-            ctx.log(|| format!("Filter \"{}\" is disabled; it does not match", shared.name));
-            return Ok(false);
-        }
         // Looked up once per click and cached on the context (the click needs both anyway).
         ctx.geo();
         let device = ctx.device();
@@ -372,7 +364,6 @@ impl Filter for NativeFilter {
         let now = ctx.now;
         let mut matched = 0u8;
         let mut error = PluginBytes::EMPTY;
-        let started = Instant::now();
         let status = with_view(&host, |view| {
             let view = ClickView {
                 stream_id,
@@ -386,14 +377,15 @@ impl Filter for NativeFilter {
             }))
             .unwrap_or(Status::PANIC)
         });
-        let elapsed = started.elapsed();
         let message = take_message(shared.free_bytes, error);
-        let outcome = match status {
+        match status {
             Status::OK => Ok(matched != 0),
-            status => Err(strike(status, message)),
-        };
-        shared.health.finish_call(elapsed, outcome.as_ref().err());
-        outcome.map_err(|strike| FilterError(format!("{}: {strike}", shared.name)))
+            status => Err(FilterError(format!(
+                "{}: {}",
+                shared.name,
+                failure(status, message)
+            ))),
+        }
     }
 }
 
@@ -410,12 +402,13 @@ struct ActionShared {
     decl: ActionFns,
     free_bytes: FreeBytesFn,
     free_reply: FreeReplyFn,
-    health: KindHealth,
 }
 
 /// A library's action kind as a registry factory.
 pub struct NativeActionKind {
     info: KindInfo,
+    /// As [`NativeFilterKind`]'s.
+    fingerprint: String,
     shared: Arc<ActionShared>,
 }
 
@@ -425,7 +418,7 @@ impl NativeActionKind {
         decl: ActionDecl,
         free_bytes: FreeBytesFn,
         free_reply: FreeReplyFn,
-        health: KindHealth,
+        fingerprint: &str,
     ) -> Self {
         NativeActionKind {
             shared: Arc::new(ActionShared {
@@ -437,8 +430,8 @@ impl NativeActionKind {
                 },
                 free_bytes,
                 free_reply,
-                health,
             }),
+            fingerprint: fingerprint.to_string(),
             info,
         }
     }
@@ -446,15 +439,15 @@ impl NativeActionKind {
     pub(super) fn info_name(&self) -> &str {
         &self.info.name
     }
-
-    pub(super) fn status(&self) -> KindStatus {
-        self.shared.health.status("action")
-    }
 }
 
 impl ActionFactory for NativeActionKind {
     fn info(&self) -> &KindInfo {
         &self.info
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
     }
 
     fn build(&self, payload: &Value, options: &Value) -> Result<Box<dyn Action>, String> {
@@ -483,10 +476,7 @@ impl ActionFactory for NativeActionKind {
                 shared: shared.clone(),
             })),
             Status::OK => Err(format!("{}: the plugin built no action", shared.name)),
-            Status::PANIC => {
-                shared.health.record_panic(&message);
-                Err(format!("{}: the plugin panicked: {message}", shared.name))
-            }
+            Status::PANIC => Err(format!("{}: the plugin panicked: {message}", shared.name)),
             _ => Err(message),
         }
     }
@@ -515,12 +505,6 @@ impl Drop for NativeAction {
 impl Action for NativeAction {
     fn run(&self, env: &dyn ActionEnv) -> Result<Reply, ActionError> {
         let shared = &self.shared;
-        if shared.health.is_disabled() {
-            return Err(ActionError(format!(
-                "{} is disabled after repeated failures",
-                shared.name
-            )));
-        }
         let click = env.click();
         let host = HostData::Action {
             click,
@@ -528,7 +512,6 @@ impl Action for NativeAction {
         };
         let mut reply = ReplyOut::EMPTY;
         let mut error = PluginBytes::EMPTY;
-        let started = Instant::now();
         let status = with_view(&host, |view| {
             let view = ClickView {
                 stream_id: click.stream_id.unwrap_or(0),
@@ -541,17 +524,15 @@ impl Action for NativeAction {
             }))
             .unwrap_or(Status::PANIC)
         });
-        let elapsed = started.elapsed();
         let message = take_message(shared.free_bytes, error);
         let converted = match status {
-            Status::OK => copy_reply(&reply).map_err(Strike::Error),
-            status => Err(strike(status, message)),
+            Status::OK => copy_reply(&reply).map_err(|message| format!("error: {message}")),
+            status => Err(failure(status, message)),
         };
         // SAFETY: the reply was written by this library's run (or is still EMPTY); it goes
         // back to the library's own free function exactly once.
         unsafe { (shared.free_reply)(&mut reply) };
-        shared.health.finish_call(elapsed, converted.as_ref().err());
-        converted.map_err(|strike| ActionError(format!("{}: {strike}", shared.name)))
+        converted.map_err(|failure| ActionError(format!("{}: {failure}", shared.name)))
     }
 }
 

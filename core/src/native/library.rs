@@ -15,9 +15,10 @@ use switchyard_plugin_sdk::abi::{
 use switchyard_plugin_sdk::{ABI_VERSION, HEADER_SYMBOL, HeaderError, PluginHeader};
 
 use super::adapter::{NativeActionKind, NativeFilterKind};
-use super::health::{KindHealth, Limits, PluginStatus};
+use super::status::{KindStatus, PluginStatus};
 use super::trigger::NativeTriggerKind;
 use super::{NAME_PREFIX, PluginError};
+use crate::guard::KindGuard;
 use crate::registry::{KindInfo, Origin, PayloadDoc};
 
 /// Every library this process opened, by the path of its loaded copy. Entries are never
@@ -106,22 +107,26 @@ impl LoadedPlugin {
         &self.triggers
     }
 
-    /// Counters, disabled kinds and recent problems.
-    pub fn status(&self) -> PluginStatus {
+    /// Its kinds with their guards' counters (`guards`: the registry's, see
+    /// `Registry::guards`), disabled kinds and why.
+    pub fn status(&self, guards: &BTreeMap<String, Arc<KindGuard>>) -> PluginStatus {
         let kinds: Vec<_> = self
-            .filters
-            .iter()
-            .map(|k| k.status())
-            .chain(self.actions.iter().map(|k| k.status()))
-            .chain(self.triggers.iter().map(|k| k.status()))
+            .filter_names()
+            .map(|name| KindStatus::of(name, "filter", guards))
+            .chain(
+                self.action_names()
+                    .map(|name| KindStatus::of(name, "action", guards)),
+            )
+            .chain(
+                self.trigger_names()
+                    .map(|name| KindStatus::of(name, "trigger", guards)),
+            )
             .collect();
         let messages = kinds
             .iter()
-            .filter(|k| k.state == super::PluginState::Disabled)
             .filter_map(|k| {
-                k.messages
-                    .last()
-                    .map(|message| format!("{}: {message}", k.name))
+                let reason = k.guard.as_ref()?.reason.as_ref()?;
+                Some(format!("{}: disabled: {reason}", k.name))
             })
             .collect();
         PluginStatus {
@@ -142,19 +147,10 @@ fn is_library(path: &Path) -> bool {
         .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
-/// Loads every library directly in `dir` (not in subdirectories), in file name order, with
-/// the default [`Limits`]. Returns the libraries that loaded and the errors of those that did
-/// not; one bad library never stops the others.
+/// Loads every library directly in `dir` (not in subdirectories), in file name order.
+/// Returns the libraries that loaded and the errors of those that did not; one bad library
+/// never stops the others.
 pub fn load_dir(dir: &Path, cache_dir: &Path) -> (Vec<LoadedPlugin>, Vec<PluginError>) {
-    load_dir_with(dir, cache_dir, &Limits::default())
-}
-
-/// [`load_dir`] with explicit limits for the loaded kinds.
-pub fn load_dir_with(
-    dir: &Path,
-    cache_dir: &Path,
-    limits: &Limits,
-) -> (Vec<LoadedPlugin>, Vec<PluginError>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(source) => {
@@ -176,7 +172,7 @@ pub fn load_dir_with(
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        match load_library_with(&path, cache_dir, limits) {
+        match load_library(&path, cache_dir) {
             Ok(plugin) => loaded.push(plugin),
             Err(error) => errors.push(error),
         }
@@ -184,55 +180,38 @@ pub fn load_dir_with(
     (loaded, errors)
 }
 
-/// Loads one library with the default [`Limits`]: copies it to
+/// Loads one library: copies it to
 /// `<cache_dir>/<sha256>.<ext>`, opens the copy, checks the header and the declaration, and
 /// wraps its kinds. Loading a rebuilt file from the same path therefore really loads the new
 /// code (the dynamic loader caches by path); loading identical content again reuses the open
 /// library.
 pub fn load_library(path: &Path, cache_dir: &Path) -> Result<LoadedPlugin, PluginError> {
-    load_library_with(path, cache_dir, &Limits::default())
-}
-
-/// [`load_library`] with explicit limits for the loaded kinds.
-pub fn load_library_with(
-    path: &Path,
-    cache_dir: &Path,
-    limits: &Limits,
-) -> Result<LoadedPlugin, PluginError> {
     let (copy, sha256) = content_addressed_copy(path, cache_dir)?;
     let library = open_once(path, &copy)?;
     check_header(path, library)?;
     let declaration = read_declaration(path, library)?;
     let library_name = path.display().to_string();
     let (name, version, filters, actions, triggers) = describe(path, declaration)?;
-    let health = |info: &KindInfo| KindHealth::new(&info.name, &library_name, limits);
     let free_bytes = declaration.free_bytes;
     let filters = filters
         .into_iter()
-        .map(|(decl, info)| {
-            let health = health(&info);
-            Arc::new(NativeFilterKind::new(info, *decl, free_bytes, health))
-        })
+        .map(|(decl, info)| Arc::new(NativeFilterKind::new(info, *decl, free_bytes, &sha256)))
         .collect();
     let actions = actions
         .into_iter()
         .map(|(decl, info)| {
-            let health = health(&info);
             Arc::new(NativeActionKind::new(
                 info,
                 *decl,
                 free_bytes,
                 declaration.free_reply,
-                health,
+                &sha256,
             ))
         })
         .collect();
     let triggers = triggers
         .into_iter()
-        .map(|(decl, info)| {
-            let health = health(&info);
-            Arc::new(NativeTriggerKind::new(info, *decl, free_bytes, health))
-        })
+        .map(|(decl, info)| Arc::new(NativeTriggerKind::new(info, *decl, free_bytes, &sha256)))
         .collect();
     tracing::info!(library = %library_name, copy = %copy.display(), plugin = %name, version = %version, "Loaded a native plugin.");
     Ok(LoadedPlugin {

@@ -34,14 +34,13 @@
 //! # Calls
 //!
 //! Every call goes through `catch_unwind` on both sides (the SDK's exports catch the plugin's
-//! panics and return them as a status; the adapters guard the host's side). Each per-click
-//! call is timed against [`Limits::call_budget`] (5 ms by default). A synchronous call into
-//! foreign code **cannot be preempted**: a slow call still returns its answer and is only
-//! counted; a kind with [`Limits::max_strikes`] errors, panics or overruns within
-//! [`Limits::window`] is disabled. A disabled filter counts as "does not match", a disabled
-//! action fails (the click gets the empty answer). A call that never returns holds its worker
-//! thread; only running plugins out of process could prevent that. [`LoadedPlugin::status`]
-//! lists counters and problems per kind ([`PluginStatus`]).
+//! panics and return them as a status; the adapters guard the host's side). Budgets are not
+//! this module's business: the registry puts every native kind under the same guard as a
+//! script (`crate::guard`): calls are timed, failures and overruns counted over a window, a
+//! kind disabled on a ratio, and a call still running at its deadline set aside by the
+//! user-code pool's watchdog so that the click goes on without it. A synchronous call into
+//! foreign code cannot be preempted; a call that never returns keeps its (replaced) thread.
+//! [`LoadedPlugin::status`] lists each kind with its guard's counters ([`PluginStatus`]).
 //!
 //! # Intended use (the reload supervisor)
 //!
@@ -55,11 +54,12 @@
 //!     native::register_into(plugin, &mut registry)?; // all kinds of a library, or none
 //! }
 //! // build the routing snapshot with `registry`, swap it in; report `errors` and
-//! // `plugin.status()` / `PluginStatus::failed(&error)` on /health and in the Admin API.
+//! // `plugin.status(registry.guards())` / `PluginStatus::failed(&error)` on /health and in
+//! // the Admin API.
 //! ```
 //!
 //! On a change in the directory it loads again and builds a new registry and snapshot: an
-//! unchanged file maps to the same copy and reuses the open library (fresh counters); a
+//! unchanged file maps to the same copy and reuses the open library (and its guards); a
 //! changed file gets a new copy and its new code. Kinds are resolved when a snapshot is
 //! built, so a snapshot keeps the instances (and code) it was built with until it is dropped.
 //! Keep the cache directory outside the plugin directory's top level (a subdirectory is fine:
@@ -71,17 +71,15 @@
 
 mod adapter;
 mod error;
-mod health;
 mod library;
+mod status;
 mod trigger;
 
 use crate::registry::Registry;
 
 pub use error::PluginError;
-pub use health::{KindStatus, Limits, PluginState, PluginStatus};
-pub use library::{
-    LoadedPlugin, load_dir, load_dir_with, load_library, load_library_with, prune_cache,
-};
+pub use library::{LoadedPlugin, load_dir, load_library, prune_cache};
+pub use status::{KindStatus, PluginState, PluginStatus};
 pub use trigger::NativeTriggerKind;
 
 /// The plugin ABI version this host loads (plugins must match it exactly).

@@ -1,10 +1,9 @@
 //! A library's trigger check kind: builds an instance from the trigger's params, hands it the
-//! fetched page, copies the verdict and releases the instance, all with panics caught, time
-//! measured and the kind's health updated like filters and actions.
+//! fetched page, copies the verdict and releases the instance, all with panics caught. Its
+//! guard (`crate::guard`, held by the trigger check) counts calls like filters and actions.
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use serde_json::Value;
 use switchyard_plugin_sdk::abi::{
@@ -12,8 +11,7 @@ use switchyard_plugin_sdk::abi::{
     TriggerCheckFn, TriggerDecl,
 };
 
-use super::adapter::{FreeBytesFn, strike, take_message};
-use super::health::{KindHealth, KindStatus};
+use super::adapter::{FreeBytesFn, failure, take_message};
 use crate::model::{TriggerEffects, TriggerPage};
 use crate::registry::KindInfo;
 
@@ -24,7 +22,8 @@ pub struct NativeTriggerKind {
     check: TriggerCheckFn,
     release: ReleaseFn,
     free_bytes: FreeBytesFn,
-    health: KindHealth,
+    /// The library's SHA-256 (see `NativeFilterKind`).
+    fingerprint: String,
 }
 
 /// Releases an instance when dropped, so that every path out of a check releases it once.
@@ -58,7 +57,7 @@ impl NativeTriggerKind {
         info: KindInfo,
         decl: TriggerDecl,
         free_bytes: FreeBytesFn,
-        health: KindHealth,
+        fingerprint: &str,
     ) -> Self {
         NativeTriggerKind {
             info,
@@ -66,7 +65,7 @@ impl NativeTriggerKind {
             check: decl.check,
             release: decl.release,
             free_bytes,
-            health,
+            fingerprint: fingerprint.to_string(),
         }
     }
 
@@ -75,19 +74,15 @@ impl NativeTriggerKind {
         &self.info
     }
 
-    /// Counters, state and recent problems.
-    pub fn status(&self) -> KindStatus {
-        self.health.status("trigger")
+    /// What the kind was built from, for its guard.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Builds a check from `params`, runs it on `page` and releases it. Errors (a refused
-    /// payload, a failed or panicking check, a disabled kind) say what went wrong; failures of
-    /// the check itself count against the kind's health.
+    /// payload, a failed or panicking check) say what went wrong.
     pub fn check(&self, params: &Value, page: &TriggerPage) -> Result<TriggerEffects, String> {
         let name = &self.info.name;
-        if self.health.is_disabled() {
-            return Err(format!("{name} is disabled after repeated failures"));
-        }
         let payload = params.to_string();
         let mut pointer: *mut c_void = std::ptr::null_mut();
         let mut error = PluginBytes::EMPTY;
@@ -101,10 +96,7 @@ impl NativeTriggerKind {
         match status {
             Status::OK if !pointer.is_null() => {}
             Status::OK => return Err(format!("{name}: the plugin built no trigger check")),
-            Status::PANIC => {
-                self.health.record_panic(&message);
-                return Err(format!("{name}: the plugin panicked: {message}"));
-            }
+            Status::PANIC => return Err(format!("{name}: the plugin panicked: {message}")),
             _ => return Err(format!("{name}: {message}")),
         }
         let instance = Instance {
@@ -120,7 +112,6 @@ impl NativeTriggerKind {
         };
         let mut effects = EffectsOut::EMPTY;
         let mut error = PluginBytes::EMPTY;
-        let started = Instant::now();
         let status = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: a live instance of this kind; the view and the strings it borrows live
             // on this stack frame for the whole call; `effects` is an EMPTY EffectsOut the
@@ -128,24 +119,21 @@ impl NativeTriggerKind {
             unsafe { (self.check)(instance.pointer, &view, &mut effects, &mut error) }
         }))
         .unwrap_or(Status::PANIC);
-        let elapsed = started.elapsed();
         drop(instance);
         let message = take_message(self.free_bytes, error);
         let verdict_message = take_message(
             self.free_bytes,
             std::mem::replace(&mut effects.message, PluginBytes::EMPTY),
         );
-        let outcome = match status {
+        match status {
             Status::OK => Ok(TriggerEffects {
                 ok: effects.ok != 0,
                 disable: effects.disable != 0,
                 replace_url: effects.replace_url != 0,
                 message: verdict_message,
             }),
-            status => Err(strike(status, message)),
-        };
-        self.health.finish_call(elapsed, outcome.as_ref().err());
-        outcome.map_err(|strike| format!("{name}: {strike}"))
+            status => Err(format!("{name}: {}", failure(status, message))),
+        }
     }
 }
 

@@ -6,8 +6,13 @@
 //!
 //! The Admin API's catalogue endpoints are generated from [`Registry::filters`] and
 //! [`Registry::actions`], so a new plugin appears there by itself.
+//!
+//! Every kind that is not built in is put under a [`KindGuard`] when it is added (see
+//! `crate::guard`): the registry applies the same budgets, failure ratios and reporting to a
+//! script and to a native plugin. [`Registry::guards`] lists them.
 
 pub mod builtin;
+mod guarded;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::guard::{GuardPolicy, KindGuard};
 use crate::template::Template;
 use crate::visit::ClickContext;
 
@@ -93,6 +99,11 @@ pub trait FilterFactory: Send + Sync {
     fn info(&self) -> &KindInfo;
     /// Checks and compiles a payload. The error says what is wrong with it.
     fn build(&self, payload: &Value) -> Result<Box<dyn Filter>, String>;
+    /// What the kind was built from (a script's text hash, a library's copy). A reload keeps
+    /// a kind's guard, with its counters and a disabled state, while this stays the same.
+    fn fingerprint(&self) -> String {
+        String::new()
+    }
 }
 
 /// What an action answers. The host turns it into an HTTP response or a Click API body, and
@@ -158,6 +169,10 @@ pub trait Action: Send + Sync {
 pub trait ActionFactory: Send + Sync {
     fn info(&self) -> &KindInfo;
     fn build(&self, payload: &Value, options: &Value) -> Result<Box<dyn Action>, String>;
+    /// As [`FilterFactory::fingerprint`].
+    fn fingerprint(&self) -> String {
+        String::new()
+    }
 }
 
 /// Why a kind could not be registered.
@@ -177,6 +192,11 @@ pub struct Registry {
     filters: BTreeMap<String, Arc<dyn FilterFactory>>,
     actions: BTreeMap<String, Arc<dyn ActionFactory>>,
     action_aliases: BTreeMap<String, String>,
+    policy: GuardPolicy,
+    /// The guard of every non-built-in kind (filters, actions and trigger checks), by name.
+    guards: BTreeMap<String, Arc<KindGuard>>,
+    /// Guards of the registry this one replaces, adopted by kinds whose fingerprint is the same.
+    previous: BTreeMap<String, Arc<KindGuard>>,
 }
 
 fn origin_text(origin: &Origin) -> String {
@@ -195,6 +215,35 @@ impl Registry {
         registry
     }
 
+    /// The built-in catalogue, with `policy` for the kinds added later. Guards of `previous`
+    /// (the registry being replaced) are kept for kinds whose fingerprint has not changed.
+    pub fn builtin_after(previous: Option<&Registry>, policy: &GuardPolicy) -> Registry {
+        let mut registry = Registry::builtin();
+        registry.policy = policy.clone();
+        if let Some(previous) = previous {
+            registry.previous = previous.guards.clone();
+        }
+        registry
+    }
+
+    /// The guard of the kind `name` built from `fingerprint`: the previous registry's when it
+    /// had the same kind from the same source under the same policy, else a new one.
+    pub fn guard_for(&mut self, name: &str, fingerprint: &str) -> Arc<KindGuard> {
+        let guard = match self.previous.get(name) {
+            Some(old) if old.fingerprint() == fingerprint && *old.policy() == self.policy => {
+                old.clone()
+            }
+            _ => KindGuard::new(name, fingerprint, &self.policy),
+        };
+        self.guards.insert(name.to_string(), guard.clone());
+        guard
+    }
+
+    /// Every guarded kind's guard, by name.
+    pub fn guards(&self) -> &BTreeMap<String, Arc<KindGuard>> {
+        &self.guards
+    }
+
     pub fn add_filter(&mut self, factory: Arc<dyn FilterFactory>) -> Result<(), RegistryError> {
         let name = factory.info().name.clone();
         if let Some(existing) = self.filters.get(&name) {
@@ -204,6 +253,15 @@ impl Registry {
                 by: origin_text(&existing.info().origin),
             });
         }
+        let factory: Arc<dyn FilterFactory> = if factory.info().origin == Origin::Builtin {
+            factory
+        } else {
+            let guard = self.guard_for(&name, &factory.fingerprint());
+            Arc::new(guarded::GuardedFilterFactory {
+                inner: factory,
+                guard,
+            })
+        };
         self.filters.insert(name, factory);
         Ok(())
     }
@@ -219,10 +277,20 @@ impl Registry {
                 });
             }
         }
+        let name = info.name.clone();
         for alias in &info.aliases {
-            self.action_aliases.insert(alias.clone(), info.name.clone());
+            self.action_aliases.insert(alias.clone(), name.clone());
         }
-        self.actions.insert(info.name.clone(), factory);
+        let factory: Arc<dyn ActionFactory> = if info.origin == Origin::Builtin {
+            factory
+        } else {
+            let guard = self.guard_for(&name, &factory.fingerprint());
+            Arc::new(guarded::GuardedActionFactory {
+                inner: factory,
+                guard,
+            })
+        };
+        self.actions.insert(name, factory);
         Ok(())
     }
 

@@ -15,8 +15,10 @@ use arc_swap::ArcSwap;
 use last_error::LastError;
 
 pub use campaign_files::{CampaignFiles, FilesStatus};
-pub use supervisor::{KindStatus, LoadedPlugins, PluginReport, Supervisor, load_plugins};
-pub use trigger_check::TriggerCheck;
+pub use supervisor::{
+    KindStatus, LoadedPlugins, PluginReport, Supervisor, load_plugins, load_plugins_after,
+};
+pub use trigger_check::{CheckSource, TriggerCheck};
 
 use crate::registry::Registry;
 use crate::store::{RoutingSource, StoreError};

@@ -12,8 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::SnapshotCell;
-use super::TriggerCheck;
+use super::trigger_check::{CheckSource, TriggerCheck};
 use crate::config::PluginsConfig;
+use crate::guard::{GuardState, GuardStatus};
 use crate::registry::{KindInfo, Registry};
 use crate::script::{ScriptKind, ScriptKindType};
 use crate::store::Store;
@@ -25,8 +26,14 @@ pub struct KindStatus {
     pub kind: String,
     #[serde(flatten)]
     pub info: KindInfo,
-    /// `active`, `disabled` (failed too often) or `loaded` (not used by the registry yet).
+    /// `active`, `loaded` (not called yet) or `disabled` (by its guard; `reason` says why).
     pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The guard's counters (kinds that are not built in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardStatus>,
+    /// Recent problems, oldest first.
     pub messages: Vec<String>,
 }
 
@@ -51,9 +58,19 @@ pub struct LoadedPlugins {
 
 /// Loads built-ins and every plugin source. `Err` lists every problem found.
 pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>> {
-    let mut registry = Registry::builtin();
+    load_plugins_after(config, None)
+}
+
+/// [`load_plugins`] for a registry that replaces `previous`: kinds whose source did not
+/// change keep their guard (counters and a disabled state).
+pub fn load_plugins_after(
+    config: &PluginsConfig,
+    previous: Option<&Registry>,
+) -> Result<LoadedPlugins, Vec<String>> {
+    let mut registry = Registry::builtin_after(previous, &config.guard);
     let mut errors = Vec::new();
-    let (scripts, script_errors) = crate::script::load_dir(&config.scripts_dir);
+    let (scripts, script_errors) =
+        crate::script::load_dir(&config.scripts_dir, config.guard.call_budget);
     errors.extend(
         script_errors
             .iter()
@@ -66,7 +83,10 @@ pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>
                     .add_filter(Arc::new(crate::script::ScriptFilterFactory(script.clone()))),
                 ScriptKindType::Action => registry
                     .add_action(Arc::new(crate::script::ScriptActionFactory(script.clone()))),
-                ScriptKindType::Trigger => Ok(()),
+                ScriptKindType::Trigger => {
+                    registry.guard_for(&script.info.name, script.fingerprint());
+                    Ok(())
+                }
             };
         if let Err(error) = added {
             errors.push(format!("{}: {error}", script.path.display()));
@@ -81,7 +101,12 @@ pub fn load_plugins(config: &PluginsConfig) -> Result<LoadedPlugins, Vec<String>
             let registered = crate::native::check_trigger_names(&library, &libraries)
                 .and_then(|()| crate::native::register_into(&library, &mut registry));
             match registered {
-                Ok(()) => libraries.push(library),
+                Ok(()) => {
+                    for trigger in library.triggers() {
+                        registry.guard_for(&trigger.info().name, trigger.fingerprint());
+                    }
+                    libraries.push(library)
+                }
                 Err(error) => errors.push(error.to_string()),
             }
         }
@@ -166,9 +191,11 @@ impl Supervisor {
     pub async fn reload(&self) -> Result<u64, Vec<String>> {
         let _guard = self.reload_lock.lock().await;
         let config = self.config.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_plugins(&config))
-            .await
-            .unwrap_or_else(|e| Err(vec![format!("loading plugins panicked: {e}")]));
+        let previous = self.cell.registry();
+        let loaded =
+            tokio::task::spawn_blocking(move || load_plugins_after(&config, Some(&previous)))
+                .await
+                .unwrap_or_else(|e| Err(vec![format!("loading plugins panicked: {e}")]));
         match loaded {
             Ok(loaded) => {
                 self.cell.set_registry(loaded.registry);
@@ -224,77 +251,48 @@ impl Supervisor {
     pub fn report(&self) -> PluginReport {
         let registry = self.cell.registry();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let guards = registry.guards();
+        let status = |kind: &str, info: &KindInfo| {
+            let guard = guards.get(&info.name).map(|g| g.status());
+            KindStatus {
+                kind: kind.into(),
+                info: info.clone(),
+                state: match guard.as_ref().map(|g| g.state) {
+                    Some(GuardState::Disabled) => "disabled",
+                    Some(GuardState::Loaded) => "loaded",
+                    Some(GuardState::Active) | None => "active",
+                }
+                .into(),
+                reason: guard.as_ref().and_then(|g| g.reason.clone()),
+                messages: guard
+                    .as_ref()
+                    .map(|g| g.messages.clone())
+                    .unwrap_or_default(),
+                guard,
+            }
+        };
         let mut kinds: Vec<KindStatus> = Vec::new();
-        let script_status = |name: &str| {
+        kinds.extend(registry.filters().map(|info| status("filter", info)));
+        kinds.extend(registry.actions().map(|info| status("action", info)));
+        kinds.extend(
             state
                 .scripts
                 .iter()
-                .find(|s| s.info.name == name)
-                .map(|s| s.status())
-        };
-        let libraries: Vec<crate::native::PluginStatus> =
-            state.libraries.iter().map(|l| l.status()).collect();
-        let native_status = |name: &str| {
-            libraries
+                .filter(|s| s.kind == ScriptKindType::Trigger)
+                .map(|script| status("trigger", &script.info)),
+        );
+        kinds.extend(
+            state
+                .libraries
                 .iter()
-                .flat_map(|l| &l.kinds)
-                .find(|k| k.name == name)
-        };
-        for (kind, infos) in [
-            ("filter", registry.filters().collect::<Vec<_>>()),
-            ("action", registry.actions().collect()),
-        ] {
-            for info in infos {
-                let status = script_status(&info.name);
-                let native = native_status(&info.name);
-                let disabled = status.as_ref().is_some_and(|s| s.disabled)
-                    || native.is_some_and(|k| k.state == crate::native::PluginState::Disabled);
-                let mut messages: Vec<String> =
-                    status.and_then(|s| s.last_error).into_iter().collect();
-                messages.extend(native.map(|k| k.messages.clone()).unwrap_or_default());
-                kinds.push(KindStatus {
-                    kind: kind.into(),
-                    info: info.clone(),
-                    state: if disabled {
-                        "disabled".into()
-                    } else {
-                        "active".into()
-                    },
-                    messages,
-                });
-            }
-        }
-        for script in state
-            .scripts
-            .iter()
-            .filter(|s| s.kind == ScriptKindType::Trigger)
-        {
-            kinds.push(KindStatus {
-                kind: "trigger".into(),
-                info: script.info.clone(),
-                state: "loaded".into(),
-                messages: script.status().last_error.into_iter().collect(),
-            });
-        }
-        for trigger in state.libraries.iter().flat_map(|l| l.triggers()) {
-            let status = trigger.status();
-            kinds.push(KindStatus {
-                kind: "trigger".into(),
-                info: trigger.info().clone(),
-                state: match status.state {
-                    crate::native::PluginState::Disabled => "disabled",
-                    crate::native::PluginState::Active => "active",
-                    _ => "loaded",
-                }
-                .into(),
-                messages: status.messages,
-            });
-        }
+                .flat_map(|l| l.triggers())
+                .map(|trigger| status("trigger", trigger.info())),
+        );
         PluginReport {
             generation: state.generation,
             last_errors: state.last_errors.clone(),
             kinds,
-            libraries,
+            libraries: state.libraries.iter().map(|l| l.status(guards)).collect(),
         }
     }
 
@@ -449,13 +447,15 @@ impl Supervisor {
     /// The check a trigger condition names: `script:NAME` or `native:NAME`; `None` for other
     /// conditions and for names that are not loaded.
     pub fn trigger_check(&self, name: &str) -> Option<TriggerCheck> {
-        if name.starts_with("script:") {
-            self.trigger_script(name).map(TriggerCheck::Script)
+        let source = if name.starts_with("script:") {
+            self.trigger_script(name).map(CheckSource::Script)
         } else if name.starts_with(crate::native::NAME_PREFIX) {
-            self.native_trigger(name).map(TriggerCheck::Native)
+            self.native_trigger(name).map(CheckSource::Native)
         } else {
             None
-        }
+        }?;
+        let guard = self.cell.registry().guards().get(name)?.clone();
+        Some(TriggerCheck { source, guard })
     }
 
     /// How long the watcher waits for quiet.

@@ -1,29 +1,48 @@
 //! Trigger checks that are not built in, loaded by the supervisor and run by `triggers`:
 //! `script:NAME` (a Rhai `check(response, params)`) and `native:NAME` (a plugin's
 //! `NativeTrigger`). Both see the same page and answer the same effects, so the runner treats
-//! them alike.
+//! them alike, each under its kind's guard (`crate::guard`) like filters and actions.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::guard::KindGuard;
 use crate::model::{TriggerEffects, TriggerPage};
 use crate::native::NativeTriggerKind;
 use crate::script::ScriptKind;
 
-/// A loaded check, named by a trigger condition.
+/// Where a check's code comes from.
 #[derive(Clone)]
-pub enum TriggerCheck {
+pub enum CheckSource {
     Script(Arc<ScriptKind>),
     Native(Arc<NativeTriggerKind>),
 }
 
+/// A loaded check, named by a trigger condition, with its kind's guard.
+#[derive(Clone)]
+pub struct TriggerCheck {
+    pub source: CheckSource,
+    pub guard: Arc<KindGuard>,
+}
+
 impl TriggerCheck {
-    /// Runs the check with the trigger's `payload.params`. Blocking: call it off the async
-    /// workers.
+    /// Runs the check with the trigger's `payload.params`, unless its guard skips it (the
+    /// error says why). Blocking: call it off the async workers.
     pub fn run(&self, page: &TriggerPage, params: &Value) -> Result<TriggerEffects, String> {
-        match self {
-            TriggerCheck::Script(script) => {
+        let call = self
+            .guard
+            .admit()
+            .map_err(|skip| format!("{}: {skip}", self.guard.name()))?;
+        let result = self.run_unguarded(page, params);
+        self.guard
+            .finish(call, result.as_ref().err().map(String::as_str));
+        result
+    }
+
+    fn run_unguarded(&self, page: &TriggerPage, params: &Value) -> Result<TriggerEffects, String> {
+        match &self.source {
+            CheckSource::Script(script) => {
                 let mut response = rhai::Map::new();
                 response.insert("status".into(), rhai::Dynamic::from(i64::from(page.status)));
                 response.insert("body".into(), rhai::Dynamic::from(page.body.clone()));
@@ -50,7 +69,7 @@ impl TriggerCheck {
                         .unwrap_or_default(),
                 })
             }
-            TriggerCheck::Native(kind) => kind.check(params, page),
+            CheckSource::Native(kind) => kind.check(params, page),
         }
     }
 }

@@ -7,16 +7,13 @@
 //! payload.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Map, Scope};
 use serde_json::Value;
 
-use super::{
-    CALL_BUDGET, MAX_CONSECUTIVE_FAILURES, ScriptClick, ScriptError, display_path, kind_dirs,
-    with_deadline,
-};
+use super::{ScriptClick, ScriptError, display_path, kind_dirs, with_deadline};
 use crate::registry::{
     Action, ActionEnv, ActionError, ActionFactory, Filter, FilterError, FilterFactory, KindInfo,
     Origin, PayloadDoc, Reply,
@@ -43,16 +40,6 @@ impl ScriptKindType {
     }
 }
 
-/// Failure accounting of one script kind.
-#[derive(Debug, Default)]
-struct Health {
-    consecutive: AtomicU64,
-    failures: AtomicU64,
-    calls: AtomicU64,
-    disabled: AtomicBool,
-    last_error: Mutex<Option<String>>,
-}
-
 /// A compiled script: one registry kind.
 pub struct ScriptKind {
     pub kind: ScriptKindType,
@@ -60,7 +47,10 @@ pub struct ScriptKind {
     pub path: PathBuf,
     engine: Arc<Engine>,
     ast: Arc<AST>,
-    health: Arc<Health>,
+    /// A hash of the script's text: a reload keeps the kind's guard while it is the same.
+    fingerprint: String,
+    /// How long one call may run before it is stopped.
+    budget: Duration,
 }
 
 impl std::fmt::Debug for ScriptKind {
@@ -72,40 +62,20 @@ impl std::fmt::Debug for ScriptKind {
     }
 }
 
-/// A snapshot of a script kind's health, for /health, the Admin API and `switchyard plugins`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ScriptStatus {
-    pub calls: u64,
-    pub failures: u64,
-    pub disabled: bool,
-    pub last_error: Option<String>,
-}
-
 impl ScriptKind {
-    pub fn status(&self) -> ScriptStatus {
-        ScriptStatus {
-            calls: self.health.calls.load(Ordering::Relaxed),
-            failures: self.health.failures.load(Ordering::Relaxed),
-            disabled: self.health.disabled.load(Ordering::Relaxed),
-            last_error: self.health.last_error.lock().ok().and_then(|e| e.clone()),
-        }
+    /// What the kind was built from, for its guard.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
-    /// Calls the script's entry point with the deadline armed, counting failures and disabling
-    /// the kind after too many in a row.
+    /// Calls the script's entry point with the deadline armed. Failures are counted by the
+    /// kind's guard (see `crate::guard`), not here.
     fn call<T: Clone + Send + Sync + 'static>(
         &self,
         args: (ScriptClick, Dynamic),
     ) -> Result<T, String> {
-        if self.health.disabled.load(Ordering::Relaxed) {
-            return Err(format!(
-                "{} is disabled after repeated failures",
-                self.info.name
-            ));
-        }
-        self.health.calls.fetch_add(1, Ordering::Relaxed);
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        let result = with_deadline(CALL_BUDGET, || {
+        let result = with_deadline(self.budget, || {
             self.engine.call_fn_with_options::<T>(
                 options,
                 &mut Scope::new(),
@@ -114,13 +84,7 @@ impl ScriptKind {
                 args,
             )
         });
-        match result {
-            Ok(value) => {
-                self.health.consecutive.store(0, Ordering::Relaxed);
-                Ok(value)
-            }
-            Err(error) => Err(self.fail(describe(&error))),
-        }
+        result.map_err(|error| self.fail(describe(&error, self.budget)))
     }
 
     /// Runs a trigger script's `check(response, params)`: `response` has `status` (int),
@@ -130,16 +94,9 @@ impl ScriptKind {
         if self.kind != ScriptKindType::Trigger {
             return Err(format!("{} is not a trigger script", self.info.name));
         }
-        if self.health.disabled.load(Ordering::Relaxed) {
-            return Err(format!(
-                "{} is disabled after repeated failures",
-                self.info.name
-            ));
-        }
-        self.health.calls.fetch_add(1, Ordering::Relaxed);
         let params = super::factories::params(params)?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        let result = with_deadline(CALL_BUDGET, || {
+        let result = with_deadline(self.budget, || {
             self.engine.call_fn_with_options::<Map>(
                 options,
                 &mut Scope::new(),
@@ -148,34 +105,19 @@ impl ScriptKind {
                 (response, params),
             )
         });
-        match result {
-            Ok(map) => {
-                self.health.consecutive.store(0, Ordering::Relaxed);
-                Ok(map)
-            }
-            Err(error) => Err(self.fail(describe(&error))),
-        }
+        result.map_err(|error| self.fail(describe(&error, self.budget)))
     }
 
+    /// A failure's message, naming the script file.
     fn fail(&self, message: String) -> String {
-        let message = format!("{}: {message}", self.path.display());
-        self.health.failures.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.health.last_error.lock() {
-            *last = Some(message.clone());
-        }
-        let consecutive = self.health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-        if consecutive >= MAX_CONSECUTIVE_FAILURES
-            && !self.health.disabled.swap(true, Ordering::Relaxed)
-        {
-            tracing::error!(script = %self.info.name, failures = consecutive, error = %message, "A script failed too often and is disabled until its file changes.");
-        }
-        message
+        format!("{}: {message}", self.path.display())
     }
 }
 
 /// Loads every script under `dir` (`filters/`, `actions/`, `triggers/`). Returns the kinds that
 /// compiled and every problem found (with file, line and column).
-pub fn load_dir(dir: &Path) -> (Vec<Arc<ScriptKind>>, Vec<ScriptError>) {
+/// `budget` is how long one call may run.
+pub fn load_dir(dir: &Path, budget: Duration) -> (Vec<Arc<ScriptKind>>, Vec<ScriptError>) {
     let engine = Arc::new(super::hardened_engine());
     let mut kinds = Vec::new();
     let mut errors = Vec::new();
@@ -189,7 +131,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Arc<ScriptKind>>, Vec<ScriptError>) {
             .collect();
         paths.sort();
         for path in paths {
-            match load_file(&engine, kind, &path, dir) {
+            match load_file(&engine, kind, &path, dir, budget) {
                 Ok(script) => kinds.push(Arc::new(script)),
                 Err(error) => errors.push(error),
             }
@@ -203,6 +145,7 @@ fn load_file(
     kind: ScriptKindType,
     path: &Path,
     base: &Path,
+    budget: Duration,
 ) -> Result<ScriptKind, ScriptError> {
     let shown = display_path(path, base);
     let text = std::fs::read_to_string(path).map_err(|e| ScriptError::Read {
@@ -276,8 +219,17 @@ fn load_file(
         path: path.to_path_buf(),
         engine: engine.clone(),
         ast: Arc::new(ast),
-        health: Arc::new(Health::default()),
+        fingerprint: fingerprint(&text),
+        budget,
     })
+}
+
+/// A hash of a script's text (FNV-1a, hex): enough to tell an edited file from the same one.
+fn fingerprint(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 /// (description, group, payload example) from the `//!` header lines.
@@ -327,6 +279,10 @@ impl FilterFactory for ScriptFilterFactory {
         &self.0.info
     }
 
+    fn fingerprint(&self) -> String {
+        self.0.fingerprint.clone()
+    }
+
     fn build(&self, payload: &Value) -> Result<Box<dyn Filter>, String> {
         Ok(Box::new(ScriptFilter {
             script: self.0.clone(),
@@ -359,6 +315,10 @@ struct ScriptAction {
 impl ActionFactory for ScriptActionFactory {
     fn info(&self) -> &KindInfo {
         &self.0.info
+    }
+
+    fn fingerprint(&self) -> String {
+        self.0.fingerprint.clone()
     }
 
     fn build(&self, payload: &Value, _options: &Value) -> Result<Box<dyn Action>, String> {
@@ -442,13 +402,13 @@ fn reply_from_map(map: &Map) -> Result<Reply, String> {
 
 /// A script error for people: Rhai shows a termination from `on_progress` only as "Script
 /// terminated", so the reason given there (the time budget) is taken from its token.
-fn describe(error: &rhai::EvalAltResult) -> String {
+fn describe(error: &rhai::EvalAltResult, budget: Duration) -> String {
     match error {
         rhai::EvalAltResult::ErrorTerminated(token, _) if token.is_string() => {
             format!(
                 "{} ({} ms)",
                 token.clone().into_string().unwrap_or_default(),
-                CALL_BUDGET.as_millis()
+                budget.as_millis()
             )
         }
         other => other.to_string(),
@@ -488,7 +448,7 @@ mod tests {
             "Bad-Name.rhai",
             "fn filter(click, params) { true }\n",
         );
-        let (kinds, errors) = load_dir(dir.path());
+        let (kinds, errors) = load_dir(dir.path(), Duration::from_millis(5));
         assert!(kinds.is_empty());
         let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(
@@ -518,7 +478,7 @@ mod tests {
             "odd.rhai",
             "//! Matches odd hours.\n//! group: time\n//! payload: {\"x\": 1}\nfn filter(click, params) { true }\n",
         );
-        let (kinds, errors) = load_dir(dir.path());
+        let (kinds, errors) = load_dir(dir.path(), Duration::from_millis(5));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(kinds[0].info.name, "script:odd");
         assert_eq!(kinds[0].info.description, "Matches odd hours.");

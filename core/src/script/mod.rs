@@ -2,10 +2,12 @@
 //!
 //! Every engine comes from [`hardened_engine`]: bounded operations, call depth, expression
 //! depth, string/array/map sizes, no `eval`, no modules, strict variables, and a wall-clock
-//! deadline checked from `on_progress` (Rhai has no timeout of its own). A script that fails,
-//! runs too long or returns the wrong type counts as "does not match" (filters) or fails the
-//! action; after [`MAX_CONSECUTIVE_FAILURES`] failures in a row its kind is disabled and
-//! reported, and it stays disabled until the file changes (the next reload builds it afresh).
+//! deadline checked from `on_progress` on *every* operation (Rhai has no timeout of its own;
+//! the check is one atomic read of the guard's coarse clock, so a single heavy operation
+//! cannot carry a call far past its budget). A script that fails, runs too long or returns
+//! the wrong type counts as "does not match" (filters) or fails the action; its kind's guard
+//! (`crate::guard`, applied by the registry) counts that and disables the kind on a failure
+//! or overrun ratio, until the file changes.
 //!
 //! Scripts see the click through the read-only `Click` type (see [`view`]) and their stream
 //! payload as `params`. Top-level statements of a script run once, when it is compiled, not per
@@ -18,31 +20,28 @@ mod view;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rhai::{Dynamic, Engine};
+
+use crate::guard::clock;
 
 pub use factories::{
     ScriptActionFactory, ScriptFilterFactory, ScriptKind, ScriptKindType, load_dir,
 };
 pub use view::ScriptClick;
 
-/// Consecutive failures after which a script kind is disabled.
-pub const MAX_CONSECUTIVE_FAILURES: u64 = 20;
-
-/// Wall-clock budget of one script call.
-pub const CALL_BUDGET: Duration = Duration::from_millis(5);
-
 thread_local! {
-    /// When the running script call must stop (set around each call).
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When the running script call must stop, on the guard's clock (`u64::MAX`: no call).
+    static DEADLINE: Cell<u64> = const { Cell::new(u64::MAX) };
 }
 
 /// Runs `f` with the deadline armed for `budget`.
 pub(crate) fn with_deadline<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
-    DEADLINE.with(|d| d.set(Some(Instant::now() + budget)));
+    let deadline = clock::now().saturating_add(clock::nanos(budget));
+    let outer = DEADLINE.with(|d| d.replace(deadline));
     let result = f();
-    DEADLINE.with(|d| d.set(None));
+    DEADLINE.with(|d| d.set(outer));
     result
 }
 
@@ -75,11 +74,8 @@ pub fn hardened_engine() -> Engine {
         .set_max_modules(0)
         .set_strict_variables(true);
     engine.disable_symbol("eval");
-    engine.on_progress(|operations| {
-        if operations % 256 != 0 {
-            return None;
-        }
-        let expired = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
+    engine.on_progress(|_| {
+        let expired = clock::now() >= DEADLINE.with(Cell::get);
         expired.then(|| Dynamic::from("the script ran past its time budget"))
     });
     engine.on_print(|text| tracing::info!(target: "switchyard::script", "{text}"));

@@ -14,6 +14,7 @@ mod selector;
 #[cfg(test)]
 mod selector_props;
 mod snapshot;
+mod user_code;
 
 pub use crate::ids::{new_sub_id, random_token};
 pub use crate::net::{IpNet, normalise_ip};
@@ -30,3 +31,4 @@ pub use selector::{pick_share, pick_weighted, select_stream};
 pub use snapshot::{
     CampaignRoute, CompiledFilter, RoutingData, RoutingSnapshot, StreamRoute, TargetRoute,
 };
+pub use user_code::Router;

@@ -180,15 +180,34 @@ fn route_hop(
     ctx.finish_enrichment();
     ctx.click.cost = click_cost(&ctx, unique_campaign, &route.params.cost);
 
+    let mut stream = stream;
     let (reply, info_type) = match stream {
         None => {
             ctx.log(|| "No stream accepted the click".to_string());
             (empty_reply(), "do_nothing".to_string())
         }
-        Some(stream) => {
-            ctx.click.stream_id = Some(stream.stream.id);
-            ctx.log(|| format!("Stream #{}", stream.stream.id));
-            run_stream(&mut ctx, snapshot, stream, &binding, options)
+        Some(chosen) => {
+            ctx.click.stream_id = Some(chosen.stream.id);
+            ctx.log(|| format!("Stream #{}", chosen.stream.id));
+            match run_stream(&mut ctx, snapshot, chosen, &binding, options) {
+                Some(answer) => answer,
+                // The action failed or was skipped (user code over its budget, disabled or
+                // stuck): the campaign's default stream answers instead, when there is one.
+                None => match fallback_stream(route, chosen) {
+                    Some(fallback) => {
+                        ctx.log(|| {
+                            format!("Falling back to default stream #{}", fallback.stream.id)
+                        });
+                        stream = Some(fallback);
+                        ctx.click.stream_id = Some(fallback.stream.id);
+                        ctx.click.landing_id = None;
+                        ctx.click.offer_id = None;
+                        run_stream(&mut ctx, snapshot, fallback, &binding, options)
+                            .unwrap_or_else(|| (empty_reply(), "do_nothing".into()))
+                    }
+                    None => (empty_reply(), "do_nothing".into()),
+                },
+            }
         }
     };
 
@@ -320,6 +339,7 @@ pub(super) fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) ->
             Ok(matched) => matched != compiled.reject,
             Err(error) => {
                 tracing::debug!(stream_id = stream.stream.id, filter = %compiled.name, %error, "A filter failed; the stream does not pass it.");
+                ctx.log(|| format!("Filter \"{}\" failed: {error}", compiled.name));
                 false
             }
         };
@@ -352,14 +372,27 @@ pub(super) fn stream_passes(ctx: &mut ClickContext<'_>, stream: &StreamRoute) ->
     result
 }
 
-/// Runs the stream: its landing (then offer link), an offer, or its own action.
+/// The stream that answers when `failed`'s action could not: the campaign's first runnable
+/// default stream, unless `failed` is one.
+fn fallback_stream<'r>(route: &'r CampaignRoute, failed: &StreamRoute) -> Option<&'r StreamRoute> {
+    if failed.stream.stream_type == crate::model::StreamType::Default {
+        return None;
+    }
+    route
+        .default
+        .iter()
+        .find(|s| s.runnable && s.stream.id != failed.stream.id)
+}
+
+/// Runs the stream: its landing (then offer link), an offer, or its own action. `None` when
+/// the action failed (logged and traced).
 fn run_stream(
     ctx: &mut ClickContext<'_>,
     snapshot: &RoutingSnapshot,
     stream: &StreamRoute,
     binding: &Binding,
     options: &RouteOptions,
-) -> (Reply, String) {
+) -> Option<(Reply, String)> {
     let mut rng = rand::rng();
     let mut owner = None;
     let mut offer_link = None;
@@ -404,7 +437,7 @@ fn run_stream(
             .map(|a| (a, stream.stream.action_type.as_str()))
     };
     let Some((action, action_type)) = action else {
-        return (empty_reply(), "do_nothing".into());
+        return Some((empty_reply(), "do_nothing".into()));
     };
     let env = ClickActionEnv {
         ctx,
@@ -417,12 +450,12 @@ fn run_stream(
                 Reply::Redirect { .. } => "location".to_string(),
                 _ => action_type.to_string(),
             };
-            (reply, info_type)
+            Some((reply, info_type))
         }
         Err(error) => {
-            tracing::warn!(stream_id = stream.stream.id, action = action_type, %error, "An action failed; answering empty.");
+            tracing::warn!(stream_id = stream.stream.id, action = action_type, %error, "An action failed; the campaign's default stream answers, if any.");
             ctx.log(|| format!("Action \"{action_type}\" failed: {error}"));
-            (empty_reply(), "do_nothing".into())
+            None
         }
     }
 }

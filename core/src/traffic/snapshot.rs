@@ -8,7 +8,7 @@ use crate::model::{
     Campaign, Click, EXTRA_PARAM_COUNT, Landing, ObjectState, Offer, SUB_ID_COUNT, Stream,
     StreamSchema, StreamType,
 };
-use crate::registry::{Action, Filter, Registry};
+use crate::registry::{Action, Filter, Origin, Registry};
 
 /// What the store hands over to build a snapshot: the active objects routing can reach.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +37,8 @@ pub struct TargetRoute {
     pub action: Box<dyn Action>,
     /// An offer's daily conversion cap, when it has one.
     pub cap: Option<super::OfferCap>,
+    /// Its action is user code (a script or native kind).
+    pub user_code: bool,
 }
 
 /// A stream ready for selection.
@@ -51,6 +53,8 @@ pub struct StreamRoute {
     /// False when something of the stream could not be built: such a stream never matches
     /// (a filter or action that cannot run counts as "does not match").
     pub runnable: bool,
+    /// A filter, its action or one of its landings or offers is user code.
+    pub user_code: bool,
 }
 
 /// A click field that a query parameter feeds (see [`ParamNames`]).
@@ -183,6 +187,8 @@ pub struct RoutingSnapshot {
     landings: HashMap<i64, TargetRoute>,
     offers: HashMap<i64, TargetRoute>,
     traffic_sources: HashMap<i64, String>,
+    /// Campaigns whose clicks may run user code.
+    user_code: std::collections::HashSet<i64>,
     /// Problems met while building (streams that cannot run), for /health and the logs.
     pub warnings: Vec<String>,
 }
@@ -207,6 +213,7 @@ impl RoutingSnapshot {
                 &landing.url,
                 &landing.landing_type,
             );
+            let user_code = is_user_action(registry, &action_type);
             match build_action(registry, &action_type, &payload, &landing.action_options) {
                 Ok(action) => {
                     snapshot.landings.insert(
@@ -217,6 +224,7 @@ impl RoutingSnapshot {
                             action_type,
                             action,
                             cap: None,
+                            user_code,
                         },
                     );
                 }
@@ -238,6 +246,7 @@ impl RoutingSnapshot {
                 timezone: offer.conversion_timezone.parse().unwrap_or(chrono_tz::UTC),
                 alternative: offer.alternative_offer_id,
             });
+            let user_code = is_user_action(registry, &action_type);
             match build_action(registry, &action_type, &payload, &offer.action_options) {
                 Ok(action) => {
                     snapshot.offers.insert(
@@ -248,6 +257,7 @@ impl RoutingSnapshot {
                             action_type,
                             action,
                             cap,
+                            user_code,
                         },
                     );
                 }
@@ -285,6 +295,9 @@ impl RoutingSnapshot {
                     StreamType::Default => route.default.push(compiled),
                 }
             }
+            if route.streams().any(|s| s.user_code) {
+                snapshot.user_code.insert(route.campaign.id);
+            }
             let route = Arc::new(route);
             snapshot
                 .by_alias
@@ -294,8 +307,28 @@ impl RoutingSnapshot {
                 .insert(route.campaign.token.clone(), route.clone());
             snapshot.by_id.insert(route.campaign.id, route);
         }
+        // A campaign that hands clicks to another campaign may reach user code there.
+        if !snapshot.user_code.is_empty() {
+            let forwarding: Vec<i64> = snapshot
+                .by_id
+                .values()
+                .filter(|route| {
+                    route
+                        .streams()
+                        .any(|s| s.action.is_some() && s.stream.action_type == "campaign")
+                })
+                .map(|route| route.campaign.id)
+                .collect();
+            snapshot.user_code.extend(forwarding);
+        }
         snapshot.warnings = warnings;
         snapshot
+    }
+
+    /// Whether a click of this campaign may run user code (so it is routed on the user-code
+    /// pool, see `crate::guard`).
+    pub fn runs_user_code(&self, campaign_id: i64) -> bool {
+        self.user_code.contains(&campaign_id)
     }
 
     pub fn campaign_by_alias(&self, alias: &str) -> Option<&Arc<CampaignRoute>> {
@@ -358,6 +391,20 @@ fn target_action(
         payload.clone()
     };
     (action_type, payload)
+}
+
+/// Whether the filter kind `name` is user code (not built in).
+fn is_user_filter(registry: &Registry, name: &str) -> bool {
+    registry
+        .filter(name)
+        .is_some_and(|f| f.info().origin != Origin::Builtin)
+}
+
+/// Whether the action kind `name` is user code (not built in).
+fn is_user_action(registry: &Registry, name: &str) -> bool {
+    registry
+        .action(name)
+        .is_some_and(|a| a.info().origin != Origin::Builtin)
 }
 
 fn build_action(
@@ -435,6 +482,16 @@ fn compile_stream(
             }
         }
     };
+    let user_code = stream
+        .filters
+        .iter()
+        .any(|f| is_user_filter(registry, &f.name))
+        || (action.is_some() && is_user_action(registry, &stream.action_type))
+        || landings
+            .iter()
+            .filter_map(|(id, _)| snapshot.landings.get(id))
+            .chain(offers.iter().filter_map(|(id, _)| snapshot.offers.get(id)))
+            .any(|target| target.user_code);
     StreamRoute {
         stream,
         filters,
@@ -442,5 +499,6 @@ fn compile_stream(
         landings,
         offers,
         runnable,
+        user_code,
     }
 }

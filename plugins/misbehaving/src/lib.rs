@@ -1,6 +1,7 @@
 //! A test-only plugin whose kinds misbehave on purpose, so that the host's containment can be
-//! tested: panics, calls that overrun the time budget, replies the host must refuse, and a
-//! filter whose answer depends on how the library was built (for reload tests).
+//! tested: panics, calls that overrun the time budget, a call that never returns, a filter
+//! that fails one call in N, replies the host must refuse, and a filter whose answer depends
+//! on how the library was built (for reload tests).
 //!
 //! Never put it in a real plugin directory.
 
@@ -179,9 +180,74 @@ impl NativeAction for BadReply {
     }
 }
 
+/// `misbehaving_hang`: never returns from `matches` (the host must set the call aside).
+struct Hang;
+
+impl NativeFilter for Hang {
+    const NAME: &'static str = "misbehaving_hang";
+    const GROUP: &'static str = "test";
+    const DESCRIPTION: &'static str = "Never returns (tests only).";
+    const PAYLOAD: PayloadDoc = PayloadDoc {
+        kind: "null",
+        example: "null",
+        notes: "",
+    };
+
+    fn build(_payload: &Value) -> Result<Self, String> {
+        Ok(Hang)
+    }
+
+    fn matches(&self, _click: &Click<'_>) -> Result<bool, String> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3_600));
+        }
+    }
+}
+
+/// `misbehaving_flaky`: `{"fail_every": N}` fails one call in N (the first, then every Nth),
+/// and matches otherwise.
+struct Flaky {
+    fail_every: u64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl NativeFilter for Flaky {
+    const NAME: &'static str = "misbehaving_flaky";
+    const GROUP: &'static str = "test";
+    const DESCRIPTION: &'static str = "Fails one call in N (tests only).";
+    const PAYLOAD: PayloadDoc = PayloadDoc {
+        kind: "object",
+        example: r#"{"fail_every": 2}"#,
+        notes: "",
+    };
+
+    fn build(payload: &Value) -> Result<Self, String> {
+        let fail_every = payload
+            .get("fail_every")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+            .ok_or("`fail_every` must be a positive integer")?;
+        Ok(Flaky {
+            fail_every,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn matches(&self, _click: &Click<'_>) -> Result<bool, String> {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_multiple_of(self.fail_every) {
+            Err(format!("call {} fails, as asked", n + 1))
+        } else {
+            Ok(true)
+        }
+    }
+}
+
 export_plugin! {
     name: "misbehaving",
     version: env!("CARGO_PKG_VERSION"),
-    filters: [PanicOnDemand, Sleepy, Constant, BuildVariant],
+    filters: [PanicOnDemand, Sleepy, Constant, BuildVariant, Hang, Flaky],
     actions: [BadReply],
 }

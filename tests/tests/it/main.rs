@@ -15,6 +15,7 @@ mod plugins;
 mod reports;
 mod routing;
 mod triggers;
+mod user_code;
 
 /// The `switchyard` binary built for these tests.
 pub fn binary() -> &'static str {

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use switchyard::guard::{GuardPolicy, GuardStatus};
 use switchyard::model::{
     Campaign, CampaignType, Money, ObjectState, Stream, StreamFilter, StreamSchema, StreamType,
 };
 use switchyard::native::{
-    self, Limits, LoadedPlugin, PluginError, PluginState, load_library_with, register_into,
+    self, LoadedPlugin, PluginError, PluginState, load_library, register_into,
 };
 use switchyard::registry::{Origin, Registry, Reply};
 use switchyard::traffic::{
@@ -30,7 +31,7 @@ use switchyard::traffic::{
 
 /// The feature sets the tests build the plugins with.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Variant {
+pub(crate) enum Variant {
     /// All four plugins, default features.
     Default,
     /// `switchyard-misbehaving` with `variant-b` (its `misbehaving_variant` filter matches).
@@ -131,18 +132,18 @@ fn library_file(crate_name: &str) -> String {
 }
 
 /// A plugin directory and cache directory of one test.
-struct PluginDir {
+pub(crate) struct PluginDir {
     root: tempfile::TempDir,
 }
 
 impl PluginDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("plugins")).unwrap();
         PluginDir { root }
     }
 
-    fn plugins(&self) -> PathBuf {
+    pub(crate) fn plugins(&self) -> PathBuf {
         self.root.path().join("plugins")
     }
 
@@ -152,20 +153,35 @@ impl PluginDir {
 
     /// Copies `crate_name`'s library of `variant` into the plugin directory (overwriting a
     /// previous build there, as a deployment would); returns its path.
-    fn install(&self, crate_name: &str, variant: Variant) -> PathBuf {
+    pub(crate) fn install(&self, crate_name: &str, variant: Variant) -> PathBuf {
         let file = library_file(crate_name);
         let destination = self.plugins().join(&file);
         std::fs::copy(built(variant).join(&file), &destination).unwrap();
         destination
     }
 
-    fn load(&self, path: &Path, limits: &Limits) -> Result<LoadedPlugin, PluginError> {
-        load_library_with(path, &self.cache(), limits)
+    fn load(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
+        load_library(path, &self.cache())
     }
 }
 
 fn registry_with(plugins: &[&LoadedPlugin]) -> Registry {
-    let mut registry = Registry::builtin();
+    registry_under(&unthrottled(), plugins)
+}
+
+/// The default policy without the per-kind time budget, which back-to-back calls in a test
+/// would exhaust (the budget has its own tests in `guard`).
+fn unthrottled() -> GuardPolicy {
+    GuardPolicy {
+        cpu_share: 1.0,
+        cpu_burst: Duration::from_secs(60),
+        ..GuardPolicy::default()
+    }
+}
+
+/// A registry whose user-code kinds run under `policy`.
+fn registry_under(policy: &GuardPolicy, plugins: &[&LoadedPlugin]) -> Registry {
+    let mut registry = Registry::builtin_after(None, policy);
     for plugin in plugins {
         register_into(plugin, &mut registry).unwrap();
     }
@@ -289,6 +305,11 @@ fn click(snapshot: &RoutingSnapshot, ip: &str, query: &[(&str, &str)]) -> RouteR
     route_click(&env, snapshot, route, &visit, &RouteOptions::default())
 }
 
+/// The guard's counters of the kind `name`.
+fn guard_of(registry: &Registry, name: &str) -> GuardStatus {
+    registry.guards()[name].status()
+}
+
 fn redirect_url(result: &RouteResult) -> &str {
     match &result.reply {
         Reply::Redirect { url, .. } => url,
@@ -300,7 +321,7 @@ fn redirect_url(result: &RouteResult) -> &str {
 fn ip_reputation_matches_listed_ips_at_or_above_the_threshold() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-ip-reputation", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     assert_eq!(plugin.name(), "ip-reputation");
     assert_eq!(
         plugin.filter_names().collect::<Vec<_>>(),
@@ -344,10 +365,10 @@ fn ip_reputation_matches_listed_ips_at_or_above_the_threshold() {
             "{ip}"
         );
     }
-    let status = plugin.status();
+    let status = plugin.status(registry.guards());
     assert_eq!(status.state, PluginState::Active);
-    assert_eq!(status.kinds[0].calls, 4);
-    assert_eq!(status.kinds[0].errors + status.kinds[0].panics, 0);
+    let guard = status.kinds[0].guard.as_ref().unwrap();
+    assert_eq!((guard.calls, guard.failures), (4, 0));
 
     // A bad payload is the stream's problem, reported when the snapshot is built.
     let broken = snapshot_with_filter(
@@ -369,7 +390,7 @@ fn ip_reputation_matches_listed_ips_at_or_above_the_threshold() {
 fn signed_redirects_carry_the_sub_id_and_a_verifiable_signature() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-signed-redirect", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     let registry = registry_with(&[&plugin]);
     let key = "vendor-shared-secret-123";
     let snapshot = snapshot_with_action(
@@ -420,7 +441,7 @@ fn signed_redirects_carry_the_sub_id_and_a_verifiable_signature() {
 fn a_panicking_filter_is_contained_counted_and_finally_disabled() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     let registry = registry_with(&[&plugin]);
 
     // A panic while building makes the stream unrunnable, and says why.
@@ -444,21 +465,20 @@ fn a_panicking_filter_is_contained_counted_and_finally_disabled() {
         json!({"panic_in": "matches"}),
     );
     assert!(snapshot.warnings.is_empty(), "{:?}", snapshot.warnings);
-    for _ in 0..Limits::default().max_strikes {
+    let min_calls = GuardPolicy::default().min_calls;
+    for _ in 0..min_calls {
         // The click is still answered: the filter counts as not matching.
         assert_eq!(
             redirect_url(&click(&snapshot, "192.0.2.1", &[])),
             "https://fallback.test/"
         );
     }
-    let status = plugin.status();
-    let kind = status
-        .kinds
-        .iter()
-        .find(|k| k.name == "native:misbehaving_panic")
-        .unwrap();
-    assert_eq!(kind.state, PluginState::Disabled);
-    assert!(kind.panics > Limits::default().max_strikes as u64 - 1);
+    let kind = guard_of(&registry, "native:misbehaving_panic");
+    assert_eq!(kind.state, switchyard::guard::GuardState::Disabled);
+    assert_eq!(
+        (kind.calls, kind.failures),
+        (u64::from(min_calls), u64::from(min_calls))
+    );
     assert!(
         kind.messages
             .iter()
@@ -466,48 +486,61 @@ fn a_panicking_filter_is_contained_counted_and_finally_disabled() {
         "{:?}",
         kind.messages
     );
+    let status = plugin.status(registry.guards());
     assert!(
         status
             .messages
             .iter()
-            .any(|m| m.starts_with("native:misbehaving_panic: disabled after")),
+            .any(|m| m
+                .starts_with("native:misbehaving_panic: disabled: 20 of its last 20 calls failed")),
         "{:?}",
         status.messages
     );
     // Other kinds of the library are unaffected.
     assert_eq!(status.state, PluginState::Active);
-    // Disabled: no call reaches the plugin any more, and clicks are still answered.
-    let calls = kind.calls;
-    assert_eq!(
-        redirect_url(&click(&snapshot, "192.0.2.1", &[])),
-        "https://fallback.test/"
+    // Disabled: no call reaches the plugin any more, the click is still answered, and the
+    // trace says why.
+    let traced = {
+        let env = TrafficEnv::in_memory("a test signing key of some length");
+        let route = snapshot.campaign_by_id(1).unwrap();
+        let visit = Visit::new("192.0.2.1".parse().unwrap(), "Mozilla/5.0 test");
+        let options = RouteOptions {
+            trace: true,
+            ..RouteOptions::default()
+        };
+        route_click(&env, &snapshot, route, &visit, &options)
+    };
+    assert_eq!(redirect_url(&traced), "https://fallback.test/");
+    assert!(
+        traced.log.iter().any(|line| line.starts_with(
+            "Filter \"native:misbehaving_panic\" failed: disabled (20 of its last 20"
+        )),
+        "{:?}",
+        traced.log
     );
-    let after = plugin.status();
-    let kind = after
-        .kinds
-        .iter()
-        .find(|k| k.name == "native:misbehaving_panic")
-        .unwrap();
-    assert_eq!(kind.calls, calls);
+    let after = guard_of(&registry, "native:misbehaving_panic");
+    assert_eq!(after.calls, kind.calls);
+    assert_eq!(after.skipped, kind.skipped + 1);
 }
 
 #[test]
-fn a_slow_filter_is_disabled_after_repeated_budget_overruns() {
+fn a_slow_filter_is_disabled_by_its_overrun_ratio() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
-    let limits = Limits {
-        call_budget: Duration::from_millis(5),
-        max_strikes: 3,
-        window: Duration::from_secs(60),
+    let plugin = dir.load(&path).unwrap();
+    let policy = GuardPolicy {
+        min_calls: 3,
+        max_overrun_ratio: 0.5,
+        ..unthrottled()
     };
-    let plugin = dir.load(&path, &limits).unwrap();
-    let registry = registry_with(&[&plugin]);
+    let registry = registry_under(&policy, &[&plugin]);
     let snapshot = snapshot_with_filter(
         &registry,
         "native:misbehaving_sleep",
         json!({"sleep_ms": 15}),
     );
-    // A slow call cannot be interrupted: it still answers (and matches), but it is counted.
+    // Outside the user-code pool nothing sets a slow call aside: it still answers (and
+    // matches), but it is counted.
     for _ in 0..3 {
         assert_eq!(
             redirect_url(&click(&snapshot, "192.0.2.1", &[])),
@@ -523,13 +556,8 @@ fn a_slow_filter_is_disabled_after_repeated_budget_overruns() {
         started.elapsed() < Duration::from_millis(15),
         "a disabled filter is not called"
     );
-    let status = plugin.status();
-    let kind = status
-        .kinds
-        .iter()
-        .find(|k| k.name == "native:misbehaving_sleep")
-        .unwrap();
-    assert_eq!(kind.state, PluginState::Disabled);
+    let kind = guard_of(&registry, "native:misbehaving_sleep");
+    assert_eq!(kind.state, switchyard::guard::GuardState::Disabled);
     assert_eq!((kind.calls, kind.overruns), (3, 3));
     assert!(
         kind.messages.iter().any(|m| m.contains("(budget 5 ms)")),
@@ -543,7 +571,7 @@ fn a_plugin_built_for_another_abi_version_is_refused_naming_both() {
     // The mismatch build claims ABI 1: a plugin built before trigger checks existed.
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::AbiMismatch);
-    let error = dir.load(&path, &Limits::default()).unwrap_err();
+    let error = dir.load(&path).unwrap_err();
     assert!(
         matches!(
             error,
@@ -582,7 +610,7 @@ fn a_plugin_built_for_another_abi_version_is_refused_naming_both() {
 fn a_rebuilt_library_at_the_same_path_is_really_reloaded() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
-    let first = dir.load(&path, &Limits::default()).unwrap();
+    let first = dir.load(&path).unwrap();
     let old_registry = registry_with(&[&first]);
     let old = snapshot_with_filter(&old_registry, "native:misbehaving_variant", Value::Null);
     assert_eq!(
@@ -595,7 +623,7 @@ fn a_rebuilt_library_at_the_same_path_is_really_reloaded() {
         dir.install("switchyard-misbehaving", Variant::VariantB),
         path
     );
-    let second = dir.load(&path, &Limits::default()).unwrap();
+    let second = dir.load(&path).unwrap();
     assert_ne!(first.sha256(), second.sha256());
     assert_ne!(first.loaded_copy(), second.loaded_copy());
     let new_registry = registry_with(&[&second]);
@@ -610,7 +638,7 @@ fn a_rebuilt_library_at_the_same_path_is_really_reloaded() {
         "https://fallback.test/"
     );
     // Loading unchanged content again maps to the same copy.
-    let third = dir.load(&path, &Limits::default()).unwrap();
+    let third = dir.load(&path).unwrap();
     assert_eq!(third.loaded_copy(), second.loaded_copy());
 }
 
@@ -618,7 +646,7 @@ fn a_rebuilt_library_at_the_same_path_is_really_reloaded() {
 fn action_replies_are_checked_and_see_the_click() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     let registry = registry_with(&[&plugin]);
     let run = |reply: &str| {
         let snapshot = snapshot_with_action(
@@ -645,7 +673,8 @@ fn action_replies_are_checked_and_see_the_click() {
         headers,
         &[("x-plugin".to_string(), "misbehaving".to_string())]
     );
-    // Refused replies and panics leave the click with the empty answer.
+    // Refused replies and panics leave the click with the empty answer (the campaign has no
+    // default stream to fall back to).
     for bad in ["javascript", "header_injection", "panic"] {
         let result = run(bad);
         assert_eq!(result.info_type, "do_nothing", "{bad}");
@@ -655,20 +684,20 @@ fn action_replies_are_checked_and_see_the_click() {
             result.reply
         );
     }
-    let status = plugin.status();
-    let kind = status
-        .kinds
-        .iter()
-        .find(|k| k.name == "native:misbehaving_reply")
-        .unwrap();
-    assert_eq!((kind.calls, kind.errors, kind.panics), (4, 2, 1));
+    let kind = guard_of(&registry, "native:misbehaving_reply");
+    assert_eq!((kind.calls, kind.failures), (4, 3));
+    assert!(
+        kind.messages.iter().any(|m| m.contains("panic:")),
+        "{:?}",
+        kind.messages
+    );
 }
 
 #[test]
 fn a_library_whose_names_are_taken_registers_nothing() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     let mut registry = registry_with(&[&plugin]);
     let before = registry.filters().count();
     let error = register_into(&plugin, &mut registry).unwrap_err();
@@ -691,16 +720,10 @@ fn native_filter_call_cost() {
 
     let dir = PluginDir::new();
     let reputation = dir
-        .load(
-            &dir.install("switchyard-ip-reputation", Variant::Default),
-            &Limits::default(),
-        )
+        .load(&dir.install("switchyard-ip-reputation", Variant::Default))
         .unwrap();
     let misbehaving = dir
-        .load(
-            &dir.install("switchyard-misbehaving", Variant::Default),
-            &Limits::default(),
-        )
+        .load(&dir.install("switchyard-misbehaving", Variant::Default))
         .unwrap();
     let registry = registry_with(&[&reputation, &misbehaving]);
     let list = dir.root.path().join("bad_ips.txt");
@@ -746,10 +769,10 @@ fn page(status: u16, body: &str) -> switchyard::triggers::TriggerPage {
 }
 
 #[test]
-fn native_trigger_checks_load_judge_pages_and_are_counted() {
+fn native_trigger_checks_load_and_judge_pages() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-page-watch", Variant::Default);
-    let plugin = dir.load(&path, &Limits::default()).unwrap();
+    let plugin = dir.load(&path).unwrap();
     assert_eq!(plugin.name(), "page-watch");
     assert_eq!(
         plugin.trigger_names().collect::<Vec<_>>(),
@@ -774,18 +797,12 @@ fn native_trigger_checks_load_judge_pages_and_are_counted() {
         .unwrap_err();
     assert!(refused.contains("min_bytes"), "{refused}");
 
-    let status = kind.status();
-    assert_eq!(
-        (status.role, status.calls, status.errors),
-        ("trigger", 2, 0)
-    );
-    assert_eq!(status.state, PluginState::Active);
     assert!(
         plugin
-            .status()
+            .status(&Default::default())
             .kinds
             .iter()
-            .any(|k| k.name == "native:page_watch")
+            .any(|k| k.name == "native:page_watch" && k.role == "trigger")
     );
 
     // Another library declaring the same trigger name is refused.

@@ -25,7 +25,7 @@ use crate::api::AppState;
 use crate::config::Dialect;
 use crate::model::{ObjectState, Offer, unix_now};
 use crate::store::{ClickKey, DialectClick, LogQuery, StoreError};
-use crate::traffic::{RouteOptions, route_click};
+use crate::traffic::RouteOptions;
 
 const PATH: &str = "/api/click/create";
 /// Identical requests within this many seconds return the same click.
@@ -283,20 +283,20 @@ async fn answer(
     query.retain(|(k, _)| k != "creative_id");
     query.push(("creative_id".into(), request.promo_id.to_string()));
 
-    let visit = api_visit(
+    let visit = std::sync::Arc::new(api_visit(
         headers,
         request.ip,
         &request.user_agent,
         &request.referrer,
         "",
         query,
-    );
+    ));
     let options = RouteOptions {
         force_offer: true,
         offer_id: Some(offer.id),
         ..RouteOptions::default()
     };
-    let result = route_click(&state.traffic, &snapshot, route, &visit, &options);
+    let result = state.router(&snapshot).click(route, &visit, &options).await;
     if result.click.stream_id.is_none() || result.click.offer_id != Some(offer.id) {
         return Err(Answer::Trafficback(if result.capped {
             "overcap"

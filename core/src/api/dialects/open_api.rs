@@ -25,7 +25,7 @@ use crate::model::{ObjectState, unix_now};
 use crate::store::{
     ClickRecord, DialectClick, LogCondition, LogField, LogQuery, LogValue, SortOrder,
 };
-use crate::traffic::{RouteOptions, route_click};
+use crate::traffic::RouteOptions;
 
 const PATH: &str = "/backend/open-api/v1/users/clicks";
 /// Rows per page when `per_page` is not given, and the most a page may hold.
@@ -364,13 +364,13 @@ async fn create_click(
                 )
             })?,
     };
-    let visit = api_visit(headers, ip, &user_agent, &referrer, "", query);
+    let visit = std::sync::Arc::new(api_visit(headers, ip, &user_agent, &referrer, "", query));
     let options = RouteOptions {
         force_offer: true,
         offer_id: Some(offer_id),
         ..RouteOptions::default()
     };
-    let result = route_click(&state.traffic, &snapshot, route, &visit, &options);
+    let result = state.router(&snapshot).click(route, &visit, &options).await;
     let mut click = result.click;
     // The click is the affiliate's click on this offer, whatever the streams decided.
     click.offer_id = Some(offer_id);

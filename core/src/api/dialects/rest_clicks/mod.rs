@@ -29,7 +29,7 @@ use crate::store::{
     ClickProfile, ClickRecord, DialectClick, LinkMetrics, LogField, LogQuery, ProfileContact,
     SortOrder,
 };
-use crate::traffic::{RouteOptions, route_click};
+use crate::traffic::RouteOptions;
 
 use profile::{MAX_PROFILE_TEXT, parse_profile};
 use query::{Expansions, expansions, filters, query_pairs, sort_field};
@@ -449,21 +449,18 @@ async fn create_click(
                 "The uri names no active campaign: its path must start with a campaign alias (or set dialects.rest_clicks_campaign).",
             )
         })?;
-    let visit = api_visit(
+    let visit = std::sync::Arc::new(api_visit(
         headers,
         ip,
         &user_agent,
         &referrer,
         &locale_language(&locale),
         url_query(&uri_text),
-    );
-    let result = route_click(
-        &state.traffic,
-        &snapshot,
-        route,
-        &visit,
-        &RouteOptions::default(),
-    );
+    ));
+    let result = state
+        .router(&snapshot)
+        .click(route, &visit, &RouteOptions::default())
+        .await;
     let mut click = result.click;
     click.request_url = uri_text;
     if let Some(time) = time {
