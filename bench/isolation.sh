@@ -8,7 +8,7 @@
 # Hostile kinds (the gate filter of A's forced stream, a default stream behind it):
 #   spin       Rhai `loop {}`: stopped at the 5 ms budget on every call
 #   heavy      Rhai `map` over a 4,000-item array twice: single heavy operations
-#   slow8      Rhai busy loop of ~8 ms on every other call (the intermittent case)
+#   slow_half  Rhai spinning on every other call (the intermittent slow script; stopped at 5 ms)
 #   sleep20    native filter sleeping 20 ms per call (returns, past the budget)
 #   hang       native filter that never returns
 #   flaky      native filter failing one call in 2
@@ -56,9 +56,9 @@ RHAI
 cat >"$work/scripts/filters/heavy.rhai" <<'RHAI'
 fn filter(click, params) { let a = []; a.pad(4000, 1); let b = a.map(|x| x + 1); b.map(|x| x * 2).len() == 0 }
 RHAI
-cat >"$work/scripts/filters/slow8.rhai" <<'RHAI'
+cat >"$work/scripts/filters/slow_half.rhai" <<'RHAI'
 fn filter(click, params) {
-  if hash(click.sub_id) % 2 == 0 { let x = 0; for i in 0..60000 { x += i; } }
+  if hash(click.sub_id) % 2 == 0 { loop { } }
   false
 }
 RHAI
@@ -116,10 +116,10 @@ stream() { # campaign_id type url [filter payload]
 
 b=$(campaign plain)
 stream "$b" regular "https://plain.test/"
-kinds="spin heavy slow8 sleep20 hang flaky"
+kinds="spin heavy slow_half sleep20 hang flaky"
 for kind in $kinds; do
   case $kind in
-    spin|heavy|slow8) filter="script:$kind" payload='{}' ;;
+    spin|heavy|slow_half) filter="script:$kind" payload='{}' ;;
     sleep20) filter="native:misbehaving_sleep" payload='{"sleep_ms":20}' ;;
     hang) filter="native:misbehaving_hang" payload='null' ;;
     flaky) filter="native:misbehaving_flaky" payload='{"fail_every":2}' ;;

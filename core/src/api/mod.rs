@@ -45,12 +45,12 @@ impl AppState {
 }
 
 impl AppState {
-    /// Routing with this request's snapshot (see [`crate::traffic::Router`]).
+    /// Routing with this request's snapshot (see [`crate::traffic::ClickRouter`]).
     pub fn router<'a>(
         &'a self,
         snapshot: &'a Arc<crate::traffic::RoutingSnapshot>,
-    ) -> crate::traffic::Router<'a> {
-        crate::traffic::Router {
+    ) -> crate::traffic::ClickRouter<'a> {
+        crate::traffic::ClickRouter {
             pool: &self.user_code,
             env: &self.traffic,
             snapshot,

@@ -212,7 +212,7 @@ impl KindGuard {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Err(skip);
         }
-        super::pool::enter_call(self.id, now);
+        super::slot::enter_call(self.id, now);
         Ok(Admitted { started: now })
     }
 
@@ -223,7 +223,7 @@ impl KindGuard {
     /// Ends an admitted call: `failure` is its error, if it failed.
     #[inline]
     pub fn finish(&self, call: Admitted, failure: Option<&str>) {
-        if super::pool::leave_call() {
+        if super::slot::leave_call() {
             // The watchdog counted this call when it set it aside.
             self.returned_after_set_aside(call.started);
             return;

@@ -18,6 +18,7 @@ pub mod clock;
 mod kind;
 mod policy;
 mod pool;
+mod slot;
 
 use std::cell::Cell;
 

@@ -16,9 +16,8 @@
 //! A synchronous call into foreign code cannot be interrupted; setting its thread aside is the
 //! most an in-process host can do, and the thread ends when (if) the call returns.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -28,50 +27,10 @@ use serde::Serialize;
 use super::clock;
 use super::kind::KindGuard;
 use super::policy::GuardPolicy;
+use super::slot::{SET_ASIDE, Slot, install};
 
 /// The most threads ever set aside over the process's life.
 pub const MAX_SET_ASIDE: u32 = 16;
-
-/// What the click's own thread publishes for the watchdog.
-#[derive(Default)]
-struct Slot {
-    /// The guard id of the call in progress (0: none), with [`SET_ASIDE`] once the watchdog
-    /// gave up on that call.
-    call: AtomicU64,
-    started: AtomicU64,
-    /// The watchdog gave up on this thread: it ends after its current job.
-    retired: AtomicBool,
-    /// Releases the waiting click of the job in progress.
-    release: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-/// Marks a call the watchdog set aside.
-const SET_ASIDE: u64 = 1 << 63;
-
-thread_local! {
-    static SLOT: RefCell<Option<Arc<Slot>>> = const { RefCell::new(None) };
-}
-
-/// Called by [`KindGuard::admit`]: on a pool thread, publishes the call.
-#[inline]
-pub(super) fn enter_call(kind: u64, started: u64) {
-    SLOT.with(|slot| {
-        if let Some(slot) = slot.borrow().as_ref() {
-            slot.started.store(started, Ordering::Relaxed);
-            slot.call.store(kind, Ordering::Release);
-        }
-    });
-}
-
-/// Called by [`KindGuard::finish`]: true when the watchdog set this call aside meanwhile.
-#[inline]
-pub(super) fn leave_call() -> bool {
-    SLOT.with(|slot| {
-        slot.borrow()
-            .as_ref()
-            .is_some_and(|slot| slot.call.swap(0, Ordering::AcqRel) & SET_ASIDE != 0)
-    })
-}
 
 /// Why a job gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +225,7 @@ fn spawn_worker(shared: &Arc<Shared>) {
 }
 
 fn work(shared: &Shared, slot: Arc<Slot>) {
-    SLOT.with(|s| *s.borrow_mut() = Some(slot.clone()));
+    install(slot.clone());
     loop {
         let job = {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,7 +237,13 @@ fn work(shared: &Shared, slot: Arc<Slot>) {
             }
         };
         *slot.release.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.release);
-        (job.run)();
+        // A panicking job drops its answer's sender: its click is routed without user code
+        // (see `run`), and this thread lives on.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.run)).is_err() {
+            tracing::error!(
+                "Routing a click on a user-code thread panicked; the click was routed without user code."
+            );
+        }
         slot.release
             .lock()
             .unwrap_or_else(|p| p.into_inner())

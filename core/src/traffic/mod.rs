@@ -31,4 +31,4 @@ pub use selector::{pick_share, pick_weighted, select_stream};
 pub use snapshot::{
     CampaignRoute, CompiledFilter, RoutingData, RoutingSnapshot, StreamRoute, TargetRoute,
 };
-pub use user_code::Router;
+pub use user_code::ClickRouter;

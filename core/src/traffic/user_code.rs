@@ -10,13 +10,13 @@ use crate::guard::UserCodePool;
 use crate::visit::{TrafficEnv, Visit};
 
 /// What routing a click needs, shared with the pool's thread.
-pub struct Router<'a> {
+pub struct ClickRouter<'a> {
     pub pool: &'a UserCodePool,
     pub env: &'a Arc<TrafficEnv>,
     pub snapshot: &'a Arc<RoutingSnapshot>,
 }
 
-impl Router<'_> {
+impl ClickRouter<'_> {
     /// [`route_click`], on the pool when the campaign runs user code.
     pub async fn click(
         &self,
