@@ -42,7 +42,11 @@ fn bench(c: &mut Criterion) {
         watch: false,
         // Unthrottled: back-to-back calls would use up the per-kind time budget, and the
         // bench would measure skips.
+        // A long call budget too: the bench measures a call's cost, and a wall-clock deadline
+        // would stop a call the OS happens to preempt mid-measurement.
         guard: switchyard::guard::GuardPolicy {
+            call_budget: std::time::Duration::from_secs(1),
+            native_deadline: std::time::Duration::from_secs(1),
             cpu_share: 1.0,
             cpu_burst: std::time::Duration::from_secs(3_600),
             ..switchyard::guard::GuardPolicy::default()

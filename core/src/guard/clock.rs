@@ -3,8 +3,9 @@
 //! first look every [`TICK`]; it parks after a second in which nobody looked and wakes on the
 //! next look, so an idle tracker pays nothing for it.
 //!
-//! Two uses: a Rhai script checks its deadline on *every* operation (one atomic load), and a
-//! guarded call's duration is the difference of two reads. A single short call usually reads
+//! Two uses: a Rhai script charges the time between its operations against its budget on
+//! *every* operation (one atomic load), and a guarded call's duration is the difference of two
+//! reads. A single short call usually reads
 //! 0, but the sum over many calls is an unbiased estimate of the time spent (a call of length
 //! `d` crosses `d / TICK` ticks on average), which is what time budgets add up.
 

@@ -4,7 +4,9 @@
 //! depth, string/array/map sizes, no `eval`, no modules, strict variables, and a wall-clock
 //! deadline checked from `on_progress` on *every* operation (Rhai has no timeout of its own;
 //! the check is one atomic read of the guard's coarse clock, so a single heavy operation
-//! cannot carry a call far past its budget). A script that fails, runs too long or returns
+//! cannot carry a call far past its budget). The time charged is the time between
+//! operations, each gap counted up to 2 ms: a call the OS preempted is not failed for the
+//! time it did not run. A script that fails, runs too long or returns
 //! the wrong type counts as "does not match" (filters) or fails the action; its kind's guard
 //! (`crate::guard`, applied by the registry) counts that and disables the kind on a failure
 //! or overrun ratio, until the file changes.
@@ -31,18 +33,52 @@ pub use factories::{
 };
 pub use view::ScriptClick;
 
+/// The most one gap between two operations counts towards a call's time: a thread the OS
+/// preempted for longer than this is not charged for the time it did not run.
+const MAX_STEP: u64 = 2_000_000;
+
+/// The running call's budget on the guard's clock: allowed, spent, and the clock when the
+/// last operation was seen (`allowed` is `u64::MAX` outside a call).
+#[derive(Clone, Copy)]
+struct Budget {
+    allowed: u64,
+    spent: u64,
+    seen: u64,
+}
+
 thread_local! {
-    /// When the running script call must stop, on the guard's clock (`u64::MAX`: no call).
-    static DEADLINE: Cell<u64> = const { Cell::new(u64::MAX) };
+    static BUDGET: Cell<Budget> = const {
+        Cell::new(Budget { allowed: u64::MAX, spent: 0, seen: 0 })
+    };
 }
 
 /// Runs `f` with the deadline armed for `budget`.
 pub(crate) fn with_deadline<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
-    let deadline = clock::now().saturating_add(clock::nanos(budget));
-    let outer = DEADLINE.with(|d| d.replace(deadline));
+    let armed = Budget {
+        allowed: clock::nanos(budget),
+        spent: 0,
+        seen: clock::now(),
+    };
+    let outer = BUDGET.with(|b| b.replace(armed));
     let result = f();
-    DEADLINE.with(|d| d.set(outer));
+    BUDGET.with(|b| b.set(outer));
     result
+}
+
+/// Called on every operation: charges the time since the last one (at most [`MAX_STEP`] per
+/// gap) and says whether the call has used up its budget.
+fn budget_spent() -> bool {
+    let now = clock::now();
+    BUDGET.with(|cell| {
+        let mut budget = cell.get();
+        if now == budget.seen {
+            return false;
+        }
+        budget.spent += now.saturating_sub(budget.seen).min(MAX_STEP);
+        budget.seen = now;
+        cell.set(budget);
+        budget.spent >= budget.allowed
+    })
 }
 
 /// Why a script could not be loaded or run.
@@ -75,8 +111,7 @@ pub fn hardened_engine() -> Engine {
         .set_strict_variables(true);
     engine.disable_symbol("eval");
     engine.on_progress(|_| {
-        let expired = clock::now() >= DEADLINE.with(Cell::get);
-        expired.then(|| Dynamic::from("the script ran past its time budget"))
+        budget_spent().then(|| Dynamic::from("the script ran past its time budget"))
     });
     engine.on_print(|text| tracing::info!(target: "switchyard::script", "{text}"));
     engine.on_debug(|text, source, position| {
