@@ -331,7 +331,7 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
             break errors;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(10),
             "the bad edit was not reported: {status}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -392,7 +392,9 @@ async fn edits_reload_and_bad_edits_change_nothing(backend: Backend) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            // Generous: the watcher's debounce plus a load, on a CI machine running the
+            // whole suite on two cores (3 s was once missed there).
+            started.elapsed() < Duration::from_secs(10),
             "the removal did not apply"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -694,6 +694,59 @@ fn action_replies_are_checked_and_see_the_click() {
 }
 
 #[test]
+fn a_failing_action_falls_back_to_the_default_stream() {
+    let dir = PluginDir::new();
+    let path = dir.install("switchyard-misbehaving", Variant::Default);
+    let plugin = dir.load(&path).unwrap();
+    let registry = registry_with(&[&plugin]);
+    let data = RoutingData {
+        campaigns: vec![campaign()],
+        streams: vec![
+            stream(
+                1,
+                StreamType::Regular,
+                &[],
+                "native:misbehaving_reply",
+                json!({"reply": "panic"}),
+            ),
+            stream(
+                2,
+                StreamType::Default,
+                &[],
+                "http",
+                json!("https://fallback.test/"),
+            ),
+        ],
+        ..RoutingData::default()
+    };
+    let snapshot = RoutingSnapshot::build(1, data, &registry);
+    assert!(snapshot.warnings.is_empty(), "{:?}", snapshot.warnings);
+    let env = TrafficEnv::in_memory("a test signing key of some length");
+    let visit = Visit::new("192.0.2.9".parse().unwrap(), "Mozilla/5.0 test");
+    let options = RouteOptions {
+        trace: true,
+        ..RouteOptions::default()
+    };
+    let result = route_click(
+        &env,
+        &snapshot,
+        snapshot.campaign_by_id(1).unwrap(),
+        &visit,
+        &options,
+    );
+    assert_eq!(redirect_url(&result), "https://fallback.test/");
+    assert_eq!(result.click.stream_id, Some(2));
+    assert!(
+        result
+            .log
+            .iter()
+            .any(|line| line == "Falling back to default stream #2"),
+        "{:?}",
+        result.log
+    );
+}
+
+#[test]
 fn a_library_whose_names_are_taken_registers_nothing() {
     let dir = PluginDir::new();
     let path = dir.install("switchyard-misbehaving", Variant::Default);
