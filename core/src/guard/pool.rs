@@ -177,18 +177,21 @@ impl UserCodePool {
             if queue.len() >= shared.capacity {
                 return Err(Unanswered::Full);
             }
+            // Counted before a worker can take (and count off) the job.
+            shared.outstanding.fetch_add(1, Ordering::SeqCst);
             queue.push_back(job);
         }
         shared.work.notify_one();
-        if shared.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
-            let idle = shared
-                .watchdog_idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if *idle {
-                shared.watchdog_wake.notify_one();
-            }
+        // Counted before the look, and the watchdog checks again under this lock before it
+        // waits: a wake-up cannot fall between its check and its wait.
+        let idle = shared
+            .watchdog_idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *idle {
+            shared.watchdog_wake.notify_one();
         }
+        drop(idle);
         Ok(rx)
     }
 
@@ -266,24 +269,28 @@ fn watchdog(shared: &Arc<Shared>) {
     let hang = clock::nanos(shared.policy.hang_after);
     let tick = (shared.policy.native_deadline / 4)
         .clamp(Duration::from_millis(1), Duration::from_millis(20));
-    loop {
-        let nothing_to_watch = shared.outstanding.load(Ordering::Relaxed) == 0
+    let nothing_to_watch = || {
+        shared.outstanding.load(Ordering::SeqCst) == 0
             && shared
                 .stuck
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .is_empty();
-        if nothing_to_watch {
+                .is_empty()
+    };
+    loop {
+        if nothing_to_watch() {
             let mut idle = shared
                 .watchdog_idle
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             *idle = true;
-            let (guard, _) = shared
-                .watchdog_wake
-                .wait_timeout(idle, Duration::from_secs(1))
-                .unwrap_or_else(|p| p.into_inner());
-            idle = guard;
+            if nothing_to_watch() {
+                idle = shared
+                    .watchdog_wake
+                    .wait_timeout(idle, Duration::from_secs(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
             *idle = false;
             continue;
         }

@@ -68,9 +68,10 @@ fn rare_failures_and_too_few_calls_do_not_disable() {
 #[test]
 fn overruns_are_counted_and_disable_by_their_ratio() {
     let guard = KindGuard::new("native:slow", "v1", &policy());
+    // Far past the budget: the coarse clock may lag a few ms on a loaded machine.
     for _ in 0..10 {
         let admitted = guard.admit().unwrap();
-        sleep(Duration::from_millis(8));
+        sleep(Duration::from_millis(25));
         guard.finish(admitted, None);
     }
     let status = guard.status();
