@@ -32,15 +32,6 @@ use super::slot::{SET_ASIDE, Slot, install};
 /// The most threads ever set aside over the process's life.
 pub const MAX_SET_ASIDE: u32 = 16;
 
-/// Why a job gave no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unanswered {
-    /// The queue is full or no thread is left.
-    Full,
-    /// The job's thread was set aside mid-call.
-    SetAside,
-}
-
 struct Job {
     run: Box<dyn FnOnce() + Send>,
     release: Box<dyn FnOnce() + Send>,
@@ -130,31 +121,35 @@ impl UserCodePool {
         let work = Arc::new(work);
         for _ in 0..2 {
             let job = work.clone();
-            match self.submit(move || job()) {
-                Ok(answer) => match answer.await {
-                    Ok(Ok(result)) => {
-                        self.shared.routed.fetch_add(1, Ordering::Relaxed);
-                        return result;
-                    }
-                    Ok(Err(Unanswered::Full)) | Err(_) => break,
-                    Ok(Err(Unanswered::SetAside)) => {
-                        self.shared.rerouted.fetch_add(1, Ordering::Relaxed);
-                    }
-                },
-                Err(Unanswered::Full) | Err(Unanswered::SetAside) => break,
+            let Some(answer) = self.submit(move || job()) else {
+                break;
+            };
+            match answer.await {
+                Ok(Some(result)) => {
+                    self.shared.routed.fetch_add(1, Ordering::Relaxed);
+                    return result;
+                }
+                // Its thread was set aside mid-call: route the click again.
+                Ok(None) => {
+                    self.shared.rerouted.fetch_add(1, Ordering::Relaxed);
+                }
+                // The job panicked (its answer's sender is gone).
+                Err(_) => break,
             }
         }
         self.shared.overflowed.fetch_add(1, Ordering::Relaxed);
         super::skip_user_code(|| work())
     }
 
+    /// Queues `work`; `None` when the queue is full or no thread is left. The answer is
+    /// `None` when the job's thread was set aside mid-call.
     fn submit<R: Send + 'static>(
         &self,
         work: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<R, Unanswered>>, Unanswered> {
+    ) -> Option<tokio::sync::oneshot::Receiver<Option<R>>> {
         let shared = &self.shared;
         if shared.live_threads.load(Ordering::Relaxed) == 0 {
-            return Err(Unanswered::Full);
+            return None;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sender = Arc::new(Mutex::new(Some(tx)));
@@ -163,19 +158,19 @@ impl UserCodePool {
             run: Box::new(move || {
                 let result = work();
                 if let Some(tx) = answer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = tx.send(Ok(result));
+                    let _ = tx.send(Some(result));
                 }
             }),
             release: Box::new(move || {
                 if let Some(tx) = sender.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = tx.send(Err(Unanswered::SetAside));
+                    let _ = tx.send(None);
                 }
             }),
         };
         {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if queue.len() >= shared.capacity {
-                return Err(Unanswered::Full);
+                return None;
             }
             // Counted before a worker can take (and count off) the job.
             shared.outstanding.fetch_add(1, Ordering::SeqCst);
@@ -192,7 +187,7 @@ impl UserCodePool {
             shared.watchdog_wake.notify_one();
         }
         drop(idle);
-        Ok(rx)
+        Some(rx)
     }
 
     pub fn status(&self) -> PoolStatus {

@@ -168,6 +168,10 @@ pub struct CampaignRoute {
     pub forced: Vec<StreamRoute>,
     pub regular: Vec<StreamRoute>,
     pub default: Vec<StreamRoute>,
+    /// A click of this campaign may run user code (a stream, landing or offer of script or
+    /// native origin, or a `campaign` action while any campaign uses user code), so it is
+    /// routed on the user-code pool (see `crate::guard`).
+    pub user_code: bool,
 }
 
 impl CampaignRoute {
@@ -187,8 +191,6 @@ pub struct RoutingSnapshot {
     landings: HashMap<i64, TargetRoute>,
     offers: HashMap<i64, TargetRoute>,
     traffic_sources: HashMap<i64, String>,
-    /// Campaigns whose clicks may run user code.
-    user_code: std::collections::HashSet<i64>,
     /// Problems met while building (streams that cannot run), for /health and the logs.
     pub warnings: Vec<String>,
 }
@@ -274,6 +276,7 @@ impl RoutingSnapshot {
                     .push(stream);
             }
         }
+        let mut routes = Vec::new();
         for campaign in data.campaigns {
             if campaign.state != ObjectState::Active {
                 continue;
@@ -286,6 +289,7 @@ impl RoutingSnapshot {
                 forced: Vec::new(),
                 regular: Vec::new(),
                 default: Vec::new(),
+                user_code: false,
             };
             for stream in streams {
                 let compiled = compile_stream(stream, registry, &snapshot, &mut warnings);
@@ -295,9 +299,17 @@ impl RoutingSnapshot {
                     StreamType::Default => route.default.push(compiled),
                 }
             }
-            if route.streams().any(|s| s.user_code) {
-                snapshot.user_code.insert(route.campaign.id);
-            }
+            let user_code = route.streams().any(|s| s.user_code);
+            route.user_code = user_code;
+            routes.push(route);
+        }
+        // A campaign that hands clicks to another campaign may reach user code there.
+        let any_user_code = routes.iter().any(|route| route.user_code);
+        for mut route in routes {
+            let forwards = route
+                .streams()
+                .any(|s| s.action.is_some() && s.stream.action_type == "campaign");
+            route.user_code |= any_user_code && forwards;
             let route = Arc::new(route);
             snapshot
                 .by_alias
@@ -307,28 +319,8 @@ impl RoutingSnapshot {
                 .insert(route.campaign.token.clone(), route.clone());
             snapshot.by_id.insert(route.campaign.id, route);
         }
-        // A campaign that hands clicks to another campaign may reach user code there.
-        if !snapshot.user_code.is_empty() {
-            let forwarding: Vec<i64> = snapshot
-                .by_id
-                .values()
-                .filter(|route| {
-                    route
-                        .streams()
-                        .any(|s| s.action.is_some() && s.stream.action_type == "campaign")
-                })
-                .map(|route| route.campaign.id)
-                .collect();
-            snapshot.user_code.extend(forwarding);
-        }
         snapshot.warnings = warnings;
         snapshot
-    }
-
-    /// Whether a click of this campaign may run user code (so it is routed on the user-code
-    /// pool, see `crate::guard`).
-    pub fn runs_user_code(&self, campaign_id: i64) -> bool {
-        self.user_code.contains(&campaign_id)
     }
 
     pub fn campaign_by_alias(&self, alias: &str) -> Option<&Arc<CampaignRoute>> {

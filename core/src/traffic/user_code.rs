@@ -25,7 +25,7 @@ impl ClickRouter<'_> {
         options: &RouteOptions,
     ) -> RouteResult {
         let campaign_id = route.campaign.id;
-        if !self.snapshot.runs_user_code(campaign_id) {
+        if !route.user_code {
             return route_click(self.env, self.snapshot, route, visit, options);
         }
         let (env, snapshot, visit, options) = (
@@ -51,7 +51,11 @@ impl ClickRouter<'_> {
         visit: &Arc<Visit>,
         offer_id: Option<i64>,
     ) -> Option<RouteResult> {
-        if !self.snapshot.runs_user_code(token.campaign_id) {
+        let user_code = self
+            .snapshot
+            .campaign_by_id(token.campaign_id)
+            .is_some_and(|route| route.user_code);
+        if !user_code {
             return route_landing_click(self.env, self.snapshot, token, visit, offer_id);
         }
         let (env, snapshot, visit, token) = (
